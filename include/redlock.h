@@ -1,0 +1,347 @@
+/*
+ * libredlock: mutual exclusion across processes and machines through Redis.
+ *
+ * A lock is a Redis key whose value is the holder's random token:
+ * SET key token NX PX ttl takes it, a token-checked Lua script releases or
+ * extends it, and a watchdog thread can keep it alive.  With N independent
+ * Redis masters the same operations run on all of them concurrently and the
+ * lock is held only with a majority (the Redlock algorithm); one node is
+ * simply N = 1.
+ *
+ *     redlock_client *c = redlock_connect(urls, 1, NULL, &st);
+ *     redlock_lock *l;
+ *     if (redlock_acquire(c, "job:nightly", 30000, 0, &l) == REDLOCK_OK) {
+ *         redlock_keepalive(l);        // renewed every ttl/3 until released
+ *         do_work();                   // check redlock_held(l) when it matters
+ *         redlock_release(l);          // frees l, whatever it returns
+ *     }
+ *     redlock_client_free(c);
+ *
+ * Conventions, true of every function below:
+ *  - Durations are milliseconds: int64_t in calls, int in options.
+ *  - Nothing is printed, nothing aborts, no process-wide state is changed
+ *    (signal dispositions included).  A failing call returns a status and
+ *    leaves a detail message for redlock_last_error() in the calling thread.
+ *  - Messages never contain a password.
+ *  - Every call that talks to Redis is bounded by the connect and I/O
+ *    timeouts, except a wait the caller asked to last forever.
+ *
+ * Threads: a redlock_client is safe to share between threads.  A
+ * redlock_lock handle belongs to one thread at a time, except that
+ * redlock_held() and redlock_validity_ms() may be called from any thread
+ * while the watchdog works on the lock.
+ *
+ * Signals: the library writes to sockets with MSG_NOSIGNAL, so a closed
+ * connection never raises SIGPIPE, and the watchdog thread blocks every
+ * asynchronous signal so that it never steals one meant for the host.
+ * Calls are not async-signal-safe.
+ *
+ * fork(): a child process may not use a client or lock created before the
+ * fork (their sockets and threads belong to the parent); it may create new
+ * ones.  Sockets are close-on-exec, so a child that execs inherits none.
+ */
+#ifndef REDLOCK_H
+#define REDLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(REDLOCK_STATIC)
+#define REDLOCK_API
+#elif defined(REDLOCK_BUILDING)
+#define REDLOCK_API __attribute__((visibility("default")))
+#else
+#define REDLOCK_API
+#endif
+
+#define REDLOCK_VERSION_MAJOR 0
+#define REDLOCK_VERSION_MINOR 1
+#define REDLOCK_VERSION_PATCH 0
+#define REDLOCK_VERSION_STRING "0.1.0"
+/* Comparable number: (major << 16) | (minor << 8) | patch. */
+#define REDLOCK_VERSION_NUMBER                                               \
+    ((REDLOCK_VERSION_MAJOR << 16) | (REDLOCK_VERSION_MINOR << 8) |          \
+     REDLOCK_VERSION_PATCH)
+
+/* wait_ms for redlock_acquire(): wait until the lock is free, however long. */
+#define REDLOCK_WAIT_FOREVER ((int64_t)-1)
+
+/* The largest ttl_ms accepted: 2^40 ms, about 34 years. */
+#define REDLOCK_TTL_MAX ((int64_t)1 << 40)
+
+/* The most Redis nodes one client may use. */
+#define REDLOCK_MAX_NODES 32
+
+/*
+ * Status codes, made with their messages from one list (see
+ * redlock_strerror()).  XX(NAME, value, message).
+ */
+#define REDLOCK_STATUS_MAP(XX)                                                \
+    XX(OK, 0, "success")                                                      \
+    XX(BUSY, 1, "the lock is held by another owner")                          \
+    XX(NOT_HELD, 2, "the lock is not held by this token")                     \
+    XX(IO, 3, "Redis unreachable, timed out, or too few nodes answered")      \
+    XX(SERVER, 4, "Redis answered with an error")                             \
+    XX(AUTH, 5, "authentication refused by Redis")                            \
+    XX(INVALID, 6, "invalid argument, URL or option")                         \
+    XX(NOMEM, 7, "out of memory")
+
+typedef enum redlock_status {
+#define REDLOCK_STATUS_ENUM_(name, value, msg) REDLOCK_##name = value,
+    REDLOCK_STATUS_MAP(REDLOCK_STATUS_ENUM_)
+#undef REDLOCK_STATUS_ENUM_
+} redlock_status;
+/*
+ * What each status means:
+ *  REDLOCK_OK        success.
+ *  REDLOCK_BUSY      held by another token: a try failed, the wait ran out,
+ *                    or other holders took the votes.
+ *  REDLOCK_NOT_HELD  our token is gone: expired, released or taken over.
+ *  REDLOCK_IO        unreachable, timed out, too few nodes answered for a
+ *                    quorum, or no validity left after a slow quorum.
+ *  REDLOCK_SERVER    Redis answered with an error (WRONGTYPE, OOM,
+ *                    READONLY...), or the key is not a lock (wrong type).
+ *  REDLOCK_AUTH      NOAUTH, WRONGPASS, or a refused ACL user.
+ *  REDLOCK_INVALID   a bad argument, URL or option.
+ *  REDLOCK_NOMEM     an allocation failed; nothing was lost.
+ */
+
+/* A connection to 1..REDLOCK_MAX_NODES Redis nodes.  Opaque. */
+typedef struct redlock_client redlock_client;
+/* One held (or formerly held) lock.  Opaque. */
+typedef struct redlock_lock redlock_lock;
+
+typedef struct redlock_options {
+    /* Bound on opening one connection, TCP and handshake. [2000] */
+    int connect_timeout_ms;
+    /* Bound on one request/reply exchange. [2000] */
+    int io_timeout_ms;
+    /* Bound on each node's answer within a quorum operation; the Redlock
+     * paper advises one much shorter than the ttl. [0 = io_timeout_ms] */
+    int node_timeout_ms;
+    /* Delay between tries while waiting, jittered by +-50 %. [100] */
+    int retry_delay_ms;
+    /* Clock drift allowance: validity = ttl - elapsed - (ttl * drift + 2).
+     * Must lie in [0, 0.5). [0.01] */
+    double drift_factor;
+    /* The watchdog renews every ttl/3, but not more often than this, and
+     * never less often than every ttl/2. [5000] */
+    int renew_floor_ms;
+    /* Total time a kept-alive lock may be held; once reached the watchdog
+     * stops renewing and the lock is lost when its validity ends.
+     * [0 = no cap] */
+    int max_hold_ms;
+    /* Non-zero: each acquire also increments the counter key "<key>:fence"
+     * and redlock_fence() returns the new value.  Single node only: with
+     * N > 1 each node counts on its own, and per-node counters are no
+     * fencing token. [0] */
+    int fencing;
+    /* After an acquire or extend, WAIT until this many replicas have the
+     * write (within io_timeout_ms); fewer is a failure of that node. [0] */
+    int min_replicas;
+    /* Called on the watchdog thread, once, when a kept-alive lock is found
+     * lost.  It must return quickly and must not free or release the lock;
+     * it may read it (redlock_key(), redlock_token()...). [NULL] */
+    void (*on_lost)(const redlock_lock *lock, void *arg);
+    void *on_lost_arg;
+} redlock_options;
+
+/*
+ * Fill *opts with the defaults shown in brackets above.  NULL is ignored.
+ * Thread-safe.
+ */
+REDLOCK_API void redlock_options_init(redlock_options *opts);
+
+/*
+ * Connect to n Redis nodes (1 for a plain single node, an odd N >= 3 for
+ * Redlock).  URLs:
+ *     redis://[[user][:password]@]host[:port][/db]       host may be [::1]
+ *     unix://[[user][:password]@]/path/to/socket[?db=N]
+ * user and password are percent-decoded; port is 1..65535 (default 6379);
+ * db is a non-negative number (default 0).  AUTH and SELECT run on every
+ * new connection, reconnects included.  The URL strings are copied.
+ *
+ * opts may be NULL for the defaults; it is copied.
+ *
+ * Succeeds when a quorum (n/2 + 1) of the nodes answered; the others are
+ * retried on later calls.
+ *
+ * Returns a client the caller owns (free with redlock_client_free()), or
+ * NULL with *status (if status is not NULL) set to:
+ *   REDLOCK_INVALID  urls NULL, n outside 1..REDLOCK_MAX_NODES, a malformed
+ *                    URL (the message says which part), a timeout <= 0, a
+ *                    negative count, a drift outside [0, 0.5), or fencing
+ *                    with n > 1;
+ *   REDLOCK_IO       too few nodes reachable within the timeouts;
+ *   REDLOCK_AUTH     a node refused the credentials (or wants some);
+ *   REDLOCK_SERVER   a node refused SELECT or the script load;
+ *   REDLOCK_NOMEM.
+ * On success *status is REDLOCK_OK.  Thread-safe.
+ */
+REDLOCK_API redlock_client *redlock_connect(const char *const *urls, size_t n,
+                                            const redlock_options *opts,
+                                            redlock_status *status);
+
+/*
+ * Stop the watchdog, release (best effort, bounded by the timeouts) every
+ * lock of this client that is still held, free all their handles, close the
+ * connections and free the client.  NULL is a no-op.  No other thread may
+ * use the client or its locks during or after this call.
+ */
+REDLOCK_API void redlock_client_free(redlock_client *c);
+
+/*
+ * Take the lock on key with a new random token (128 bits from the system's
+ * random source, printed as 36 characters).
+ *
+ * ttl_ms: 1..REDLOCK_TTL_MAX.  wait_ms: 0 tries once; > 0 retries until
+ * that much time has passed; REDLOCK_WAIT_FOREVER retries until it gets it
+ * or a failure other than BUSY occurs.
+ *
+ * On REDLOCK_OK, *lock is a handle the caller owns: end it with
+ * redlock_release() or redlock_detach() (or redlock_client_free()).
+ * Otherwise *lock is set to NULL.
+ *
+ * Returns REDLOCK_OK; REDLOCK_BUSY (held elsewhere; after the wait);
+ * REDLOCK_IO; REDLOCK_SERVER (an error reply, or key holds another type);
+ * REDLOCK_AUTH; REDLOCK_INVALID (NULL c, key or lock, empty key, ttl or
+ * wait out of range); REDLOCK_NOMEM.  Partial keys of a failed attempt are
+ * deleted on every node.  Thread-safe on a shared client.
+ */
+REDLOCK_API redlock_status redlock_acquire(redlock_client *c, const char *key,
+                                           int64_t ttl_ms, int64_t wait_ms,
+                                           redlock_lock **lock);
+
+/*
+ * redlock_acquire() with the caller's token (a non-empty string, copied).
+ * Two acquires with one token do not exclude each other: the token is the
+ * identity of the holder.
+ */
+REDLOCK_API redlock_status redlock_acquire_as(redlock_client *c,
+                                              const char *key,
+                                              const char *token,
+                                              int64_t ttl_ms, int64_t wait_ms,
+                                              redlock_lock **lock);
+
+/*
+ * A handle for a lock that token holds now, taken elsewhere (for example by
+ * `redlock acquire`).  Its validity comes from the key's remaining ttl, and
+ * so does the ttl the watchdog renews it with, until redlock_extend() sets
+ * another.  On REDLOCK_OK *lock is owned by the caller, as for
+ * redlock_acquire(); otherwise it is NULL.
+ *
+ * Returns REDLOCK_OK; REDLOCK_NOT_HELD (token does not hold key on a
+ * quorum); REDLOCK_IO; REDLOCK_SERVER; REDLOCK_AUTH; REDLOCK_INVALID (NULL
+ * or empty argument); REDLOCK_NOMEM.  Thread-safe on a shared client.
+ */
+REDLOCK_API redlock_status redlock_adopt(redlock_client *c, const char *key,
+                                         const char *token,
+                                         redlock_lock **lock);
+
+/*
+ * Who holds key.  On REDLOCK_OK the holder's token is copied into buf
+ * (NUL-terminated; buf may be NULL when len is 0) and its remaining ttl is
+ * stored in *pttl_ms (may be NULL; -1 when the key has no expiry).
+ *
+ * Returns REDLOCK_OK; REDLOCK_NOT_HELD (free: no token holds a quorum);
+ * REDLOCK_INVALID (NULL c or key, empty key, or buf too small for the
+ * token: nothing is copied, call again with more room); REDLOCK_IO;
+ * REDLOCK_SERVER (key of another type); REDLOCK_AUTH; REDLOCK_NOMEM.
+ * Thread-safe on a shared client.
+ */
+REDLOCK_API redlock_status redlock_inspect(redlock_client *c, const char *key,
+                                           char *buf, size_t len,
+                                           int64_t *pttl_ms);
+
+/*
+ * Hand the lock to the client's watchdog thread (started on first use),
+ * which extends it every ttl/3 (not more often than renew_floor_ms, never
+ * less often than ttl/2) until it is released or detached, max_hold_ms is
+ * reached, or it is lost.  A renewal that finds another value or no key
+ * marks the lock lost at once; I/O failures are retried until the validity
+ * runs out.  Loss shows in redlock_held() and redlock_validity_ms() and
+ * calls on_lost once.  Calling it again is harmless.
+ *
+ * Returns REDLOCK_OK; REDLOCK_NOT_HELD (already lost); REDLOCK_INVALID
+ * (NULL); REDLOCK_NOMEM (the thread or its heap could not be made).
+ */
+REDLOCK_API redlock_status redlock_keepalive(redlock_lock *lock);
+
+/*
+ * Extend the lock once: if our token still holds the key, its ttl becomes
+ * ttl_ms (1..REDLOCK_TTL_MAX) on a quorum, and so does the ttl later
+ * renewals use.  On REDLOCK_NOT_HELD the lock is marked lost (no on_lost
+ * call: the caller learns it here).
+ *
+ * Returns REDLOCK_OK; REDLOCK_NOT_HELD; REDLOCK_IO (the lock may still be
+ * held until its validity ends); REDLOCK_SERVER; REDLOCK_AUTH;
+ * REDLOCK_INVALID (NULL lock, ttl out of range).
+ */
+REDLOCK_API redlock_status redlock_extend(redlock_lock *lock, int64_t ttl_ms);
+
+/*
+ * Stop keeping the lock alive, delete the key on every node where our token
+ * still holds it, and free the handle: always, even when an error is
+ * returned.  A key that could not be reached is deleted (token-checked) on
+ * the next contact with its node.
+ *
+ * Returns REDLOCK_OK; REDLOCK_NOT_HELD (our token was already gone: the
+ * critical section may have overlapped another holder); REDLOCK_IO;
+ * REDLOCK_SERVER; REDLOCK_AUTH; REDLOCK_INVALID (NULL lock).
+ */
+REDLOCK_API redlock_status redlock_release(redlock_lock *lock);
+
+/*
+ * Stop keeping the lock alive and free the handle, leaving the lock in
+ * Redis until its ttl ends.  NULL is a no-op.
+ */
+REDLOCK_API void redlock_detach(redlock_lock *lock);
+
+/*
+ * 1 while the lock is believed held; 0 once it is known lost, or for NULL.
+ * Any thread may call it.
+ */
+REDLOCK_API int redlock_held(const redlock_lock *lock);
+
+/*
+ * Milliseconds of guaranteed ownership left, by the local monotonic clock
+ * (ttl minus the time the last acquire or extend took, minus the drift
+ * allowance).  0 when lost, or for NULL.  Any thread may call it.
+ */
+REDLOCK_API int64_t redlock_validity_ms(const redlock_lock *lock);
+
+/* The lock's token and key: NUL-terminated, owned by the handle, valid
+ * until it is freed.  NULL for NULL. */
+REDLOCK_API const char *redlock_token(const redlock_lock *lock);
+REDLOCK_API const char *redlock_key(const redlock_lock *lock);
+
+/*
+ * The fencing number taken with the lock when the client has fencing on:
+ * strictly greater than that of every earlier holder of the key.  0
+ * without fencing, for adopted locks, or for NULL.
+ */
+REDLOCK_API int64_t redlock_fence(const redlock_lock *lock);
+
+/* A fixed English sentence for a status ("unknown status" for others).
+ * Never NULL, static storage.  Thread-safe. */
+REDLOCK_API const char *redlock_strerror(redlock_status status);
+
+/*
+ * The calling thread's last failure in detail (host, port, what Redis
+ * said, which argument was wrong), or "" if none.  Thread-local storage,
+ * valid until this thread's next libredlock call.  Never a password.
+ */
+REDLOCK_API const char *redlock_last_error(void);
+
+/* The library's version at run time, "MAJOR.MINOR.PATCH".  Static. */
+REDLOCK_API const char *redlock_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* REDLOCK_H */

@@ -1,0 +1,208 @@
+/* The client: options, connecting to the nodes, and tearing down. */
+#include "internal.h"
+
+#include <hiredis/hiredis.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void redlock_options_init(redlock_options *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->connect_timeout_ms = 2000;
+    o->io_timeout_ms = 2000;
+    o->node_timeout_ms = 0;
+    o->retry_delay_ms = 100;
+    o->drift_factor = 0.01;
+    o->renew_floor_ms = 5000;
+    o->max_hold_ms = 0;
+    o->fencing = 0;
+    o->min_replicas = 0;
+}
+
+static redlock_status check_options(const redlock_options *o, size_t n)
+{
+    if (o->connect_timeout_ms <= 0)
+        return redlock__fail(REDLOCK_INVALID,
+                             "connect_timeout_ms must be > 0 (got %d)",
+                             o->connect_timeout_ms);
+    if (o->io_timeout_ms <= 0)
+        return redlock__fail(REDLOCK_INVALID,
+                             "io_timeout_ms must be > 0 (got %d)",
+                             o->io_timeout_ms);
+    if (o->node_timeout_ms < 0)
+        return redlock__fail(REDLOCK_INVALID,
+                             "node_timeout_ms must be >= 0 (got %d)",
+                             o->node_timeout_ms);
+    if (o->retry_delay_ms <= 0)
+        return redlock__fail(REDLOCK_INVALID,
+                             "retry_delay_ms must be > 0 (got %d)",
+                             o->retry_delay_ms);
+    if (!(o->drift_factor >= 0.0 && o->drift_factor < 0.5))
+        return redlock__fail(REDLOCK_INVALID,
+                             "drift_factor must lie in [0, 0.5) (got %g)",
+                             o->drift_factor);
+    if (o->renew_floor_ms < 0)
+        return redlock__fail(REDLOCK_INVALID,
+                             "renew_floor_ms must be >= 0 (got %d)",
+                             o->renew_floor_ms);
+    if (o->max_hold_ms < 0)
+        return redlock__fail(REDLOCK_INVALID,
+                             "max_hold_ms must be >= 0 (got %d)",
+                             o->max_hold_ms);
+    if (o->min_replicas < 0)
+        return redlock__fail(REDLOCK_INVALID,
+                             "min_replicas must be >= 0 (got %d)",
+                             o->min_replicas);
+    if (o->fencing && n > 1)
+        return redlock__fail(REDLOCK_INVALID,
+                             "fencing needs a single node: with %zu nodes "
+                             "each keeps its own counter, which is no "
+                             "fencing token",
+                             n);
+    return REDLOCK_OK;
+}
+
+/* Open the first connection of every node and load the scripts there, so
+ * that the first lock operation pays no EVAL and a wrong password shows at
+ * connect.  Returns how many nodes are up; *worst and msg describe the
+ * first failure, a refusal of credentials preferred as the one to fix. */
+static int prime_nodes(redlock_client *c, redlock_status *worst, char *msg,
+                       size_t msglen)
+{
+    enum { NS = 4 };
+    redlock__call calls[REDLOCK_MAX_NODES][NS];
+    redlock__batch b[REDLOCK_MAX_NODES];
+    memset(calls, 0, sizeof calls);
+    memset(b, 0, sizeof b);
+    for (int i = 0; i < c->nnodes; i++) {
+        for (size_t k = 0; k < redlock__nscripts && k < NS; k++) {
+            redlock__call *cl = &calls[i][k];
+            cl->argc = 3;
+            cl->argv[0] = "SCRIPT";
+            cl->argv[1] = "LOAD";
+            cl->argv[2] = redlock__scripts[k]->body;
+            for (int a = 0; a < 3; a++)
+                cl->argvlen[a] = strlen(cl->argv[a]);
+        }
+        b[i].node = &c->nodes[i];
+        b[i].calls = calls[i];
+        b[i].ncalls = (int)redlock__nscripts;
+    }
+    int64_t dl = redlock__now_ns() + ((int64_t)c->opts.connect_timeout_ms +
+                                      c->opts.io_timeout_ms) * 1000000;
+    redlock__exchange(b, c->nnodes, dl);
+
+    int up = 0;
+    *worst = REDLOCK_OK;
+    for (int i = 0; i < c->nnodes; i++) {
+        redlock_status st = b[i].st;
+        char err[sizeof b[i].err + 64];
+        snprintf(err, sizeof err, "%s", b[i].err);
+        for (int k = 0; st == REDLOCK_OK && k < b[i].ncalls; k++) {
+            redisReply *r = calls[i][k].reply;
+            if (r->type == REDIS_REPLY_ERROR) {
+                st = redlock__reply_error_status(r);
+                snprintf(err, sizeof err, "%.120s: SCRIPT LOAD refused: %.100s",
+                         b[i].node->name, r->str);
+            }
+        }
+        if (st == REDLOCK_OK) {
+            up++;
+        } else if (*worst == REDLOCK_OK || *worst == REDLOCK_IO) {
+            *worst = st;
+            snprintf(msg, msglen, "%s", err);
+        }
+    }
+    redlock__batches_clear(b, c->nnodes);
+    return up;
+}
+
+redlock_client *redlock_connect(const char *const *urls, size_t n,
+                                const redlock_options *opts,
+                                redlock_status *status)
+{
+    redlock_status dummy;
+    if (!status)
+        status = &dummy;
+    redlock__clear_error();
+    if (!urls || n < 1 || n > REDLOCK_MAX_NODES) {
+        *status = redlock__fail(REDLOCK_INVALID,
+                                "need 1..%d node URLs (got %zu%s)",
+                                REDLOCK_MAX_NODES, n, urls ? "" : ", NULL");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!urls[i]) {
+            *status = redlock__fail(REDLOCK_INVALID, "URL %zu is NULL", i);
+            return NULL;
+        }
+
+    redlock_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        *status = redlock__fail(REDLOCK_NOMEM, "out of memory");
+        return NULL;
+    }
+    if (opts)
+        c->opts = *opts;
+    else
+        redlock_options_init(&c->opts);
+    if ((*status = check_options(&c->opts, n)) != REDLOCK_OK) {
+        free(c);
+        return NULL;
+    }
+    if (c->opts.node_timeout_ms == 0)
+        c->opts.node_timeout_ms = c->opts.io_timeout_ms;
+    c->nodes = calloc(n, sizeof *c->nodes);
+    if (!c->nodes) {
+        free(c);
+        *status = redlock__fail(REDLOCK_NOMEM, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->wd_mu, NULL);
+    for (size_t i = 0; i < n; i++) {
+        if ((*status = redlock__node_init(&c->nodes[i], urls[i], &c->opts)) !=
+            REDLOCK_OK) {
+            redlock_client_free(c);
+            return NULL;
+        }
+        c->nnodes++;
+    }
+    c->quorum = c->nnodes / 2 + 1;
+
+    redlock_status worst;
+    char msg[512] = "";
+    int up = prime_nodes(c, &worst, msg, sizeof msg);
+    if (up < c->quorum) {
+        if (c->nnodes == 1)
+            *status = redlock__fail(worst, "%s", msg);
+        else
+            *status = redlock__fail(worst,
+                                    "only %d of %d nodes reachable, %d needed"
+                                    " (%s)",
+                                    up, c->nnodes, c->quorum, msg);
+        redlock_client_free(c);
+        return NULL;
+    }
+    *status = REDLOCK_OK;
+    redlock__clear_error();
+    return c;
+}
+
+void redlock_client_free(redlock_client *c)
+{
+    if (!c)
+        return;
+    redlock__watchdog_stop(c);
+    redlock__release_all(c);
+    for (int i = 0; i < c->nnodes; i++)
+        redlock__node_destroy(&c->nodes[i]);
+    free(c->nodes);
+    pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->wd_mu);
+    free(c);
+}

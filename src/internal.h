@@ -1,0 +1,254 @@
+/*
+ * Shared internals of libredlock.  Nothing here is exported: every name is
+ * static or redlock__-prefixed so that a vendored static archive cannot
+ * clash with its host.
+ */
+#ifndef REDLOCK_INTERNAL_H
+#define REDLOCK_INTERNAL_H
+
+#include "redlock.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct redisContext;
+struct redisReply;
+
+/* ---- error.c: the thread's last error ---------------------------------- */
+
+/* Record a detail message for redlock_last_error() and return st, so that
+ * failures read `return redlock__fail(REDLOCK_INVALID, "...", ...);`. */
+redlock_status redlock__fail(redlock_status st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void redlock__clear_error(void);
+
+/* ---- clock.c: monotonic time, sleeping, jitter ------------------------- */
+
+int64_t redlock__now_ns(void);
+int64_t redlock__now_ms(void);
+/* Sleep until the monotonic deadline (ns), restarting after signals. */
+void redlock__sleep_until_ns(int64_t deadline_ns);
+/* A uniformly random number in [lo, hi] from a per-thread generator seeded
+ * by the system's random source (jitter only, never tokens). */
+int64_t redlock__random_between(int64_t lo, int64_t hi);
+
+/* ---- timing.c: interval and validity arithmetic (pure) ----------------- */
+
+/* The watchdog's renewal interval for a lock of ttl_ms: ttl/3, not below
+ * floor_ms, never above ttl/2 (and at least 1 ms). */
+int64_t redlock__renew_interval_ms(int64_t ttl_ms, int64_t floor_ms);
+/* The drift allowance of a ttl: ttl * drift_factor + 2 ms, rounded up. */
+int64_t redlock__drift_ms(int64_t ttl_ms, double drift_factor);
+/* Monotonic ms at which ownership of a lock set at start_ms with ttl_ms
+ * ends: start + ttl - drift. */
+int64_t redlock__validity_end_ms(int64_t start_ms, int64_t ttl_ms,
+                                 double drift_factor);
+/* Jittered delay: delay_ms +- 50 %, at least 1 ms. */
+int64_t redlock__jitter_ms(int64_t delay_ms);
+
+/* ---- uri.c: URL parsing (pure) ----------------------------------------- */
+
+typedef struct redlock__url {
+    int is_unix;    /* 1 for unix://, 0 for redis:// */
+    char *host;     /* redis://: host name or IP literal, brackets removed */
+    int port;       /* redis://: 1..65535, default 6379 */
+    char *path;     /* unix://: absolute socket path */
+    char *user;     /* percent-decoded ACL user, NULL when absent */
+    char *password; /* percent-decoded password, NULL when absent */
+    int db;         /* >= 0, default 0 */
+} redlock__url;
+
+/* Parse url into *out (all strings malloc'd, free with redlock__url_clear).
+ * On failure *out is left cleared and the status is REDLOCK_INVALID (with a
+ * message naming the wrong part, password masked) or REDLOCK_NOMEM. */
+redlock_status redlock__url_parse(const char *url, redlock__url *out);
+void redlock__url_clear(redlock__url *u);
+/* "host:port", "[v6]:port" or "unix:/path" for messages: never secrets. */
+void redlock__url_describe(const redlock__url *u, char *buf, size_t len);
+
+/* ---- resp.c: RESP command formatting (pure) ---------------------------- */
+
+typedef struct redlock__buf {
+    char *data;
+    size_t len, cap;
+} redlock__buf;
+
+/* Append one command in RESP (binary-safe: lengths, never a format).
+ * Returns 0, or -1 when out of memory (buf unchanged). */
+int redlock__resp_append(redlock__buf *b, int argc, const char *const *argv,
+                         const size_t *argvlen);
+void redlock__buf_free(redlock__buf *b);
+
+/* ---- scripts.c: the Lua scripts ---------------------------------------- */
+
+typedef struct redlock__script {
+    const char *name; /* for messages */
+    const char *body;
+    const char *sha;  /* 40 hex digits */
+    int numkeys;
+} redlock__script;
+
+extern const redlock__script redlock__script_release;
+extern const redlock__script redlock__script_extend;
+extern const redlock__script redlock__script_acquire_fenced;
+extern const redlock__script redlock__script_inspect;
+extern const redlock__script *const redlock__scripts[];
+extern const size_t redlock__nscripts;
+
+/* ---- node.c: one Redis node, its connection pool and ghost tokens ------ */
+
+typedef struct redlock__conn {
+    struct redisContext *ctx;
+    redlock__buf out; /* commands not yet sent */
+    size_t sent;      /* bytes of out already written */
+} redlock__conn;
+
+typedef struct redlock__ghost {
+    char *key;
+    char *token;
+    size_t keylen;
+    struct redlock__ghost *next;
+} redlock__ghost;
+
+typedef struct redlock__node {
+    redlock__url url;
+    char name[300]; /* redlock__url_describe(), for messages */
+    const redlock_options *opts;
+
+    pthread_mutex_t mu; /* guards idle[], nidle, ghosts */
+    redlock__conn **idle;
+    int nidle, idle_cap;
+    redlock__ghost *ghosts;
+    int nghosts;
+} redlock__node;
+
+redlock_status redlock__node_init(redlock__node *n, const char *url,
+                                  const redlock_options *opts);
+void redlock__node_destroy(redlock__node *n);
+/* A ready connection (pooled, or new with AUTH/SELECT replayed), or NULL
+ * with the status (and last error) set.  deadline_ns bounds a new one. */
+redlock__conn *redlock__node_get(redlock__node *n, int64_t deadline_ns,
+                                 redlock_status *st);
+/* Give the connection back; broken != 0 (or a failed context) frees it. */
+void redlock__node_put(redlock__node *n, redlock__conn *c, int broken);
+/* Remember a token whose SET (or DEL) may have been applied without our
+ * knowing; it is deleted, token-checked, on the next contact. */
+void redlock__node_add_ghost(redlock__node *n, const char *key, size_t keylen,
+                             const char *token);
+void redlock__conn_free(redlock__conn *c);
+
+/* ---- io.c and quorum.c: commands to N nodes at once -------------------- */
+
+#define REDLOCK__MAX_ARGS 8
+
+/* One command to one node, and its reply. */
+typedef struct redlock__call {
+    const redlock__script *script; /* EVALSHA with EVAL fallback, or NULL */
+    int argc; /* for scripts: keys then args, without EVALSHA/sha/numkeys */
+    const char *argv[REDLOCK__MAX_ARGS];
+    size_t argvlen[REDLOCK__MAX_ARGS];
+    struct redisReply *reply; /* owned; NULL when no answer came */
+} redlock__call;
+
+/* The calls for one node and how they went. */
+typedef struct redlock__batch {
+    redlock__node *node;
+    redlock__call *calls;
+    int ncalls;
+    redlock_status st; /* OK: every call has a reply (maybe an error one) */
+    int uncertain; /* failed after sending: the server may have applied it */
+    char err[200]; /* detail when st != OK */
+    /* private to io.c / quorum.c */
+    redlock__conn *conn;
+    int pending; /* replies still expected this round */
+    int cursor;  /* the next call whose reply is NULL */
+} redlock__batch;
+
+/* Append a call in RESP to the connection: EVALSHA (or EVAL when eval is
+ * set) for scripts.  0, or -1 when out of memory. */
+int redlock__conn_append_call(redlock__conn *c, const redlock__call *call,
+                              int eval);
+/* Write every batch's pending output and read b->pending replies into the
+ * calls whose reply is NULL, all connections at once, until done or
+ * deadline_ns.  Sets st, uncertain and err of batches that fail. */
+void redlock__io_run(redlock__batch *b, int n, int64_t deadline_ns);
+
+/* Send every batch's calls to its node concurrently (pipelined per node),
+ * and read the replies until all are in or deadline_ns passes.  A NOSCRIPT
+ * reply to an EVALSHA is answered by one EVAL to that node.  Connections
+ * that failed or timed out are discarded, the others go back to the pool.
+ * Replies are owned by the calls: free with redlock__batches_clear(). */
+void redlock__exchange(redlock__batch *b, int n, int64_t deadline_ns);
+void redlock__batches_clear(redlock__batch *b, int n);
+/* Classify an error reply: REDLOCK_AUTH (NOAUTH, WRONGPASS, NOPERM) or
+ * REDLOCK_SERVER. */
+redlock_status redlock__reply_error_status(const struct redisReply *r);
+
+/* ---- client.c / lock.c ------------------------------------------------- */
+
+struct redlock_lock {
+    redlock_client *client;
+    struct redlock_lock *prev, *next; /* the client's live handles */
+    _Atomic int held;
+    _Atomic int64_t validity_end_ms; /* monotonic */
+    _Atomic int64_t ttl_ms; /* what extend and the watchdog renew with */
+    int64_t acquired_ms; /* monotonic, for max_hold_ms */
+    int64_t fence;
+    size_t keylen;
+    /* Watchdog state, guarded by the client's wd_mu. */
+    int wd_index;  /* position in the heap, -1 when not in it */
+    int wd_keep;   /* handed to the watchdog and not yet taken back */
+    int wd_busy;   /* the watchdog works on it outside the mutex */
+    int64_t wd_due_ms;
+    char *key;   /* in the same allocation as the handle */
+    char *token; /* ditto */
+};
+
+struct redlock_watchdog;
+
+struct redlock_client {
+    redlock_options opts;
+    int nnodes, quorum;
+    redlock__node *nodes;
+
+    pthread_mutex_t mu; /* guards the list of live handles */
+    redlock_lock *locks;
+
+    pthread_mutex_t wd_mu; /* guards wd and every lock's wd_* fields */
+    struct redlock_watchdog *wd; /* NULL until the first keepalive */
+};
+
+/* Extend each lock by its ttl_ms on every node at once (the watchdog's
+ * batched renewal; max_ttl[i] > 0 caps lock i's ttl).  st[i] gets
+ * OK (validity updated), NOT_HELD (marked lost), or a failure. */
+void redlock__renew(redlock_client *c, redlock_lock **locks, int n,
+                    const int64_t *ttl, redlock_status *st);
+/* Mark a lock lost: held 0, validity 0. */
+void redlock__mark_lost(redlock_lock *l);
+/* Release, best effort, every handle still alive and free them. */
+void redlock__release_all(redlock_client *c);
+
+/* ---- watchdog.c -------------------------------------------------------- */
+
+redlock_status redlock__watchdog_add(redlock_lock *l);
+/* Take the lock out of the watchdog, waiting for a renewal in flight. */
+void redlock__watchdog_remove(redlock_lock *l);
+void redlock__watchdog_stop(redlock_client *c);
+
+/* ---- heap.c: the deadline heap (pure) ---------------------------------- */
+
+typedef struct redlock__heap {
+    redlock_lock **items;
+    int n, cap;
+} redlock__heap;
+
+int redlock__heap_push(redlock__heap *h, redlock_lock *l); /* 0 or -1 */
+redlock_lock *redlock__heap_top(const redlock__heap *h);
+void redlock__heap_remove(redlock__heap *h, redlock_lock *l);
+void redlock__heap_fix(redlock__heap *h, redlock_lock *l); /* after due change */
+void redlock__heap_free(redlock__heap *h);
+
+#endif

@@ -1,0 +1,836 @@
+/*
+ * Locks: acquire (with waiting), extend, release, adopt, inspect, and the
+ * handle's accessors.  Every operation runs on all nodes at once through
+ * redlock__exchange and is decided by counting answers against the quorum;
+ * one node is simply a quorum of one.
+ */
+#include "internal.h"
+
+#include <hiredis/hiredis.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+/* How the nodes answered one lock's command. */
+typedef struct tally {
+    int yes;    /* did what we asked */
+    int no;     /* another token holds it (or nothing does) */
+    int failed; /* no usable answer: I/O, error reply, too few replicas */
+    int placed; /* our key may now exist there (acquire) */
+    redlock_status err;  /* first failure other than I/O, else IO */
+    char detail[256];    /* the first failure */
+} tally;
+
+static void tally_fail(tally *t, redlock_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void tally_fail(tally *t, redlock_status st, const char *fmt, ...)
+{
+    t->failed++;
+    if (t->err == REDLOCK_OK || (t->err == REDLOCK_IO && st != REDLOCK_IO)) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(t->detail, sizeof t->detail, fmt, ap);
+        va_end(ap);
+        t->err = st;
+    }
+}
+
+static void set_arg(redlock__call *c, const char *s, size_t len)
+{
+    c->argv[c->argc] = s;
+    c->argvlen[c->argc++] = len;
+}
+
+static int64_t op_deadline_ns(const redlock_client *c)
+{
+    return redlock__now_ns() + (int64_t)c->opts.node_timeout_ms * 1000000;
+}
+
+/* WAIT's own timeout: half the node's budget, so that its answer still
+ * arrives within the exchange's deadline. */
+static void add_wait(const redlock_client *c, redlock__call *call,
+                     char *nbuf, char *tbuf)
+{
+    int t = c->opts.node_timeout_ms / 2;
+    set_arg(call, "WAIT", 4);
+    set_arg(call, nbuf, (size_t)sprintf(nbuf, "%d", c->opts.min_replicas));
+    set_arg(call, tbuf, (size_t)sprintf(tbuf, "%d", t > 0 ? t : 1));
+}
+
+/* 1 when the node's WAIT reply (if any) shows enough replicas. */
+static int replicas_ok(const redlock_client *c, const redisReply *r,
+                       tally *t, const redlock__node *n)
+{
+    if (c->opts.min_replicas == 0)
+        return 1;
+    if (r && r->type == REDIS_REPLY_INTEGER &&
+        r->integer >= c->opts.min_replicas)
+        return 1;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        tally_fail(t, redlock__reply_error_status(r), "%s: WAIT: %s",
+                   n->name, r->str);
+    else
+        tally_fail(t, REDLOCK_IO, "%s: %lld of %d replicas acknowledged",
+                   n->name, r ? r->integer : 0LL, c->opts.min_replicas);
+    return 0;
+}
+
+/* The status and message of a decided operation that did not succeed. */
+static redlock_status verdict(const redlock_client *c, const tally *t,
+                              redlock_status busy, const char *what,
+                              const char *key)
+{
+    if (t->no > c->nnodes - c->quorum) {
+        if (c->nnodes == 1)
+            return redlock__fail(busy, "%s \"%.80s\": %s", what, key,
+                                 busy == REDLOCK_BUSY
+                                     ? "held by another token"
+                                     : "our token does not hold it");
+        return redlock__fail(busy,
+                             "%s \"%.80s\": %d of %d nodes said yes, %d no, "
+                             "%d failed; %d needed",
+                             what, key, t->yes, c->nnodes, t->no, t->failed,
+                             c->quorum);
+    }
+    redlock_status st = t->err == REDLOCK_OK ? REDLOCK_IO : t->err;
+    if (c->nnodes == 1)
+        return redlock__fail(st, "%s \"%.80s\": %s", what, key, t->detail);
+    return redlock__fail(st,
+                         "%s \"%.80s\": %d of %d nodes said yes, %d no, %d "
+                         "failed; %d needed (%s)",
+                         what, key, t->yes, c->nnodes, t->no, t->failed,
+                         c->quorum, t->detail);
+}
+
+/* ---- handles ----------------------------------------------------------- */
+
+static redlock_lock *handle_new(redlock_client *c, const char *key,
+                                size_t keylen, const char *token)
+{
+    size_t toklen = strlen(token);
+    redlock_lock *l = calloc(1, sizeof *l + keylen + 1 + toklen + 1);
+    if (!l)
+        return NULL;
+    l->client = c;
+    l->key = (char *)(l + 1);
+    memcpy(l->key, key, keylen);
+    l->keylen = keylen;
+    l->token = l->key + keylen + 1;
+    memcpy(l->token, token, toklen);
+    l->wd_index = -1;
+    atomic_init(&l->held, 1);
+    atomic_init(&l->validity_end_ms, 0);
+    pthread_mutex_lock(&c->mu);
+    l->next = c->locks;
+    if (c->locks)
+        c->locks->prev = l;
+    c->locks = l;
+    pthread_mutex_unlock(&c->mu);
+    return l;
+}
+
+static void handle_free(redlock_lock *l)
+{
+    redlock_client *c = l->client;
+    pthread_mutex_lock(&c->mu);
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        c->locks = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    pthread_mutex_unlock(&c->mu);
+    free(l);
+}
+
+void redlock__mark_lost(redlock_lock *l)
+{
+    atomic_store(&l->validity_end_ms, 0);
+    atomic_store(&l->held, 0);
+}
+
+static redlock_status check_key(const char *key)
+{
+    if (!key)
+        return redlock__fail(REDLOCK_INVALID, "key is NULL");
+    if (!*key)
+        return redlock__fail(REDLOCK_INVALID, "key is empty");
+    return REDLOCK_OK;
+}
+
+static redlock_status check_ttl(int64_t ttl_ms)
+{
+    if (ttl_ms < 1 || ttl_ms > REDLOCK_TTL_MAX)
+        return redlock__fail(REDLOCK_INVALID,
+                             "ttl_ms %" PRId64 " is outside 1..%" PRId64,
+                             ttl_ms, REDLOCK_TTL_MAX);
+    return REDLOCK_OK;
+}
+
+/* ---- acquire ----------------------------------------------------------- */
+
+/* Delete our token wherever it may have landed: now on the nodes that
+ * answered, later (as a ghost) on those that did not, so that a failed
+ * attempt neither waits out a stalled node twice nor leaves a lock. */
+static void undo_acquire(redlock_client *c, const redlock__batch *acq,
+                         const char *key, size_t keylen, const char *token)
+{
+    redlock__call calls[REDLOCK_MAX_NODES];
+    redlock__batch b[REDLOCK_MAX_NODES];
+    memset(calls, 0, sizeof calls);
+    memset(b, 0, sizeof b);
+    for (int i = 0; i < c->nnodes; i++) {
+        b[i].node = &c->nodes[i];
+        b[i].calls = &calls[i];
+        if (acq[i].st != REDLOCK_OK) {
+            if (acq[i].uncertain)
+                redlock__node_add_ghost(&c->nodes[i], key, keylen, token);
+            continue;
+        }
+        calls[i].script = &redlock__script_release;
+        set_arg(&calls[i], key, keylen);
+        set_arg(&calls[i], token, strlen(token));
+        b[i].ncalls = 1;
+    }
+    redlock__exchange(b, c->nnodes, op_deadline_ns(c));
+    for (int i = 0; i < c->nnodes; i++)
+        if (b[i].ncalls && b[i].st != REDLOCK_OK && b[i].uncertain)
+            redlock__node_add_ghost(&c->nodes[i], key, keylen, token);
+    redlock__batches_clear(b, c->nnodes);
+}
+
+/* A key of another type answers SET NX with nil, like a held lock; say so
+ * rather than wait for it forever. */
+static redlock_status check_type(redlock_client *c, const char *key,
+                                 size_t keylen)
+{
+    redlock__call calls[REDLOCK_MAX_NODES];
+    redlock__batch b[REDLOCK_MAX_NODES];
+    memset(calls, 0, sizeof calls);
+    memset(b, 0, sizeof b);
+    for (int i = 0; i < c->nnodes; i++) {
+        set_arg(&calls[i], "TYPE", 4);
+        set_arg(&calls[i], key, keylen);
+        b[i].node = &c->nodes[i];
+        b[i].calls = &calls[i];
+        b[i].ncalls = 1;
+    }
+    redlock__exchange(b, c->nnodes, op_deadline_ns(c));
+    redlock_status st = REDLOCK_OK;
+    for (int i = 0; i < c->nnodes && st == REDLOCK_OK; i++) {
+        redisReply *r = calls[i].reply;
+        if (b[i].st != REDLOCK_OK || !r || r->type != REDIS_REPLY_STATUS)
+            continue;
+        if (strcmp(r->str, "string") != 0 && strcmp(r->str, "none") != 0)
+            st = redlock__fail(REDLOCK_SERVER,
+                               "%s: key \"%.80s\" holds a %s, not a lock",
+                               c->nodes[i].name, key, r->str);
+    }
+    redlock__batches_clear(b, c->nnodes);
+    return st;
+}
+
+/* One attempt on every node.  On success fills validity and fence. */
+static redlock_status acquire_once(redlock_client *c, const char *key,
+                                   size_t keylen, const char *token,
+                                   int64_t ttl_ms, int64_t *validity_end,
+                                   int64_t *fence)
+{
+    redlock__call calls[REDLOCK_MAX_NODES][2];
+    redlock__batch b[REDLOCK_MAX_NODES];
+    char ttl[24], nrep[16], tmo[16];
+    size_t ttllen = (size_t)sprintf(ttl, "%" PRId64, ttl_ms);
+    size_t toklen = strlen(token);
+    char *fkey = NULL;
+    int per = c->opts.min_replicas > 0 ? 2 : 1;
+
+    if (c->opts.fencing) {
+        fkey = malloc(keylen + 7);
+        if (!fkey)
+            return redlock__fail(REDLOCK_NOMEM, "out of memory");
+        memcpy(fkey, key, keylen);
+        memcpy(fkey + keylen, ":fence", 6);
+    }
+    memset(calls, 0, sizeof calls);
+    memset(b, 0, sizeof b);
+    for (int i = 0; i < c->nnodes; i++) {
+        redlock__call *cl = &calls[i][0];
+        if (fkey) {
+            cl->script = &redlock__script_acquire_fenced;
+            set_arg(cl, key, keylen);
+            set_arg(cl, fkey, keylen + 6);
+            set_arg(cl, token, toklen);
+            set_arg(cl, ttl, ttllen);
+        } else {
+            set_arg(cl, "SET", 3);
+            set_arg(cl, key, keylen);
+            set_arg(cl, token, toklen);
+            set_arg(cl, "NX", 2);
+            set_arg(cl, "PX", 2);
+            set_arg(cl, ttl, ttllen);
+        }
+        if (per == 2)
+            add_wait(c, &calls[i][1], nrep, tmo);
+        b[i].node = &c->nodes[i];
+        b[i].calls = calls[i];
+        b[i].ncalls = per;
+    }
+
+    int64_t start = redlock__now_ms();
+    redlock__exchange(b, c->nnodes, op_deadline_ns(c));
+
+    tally t;
+    memset(&t, 0, sizeof t);
+    int64_t got_fence = 0;
+    for (int i = 0; i < c->nnodes; i++) {
+        redisReply *r = calls[i][0].reply;
+        if (b[i].st != REDLOCK_OK) {
+            tally_fail(&t, b[i].st, "%s", b[i].err);
+            continue;
+        }
+        if (r->type == REDIS_REPLY_STATUS ||
+            (r->type == REDIS_REPLY_INTEGER && r->integer > 0)) {
+            t.placed++;
+            if (r->type == REDIS_REPLY_INTEGER)
+                got_fence = r->integer;
+            if (replicas_ok(c, per == 2 ? calls[i][1].reply : NULL, &t,
+                            b[i].node))
+                t.yes++;
+        } else if (r->type == REDIS_REPLY_NIL ||
+                   r->type == REDIS_REPLY_INTEGER) {
+            t.no++;
+        } else if (r->type == REDIS_REPLY_ERROR) {
+            tally_fail(&t, redlock__reply_error_status(r), "%s: %s",
+                       b[i].node->name, r->str);
+        } else {
+            tally_fail(&t, REDLOCK_SERVER, "%s: unexpected reply type %d",
+                       b[i].node->name, r->type);
+        }
+    }
+    redlock_status st = REDLOCK_OK;
+    int64_t vend = redlock__validity_end_ms(start, ttl_ms,
+                                            c->opts.drift_factor);
+    if (t.yes >= c->quorum && vend > redlock__now_ms()) {
+        *validity_end = vend;
+        *fence = got_fence;
+    } else {
+        if (t.yes >= c->quorum)
+            st = redlock__fail(REDLOCK_IO,
+                               "acquire \"%.80s\": quorum took longer than "
+                               "the validity of a %" PRId64 " ms ttl",
+                               key, ttl_ms);
+        else
+            st = verdict(c, &t, REDLOCK_BUSY, "acquire", key);
+        if (t.placed > 0 || t.failed > 0)
+            undo_acquire(c, b, key, keylen, token);
+    }
+    redlock__batches_clear(b, c->nnodes);
+    free(fkey);
+    return st;
+}
+
+/* Sleep before the next try, but not past until_ns.  The seam where a
+ * release notification will wake waiters at once. */
+static void wait_turn(redlock_client *c, int64_t until_ns)
+{
+    int64_t wake = redlock__now_ns() +
+                   redlock__jitter_ms(c->opts.retry_delay_ms) * 1000000;
+    redlock__sleep_until_ns(wake < until_ns ? wake : until_ns);
+}
+
+static redlock_status acquire(redlock_client *c, const char *key,
+                              const char *token, int64_t ttl_ms,
+                              int64_t wait_ms, redlock_lock **lock)
+{
+    redlock_status st;
+    if (lock)
+        *lock = NULL;
+    redlock__clear_error();
+    if (!c)
+        return redlock__fail(REDLOCK_INVALID, "client is NULL");
+    if (!lock)
+        return redlock__fail(REDLOCK_INVALID, "lock out-pointer is NULL");
+    if ((st = check_key(key)) != REDLOCK_OK ||
+        (st = check_ttl(ttl_ms)) != REDLOCK_OK)
+        return st;
+    if (wait_ms < REDLOCK_WAIT_FOREVER)
+        return redlock__fail(REDLOCK_INVALID,
+                             "wait_ms %" PRId64 " is negative (use 0, > 0 or "
+                             "REDLOCK_WAIT_FOREVER)",
+                             wait_ms);
+
+    size_t keylen = strlen(key);
+    redlock_lock *l = handle_new(c, key, keylen, token);
+    if (!l)
+        return redlock__fail(REDLOCK_NOMEM, "out of memory");
+    int64_t until = wait_ms == REDLOCK_WAIT_FOREVER
+                        ? INT64_MAX
+                        : redlock__now_ns() + wait_ms * 1000000;
+    int64_t vend = 0, fence = 0;
+    for (int attempt = 0;; attempt++) {
+        st = acquire_once(c, key, keylen, token, ttl_ms, &vend, &fence);
+        if (st != REDLOCK_BUSY)
+            break;
+        if (attempt == 0 && (st = check_type(c, key, keylen)) != REDLOCK_OK)
+            break;
+        st = REDLOCK_BUSY;
+        if (wait_ms == 0 || redlock__now_ns() >= until)
+            break;
+        wait_turn(c, until);
+    }
+    if (st != REDLOCK_OK) {
+        if (st == REDLOCK_BUSY && wait_ms > 0)
+            redlock__fail(st,
+                          "acquire \"%.80s\": still held by another token "
+                          "after waiting %" PRId64 " ms",
+                          key, wait_ms);
+        handle_free(l);
+        return st;
+    }
+    l->ttl_ms = ttl_ms;
+    l->acquired_ms = redlock__now_ms();
+    l->fence = fence;
+    atomic_store(&l->validity_end_ms, vend);
+    *lock = l;
+    return REDLOCK_OK;
+}
+
+redlock_status redlock_acquire(redlock_client *c, const char *key,
+                               int64_t ttl_ms, int64_t wait_ms,
+                               redlock_lock **lock)
+{
+    uuid_t u;
+    char token[37];
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, token);
+    return acquire(c, key, token, ttl_ms, wait_ms, lock);
+}
+
+redlock_status redlock_acquire_as(redlock_client *c, const char *key,
+                                  const char *token, int64_t ttl_ms,
+                                  int64_t wait_ms, redlock_lock **lock)
+{
+    if (lock)
+        *lock = NULL;
+    if (!token || !*token)
+        return redlock__fail(REDLOCK_INVALID, "token is %s",
+                             token ? "empty" : "NULL");
+    return acquire(c, key, token, ttl_ms, wait_ms, lock);
+}
+
+/* ---- extend and release, many locks at once ---------------------------- */
+
+/* Room for one script call per lock on every node, plus a WAIT. */
+typedef struct multi {
+    redlock__batch b[REDLOCK_MAX_NODES];
+    redlock__call *calls; /* [node][stride] */
+    int stride;
+    tally *t;             /* [lock] */
+    char (*num)[24];      /* [lock]: ttl arguments */
+    redlock__call one_calls[REDLOCK_MAX_NODES * 2];
+    tally one_tally;
+    char one_num[1][24];
+    char nrep[16], tmo[16];
+} multi;
+
+static int multi_init(multi *m, redlock_client *c, int nlocks, int wait)
+{
+    memset(m, 0, sizeof *m);
+    m->stride = nlocks + (wait ? 1 : 0);
+    if (nlocks == 1) {
+        m->calls = m->one_calls;
+        m->t = &m->one_tally;
+        m->num = m->one_num;
+    } else {
+        m->calls = calloc((size_t)c->nnodes * (size_t)m->stride,
+                          sizeof *m->calls);
+        m->t = calloc((size_t)nlocks, sizeof *m->t);
+        m->num = calloc((size_t)nlocks, sizeof *m->num);
+        if (!m->calls || !m->t || !m->num) {
+            free(m->calls);
+            free(m->t);
+            free(m->num);
+            return -1;
+        }
+    }
+    for (int i = 0; i < c->nnodes; i++) {
+        m->b[i].node = &c->nodes[i];
+        m->b[i].calls = &m->calls[i * m->stride];
+        m->b[i].ncalls = m->stride;
+    }
+    if (wait)
+        for (int i = 0; i < c->nnodes; i++)
+            add_wait(c, &m->calls[i * m->stride + nlocks], m->nrep, m->tmo);
+    return 0;
+}
+
+static void multi_free(multi *m, redlock_client *c)
+{
+    redlock__batches_clear(m->b, c->nnodes);
+    if (m->calls != m->one_calls) {
+        free(m->calls);
+        free(m->t);
+        free(m->num);
+    }
+}
+
+/* Tally the script replies of lock k: 1 = yes, 0 = no. */
+static void multi_tally(multi *m, redlock_client *c, int k, int nlocks)
+{
+    tally *t = &m->t[k];
+    for (int i = 0; i < c->nnodes; i++) {
+        redlock__batch *b = &m->b[i];
+        redisReply *r = b->calls[k].reply;
+        if (b->st != REDLOCK_OK) {
+            tally_fail(t, b->st, "%s", b->err);
+        } else if (r->type == REDIS_REPLY_INTEGER) {
+            if (r->integer == 1 &&
+                replicas_ok(c, m->stride > nlocks ? b->calls[nlocks].reply
+                                                  : NULL,
+                            t, b->node))
+                t->yes++;
+            else if (r->integer != 1)
+                t->no++;
+        } else if (r->type == REDIS_REPLY_ERROR) {
+            tally_fail(t, redlock__reply_error_status(r), "%s: %s",
+                       b->node->name, r->str);
+        } else {
+            tally_fail(t, REDLOCK_SERVER, "%s: unexpected reply type %d",
+                       b->node->name, r->type);
+        }
+    }
+}
+
+void redlock__renew(redlock_client *c, redlock_lock **locks, int n,
+                    const int64_t *ttl, redlock_status *st)
+{
+    multi m;
+    if (multi_init(&m, c, n, c->opts.min_replicas > 0) != 0) {
+        for (int k = 0; k < n; k++)
+            st[k] = redlock__fail(REDLOCK_NOMEM, "out of memory");
+        return;
+    }
+    for (int k = 0; k < n; k++) {
+        size_t len = (size_t)sprintf(m.num[k], "%" PRId64, ttl[k]);
+        for (int i = 0; i < c->nnodes; i++) {
+            redlock__call *cl = &m.calls[i * m.stride + k];
+            cl->script = &redlock__script_extend;
+            set_arg(cl, locks[k]->key, locks[k]->keylen);
+            set_arg(cl, locks[k]->token, strlen(locks[k]->token));
+            set_arg(cl, m.num[k], len);
+        }
+    }
+    int64_t start = redlock__now_ms();
+    redlock__exchange(m.b, c->nnodes, op_deadline_ns(c));
+    int64_t now = redlock__now_ms();
+    for (int k = 0; k < n; k++) {
+        redlock_lock *l = locks[k];
+        multi_tally(&m, c, k, n);
+        int64_t vend =
+            redlock__validity_end_ms(start, ttl[k], c->opts.drift_factor);
+        if (m.t[k].yes >= c->quorum && vend > now) {
+            atomic_store(&l->validity_end_ms, vend);
+            st[k] = REDLOCK_OK;
+        } else {
+            st[k] = verdict(c, &m.t[k], REDLOCK_NOT_HELD, "extend", l->key);
+            if (st[k] == REDLOCK_NOT_HELD)
+                redlock__mark_lost(l);
+        }
+    }
+    multi_free(&m, c);
+}
+
+static void release_many(redlock_client *c, redlock_lock **locks, int n,
+                         redlock_status *st)
+{
+    multi m;
+    if (multi_init(&m, c, n, 0) != 0) {
+        for (int k = 0; k < n; k++)
+            st[k] = redlock__fail(REDLOCK_NOMEM, "out of memory");
+        return;
+    }
+    for (int k = 0; k < n; k++)
+        for (int i = 0; i < c->nnodes; i++) {
+            redlock__call *cl = &m.calls[i * m.stride + k];
+            cl->script = &redlock__script_release;
+            set_arg(cl, locks[k]->key, locks[k]->keylen);
+            set_arg(cl, locks[k]->token, strlen(locks[k]->token));
+        }
+    redlock__exchange(m.b, c->nnodes, op_deadline_ns(c));
+    for (int k = 0; k < n; k++) {
+        redlock_lock *l = locks[k];
+        multi_tally(&m, c, k, n);
+        for (int i = 0; i < c->nnodes; i++)
+            if (m.b[i].st != REDLOCK_OK && m.b[i].uncertain)
+                redlock__node_add_ghost(&c->nodes[i], l->key, l->keylen,
+                                        l->token);
+        if (m.t[k].yes >= c->quorum)
+            st[k] = REDLOCK_OK;
+        else
+            st[k] = verdict(c, &m.t[k], REDLOCK_NOT_HELD, "release", l->key);
+    }
+    multi_free(&m, c);
+}
+
+redlock_status redlock_extend(redlock_lock *lock, int64_t ttl_ms)
+{
+    redlock_status st;
+    redlock__clear_error();
+    if (!lock)
+        return redlock__fail(REDLOCK_INVALID, "lock is NULL");
+    if ((st = check_ttl(ttl_ms)) != REDLOCK_OK)
+        return st;
+    redlock__renew(lock->client, &lock, 1, &ttl_ms, &st);
+    if (st == REDLOCK_OK)
+        lock->ttl_ms = ttl_ms;
+    return st;
+}
+
+redlock_status redlock_release(redlock_lock *lock)
+{
+    redlock_status st;
+    redlock__clear_error();
+    if (!lock)
+        return redlock__fail(REDLOCK_INVALID, "lock is NULL");
+    redlock__watchdog_remove(lock);
+    release_many(lock->client, &lock, 1, &st);
+    handle_free(lock);
+    return st;
+}
+
+void redlock_detach(redlock_lock *lock)
+{
+    if (!lock)
+        return;
+    redlock__watchdog_remove(lock);
+    handle_free(lock);
+}
+
+void redlock__release_all(redlock_client *c)
+{
+    enum { CHUNK = 256 };
+    redlock_lock *batch[CHUNK];
+    redlock_status st[CHUNK];
+    for (;;) {
+        int n = 0;
+        pthread_mutex_lock(&c->mu);
+        for (redlock_lock *l = c->locks; l && n < CHUNK; l = l->next)
+            batch[n++] = l;
+        pthread_mutex_unlock(&c->mu);
+        if (n == 0)
+            return;
+        release_many(c, batch, n, st);
+        for (int k = 0; k < n; k++)
+            handle_free(batch[k]);
+    }
+}
+
+/* ---- adopt and inspect ------------------------------------------------- */
+
+/* Run the inspect script on every node: replies are {value|nil, pttl}. */
+static void inspect_all(redlock_client *c, const char *key, size_t keylen,
+                        redlock__batch *b, redlock__call *calls)
+{
+    memset(calls, 0, sizeof *calls * (size_t)c->nnodes);
+    memset(b, 0, sizeof *b * (size_t)c->nnodes);
+    for (int i = 0; i < c->nnodes; i++) {
+        calls[i].script = &redlock__script_inspect;
+        set_arg(&calls[i], key, keylen);
+        b[i].node = &c->nodes[i];
+        b[i].calls = &calls[i];
+        b[i].ncalls = 1;
+    }
+    redlock__exchange(b, c->nnodes, op_deadline_ns(c));
+}
+
+/* The value node i holds (NULL when none or failed); its pttl in *pttl. */
+static const redisReply *inspected(const redlock__batch *b,
+                                   const redlock__call *call, tally *t,
+                                   long long *pttl)
+{
+    const redisReply *r = call->reply;
+    if (b->st != REDLOCK_OK) {
+        tally_fail(t, b->st, "%s", b->err);
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        tally_fail(t, redlock__reply_error_status(r), "%s: %s",
+                   b->node->name, r->str);
+        return NULL;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[1]->type != REDIS_REPLY_INTEGER) {
+        tally_fail(t, REDLOCK_SERVER, "%s: unexpected reply to inspect",
+                   b->node->name);
+        return NULL;
+    }
+    *pttl = r->element[1]->integer;
+    return r->element[0]->type == REDIS_REPLY_STRING ? r->element[0] : NULL;
+}
+
+static int same(const redisReply *a, const char *s, size_t len)
+{
+    return a && a->len == len && memcmp(a->str, s, len) == 0;
+}
+
+/* Smallest remaining ttl, with -1 (no expiry) as the largest. */
+static long long min_pttl(long long a, long long b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return a < b ? a : b;
+}
+
+redlock_status redlock_adopt(redlock_client *c, const char *key,
+                             const char *token, redlock_lock **lock)
+{
+    redlock_status st;
+    if (lock)
+        *lock = NULL;
+    redlock__clear_error();
+    if (!c || !lock)
+        return redlock__fail(REDLOCK_INVALID, "%s is NULL",
+                             c ? "lock out-pointer" : "client");
+    if ((st = check_key(key)) != REDLOCK_OK)
+        return st;
+    if (!token || !*token)
+        return redlock__fail(REDLOCK_INVALID, "token is %s",
+                             token ? "empty" : "NULL");
+    size_t keylen = strlen(key), toklen = strlen(token);
+    redlock__call calls[REDLOCK_MAX_NODES];
+    redlock__batch b[REDLOCK_MAX_NODES];
+    int64_t start = redlock__now_ms();
+    inspect_all(c, key, keylen, b, calls);
+
+    tally t;
+    memset(&t, 0, sizeof t);
+    long long pttl = -1;
+    for (int i = 0; i < c->nnodes; i++) {
+        long long p = -1;
+        const redisReply *v = inspected(&b[i], &calls[i], &t, &p);
+        if (same(v, token, toklen)) {
+            t.yes++;
+            pttl = t.yes == 1 ? p : min_pttl(pttl, p);
+        } else if (b[i].st == REDLOCK_OK &&
+                   calls[i].reply->type == REDIS_REPLY_ARRAY) {
+            t.no++;
+        }
+    }
+    redlock__batches_clear(b, c->nnodes);
+    if (t.yes < c->quorum)
+        return verdict(c, &t, REDLOCK_NOT_HELD, "adopt", key);
+
+    redlock_lock *l = handle_new(c, key, keylen, token);
+    if (!l)
+        return redlock__fail(REDLOCK_NOMEM, "out of memory");
+    /* A key without expiry is held until deleted: renew it as the longest
+     * lock we know. */
+    int64_t ttl = pttl < 0 ? REDLOCK_TTL_MAX : (int64_t)pttl;
+    l->ttl_ms = ttl < 1 ? 1 : ttl;
+    l->acquired_ms = start;
+    atomic_store(&l->validity_end_ms,
+                 redlock__validity_end_ms(start, ttl, c->opts.drift_factor));
+    *lock = l;
+    return REDLOCK_OK;
+}
+
+redlock_status redlock_inspect(redlock_client *c, const char *key, char *buf,
+                               size_t len, int64_t *pttl_ms)
+{
+    redlock_status st;
+    redlock__clear_error();
+    if (!c)
+        return redlock__fail(REDLOCK_INVALID, "client is NULL");
+    if ((st = check_key(key)) != REDLOCK_OK)
+        return st;
+    if (!buf && len > 0)
+        return redlock__fail(REDLOCK_INVALID, "buf is NULL but len is %zu",
+                             len);
+    size_t keylen = strlen(key);
+    redlock__call calls[REDLOCK_MAX_NODES];
+    redlock__batch b[REDLOCK_MAX_NODES];
+    const redisReply *val[REDLOCK_MAX_NODES];
+    long long pt[REDLOCK_MAX_NODES];
+    inspect_all(c, key, keylen, b, calls);
+
+    tally t;
+    memset(&t, 0, sizeof t);
+    int answered = 0;
+    for (int i = 0; i < c->nnodes; i++) {
+        pt[i] = -1;
+        val[i] = inspected(&b[i], &calls[i], &t, &pt[i]);
+        if (b[i].st == REDLOCK_OK && calls[i].reply->type == REDIS_REPLY_ARRAY)
+            answered++;
+    }
+    /* The holder is a value a quorum of nodes agree on. */
+    int best = -1, votes = 0;
+    long long pttl = -1;
+    for (int i = 0; i < c->nnodes && best < 0; i++) {
+        if (!val[i])
+            continue;
+        votes = 0;
+        for (int j = 0; j < c->nnodes; j++)
+            if (same(val[j], val[i]->str, val[i]->len)) {
+                pttl = votes++ == 0 ? pt[j] : min_pttl(pttl, pt[j]);
+            }
+        if (votes >= c->quorum)
+            best = i;
+    }
+    if (best >= 0) {
+        size_t need = val[best]->len + 1;
+        if (buf && len < need) {
+            st = redlock__fail(REDLOCK_INVALID,
+                               "buffer of %zu bytes too small: the token "
+                               "needs %zu",
+                               len, need);
+        } else {
+            if (buf)
+                memcpy(buf, val[best]->str, need);
+            if (pttl_ms)
+                *pttl_ms = pttl;
+            st = REDLOCK_OK;
+        }
+    } else if (answered >= c->quorum) {
+        st = redlock__fail(REDLOCK_NOT_HELD, "\"%.80s\" is not held", key);
+    } else {
+        st = verdict(c, &t, REDLOCK_NOT_HELD, "inspect", key);
+    }
+    redlock__batches_clear(b, c->nnodes);
+    return st;
+}
+
+/* ---- accessors --------------------------------------------------------- */
+
+int redlock_held(const redlock_lock *lock)
+{
+    if (!lock)
+        return 0;
+    return atomic_load(&((redlock_lock *)lock)->held);
+}
+
+int64_t redlock_validity_ms(const redlock_lock *lock)
+{
+    if (!lock || !redlock_held(lock))
+        return 0;
+    int64_t left = atomic_load(&((redlock_lock *)lock)->validity_end_ms) -
+                   redlock__now_ms();
+    return left > 0 ? left : 0;
+}
+
+const char *redlock_token(const redlock_lock *lock)
+{
+    return lock ? lock->token : NULL;
+}
+
+const char *redlock_key(const redlock_lock *lock)
+{
+    return lock ? lock->key : NULL;
+}
+
+int64_t redlock_fence(const redlock_lock *lock) { return lock ? lock->fence : 0; }

@@ -1,0 +1,96 @@
+/*
+ * One operation on N nodes: take a connection per node, pipeline that
+ * node's calls, run all nodes' I/O concurrently under one deadline, and
+ * answer NOSCRIPT (after SCRIPT FLUSH, a restart or a failover) with one
+ * EVAL to just the nodes that said it.  Counting votes is the caller's.
+ */
+#include "internal.h"
+
+#include <hiredis/hiredis.h>
+
+#include <string.h>
+
+static int is_noscript(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR &&
+           strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+redlock_status redlock__reply_error_status(const redisReply *r)
+{
+    static const char *const auth[] = {"NOAUTH", "WRONGPASS", "NOPERM"};
+    for (size_t i = 0; i < sizeof auth / sizeof auth[0]; i++)
+        if (strncmp(r->str, auth[i], strlen(auth[i])) == 0)
+            return REDLOCK_AUTH;
+    return REDLOCK_SERVER;
+}
+
+void redlock__exchange(redlock__batch *b, int n, int64_t deadline_ns)
+{
+    for (int i = 0; i < n; i++) {
+        redlock__batch *bi = &b[i];
+        bi->st = REDLOCK_OK;
+        bi->uncertain = 0;
+        bi->err[0] = '\0';
+        bi->pending = 0;
+        bi->conn = NULL;
+        if (bi->ncalls == 0)
+            continue;
+        redlock_status st;
+        bi->conn = redlock__node_get(bi->node, deadline_ns, &st);
+        if (!bi->conn) {
+            bi->st = st;
+            strncpy(bi->err, redlock_last_error(), sizeof bi->err - 1);
+            bi->err[sizeof bi->err - 1] = '\0';
+            continue;
+        }
+        for (int k = 0; k < bi->ncalls; k++) {
+            if (redlock__conn_append_call(bi->conn, &bi->calls[k], 0) != 0) {
+                bi->st = REDLOCK_NOMEM;
+                strcpy(bi->err, "out of memory");
+                break;
+            }
+            bi->pending++;
+        }
+    }
+    redlock__io_run(b, n, deadline_ns);
+
+    int again = 0;
+    for (int i = 0; i < n; i++) {
+        redlock__batch *bi = &b[i];
+        if (bi->st != REDLOCK_OK || !bi->conn)
+            continue;
+        for (int k = 0; k < bi->ncalls; k++) {
+            redlock__call *c = &bi->calls[k];
+            if (!c->script || !is_noscript(c->reply))
+                continue;
+            freeReplyObject(c->reply);
+            c->reply = NULL;
+            if (redlock__conn_append_call(bi->conn, c, 1) != 0) {
+                bi->st = REDLOCK_NOMEM;
+                strcpy(bi->err, "out of memory");
+                break;
+            }
+            bi->pending++;
+            again = 1;
+        }
+    }
+    if (again)
+        redlock__io_run(b, n, deadline_ns);
+
+    for (int i = 0; i < n; i++) {
+        redlock__batch *bi = &b[i];
+        redlock__node_put(bi->node, bi->conn, bi->st != REDLOCK_OK);
+        bi->conn = NULL;
+    }
+}
+
+void redlock__batches_clear(redlock__batch *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < b[i].ncalls; k++)
+            if (b[i].calls[k].reply) {
+                freeReplyObject(b[i].calls[k].reply);
+                b[i].calls[k].reply = NULL;
+            }
+}

@@ -1,0 +1,41 @@
+/* The Lua scripts.  Each runs atomically on the server, which is what makes
+ * "delete (or extend) only if the value is still our token" safe.  The SHA1
+ * digests are fixed here so that EVALSHA needs no round trip first; a test
+ * checks them against SCRIPT LOAD on a real server. */
+#include "internal.h"
+
+/* KEYS[1] = lock key; ARGV[1] = token.  1 deleted, 0 not ours. */
+const redlock__script redlock__script_release = {
+    "release",
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('del', KEYS[1]) end return 0",
+    "2e47b373b4dbd63ee966d2eb9fe24ed6a138ad4e", 1};
+
+/* KEYS[1] = lock key; ARGV[1] = token, ARGV[2] = ttl ms.  PEXPIRE never
+ * creates a key, so a lock that expired meanwhile stays free. */
+const redlock__script redlock__script_extend = {
+    "extend",
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0",
+    "e95849a1757fe494b3c802dc09b717d0c074eb21", 1};
+
+/* KEYS[1] = lock key, KEYS[2] = fence counter; ARGV[1] = token, ARGV[2] =
+ * ttl ms.  The counter moves only when the lock is taken, in the same
+ * atomic step, so fence numbers follow the order of holders. */
+const redlock__script redlock__script_acquire_fenced = {
+    "acquire_fenced",
+    "if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then "
+    "return redis.call('incr', KEYS[2]) end return 0",
+    "ad5dd071890b0f55e0cda86cb50af46797a0b081", 2};
+
+/* KEYS[1] = lock key.  {value or nil, pttl} read in one atomic step. */
+const redlock__script redlock__script_inspect = {
+    "inspect",
+    "return {redis.call('get', KEYS[1]), redis.call('pttl', KEYS[1])}",
+    "756d3a49bbdb0067d28ddc35374118da8c43522e", 1};
+
+const redlock__script *const redlock__scripts[] = {
+    &redlock__script_release, &redlock__script_extend,
+    &redlock__script_acquire_fenced, &redlock__script_inspect};
+const size_t redlock__nscripts =
+    sizeof redlock__scripts / sizeof redlock__scripts[0];

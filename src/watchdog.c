@@ -1,0 +1,245 @@
+/*
+ * The watchdog: one thread per client, started on the first keepalive,
+ * sleeping until the earliest renewal in a deadline heap.  Renewals due
+ * together go out as one pipeline per node (redlock__renew), so that
+ * thousands of kept-alive locks cost a few round trips per interval.
+ *
+ * The thread does its I/O without holding wd_mu; a lock it is working on is
+ * marked wd_busy, and taking a lock back (release, detach) waits for that
+ * to clear, so the handle is never freed under the watchdog's feet.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* Renewals per round; more wait for the next round, which follows at once. */
+#define ROUND_MAX 1024
+
+struct redlock_watchdog {
+    redlock_client *c;
+    pthread_t thread;
+    pthread_cond_t wake; /* CLOCK_MONOTONIC: the heap changed, or stop */
+    pthread_cond_t idle; /* a lock's wd_busy was cleared */
+    redlock__heap heap;
+    int stop;
+    redlock_lock *round[ROUND_MAX];
+    int64_t ttl[ROUND_MAX];
+    redlock_status st[ROUND_MAX];
+    redlock_lock *lost[ROUND_MAX];
+};
+
+static int64_t interval_ms(const redlock_client *c, const redlock_lock *l)
+{
+    return redlock__renew_interval_ms(l->ttl_ms, c->opts.renew_floor_ms);
+}
+
+static void wait_until_ms(struct redlock_watchdog *wd, pthread_mutex_t *mu,
+                          int64_t due_ms)
+{
+    struct timespec ts = {.tv_sec = due_ms / 1000,
+                          .tv_nsec = (due_ms % 1000) * 1000000};
+    pthread_cond_timedwait(&wd->wake, mu, &ts);
+}
+
+/* Decide, outside the mutex, what each lock of the round needs; renew the
+ * ones that should be; return how many were found lost (in wd->lost). */
+static int work_round(struct redlock_watchdog *wd, int n)
+{
+    redlock_client *c = wd->c;
+    redlock_lock *renew[ROUND_MAX];
+    int64_t ttl[ROUND_MAX];
+    int nrenew = 0, nlost = 0;
+    int64_t now = redlock__now_ms();
+
+    for (int k = 0; k < n; k++) {
+        redlock_lock *l = wd->round[k];
+        int64_t hold_end = c->opts.max_hold_ms > 0
+                               ? l->acquired_ms + c->opts.max_hold_ms
+                               : INT64_MAX;
+        l->wd_due_ms = -1; /* not renewed: decided below */
+        if (!atomic_load(&l->held))
+            continue; /* the owner learned it from redlock_extend */
+        /* Renew only while the whole new ttl fits in max_hold_ms: the key
+         * then expires by the cap at the latest. */
+        if (hold_end - now >= l->ttl_ms) {
+            renew[nrenew] = l;
+            ttl[nrenew++] = l->ttl_ms;
+        } else if (atomic_load(&l->validity_end_ms) <= now) {
+            redlock__mark_lost(l);
+            wd->lost[nlost++] = l;
+        } else {
+            l->wd_due_ms = atomic_load(&l->validity_end_ms);
+        }
+    }
+    if (nrenew == 0)
+        return nlost;
+
+    int64_t start = redlock__now_ms();
+    redlock__renew(c, renew, nrenew, ttl, wd->st);
+    now = redlock__now_ms();
+    for (int k = 0; k < nrenew; k++) {
+        redlock_lock *l = renew[k];
+        int64_t vend = atomic_load(&l->validity_end_ms);
+        if (wd->st[k] == REDLOCK_OK) {
+            l->wd_due_ms = start + interval_ms(c, l);
+        } else if (wd->st[k] == REDLOCK_NOT_HELD || vend <= now) {
+            redlock__mark_lost(l);
+            wd->lost[nlost++] = l;
+        } else {
+            /* I/O trouble: try again soon, and decide by validity's end. */
+            int64_t retry = now + redlock__jitter_ms(c->opts.retry_delay_ms);
+            l->wd_due_ms = retry < vend ? retry : vend;
+        }
+    }
+    return nlost;
+}
+
+static void *watchdog_main(void *arg)
+{
+    struct redlock_watchdog *wd = arg;
+    redlock_client *c = wd->c;
+
+    pthread_mutex_lock(&c->wd_mu);
+    while (!wd->stop) {
+        redlock_lock *top = redlock__heap_top(&wd->heap);
+        if (!top) {
+            pthread_cond_wait(&wd->wake, &c->wd_mu);
+            continue;
+        }
+        int64_t now = redlock__now_ms();
+        if (top->wd_due_ms > now) {
+            wait_until_ms(wd, &c->wd_mu, top->wd_due_ms);
+            continue;
+        }
+        /* Gather what is due now or soon, so that it shares a pipeline;
+         * renewing a little early costs nothing. */
+        int64_t horizon = now + interval_ms(c, top) / 8;
+        int n = 0;
+        while (n < ROUND_MAX && (top = redlock__heap_top(&wd->heap)) &&
+               top->wd_due_ms <= horizon) {
+            redlock__heap_remove(&wd->heap, top);
+            top->wd_busy = 1;
+            wd->round[n++] = top;
+        }
+        pthread_mutex_unlock(&c->wd_mu);
+        int nlost = work_round(wd, n);
+        pthread_mutex_lock(&c->wd_mu);
+
+        for (int k = 0; k < n; k++) {
+            redlock_lock *l = wd->round[k];
+            if (l->wd_keep && atomic_load(&l->held) && l->wd_due_ms >= 0 &&
+                redlock__heap_push(&wd->heap, l) == 0)
+                continue;
+            l->wd_keep = 0;
+        }
+        /* Callbacks run without the mutex, the lost locks still marked
+         * busy so that their owners cannot free them meanwhile. */
+        if (nlost > 0 && c->opts.on_lost) {
+            pthread_mutex_unlock(&c->wd_mu);
+            for (int k = 0; k < nlost; k++)
+                c->opts.on_lost(wd->lost[k], c->opts.on_lost_arg);
+            pthread_mutex_lock(&c->wd_mu);
+        }
+        for (int k = 0; k < n; k++)
+            wd->round[k]->wd_busy = 0;
+        pthread_cond_broadcast(&wd->idle);
+    }
+    pthread_mutex_unlock(&c->wd_mu);
+    return NULL;
+}
+
+static struct redlock_watchdog *start(redlock_client *c)
+{
+    struct redlock_watchdog *wd = calloc(1, sizeof *wd);
+    if (!wd)
+        return NULL;
+    wd->c = c;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&wd->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_cond_init(&wd->idle, NULL);
+
+    /* The thread inherits a full signal mask: it must never take a signal
+     * meant for the host, SIGPIPE included. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&wd->thread, NULL, watchdog_main, wd);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        pthread_cond_destroy(&wd->wake);
+        pthread_cond_destroy(&wd->idle);
+        free(wd);
+        return NULL;
+    }
+    return wd;
+}
+
+redlock_status redlock__watchdog_add(redlock_lock *l)
+{
+    redlock_client *c = l->client;
+    redlock_status st = REDLOCK_OK;
+    pthread_mutex_lock(&c->wd_mu);
+    if (!c->wd && !(c->wd = start(c))) {
+        st = redlock__fail(REDLOCK_NOMEM, "cannot start the watchdog thread");
+    } else if (!atomic_load(&l->held)) {
+        st = redlock__fail(REDLOCK_NOT_HELD, "lock \"%.80s\" is already lost",
+                           l->key);
+    } else if (!l->wd_keep) {
+        l->wd_due_ms = redlock__now_ms() + interval_ms(c, l);
+        if (!l->wd_busy && redlock__heap_push(&c->wd->heap, l) != 0)
+            st = redlock__fail(REDLOCK_NOMEM, "out of memory");
+        else
+            l->wd_keep = 1;
+        pthread_cond_signal(&c->wd->wake);
+    }
+    pthread_mutex_unlock(&c->wd_mu);
+    return st;
+}
+
+void redlock__watchdog_remove(redlock_lock *l)
+{
+    redlock_client *c = l->client;
+    pthread_mutex_lock(&c->wd_mu);
+    if (c->wd) {
+        l->wd_keep = 0;
+        redlock__heap_remove(&c->wd->heap, l);
+        while (l->wd_busy)
+            pthread_cond_wait(&c->wd->idle, &c->wd_mu);
+    }
+    pthread_mutex_unlock(&c->wd_mu);
+}
+
+void redlock__watchdog_stop(redlock_client *c)
+{
+    pthread_mutex_lock(&c->wd_mu);
+    struct redlock_watchdog *wd = c->wd;
+    if (wd) {
+        wd->stop = 1;
+        pthread_cond_signal(&wd->wake);
+    }
+    pthread_mutex_unlock(&c->wd_mu);
+    if (!wd)
+        return;
+    pthread_join(wd->thread, NULL);
+    pthread_mutex_lock(&c->wd_mu);
+    c->wd = NULL;
+    pthread_mutex_unlock(&c->wd_mu);
+    pthread_cond_destroy(&wd->wake);
+    pthread_cond_destroy(&wd->idle);
+    redlock__heap_free(&wd->heap);
+    free(wd);
+}
+
+redlock_status redlock_keepalive(redlock_lock *lock)
+{
+    redlock__clear_error();
+    if (!lock)
+        return redlock__fail(REDLOCK_INVALID, "lock is NULL");
+    return redlock__watchdog_add(lock);
+}
