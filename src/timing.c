@@ -2,7 +2,6 @@
  * tested on its own. */
 #include "internal.h"
 
-#include <math.h>
 
 int64_t redlock__renew_interval_ms(int64_t ttl_ms, int64_t floor_ms)
 {
@@ -18,7 +17,10 @@ int64_t redlock__renew_interval_ms(int64_t ttl_ms, int64_t floor_ms)
 
 int64_t redlock__drift_ms(int64_t ttl_ms, double drift_factor)
 {
-    return (int64_t)ceil((double)ttl_ms * drift_factor) + 2;
+    /* Rounded up without libm, so that vendoring needs no -lm. */
+    double d = (double)ttl_ms * drift_factor;
+    int64_t ms = (int64_t)d;
+    return ms + ((double)ms < d) + 2;
 }
 
 int64_t redlock__validity_end_ms(int64_t start_ms, int64_t ttl_ms,

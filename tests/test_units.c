@@ -1,0 +1,252 @@
+/* Pure units: interval and validity arithmetic, the deadline heap, RESP
+ * formatting, the status table, and argument checks that need no server. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void renew_interval(void **state)
+{
+    (void)state;
+    /* ttl/3 when above the floor */
+    assert_int_equal(redlock__renew_interval_ms(30000, 5000), 10000);
+    /* the floor lifts it... */
+    assert_int_equal(redlock__renew_interval_ms(9000, 5000), 4500);
+    assert_int_equal(redlock__renew_interval_ms(12000, 5000), 5000);
+    /* ...but never above ttl/2 */
+    assert_int_equal(redlock__renew_interval_ms(6000, 5000), 3000);
+    assert_int_equal(redlock__renew_interval_ms(600, 5000), 300);
+    assert_int_equal(redlock__renew_interval_ms(600, 50), 200);
+    /* tiny ttls still give a positive interval */
+    assert_int_equal(redlock__renew_interval_ms(1, 0), 1);
+    assert_int_equal(redlock__renew_interval_ms(3, 0), 1);
+    assert_int_equal(redlock__renew_interval_ms(REDLOCK_TTL_MAX, 5000),
+                     REDLOCK_TTL_MAX / 3);
+}
+
+static void validity(void **state)
+{
+    (void)state;
+    /* ttl * 0.01 + 2 ms, rounded up */
+    assert_int_equal(redlock__drift_ms(10000, 0.01), 102);
+    assert_int_equal(redlock__drift_ms(150, 0.01), 4);
+    assert_int_equal(redlock__drift_ms(1000, 0.0), 2);
+    assert_int_equal(redlock__validity_end_ms(5000, 10000, 0.01),
+                     5000 + 10000 - 102);
+    /* a tiny ttl has no validity at all */
+    assert_true(redlock__validity_end_ms(100, 2, 0.01) <= 100);
+    /* the largest ttl does not overflow */
+    assert_true(redlock__validity_end_ms(INT64_C(1) << 50, REDLOCK_TTL_MAX,
+                                         0.49) > (INT64_C(1) << 50));
+}
+
+static void jitter(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 1000; i++) {
+        int64_t j = redlock__jitter_ms(100);
+        assert_true(j >= 50 && j <= 150);
+    }
+    assert_int_equal(redlock__jitter_ms(0), 1);
+    assert_int_equal(redlock__jitter_ms(1), 1);
+}
+
+static void heap_order(void **state)
+{
+    (void)state;
+    enum { N = 500 };
+    redlock_lock *locks = calloc(N, sizeof *locks);
+    redlock__heap h = {0};
+    assert_non_null(locks);
+    srand(42);
+    for (int i = 0; i < N; i++) {
+        locks[i].wd_due_ms = rand() % 1000;
+        locks[i].wd_index = -1;
+        assert_int_equal(redlock__heap_push(&h, &locks[i]), 0);
+    }
+    /* remove every third from the middle, re-key every fifth */
+    for (int i = 0; i < N; i += 3)
+        redlock__heap_remove(&h, &locks[i]);
+    for (int i = 1; i < N; i += 5) {
+        if (locks[i].wd_index < 0)
+            continue;
+        locks[i].wd_due_ms = rand() % 1000;
+        redlock__heap_fix(&h, &locks[i]);
+    }
+    redlock__heap_remove(&h, &locks[0]); /* not in it: harmless */
+    int64_t last = -1;
+    int count = 0;
+    redlock_lock *top;
+    while ((top = redlock__heap_top(&h))) {
+        assert_true(top->wd_due_ms >= last);
+        last = top->wd_due_ms;
+        redlock__heap_remove(&h, top);
+        assert_int_equal(top->wd_index, -1);
+        count++;
+    }
+    assert_int_equal(count, N - (N + 2) / 3);
+    redlock__heap_free(&h);
+    free(locks);
+}
+
+static void resp_format(void **state)
+{
+    (void)state;
+    redlock__buf b = {0};
+    const char *argv[] = {"SET", "k\r\n y", "", "%s%n"};
+    size_t len[] = {3, 5, 0, 4};
+    assert_int_equal(redlock__resp_append(&b, 4, argv, len), 0);
+    const char want[] = "*4\r\n$3\r\nSET\r\n$5\r\nk\r\n y\r\n$0\r\n\r\n"
+                        "$4\r\n%s%n\r\n";
+    assert_int_equal(b.len, sizeof want - 1);
+    assert_memory_equal(b.data, want, b.len);
+    /* appends accumulate, and a large argument grows the buffer */
+    size_t big = 1 << 20;
+    char *blob = malloc(big);
+    assert_non_null(blob);
+    memset(blob, 'x', big);
+    const char *a2[] = {blob};
+    assert_int_equal(redlock__resp_append(&b, 1, a2, &big), 0);
+    assert_int_equal(b.len, sizeof want - 1 + 4 + 10 + big + 2);
+    free(blob);
+    redlock__buf_free(&b);
+    assert_null(b.data);
+}
+
+static void status_table(void **state)
+{
+    (void)state;
+    /* Every status has its own non-empty message; others are "unknown". */
+    const redlock_status all[] = {REDLOCK_OK,     REDLOCK_BUSY,
+                                  REDLOCK_NOT_HELD, REDLOCK_IO,
+                                  REDLOCK_SERVER, REDLOCK_AUTH,
+                                  REDLOCK_INVALID, REDLOCK_NOMEM};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        assert_int_equal(all[i], (int)i);
+        const char *m = redlock_strerror(all[i]);
+        assert_true(strlen(m) > 0);
+        assert_string_not_equal(m, "unknown status");
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(m, redlock_strerror(all[j]));
+    }
+    assert_string_equal(redlock_strerror((redlock_status)99),
+                        "unknown status");
+    assert_string_equal(redlock_version(), REDLOCK_VERSION_STRING);
+    assert_int_equal(REDLOCK_VERSION_NUMBER,
+                     (REDLOCK_VERSION_MAJOR << 16) |
+                         (REDLOCK_VERSION_MINOR << 8) | REDLOCK_VERSION_PATCH);
+}
+
+static void expect_invalid(const redlock_options *o, const char *needle)
+{
+    const char *url = "redis://127.0.0.1:1";
+    redlock_status st = REDLOCK_OK;
+    assert_null(redlock_connect(&url, 1, o, &st));
+    assert_int_equal(st, REDLOCK_INVALID);
+    assert_non_null(strstr(redlock_last_error(), needle));
+}
+
+static void bad_options(void **state)
+{
+    (void)state;
+    redlock_options o;
+    redlock_options_init(&o);
+    assert_int_equal(o.connect_timeout_ms, 2000);
+    assert_int_equal(o.io_timeout_ms, 2000);
+    assert_int_equal(o.node_timeout_ms, 0);
+    assert_int_equal(o.retry_delay_ms, 100);
+    assert_true(o.drift_factor == 0.01);
+    assert_int_equal(o.renew_floor_ms, 5000);
+    assert_int_equal(o.max_hold_ms, 0);
+    assert_int_equal(o.fencing, 0);
+    assert_int_equal(o.min_replicas, 0);
+    assert_null(o.on_lost);
+    redlock_options_init(NULL); /* harmless */
+
+#define BAD(field, value, needle)                                              \
+    do {                                                                       \
+        redlock_options_init(&o);                                              \
+        o.field = value;                                                       \
+        expect_invalid(&o, needle);                                            \
+    } while (0)
+    BAD(connect_timeout_ms, 0, "connect_timeout_ms");
+    BAD(connect_timeout_ms, -5, "connect_timeout_ms");
+    BAD(io_timeout_ms, 0, "io_timeout_ms");
+    BAD(node_timeout_ms, -1, "node_timeout_ms");
+    BAD(retry_delay_ms, 0, "retry_delay_ms");
+    BAD(drift_factor, -0.1, "drift_factor");
+    BAD(drift_factor, 0.5, "drift_factor");
+    BAD(renew_floor_ms, -1, "renew_floor_ms");
+    BAD(max_hold_ms, -1, "max_hold_ms");
+    BAD(min_replicas, -1, "min_replicas");
+#undef BAD
+
+    /* fencing with more than one node */
+    redlock_options_init(&o);
+    o.fencing = 1;
+    const char *urls[] = {"redis://127.0.0.1:1", "redis://127.0.0.1:2",
+                          "redis://127.0.0.1:3"};
+    redlock_status st;
+    assert_null(redlock_connect(urls, 3, &o, &st));
+    assert_int_equal(st, REDLOCK_INVALID);
+    assert_non_null(strstr(redlock_last_error(), "fencing"));
+
+    /* node counts and NULLs */
+    assert_null(redlock_connect(NULL, 1, NULL, &st));
+    assert_int_equal(st, REDLOCK_INVALID);
+    assert_null(redlock_connect(urls, 0, NULL, &st));
+    assert_int_equal(st, REDLOCK_INVALID);
+    assert_null(redlock_connect(urls, REDLOCK_MAX_NODES + 1, NULL, &st));
+    assert_int_equal(st, REDLOCK_INVALID);
+    const char *with_null[] = {"redis://127.0.0.1:1", NULL};
+    assert_null(redlock_connect(with_null, 2, NULL, &st));
+    assert_int_equal(st, REDLOCK_INVALID);
+    assert_null(redlock_connect(urls, 0, NULL, NULL)); /* status optional */
+    /* a malformed URL says which part, and never the password */
+    const char *bad = "redis://u:s3cret@host:0";
+    assert_null(redlock_connect(&bad, 1, NULL, &st));
+    assert_int_equal(st, REDLOCK_INVALID);
+    assert_non_null(strstr(redlock_last_error(), "port"));
+    assert_null(strstr(redlock_last_error(), "s3cret"));
+}
+
+static void null_handles(void **state)
+{
+    (void)state;
+    redlock_lock *l = (redlock_lock *)&l; /* must be reset to NULL */
+    assert_int_equal(redlock_acquire(NULL, "k", 1000, 0, &l), REDLOCK_INVALID);
+    assert_null(l);
+    assert_int_equal(redlock_acquire_as(NULL, "k", "t", 1000, 0, &l),
+                     REDLOCK_INVALID);
+    assert_int_equal(redlock_adopt(NULL, "k", "t", &l), REDLOCK_INVALID);
+    assert_int_equal(redlock_inspect(NULL, "k", NULL, 0, NULL),
+                     REDLOCK_INVALID);
+    assert_int_equal(redlock_keepalive(NULL), REDLOCK_INVALID);
+    assert_int_equal(redlock_extend(NULL, 1000), REDLOCK_INVALID);
+    assert_int_equal(redlock_release(NULL), REDLOCK_INVALID);
+    assert_non_null(strstr(redlock_last_error(), "NULL"));
+    redlock_detach(NULL);
+    redlock_client_free(NULL);
+    assert_int_equal(redlock_held(NULL), 0);
+    assert_int_equal(redlock_validity_ms(NULL), 0);
+    assert_null(redlock_token(NULL));
+    assert_null(redlock_key(NULL));
+    assert_int_equal(redlock_fence(NULL), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(renew_interval), cmocka_unit_test(validity),
+        cmocka_unit_test(jitter),         cmocka_unit_test(heap_order),
+        cmocka_unit_test(resp_format),    cmocka_unit_test(status_table),
+        cmocka_unit_test(bad_options),    cmocka_unit_test(null_handles),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
