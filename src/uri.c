@@ -6,7 +6,8 @@
  *
  * Pure: no I/O and no state.  A failure leaves a message through
  * redlock__fail() that quotes the URL with its password masked and names
- * the part that is wrong.
+ * the part that is wrong; every byte of URL text in a message goes through
+ * show(), so no message can carry a password (see secret_range()).
  *
  * How the parts are found (kept simple so that the rules fit in a
  * sentence each):
@@ -97,62 +98,73 @@ static int same_word(const char *s, size_t n, const char *name)
 }
 
 /*
- * url as a message may show it: the password replaced by "***", control
- * bytes by '?', and "..." when cut.  It must hide the password of any
- * input, even one the parser gives up on at the first character, so it
- * does not rely on the parser: it masks from the first ':' after the
- * scheme's "//" (after the start when there is no well-formed scheme) to
- * the last '@' of the whole string.  That is the parser's userinfo or
- * more; the "more" (a unix:// path holding '@') costs legibility only.
+ * The part of url that no message may show: the password.  It must be
+ * found for any input, even one the parser gives up on at the first
+ * character, so this does not rely on the parser: it runs from after the
+ * first ':' that follows the scheme's "//" (the start, when there is no
+ * well-formed scheme) to the last '@' of the whole string.  That covers the
+ * parser's password and sometimes more (a unix:// path or query holding
+ * ':' and '@'), which costs legibility only.  *from is NULL when there is
+ * no such part; *from == *to for an empty password.
  */
-static void redact(const char *url, char shown[SHOWN_SIZE])
+static void secret_range(const char *url, const char **from, const char **to)
 {
     const char *sep = strstr(url, "://");
     const char *start =
         sep && is_scheme(url, (size_t)(sep - url)) ? sep + 3 : url;
     const char *at = strrchr(start, '@');
-    const char *colon =
-        at ? memchr(start, ':', (size_t)(at - start)) : NULL;
+    const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
+
+    *from = colon ? colon + 1 : NULL;
+    *to = colon ? at : NULL;
+}
+
+/*
+ * Copy s[0..n), which points into url, to dst[0..size) as a message may
+ * show it: any byte of the secret range as one "***", control bytes as
+ * '?', and "..." when cut.  Every quoted piece of a URL goes through here,
+ * so that no message can show a password whatever part it quotes.
+ */
+static void show(char *dst, size_t size, const char *url, const char *s,
+                 size_t n)
+{
+    const char *from, *to;
+    int masked = 0;
     size_t o = 0;
 
-    for (const char *p = url; *p != '\0'; p++) {
-        const char *piece;
-        size_t n;
+    secret_range(url, &from, &to);
+    for (const char *p = s; p < s + n; p++) {
+        const char *add;
+        size_t len;
         char c;
-        if (colon && p == colon + 1) {
-            piece = "***";
-            n = 3;
-            p = at - 1; /* resume at the '@' */
+        if (from && !masked && p >= from && (p < to || p == from)) {
+            add = "***";
+            len = 3;
+            masked = 1;
+            p = to - 1; /* resume at the '@' */
         } else {
             c = shown_char(*p);
-            piece = &c;
-            n = 1;
+            add = &c;
+            len = 1;
         }
-        /* Keep room for "..." and the NUL; a piece goes in whole or not
-         * at all, so a cut never splits the mask. */
-        if (o + n > SHOWN_SIZE - 4) {
-            memcpy(shown + o, "...", 3);
+        /* Keep room for "..." and the NUL; "***" goes in whole or not at
+         * all, so a cut cannot split it. */
+        if (o + len > size - 4) {
+            memcpy(dst + o, "...", 3);
             o += 3;
             break;
         }
-        memcpy(shown + o, piece, n);
-        o += n;
+        memcpy(dst + o, add, len);
+        o += len;
     }
-    shown[o] = '\0';
+    dst[o] = '\0';
 }
 
-/* s[0..n) fit to quote in a message.  Callers pass only parts that lie
- * after the userinfo, never a credential. */
-static const char *piece(char dst[PIECE_SIZE], const char *s, size_t n)
+/* One part of url (a port, a host...) to quote in a message. */
+static const char *piece(char dst[PIECE_SIZE], const char *url,
+                         const char *s, size_t n)
 {
-    size_t i, max = PIECE_SIZE - 4;
-    for (i = 0; i < n && i < max; i++)
-        dst[i] = shown_char(s[i]);
-    if (i < n) {
-        memcpy(dst + i, "...", 3);
-        i += 3;
-    }
-    dst[i] = '\0';
+    show(dst, PIECE_SIZE, url, s, n);
     return dst;
 }
 
@@ -166,7 +178,7 @@ static redlock_status bad(const char *url, const char *fmt, ...)
     char detail[256];
     va_list ap;
 
-    redact(url, shown);
+    show(shown, sizeof shown, url, url, strlen(url));
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
@@ -242,9 +254,10 @@ static redlock_status parse_port(const char *url, const char *s, size_t n,
     int rc = parse_decimal(s, n, 65535, &v);
     if (rc == NUM_NOT_A_NUMBER)
         return bad(url, "port \"%s\" is not a number (expected 1..65535)",
-                   piece(q, s, n));
+                   piece(q, url, s, n));
     if (rc == NUM_TOO_LARGE || v == 0)
-        return bad(url, "port \"%s\" is outside 1..65535", piece(q, s, n));
+        return bad(url, "port \"%s\" is outside 1..65535",
+                   piece(q, url, s, n));
     *port = (int)v;
     return REDLOCK_OK;
 }
@@ -258,10 +271,10 @@ static redlock_status parse_db(const char *url, const char *s, size_t n,
     int rc = parse_decimal(s, n, INT_MAX, &v);
     if (rc == NUM_NOT_A_NUMBER)
         return bad(url, "db \"%s\" is not a number (expected 0..%d)",
-                   piece(q, s, n), INT_MAX);
+                   piece(q, url, s, n), INT_MAX);
     if (rc == NUM_TOO_LARGE)
-        return bad(url, "db \"%s\" is outside 0..%d", piece(q, s, n),
-                   INT_MAX);
+        return bad(url, "db \"%s\" is outside 0..%d",
+                   piece(q, url, s, n), INT_MAX);
     *db = (int)v;
     return REDLOCK_OK;
 }
@@ -341,7 +354,7 @@ static redlock_status parse_userinfo(const char *url, const char *s, size_t n,
     return REDLOCK_OK;
 }
 
-/* The name of the first query parameter in q (after '?' or '&'). */
+/* Names the parameter that q (just after '?' or '&') begins with. */
 static redlock_status bad_parameter(const char *url, const char *q,
                                     const char *hint)
 {
@@ -350,8 +363,8 @@ static redlock_status bad_parameter(const char *url, const char *q,
 
     if (n == 0)
         return bad(url, "a query parameter has no name (%s)", hint);
-    return bad(url, "unknown query parameter \"%s\" (%s)", piece(name, q, n),
-               hint);
+    return bad(url, "unknown query parameter \"%s\" (%s)",
+               piece(name, url, q, n), hint);
 }
 
 /* Digits, ':' and '.' (for an embedded IPv4 tail).  Zone ids ("%eth0")
@@ -398,7 +411,7 @@ static redlock_status parse_redis(const char *url, const char *rest,
         const char *close = memchr(hp, ']', alen);
         if (!close)
             return bad(url, "IPv6 address \"%s\" lacks its closing \"]\"",
-                       piece(q, hp, alen));
+                       piece(q, url, hp, alen));
         host = hp + 1;
         hlen = (size_t)(close - host);
         if (hlen == 0)
@@ -407,14 +420,14 @@ static redlock_status parse_redis(const char *url, const char *rest,
             return bad(url,
                        "\"[%s]\" is not an IPv6 address (hex digits, \":\" "
                        "and \".\" only)",
-                       piece(q, host, hlen));
+                       piece(q, url, host, hlen));
         const char *after = close + 1;
         if (after < tail) {
             if (*after != ':')
                 return bad(url,
                            "unexpected \"%s\" after the IPv6 address "
                            "(expected \":port\" or \"/db\")",
-                           piece(q, after, (size_t)(tail - after)));
+                           piece(q, url, after, (size_t)(tail - after)));
             port = after + 1;
             plen = (size_t)(tail - port);
         }
@@ -424,7 +437,7 @@ static redlock_status parse_redis(const char *url, const char *rest,
             return bad(url,
                        "host \"%s\" has more than one \":\"; an IPv6 "
                        "address needs brackets, as in redis://[::1]:6379",
-                       piece(q, hp, alen));
+                       piece(q, url, hp, alen));
         host = hp;
         hlen = colon ? (size_t)(colon - hp) : alen;
         if (colon) {
@@ -437,7 +450,7 @@ static redlock_status parse_redis(const char *url, const char *rest,
             return bad(url,
                        "host \"%s\" may hold only letters, digits, \".\", "
                        "\"-\" and \"_\"",
-                       piece(q, host, hlen));
+                       piece(q, url, host, hlen));
     }
 
     u->port = DEFAULT_PORT;
@@ -581,7 +594,7 @@ redlock_status redlock__url_parse(const char *url, redlock__url *out)
     else
         st = bad(url, "unsupported scheme \"%s\" (expected redis:// or "
                       "unix://)",
-                 piece(q, url, slen));
+                 piece(q, url, url, slen));
 
     if (st != REDLOCK_OK) {
         redlock__url_clear(&u);
@@ -613,7 +626,7 @@ void redlock__url_describe(const redlock__url *u, char *buf, size_t len)
         return;
     }
     if (u->db != 0)
-        snprintf(db, sizeof db, "/%d", u->db);
+        snprintf(db, sizeof db, u->is_unix ? "?db=%d" : "/%d", u->db);
     if (u->is_unix)
         snprintf(buf, len, "unix:%s%s", u->path ? u->path : "?", db);
     else if (u->host && strchr(u->host, ':'))

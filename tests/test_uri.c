@@ -1,0 +1,510 @@
+/*
+ * Unit tests of src/uri.c: node URL parsing, its error messages (which
+ * must name the wrong part and never show a password), describe() and
+ * clear().  Each table row runs as its own cmocka test, named by its URL.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Every URL below that carries a password uses this one, so that one
+ * check covers them all. */
+#define SECRET "s3cret"
+
+/* ---- valid URLs -------------------------------------------------------- */
+
+struct valid_case {
+    const char *url;
+    int is_unix;
+    const char *host;
+    int port;
+    const char *path;
+    const char *user;
+    const char *password;
+    int db;
+};
+
+static struct valid_case valid_cases[] = {
+    /* defaults */
+    {"redis://localhost", 0, "localhost", 6379, NULL, NULL, NULL, 0},
+    {"redis://127.0.0.1", 0, "127.0.0.1", 6379, NULL, NULL, NULL, 0},
+    {"redis://h/", 0, "h", 6379, NULL, NULL, NULL, 0},
+    /* port and db */
+    {"redis://127.0.0.1:6380", 0, "127.0.0.1", 6380, NULL, NULL, NULL, 0},
+    {"redis://127.0.0.1:6380/2", 0, "127.0.0.1", 6380, NULL, NULL, NULL, 2},
+    {"redis://h/15", 0, "h", 6379, NULL, NULL, NULL, 15},
+    {"redis://h:1/0", 0, "h", 1, NULL, NULL, NULL, 0},
+    {"redis://h:65535/2147483647", 0, "h", 65535, NULL, NULL, NULL, INT_MAX},
+    {"redis://h:06379/007", 0, "h", 6379, NULL, NULL, NULL, 7},
+    {"redis://my-host_1.example.com:7000", 0, "my-host_1.example.com", 7000,
+     NULL, NULL, NULL, 0},
+    /* IPv6 */
+    {"redis://[::1]", 0, "::1", 6379, NULL, NULL, NULL, 0},
+    {"redis://[::1]:6380", 0, "::1", 6380, NULL, NULL, NULL, 0},
+    {"redis://[::1]/4", 0, "::1", 6379, NULL, NULL, NULL, 4},
+    {"redis://[::1]:6380/3", 0, "::1", 6380, NULL, NULL, NULL, 3},
+    {"redis://[2001:DB8::a1]:7000/1", 0, "2001:DB8::a1", 7000, NULL, NULL,
+     NULL, 1},
+    {"redis://[::ffff:192.0.2.1]:1", 0, "::ffff:192.0.2.1", 1, NULL, NULL,
+     NULL, 0},
+    /* userinfo */
+    {"redis://alice:" SECRET "@h", 0, "h", 6379, NULL, "alice", SECRET, 0},
+    {"redis://alice:p%40ss%3Aw@h", 0, "h", 6379, NULL, "alice", "p@ss:w", 0},
+    {"redis://al%69ce:" SECRET "@h:7000/5", 0, "h", 7000, NULL, "alice",
+     SECRET, 5},
+    {"redis://u:%2f%2F%7e@h", 0, "h", 6379, NULL, "u", "//~", 0},
+    {"redis://user@h", 0, "h", 6379, NULL, "user", NULL, 0},
+    {"redis://:" SECRET "@h", 0, "h", 6379, NULL, NULL, SECRET, 0},
+    {"redis://user:@h", 0, "h", 6379, NULL, "user", "", 0},
+    {"redis://:@h", 0, "h", 6379, NULL, NULL, "", 0},
+    {"redis://@h", 0, "h", 6379, NULL, NULL, NULL, 0},
+    /* the last '@' ends the userinfo, so these need no escaping */
+    {"redis://u:a@b@h:7000", 0, "h", 7000, NULL, "u", "a@b", 0},
+    {"redis://u:a/b?c:d@h/1", 0, "h", 6379, NULL, "u", "a/b?c:d", 1},
+    {"redis://u:" SECRET "@[::1]:6380/2", 0, "::1", 6380, NULL, "u", SECRET,
+     2},
+    /* scheme case */
+    {"REDIS://Host:7000", 0, "Host", 7000, NULL, NULL, NULL, 0},
+    {"Redis://h/1", 0, "h", 6379, NULL, NULL, NULL, 1},
+    /* unix */
+    {"unix:///tmp/redis.sock", 1, NULL, 0, "/tmp/redis.sock", NULL, NULL, 0},
+    {"unix:///tmp/redis.sock?db=3", 1, NULL, 0, "/tmp/redis.sock", NULL,
+     NULL, 3},
+    {"unix:///tmp/redis.sock?db=0", 1, NULL, 0, "/tmp/redis.sock", NULL,
+     NULL, 0},
+    {"unix://u:" SECRET "@/tmp/redis.sock?db=1", 1, NULL, 0,
+     "/tmp/redis.sock", "u", SECRET, 1},
+    {"unix://:" SECRET "@/var/run/redis/redis.sock", 1, NULL, 0,
+     "/var/run/redis/redis.sock", NULL, SECRET, 0},
+    {"unix://user@/tmp/r.sock", 1, NULL, 0, "/tmp/r.sock", "user", NULL, 0},
+    {"unix://u:a%2Fb%40c@/tmp/r.sock", 1, NULL, 0, "/tmp/r.sock", "u",
+     "a/b@c", 0},
+    {"unix:///tmp/a@b.sock", 1, NULL, 0, "/tmp/a@b.sock", NULL, NULL, 0},
+    {"UNIX:///tmp/r.sock", 1, NULL, 0, "/tmp/r.sock", NULL, NULL, 0},
+};
+
+/* NULL-aware string equality with the URL in the failure message. */
+static void check_str(const char *url, const char *field, const char *want,
+                      const char *got)
+{
+    if (want == NULL && got == NULL)
+        return;
+    if (want == NULL || got == NULL || strcmp(want, got) != 0)
+        fail_msg("%s: %s is %s%s%s, expected %s%s%s", url, field,
+                 got ? "\"" : "", got ? got : "NULL", got ? "\"" : "",
+                 want ? "\"" : "", want ? want : "NULL", want ? "\"" : "");
+}
+
+static void test_valid(void **state)
+{
+    const struct valid_case *c = *state;
+    redlock__url u;
+
+    memset(&u, 0xA5, sizeof u); /* parse must not trust or free this */
+    assert_int_equal(redlock__url_parse(c->url, &u), REDLOCK_OK);
+    assert_int_equal(u.is_unix, c->is_unix);
+    check_str(c->url, "host", c->host, u.host);
+    assert_int_equal(u.port, c->port);
+    check_str(c->url, "path", c->path, u.path);
+    check_str(c->url, "user", c->user, u.user);
+    check_str(c->url, "password", c->password, u.password);
+    assert_int_equal(u.db, c->db);
+    redlock__url_clear(&u);
+}
+
+/* ---- invalid URLs ------------------------------------------------------ */
+
+struct invalid_case {
+    const char *url;
+    const char *needle; /* the message must contain it */
+};
+
+static struct invalid_case invalid_cases[] = {
+    /* nothing, or no usable scheme */
+    {NULL, "NULL"},
+    {"", "empty"},
+    {"localhost:6379", "scheme"},
+    {"redis:/h", "scheme"},
+    {"//h:6379", "scheme"},
+    {"u:" SECRET "@h", "scheme"},
+    {"u:" SECRET "@h://x", "scheme"},
+    {"redis:u:" SECRET "@h", "scheme"},
+    {"http://h", "unsupported scheme \"http\""},
+    {"http://u:" SECRET "@h", "unsupported scheme \"http\""},
+    {"rediss://h:6380", "TLS"},
+    {"REDISS://u:" SECRET "@h", "not supported by this build"},
+    /* host */
+    {"redis://", "host is missing"},
+    {"redis://:6379", "host is missing"},
+    {"redis://u:" SECRET "@", "host is missing"},
+    {"redis://u:" SECRET "@/2", "host is missing"},
+    {"redis://ho st", "host \"ho st\""},
+    {"redis://a,b:6379", "host \"a,b\""},
+    {"redis://::1:6379", "brackets"},
+    {"redis://fe80::1", "IPv6 address needs brackets"},
+    {"redis://u:" SECRET "@::1", "brackets"},
+    {"redis://[::1", "closing"},
+    {"redis://[::1:6379/0", "closing"},
+    {"redis://u:" SECRET "@[::1", "closing"},
+    {"redis://[]", "\"[]\" is empty"},
+    {"redis://[]:6379", "empty"},
+    {"redis://[::1]x", "unexpected \"x\" after the IPv6 address"},
+    {"redis://[::1]6379", "after the IPv6 address"},
+    {"redis://[zz::1]", "is not an IPv6 address"},
+    {"redis://[localhost]", "is not an IPv6 address"},
+    /* port */
+    {"redis://h:", "port is empty"},
+    {"redis://[::1]:", "port is empty"},
+    {"redis://h:/1", "port is empty"},
+    {"redis://h:0", "port \"0\" is outside 1..65535"},
+    {"redis://h:65536", "port \"65536\" is outside 1..65535"},
+    {"redis://h:99999999999999999999",
+     "port \"99999999999999999999\" is outside"},
+    {"redis://u:" SECRET "@h:99999", "port \"99999\" is outside 1..65535"},
+    {"redis://[::1]:0", "port \"0\" is outside"},
+    {"redis://h:abc", "port \"abc\" is not a number"},
+    {"redis://h:-1", "port \"-1\" is not a number"},
+    {"redis://h:+1", "port \"+1\" is not a number"},
+    {"redis://h: 1", "port \" 1\" is not a number"},
+    {"redis://h:6379x", "port \"6379x\" is not a number"},
+    {"redis://h:0x10", "not a number"},
+    /* db */
+    {"redis://h/x", "db \"x\" is not a number"},
+    {"redis://h/1x", "db \"1x\" is not a number"},
+    {"redis://h/-1", "db \"-1\" is not a number"},
+    {"redis://h/1/2", "db \"1/2\" is not a number"},
+    {"redis://h//", "db \"/\" is not a number"},
+    {"redis://h/2147483648", "db \"2147483648\" is outside 0..2147483647"},
+    {"redis://h/99999999999999999999", "is outside 0..2147483647"},
+    {"redis://u:" SECRET "@h:6379/x", "db \"x\""},
+    /* query on redis:// */
+    {"redis://h?db=1", "query parameter \"db\""},
+    {"redis://h/0?foo=1", "query parameter \"foo\""},
+    {"redis://h:6379?timeout=5&db=1", "\"timeout\""},
+    {"redis://u:" SECRET "@h?foo", "\"foo\""},
+    {"redis://h?", "no name"},
+    /* userinfo escapes */
+    {"redis://u:" SECRET "%4@h", "password has a malformed percent escape"},
+    {"redis://u:" SECRET "%zz@h", "password has a malformed percent escape"},
+    {"redis://u:" SECRET "%@h", "password has a malformed percent escape"},
+    {"redis://u:%4" SECRET "@h", "password has a malformed"},
+    {"redis://u:" SECRET "%00@h", "password decodes to a NUL byte"},
+    {"redis://u%zz:" SECRET "@h", "user has a malformed percent escape"},
+    {"redis://u%0:" SECRET "@h", "user has a malformed"},
+    {"redis://u%00@h", "user decodes to a NUL byte"},
+    {"redis://u:%z1" SECRET "@h", "password has a malformed"},
+    {"redis://u:%1z" SECRET "@h", "password has a malformed"},
+    {"redis://u:" SECRET "%41%00%41@h", "password decodes to a NUL byte"},
+    {"unix://u:" SECRET "%g1@/tmp/r.sock", "password has a malformed"},
+    /* unix */
+    {"unix://", "socket path is missing"},
+    {"unix://u:" SECRET "@", "socket path is missing"},
+    {"unix://tmp/redis.sock", "must be absolute"},
+    {"unix://u:" SECRET "/x@/tmp/r.sock", "must be absolute"},
+    {"unix://h/tmp/r.sock", "must be absolute"},
+    {"unix://u:" SECRET "@h/tmp/r.sock", "takes no host"},
+    {"unix:///", "\"/\" names no file"},
+    {"unix://u:" SECRET "@/?db=1", "names no file"},
+    {"unix:///tmp/r.sock?db=x", "db \"x\" is not a number"},
+    {"unix:///tmp/r.sock?db=-1", "db \"-1\" is not a number"},
+    {"unix:///tmp/r.sock?db=1x", "db \"1x\" is not a number"},
+    {"unix:///tmp/r.sock?db=2147483648", "is outside 0..2147483647"},
+    {"unix:///tmp/r.sock?db=", "db is empty"},
+    {"unix:///tmp/r.sock?db", "db is empty"},
+    {"unix:///tmp/r.sock?db=1&db=2", "given twice"},
+    {"unix:///tmp/r.sock?foo=1", "unknown query parameter \"foo\""},
+    {"unix://u:" SECRET "@/tmp/r.sock?db=1&timeout=5",
+     "unknown query parameter \"timeout\""},
+    {"unix:///tmp/r.sock?DB=1", "\"DB\""},
+    /* what looks like a password is masked even where the parser sees none */
+    {"unix:///tmp/r.sock?a:" SECRET "@b=1", "unknown query parameter \"a:***"},
+    {"unix:///tmp/r:" SECRET "@x.sock?foo", "unknown query parameter"},
+    {"unix:///tmp/r.sock?", "empty query parameter"},
+    {"unix:///tmp/r.sock?db=1&", "empty query parameter"},
+    {"unix:///tmp/r.sock?=1", "no name"},
+};
+
+static void assert_cleared(const redlock__url *u)
+{
+    assert_int_equal(u->is_unix, 0);
+    assert_null(u->host);
+    assert_int_equal(u->port, 0);
+    assert_null(u->path);
+    assert_null(u->user);
+    assert_null(u->password);
+    assert_int_equal(u->db, 0);
+}
+
+static void test_invalid(void **state)
+{
+    const struct invalid_case *c = *state;
+    redlock__url u;
+
+    memset(&u, 0xA5, sizeof u);
+    assert_int_equal(redlock__url_parse(c->url, &u), REDLOCK_INVALID);
+    assert_cleared(&u);
+
+    const char *msg = redlock_last_error();
+    assert_non_null(msg);
+    if (!strstr(msg, c->needle))
+        fail_msg("message \"%s\" lacks \"%s\"", msg, c->needle);
+    if (c->url && c->url[0] != '\0' && !strstr(msg, "invalid URL \""))
+        fail_msg("message \"%s\" does not quote the URL", msg);
+    if (c->url && strstr(c->url, SECRET) && strstr(msg, SECRET))
+        fail_msg("message \"%s\" shows the password", msg);
+}
+
+/* ---- messages in full, and masking ------------------------------------- */
+
+static void test_message_exact(void **state)
+{
+    redlock__url u;
+    (void)state;
+
+    assert_int_equal(redlock__url_parse("redis://u:" SECRET "@h:99999", &u),
+                     REDLOCK_INVALID);
+    assert_string_equal(redlock_last_error(),
+                        "invalid URL \"redis://u:***@h:99999\": port "
+                        "\"99999\" is outside 1..65535");
+
+    assert_int_equal(redlock__url_parse("redis://::1:6379", &u),
+                     REDLOCK_INVALID);
+    assert_string_equal(redlock_last_error(),
+                        "invalid URL \"redis://::1:6379\": host \"::1:6379\" "
+                        "has more than one \":\"; an IPv6 address needs "
+                        "brackets, as in redis://[::1]:6379");
+
+    /* no password: nothing masked, the user stays readable */
+    assert_int_equal(redlock__url_parse("redis://bob@h:0", &u),
+                     REDLOCK_INVALID);
+    assert_string_equal(redlock_last_error(),
+                        "invalid URL \"redis://bob@h:0\": port \"0\" is "
+                        "outside 1..65535");
+
+    /* an '@' inside the password is masked up to the last one */
+    assert_int_equal(redlock__url_parse("redis://u:s3@cr@et@h/x", &u),
+                     REDLOCK_INVALID);
+    assert_string_equal(redlock_last_error(),
+                        "invalid URL \"redis://u:***@h/x\": db \"x\" is not "
+                        "a number (expected 0..2147483647)");
+
+    /* an empty password is masked once, like any other */
+    assert_int_equal(redlock__url_parse("redis://u:@h:0", &u),
+                     REDLOCK_INVALID);
+    assert_string_equal(redlock_last_error(),
+                        "invalid URL \"redis://u:***@h:0\": port \"0\" is "
+                        "outside 1..65535");
+
+    /* a quoted part that overlaps the masked range is masked too */
+    assert_int_equal(
+        redlock__url_parse("unix:///n:?x.y:" SECRET "@z", &u),
+        REDLOCK_INVALID);
+    assert_string_equal(redlock_last_error(),
+                        "invalid URL \"unix:///n:***@z\": unknown query "
+                        "parameter \"***@z\" (only db=N is accepted)");
+
+    /* control bytes are not copied into the message */
+    assert_int_equal(redlock__url_parse("redis://h\n:1", &u),
+                     REDLOCK_INVALID);
+    assert_null(strchr(redlock_last_error(), '\n'));
+}
+
+/* A long URL is cut in its message, and the cut never uncovers the
+ * password, wherever the password falls. */
+static void test_message_long(void **state)
+{
+    char url[1200];
+    redlock__url u;
+    (void)state;
+
+    for (size_t user_len = 0; user_len < 400; user_len += 7) {
+        size_t o = (size_t)snprintf(url, sizeof url, "redis://");
+        memset(url + o, 'a', user_len);
+        o += user_len;
+        o += (size_t)snprintf(url + o, sizeof url - o, ":" SECRET "@");
+        memset(url + o, 'h', 300);
+        o += 300;
+        snprintf(url + o, sizeof url - o, ":0");
+
+        assert_int_equal(redlock__url_parse(url, &u), REDLOCK_INVALID);
+        const char *msg = redlock_last_error();
+        assert_null(strstr(msg, SECRET));
+        assert_non_null(strstr(msg, "..."));
+        assert_non_null(strstr(msg, "is outside 1..65535"));
+    }
+}
+
+/* ---- describe ---------------------------------------------------------- */
+
+struct describe_case {
+    const char *url;
+    const char *want;
+};
+
+static const struct describe_case describe_cases[] = {
+    {"redis://localhost", "localhost:6379"},
+    {"redis://127.0.0.1:6380/2", "127.0.0.1:6380/2"},
+    {"redis://127.0.0.1:6380/0", "127.0.0.1:6380"},
+    {"redis://[::1]", "[::1]:6379"},
+    {"redis://[::1]:7000", "[::1]:7000"},
+    {"redis://[::1]/3", "[::1]:6379/3"},
+    {"redis://u:" SECRET "@h", "h:6379"},
+    {"unix:///tmp/r.sock", "unix:/tmp/r.sock"},
+    {"unix://u:" SECRET "@/tmp/r.sock?db=4", "unix:/tmp/r.sock?db=4"},
+};
+
+static void test_describe(void **state)
+{
+    char buf[300];
+    redlock__url u;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof describe_cases / sizeof describe_cases[0];
+         i++) {
+        const struct describe_case *c = &describe_cases[i];
+        assert_int_equal(redlock__url_parse(c->url, &u), REDLOCK_OK);
+        redlock__url_describe(&u, buf, sizeof buf);
+        if (strcmp(buf, c->want) != 0)
+            fail_msg("%s: described as \"%s\", expected \"%s\"", c->url, buf,
+                     c->want);
+        assert_null(strstr(buf, SECRET));
+        redlock__url_clear(&u);
+    }
+}
+
+static void test_describe_truncates(void **state)
+{
+    char buf[16];
+    redlock__url u;
+    (void)state;
+
+    assert_int_equal(redlock__url_parse("redis://127.0.0.1:6380/2", &u),
+                     REDLOCK_OK);
+
+    memset(buf, 'Z', sizeof buf);
+    redlock__url_describe(&u, buf, 8);
+    assert_string_equal(buf, "127.0.0");
+    assert_int_equal(buf[8], 'Z'); /* nothing past len */
+
+    memset(buf, 'Z', sizeof buf);
+    redlock__url_describe(&u, buf, 1);
+    assert_string_equal(buf, "");
+    assert_int_equal(buf[1], 'Z');
+
+    memset(buf, 'Z', sizeof buf);
+    redlock__url_describe(&u, buf, 0);
+    assert_int_equal(buf[0], 'Z');
+    redlock__url_describe(&u, NULL, 0);
+
+    redlock__url_describe(NULL, buf, sizeof buf);
+    assert_non_null(memchr(buf, '\0', sizeof buf));
+
+    redlock__url_clear(&u);
+}
+
+/* ---- clear ------------------------------------------------------------- */
+
+static void test_clear(void **state)
+{
+    redlock__url u;
+    (void)state;
+
+    assert_int_equal(
+        redlock__url_parse("redis://alice:" SECRET "@[::1]:6380/3", &u),
+        REDLOCK_OK);
+    redlock__url_clear(&u);
+    assert_cleared(&u);
+    redlock__url_clear(&u);
+    assert_cleared(&u);
+
+    assert_int_equal(
+        redlock__url_parse("unix://bob:" SECRET "@/tmp/r.sock?db=2", &u),
+        REDLOCK_OK);
+    redlock__url_clear(&u);
+    assert_cleared(&u);
+    redlock__url_clear(&u);
+
+    redlock__url_clear(NULL);
+
+    /* a cleared struct parses again without leaking (run under ASan) */
+    assert_int_equal(redlock__url_parse("redis://h", &u), REDLOCK_OK);
+    redlock__url_clear(&u);
+}
+
+/* sun_path holds 108 bytes with the NUL: a 107-byte path is the longest. */
+static void test_unix_path_limit(void **state)
+{
+    char url[200];
+    redlock__url u;
+    (void)state;
+
+    for (size_t len = 100; len <= 110; len++) {
+        size_t o = (size_t)snprintf(url, sizeof url, "unix://u:" SECRET "@/");
+        memset(url + o, 'x', len - 1);
+        url[o + len - 1] = '\0';
+        redlock_status st = redlock__url_parse(url, &u);
+        if (len <= 107) {
+            assert_int_equal(st, REDLOCK_OK);
+            assert_int_equal(strlen(u.path), len);
+            assert_string_equal(u.password, SECRET);
+            redlock__url_clear(&u);
+        } else {
+            assert_int_equal(st, REDLOCK_INVALID);
+            assert_cleared(&u);
+            assert_non_null(strstr(redlock_last_error(), "the limit is 107"));
+            assert_null(strstr(redlock_last_error(), SECRET));
+        }
+    }
+}
+
+static void test_null_out(void **state)
+{
+    (void)state;
+    assert_int_equal(redlock__url_parse("redis://h", NULL), REDLOCK_INVALID);
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+#define NFIXED 7
+
+int main(void)
+{
+    struct CMUnitTest tests[COUNT(valid_cases) + COUNT(invalid_cases) +
+                            NFIXED];
+    size_t n = 0;
+
+    for (size_t i = 0; i < COUNT(valid_cases); i++) {
+        struct CMUnitTest t = {valid_cases[i].url, test_valid, NULL, NULL,
+                               &valid_cases[i]};
+        tests[n++] = t;
+    }
+    for (size_t i = 0; i < COUNT(invalid_cases); i++) {
+        struct CMUnitTest t = {
+            invalid_cases[i].url ? invalid_cases[i].url : "(NULL URL)",
+            test_invalid, NULL, NULL, &invalid_cases[i]};
+        tests[n++] = t;
+    }
+    const struct CMUnitTest fixed[NFIXED] = {
+        cmocka_unit_test(test_message_exact),
+        cmocka_unit_test(test_message_long),
+        cmocka_unit_test(test_describe),
+        cmocka_unit_test(test_describe_truncates),
+        cmocka_unit_test(test_clear),
+        cmocka_unit_test(test_unix_path_limit),
+        cmocka_unit_test(test_null_out),
+    };
+    for (size_t i = 0; i < NFIXED; i++)
+        tests[n++] = fixed[i];
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
