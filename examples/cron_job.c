@@ -9,6 +9,7 @@
  * cron wrappers treat as "try next time"), 69 Redis unreachable, 70 the
  * lock was lost while working, 1 anything else.
  */
+#define _DEFAULT_SOURCE /* usleep */
 #include <redlock.h>
 
 #include <stdio.h>

@@ -5,6 +5,7 @@
  *
  *     service_wait [URL] [WAIT_SECONDS]
  */
+#define _DEFAULT_SOURCE /* usleep */
 #include <redlock.h>
 
 #include <signal.h>

@@ -160,7 +160,7 @@ typedef struct redlock__batch {
     int ncalls;
     redlock_status st; /* OK: every call has a reply (maybe an error one) */
     int uncertain; /* failed after sending: the server may have applied it */
-    char err[200]; /* detail when st != OK */
+    char err[256]; /* detail when st != OK */
     /* private to io.c / quorum.c */
     redlock__conn *conn;
     int pending; /* replies still expected this round */

@@ -49,7 +49,7 @@ static void batch_fail(redlock__batch *b, redlock_status st, const char *what)
     if (b->st != REDLOCK_OK)
         return;
     b->st = st;
-    snprintf(b->err, sizeof b->err, "%.120s: %s", b->node->name, what);
+    snprintf(b->err, sizeof b->err, "%.100s: %.150s", b->node->name, what);
 }
 
 /* Send what the socket takes now.  0 while healthy, -1 on failure. */

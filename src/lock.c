@@ -198,7 +198,7 @@ static void undo_acquire(redlock_client *c, const redlock__batch *acq,
     }
     redlock__exchange(b, c->nnodes, op_deadline_ns(c));
     for (int i = 0; i < c->nnodes; i++)
-        if (b[i].ncalls && b[i].st != REDLOCK_OK && b[i].uncertain)
+        if (b[i].ncalls && b[i].st != REDLOCK_OK)
             redlock__node_add_ghost(&c->nodes[i], key, keylen, token);
     redlock__batches_clear(b, c->nnodes);
 }
@@ -564,8 +564,9 @@ static void release_many(redlock_client *c, redlock_lock **locks, int n,
     for (int k = 0; k < n; k++) {
         redlock_lock *l = locks[k];
         multi_tally(&m, c, k, n);
+        /* Whether or not the request left: our token may still be there. */
         for (int i = 0; i < c->nnodes; i++)
-            if (m.b[i].st != REDLOCK_OK && m.b[i].uncertain)
+            if (m.b[i].st != REDLOCK_OK)
                 redlock__node_add_ghost(&c->nodes[i], l->key, l->keylen,
                                         l->token);
         if (m.t[k].yes >= c->quorum)

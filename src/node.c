@@ -13,6 +13,7 @@
 #include <hiredis/hiredis.h>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +220,22 @@ static redlock__conn *connect_new(redlock__node *n, int64_t dl,
     return c;
 }
 
+/* Cut the list (newest first) to GHOST_CAP; returns the cut-off tail for
+ * the caller to free outside the mutex.  Forgotten ghosts still expire
+ * with their ttl. */
+static redlock__ghost *trim_ghosts(redlock__node *n)
+{
+    if (n->nghosts <= GHOST_CAP)
+        return NULL;
+    redlock__ghost *g = n->ghosts;
+    for (int i = 1; i < GHOST_CAP; i++)
+        g = g->next;
+    redlock__ghost *drop = g->next;
+    g->next = NULL;
+    n->nghosts = GHOST_CAP;
+    return drop;
+}
+
 /* Delete, token-checked, what timed-out commands may have left behind.
  * EVAL rather than EVALSHA: rare, and it must not depend on the cache. */
 static redlock_status bury_ghosts(redlock__node *n, redlock__conn *c,
@@ -254,7 +271,7 @@ static redlock_status bury_ghosts(redlock__node *n, redlock__conn *c,
         }
         return REDLOCK_OK;
     }
-    /* Keep them for the next contact. */
+    /* Keep them for the next contact, newest first, within the cap. */
     pthread_mutex_lock(&n->mu);
     redlock__ghost *tail = list;
     while (tail->next)
@@ -262,8 +279,24 @@ static redlock_status bury_ghosts(redlock__node *n, redlock__conn *c,
     tail->next = n->ghosts;
     n->ghosts = list;
     n->nghosts += count;
+    redlock__ghost *drop = trim_ghosts(n);
     pthread_mutex_unlock(&n->mu);
+    while (drop) {
+        redlock__ghost *g = drop;
+        drop = g->next;
+        ghost_free(g);
+    }
     return st;
+}
+
+/* An idle Redis connection has nothing to read: if its socket is readable,
+ * the server closed it (restart, CLIENT KILL, timeout) or it is out of
+ * step.  Finding that out now costs one poll() and saves the caller an
+ * error for a connection that died while idle. */
+static int idle_conn_alive(const redlock__conn *c)
+{
+    struct pollfd p = {.fd = c->ctx->fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 0;
 }
 
 redlock__conn *redlock__node_get(redlock__node *n, int64_t dl,
@@ -271,11 +304,15 @@ redlock__conn *redlock__node_get(redlock__node *n, int64_t dl,
 {
     redlock__conn *c = NULL;
     int ghosts;
-    pthread_mutex_lock(&n->mu);
-    if (n->nidle > 0)
-        c = n->idle[--n->nidle];
-    ghosts = n->nghosts;
-    pthread_mutex_unlock(&n->mu);
+    for (;;) {
+        pthread_mutex_lock(&n->mu);
+        c = n->nidle > 0 ? n->idle[--n->nidle] : NULL;
+        ghosts = n->nghosts;
+        pthread_mutex_unlock(&n->mu);
+        if (!c || idle_conn_alive(c))
+            break;
+        redlock__conn_free(c);
+    }
 
     if (!c && !(c = connect_new(n, dl, st)))
         return NULL;
@@ -317,19 +354,15 @@ void redlock__node_add_ghost(redlock__node *n, const char *key, size_t keylen,
     memcpy(g->key, key, keylen);
     g->keylen = keylen;
 
-    redlock__ghost *drop = NULL;
     pthread_mutex_lock(&n->mu);
     g->next = n->ghosts;
     n->ghosts = g;
-    if (++n->nghosts > GHOST_CAP) { /* forget the oldest (the tail) */
-        redlock__ghost **pp = &n->ghosts;
-        while ((*pp)->next)
-            pp = &(*pp)->next;
-        drop = *pp;
-        *pp = NULL;
-        n->nghosts--;
-    }
+    n->nghosts++;
+    redlock__ghost *drop = trim_ghosts(n);
     pthread_mutex_unlock(&n->mu);
-    if (drop)
-        ghost_free(drop);
+    while (drop) {
+        g = drop;
+        drop = g->next;
+        ghost_free(g);
+    }
 }
