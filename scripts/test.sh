@@ -41,7 +41,7 @@ ctest_jobs=${CTEST_JOBS:-2}
 # ---- dependencies -----------------------------------------------------------------
 packages=(build-essential cmake pkg-config libhiredis-dev uuid-dev libcmocka-dev redis-server)
 if [ "$quick" -eq 0 ]; then
-    packages+=(clang)
+    packages+=(clang libclang-rt-dev)
 fi
 missing=()
 for p in "${packages[@]}"; do
