@@ -15,23 +15,9 @@ cd "$root"
 seconds=${1:-2}
 
 # ---- dependencies -----------------------------------------------------------------
-packages=(build-essential cmake pkg-config libhiredis-dev uuid-dev libcmocka-dev redis-server)
-missing=()
-for p in "${packages[@]}"; do
-    if ! dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed'; then
-        missing+=("$p")
-    fi
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "demo.sh: installing ${missing[*]}"
-    sudo=()
-    if [ "$(id -u)" -ne 0 ]; then
-        sudo=(sudo)
-    fi
-    "${sudo[@]}" apt-get update
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+# shellcheck source=scripts/deps.sh
+. "$root/scripts/deps.sh"
+install_missing "${REDLOCK_PACKAGES[@]}"
 
 # ---- build the example --------------------------------------------------------------
 if [ ! -f examples/CMakeLists.txt ] || [ ! -f examples/cron_job.c ]; then

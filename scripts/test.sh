@@ -39,26 +39,13 @@ jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 ctest_jobs=${CTEST_JOBS:-2}
 
 # ---- dependencies -----------------------------------------------------------------
-packages=(build-essential cmake pkg-config libhiredis-dev uuid-dev libcmocka-dev redis-server)
+# shellcheck source=scripts/deps.sh
+. "$root/scripts/deps.sh"
+packages=("${REDLOCK_PACKAGES[@]}")
 if [ "$quick" -eq 0 ]; then
-    packages+=(clang libclang-rt-dev)
+    packages+=(clang libclang-rt-dev) # ThreadSanitizer stage
 fi
-missing=()
-for p in "${packages[@]}"; do
-    if ! dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed'; then
-        missing+=("$p")
-    fi
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "test.sh: installing ${missing[*]}"
-    sudo=()
-    if [ "$(id -u)" -ne 0 ]; then
-        sudo=(sudo)
-    fi
-    "${sudo[@]}" apt-get update
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+install_missing "${packages[@]}"
 
 # ---- stages -------------------------------------------------------------------------
 summary=()
