@@ -367,9 +367,12 @@ static redlock_status acquire(redlock_client *c, const char *key,
     redlock_lock *l = handle_new(c, key, keylen, token);
     if (!l)
         return redlock__fail(REDLOCK_NOMEM, "out of memory");
-    int64_t until = wait_ms == REDLOCK_WAIT_FOREVER
+    /* A wait too long to count in nanoseconds is a wait forever. */
+    int64_t now = redlock__now_ns();
+    int64_t until = wait_ms == REDLOCK_WAIT_FOREVER ||
+                            wait_ms > (INT64_MAX - now) / 1000000
                         ? INT64_MAX
-                        : redlock__now_ns() + wait_ms * 1000000;
+                        : now + wait_ms * 1000000;
     int64_t vend = 0, fence = 0;
     for (int attempt = 0;; attempt++) {
         st = acquire_once(c, key, keylen, token, ttl_ms, &vend, &fence);
@@ -535,6 +538,11 @@ void redlock__renew(redlock_client *c, redlock_lock **locks, int n,
         if (m.t[k].yes >= c->quorum && vend > now) {
             atomic_store(&l->validity_end_ms, vend);
             st[k] = REDLOCK_OK;
+        } else if (m.t[k].yes >= c->quorum) {
+            st[k] = redlock__fail(REDLOCK_IO,
+                                  "extend \"%.80s\": quorum took longer than "
+                                  "the validity of a %" PRId64 " ms ttl",
+                                  l->key, ttl[k]);
         } else {
             st[k] = verdict(c, &m.t[k], REDLOCK_NOT_HELD, "extend", l->key);
             if (st[k] == REDLOCK_NOT_HELD)

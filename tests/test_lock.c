@@ -339,10 +339,18 @@ static void bad_input(void **state)
                      REDLOCK_OK);
     assert_true(rt_pttl(&srv, "t:max") > (REDLOCK_TTL_MAX - 60000));
     redlock_release(l);
-    assert_int_equal(redlock_acquire(c, "t:min", 1, 0, &l) != REDLOCK_INVALID,
-                     1); /* 1 ms: no validity left, but a valid argument */
-    if (l)
-        redlock_release(l);
+    /* 1 ms: a valid argument, but no validity is left after the drift
+     * allowance, so the acquire fails and leaves no key behind. */
+    assert_int_equal(redlock_acquire(c, "t:min", 1, 0, &l), REDLOCK_IO);
+    assert_non_null(strstr(redlock_last_error(), "validity"));
+    assert_null(rt_get(&srv, "t:min"));
+    /* the longest waits do not overflow the deadline arithmetic */
+    assert_int_equal(redlock_acquire(c, "t:long", 1000, INT64_MAX, &l),
+                     REDLOCK_OK);
+    redlock_release(l);
+    assert_int_equal(redlock_acquire(c, "t:long", 1000, INT64_MAX / 1000, &l),
+                     REDLOCK_OK);
+    redlock_release(l);
     redlock_client_free(c);
 }
 
