@@ -100,18 +100,31 @@ extern const size_t redlock__nscripts;
 
 /* ---- node.c: one Redis node, its connection pool and ghost tokens ------ */
 
-typedef struct redlock__conn {
-    struct redisContext *ctx;
-    redlock__buf out; /* commands not yet sent */
-    size_t sent;      /* bytes of out already written */
-} redlock__conn;
-
 typedef struct redlock__ghost {
     char *key;
     char *token;
     size_t keylen;
     struct redlock__ghost *next;
 } redlock__ghost;
+
+/* Replies a connection owes before the caller's: a new connection's AUTH
+ * and SELECT, then the deletes of ghost tokens. */
+typedef struct redlock__prefix {
+    int count;     /* replies still to swallow */
+    int auth;      /* the next one answers AUTH */
+    int select;    /* then one answers SELECT */
+    redlock__ghost *ghosts; /* in flight; back to the node on failure */
+    int nghosts;
+} redlock__prefix;
+
+typedef struct redlock__conn {
+    struct redisContext *ctx;
+    redlock__buf out;    /* commands not yet sent */
+    size_t sent;         /* bytes of out already written */
+    int connecting;      /* non-blocking connect() still in progress */
+    int64_t connect_deadline_ns;
+    redlock__prefix prefix;
+} redlock__conn;
 
 typedef struct redlock__node {
     redlock__url url;
@@ -128,11 +141,14 @@ typedef struct redlock__node {
 redlock_status redlock__node_init(redlock__node *n, const char *url,
                                   const redlock_options *opts);
 void redlock__node_destroy(redlock__node *n);
-/* A ready connection (pooled, or new with AUTH/SELECT replayed), or NULL
- * with the status (and last error) set.  deadline_ns bounds a new one. */
-redlock__conn *redlock__node_get(redlock__node *n, int64_t deadline_ns,
-                                 redlock_status *st);
-/* Give the connection back; broken != 0 (or a failed context) frees it. */
+/* A connection for one exchange, without blocking: an idle one from the
+ * pool, or a new one whose connect() is under way with AUTH and SELECT
+ * queued.  Pending ghost deletes are queued too (c->prefix).  NULL with
+ * the status (and last error) set when none can be had. */
+redlock__conn *redlock__node_get(redlock__node *n, redlock_status *st);
+/* Give the connection back after an exchange: broken != 0 (or a failed
+ * context) frees it.  Ghosts in flight are settled: forgotten when
+ * deleted (!broken and their replies read), else kept for next time. */
 void redlock__node_put(redlock__node *n, redlock__conn *c, int broken);
 /* Remember a token whose SET (or DEL) may have been applied without our
  * knowing; it is deleted, token-checked, on the next contact. */

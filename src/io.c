@@ -77,10 +77,40 @@ static int flush_some(redlock__batch *b)
     return 0;
 }
 
+/* A reply owed before the caller's: the handshake's, or a ghost delete's
+ * (whose answer, even an error, settles it). */
+static int take_prefix(redlock__batch *b, redisReply *r)
+{
+    redlock__prefix *p = &b->conn->prefix;
+    int is_auth = p->auth, is_select = !p->auth && p->select;
+    if (is_auth)
+        p->auth = 0;
+    else if (is_select)
+        p->select = 0;
+    p->count--;
+    if (r->type == REDIS_REPLY_ERROR && (is_auth || is_select)) {
+        char msg[160];
+        const redlock__url *u = &b->node->url;
+        if (is_auth)
+            snprintf(msg, sizeof msg, "AUTH%s%.40s refused: %.100s",
+                     u->user ? " as user " : "", u->user ? u->user : "",
+                     r->str);
+        else
+            snprintf(msg, sizeof msg, "SELECT %d refused: %.100s", u->db,
+                     r->str);
+        batch_fail(b, is_auth ? REDLOCK_AUTH : redlock__reply_error_status(r),
+                   msg);
+        freeReplyObject(r);
+        return -1;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
 /* Take every complete reply out of the reader. */
 static int drain_replies(redlock__batch *b)
 {
-    while (b->pending > 0) {
+    while (b->pending > 0 || b->conn->prefix.count > 0) {
         void *reply = NULL;
         if (redisGetReplyFromReader(b->conn->ctx, &reply) != REDIS_OK) {
             char msg[160];
@@ -90,6 +120,11 @@ static int drain_replies(redlock__batch *b)
         }
         if (!reply)
             return 0;
+        if (b->conn->prefix.count > 0) {
+            if (take_prefix(b, reply) != 0)
+                return -1;
+            continue;
+        }
         while (b->cursor < b->ncalls && b->calls[b->cursor].reply)
             b->cursor++;
         if (b->cursor >= b->ncalls) { /* more replies than commands */
@@ -118,10 +153,38 @@ static int read_some(redlock__batch *b)
     return drain_replies(b);
 }
 
+/* The non-blocking connect() finished: did it succeed? */
+static int connect_done(redlock__batch *b)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(b->conn->ctx->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err != 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "cannot connect: %s", strerror(err));
+        batch_fail(b, REDLOCK_IO, msg);
+        return -1;
+    }
+    b->conn->connecting = 0;
+    return 0;
+}
+
 static int active(const redlock__batch *b)
 {
-    return b->st == REDLOCK_OK && b->conn &&
-           (b->pending > 0 || b->conn->sent < b->conn->out.len);
+    const redlock__conn *c = b->conn;
+    return b->st == REDLOCK_OK && c &&
+           (c->connecting || b->pending > 0 || c->prefix.count > 0 ||
+            c->sent < c->out.len);
+}
+
+/* A connection still connecting is bounded by the connect timeout too. */
+static int64_t batch_deadline(const redlock__batch *b, int64_t deadline_ns)
+{
+    const redlock__conn *c = b->conn;
+    return c->connecting && c->connect_deadline_ns < deadline_ns
+               ? c->connect_deadline_ns
+               : deadline_ns;
 }
 
 void redlock__io_run(redlock__batch *b, int n, int64_t deadline_ns)
@@ -131,31 +194,36 @@ void redlock__io_run(redlock__batch *b, int n, int64_t deadline_ns)
 
     for (int i = 0; i < n; i++) {
         b[i].cursor = 0;
-        if (active(&b[i]))
+        if (active(&b[i]) && !b[i].conn->connecting)
             flush_some(&b[i]);
     }
     for (;;) {
         int k = 0;
+        int64_t now = redlock__now_ns(), wake = INT64_MAX;
         for (int i = 0; i < n; i++) {
             if (!active(&b[i]))
                 continue;
             redlock__conn *c = b[i].conn;
+            int64_t dl = batch_deadline(&b[i], deadline_ns);
+            if (now >= dl) {
+                batch_fail(&b[i], REDLOCK_IO,
+                           c->connecting ? "timed out connecting"
+                                         : "timed out");
+                continue;
+            }
+            if (dl < wake)
+                wake = dl;
             pfd[k].fd = c->ctx->fd;
-            pfd[k].events = c->sent < c->out.len ? POLLOUT : 0;
-            if (b[i].pending > 0)
+            pfd[k].events =
+                c->connecting || c->sent < c->out.len ? POLLOUT : 0;
+            if (!c->connecting && (b[i].pending > 0 || c->prefix.count > 0))
                 pfd[k].events |= POLLIN;
             pfd[k].revents = 0;
             idx[k++] = i;
         }
         if (k == 0)
             return;
-        int64_t left = deadline_ns - redlock__now_ns();
-        if (left <= 0) {
-            for (int j = 0; j < k; j++)
-                batch_fail(&b[idx[j]], REDLOCK_IO, "timed out");
-            return;
-        }
-        int rc = poll(pfd, (nfds_t)k, (int)((left + 999999) / 1000000));
+        int rc = poll(pfd, (nfds_t)k, (int)((wake - now + 999999) / 1000000));
         if (rc < 0 && errno != EINTR) {
             for (int j = 0; j < k; j++)
                 batch_fail(&b[idx[j]], REDLOCK_IO, "poll failed");
@@ -164,6 +232,13 @@ void redlock__io_run(redlock__batch *b, int n, int64_t deadline_ns)
         for (int j = 0; j < k && rc > 0; j++) {
             redlock__batch *bj = &b[idx[j]];
             short ev = pfd[j].revents;
+            if (!ev)
+                continue;
+            if (bj->conn->connecting) {
+                if (connect_done(bj) != 0 || flush_some(bj) != 0)
+                    continue;
+                ev &= (short)~POLLOUT;
+            }
             if (ev & POLLOUT)
                 if (flush_some(bj) != 0)
                     continue;

@@ -61,12 +61,10 @@ static void add_wait(const redlock_client *c, redlock__call *call,
     set_arg(call, tbuf, (size_t)sprintf(tbuf, "%d", t > 0 ? t : 1));
 }
 
-/* 1 when the node's WAIT reply (if any) shows enough replicas. */
+/* 1 when the node's reply to WAIT shows enough replicas. */
 static int replicas_ok(const redlock_client *c, const redisReply *r,
                        tally *t, const redlock__node *n)
 {
-    if (c->opts.min_replicas == 0)
-        return 1;
     if (r && r->type == REDIS_REPLY_INTEGER &&
         r->integer >= c->opts.min_replicas)
         return 1;
@@ -297,8 +295,7 @@ static redlock_status acquire_once(redlock_client *c, const char *key,
             t.placed++;
             if (r->type == REDIS_REPLY_INTEGER)
                 got_fence = r->integer;
-            if (replicas_ok(c, per == 2 ? calls[i][1].reply : NULL, &t,
-                            b[i].node))
+            if (per == 1 || replicas_ok(c, calls[i][1].reply, &t, b[i].node))
                 t.yes++;
         } else if (r->type == REDIS_REPLY_NIL ||
                    r->type == REDIS_REPLY_INTEGER) {
@@ -491,13 +488,11 @@ static void multi_tally(multi *m, redlock_client *c, int k, int nlocks)
         if (b->st != REDLOCK_OK) {
             tally_fail(t, b->st, "%s", b->err);
         } else if (r->type == REDIS_REPLY_INTEGER) {
-            if (r->integer == 1 &&
-                replicas_ok(c, m->stride > nlocks ? b->calls[nlocks].reply
-                                                  : NULL,
-                            t, b->node))
-                t->yes++;
-            else if (r->integer != 1)
+            if (r->integer != 1)
                 t->no++;
+            else if (m->stride == nlocks || /* no WAIT asked */
+                     replicas_ok(c, b->calls[nlocks].reply, t, b->node))
+                t->yes++;
         } else if (r->type == REDIS_REPLY_ERROR) {
             tally_fail(t, redlock__reply_error_status(r), "%s: %s",
                        b->node->name, r->str);

@@ -51,6 +51,48 @@ static void ghost_free(redlock__ghost *g)
     free(g);
 }
 
+static void free_ghosts(redlock__ghost *g)
+{
+    while (g) {
+        redlock__ghost *next = g->next;
+        ghost_free(g);
+        g = next;
+    }
+}
+
+/* Cut the list (newest first) to GHOST_CAP; returns the cut-off tail for
+ * the caller to free outside the mutex.  Forgotten ghosts still expire
+ * with their ttl. */
+static redlock__ghost *trim_ghosts(redlock__node *n)
+{
+    if (n->nghosts <= GHOST_CAP)
+        return NULL;
+    redlock__ghost *g = n->ghosts;
+    for (int i = 1; i < GHOST_CAP; i++)
+        g = g->next;
+    redlock__ghost *drop = g->next;
+    g->next = NULL;
+    n->nghosts = GHOST_CAP;
+    return drop;
+}
+
+/* Put ghosts whose deletes did not complete back, for the next contact. */
+static void return_ghosts(redlock__node *n, redlock__ghost *list, int count)
+{
+    if (!list)
+        return;
+    redlock__ghost *tail = list;
+    while (tail->next)
+        tail = tail->next;
+    pthread_mutex_lock(&n->mu);
+    tail->next = n->ghosts;
+    n->ghosts = list;
+    n->nghosts += count;
+    redlock__ghost *drop = trim_ghosts(n);
+    pthread_mutex_unlock(&n->mu);
+    free_ghosts(drop);
+}
+
 void redlock__node_destroy(redlock__node *n)
 {
     if (!n->idle)
@@ -59,11 +101,8 @@ void redlock__node_destroy(redlock__node *n)
         redlock__conn_free(n->idle[i]);
     free(n->idle);
     n->idle = NULL;
-    while (n->ghosts) {
-        redlock__ghost *g = n->ghosts;
-        n->ghosts = g->next;
-        ghost_free(g);
-    }
+    free_ghosts(n->ghosts);
+    n->ghosts = NULL;
     pthread_mutex_destroy(&n->mu);
     redlock__url_clear(&n->url);
 }
@@ -87,103 +126,52 @@ static struct timeval tv_ms(int64_t ms)
     return tv;
 }
 
-/* Run the calls on one fresh connection (the handshake, ghost deletes). */
-static redlock_status run_one(redlock__node *n, redlock__conn *c,
-                              redlock__call *calls, int ncalls, int64_t dl)
+static int append(redlock__conn *c, int argc, const char **argv)
 {
-    redlock__batch b;
-    memset(&b, 0, sizeof b);
-    b.node = n;
-    b.conn = c;
-    b.calls = calls;
-    b.ncalls = ncalls;
-    for (int i = 0; i < ncalls; i++)
-        if (redlock__conn_append_call(c, &calls[i], calls[i].script != NULL))
-            return redlock__fail(REDLOCK_NOMEM, "out of memory");
-    b.pending = ncalls;
-    redlock__io_run(&b, 1, dl);
-    if (b.st != REDLOCK_OK)
-        return redlock__fail(b.st, "%s", b.err);
-    return REDLOCK_OK;
+    size_t len[4];
+    for (int i = 0; i < argc; i++)
+        len[i] = strlen(argv[i]);
+    return redlock__resp_append(&c->out, argc, argv, len);
 }
 
-static void free_replies(redlock__call *calls, int n)
-{
-    for (int i = 0; i < n; i++) {
-        if (calls[i].reply)
-            freeReplyObject(calls[i].reply);
-        calls[i].reply = NULL;
-    }
-}
-
-static void set_arg(redlock__call *c, const char *s, size_t len)
-{
-    c->argv[c->argc] = s;
-    c->argvlen[c->argc++] = len;
-}
-
-/* AUTH and SELECT, pipelined in one round trip. */
-static redlock_status handshake(redlock__node *n, redlock__conn *c,
-                                int64_t dl)
+/* Queue AUTH and SELECT ahead of everything else on a new connection: they
+ * share the first round trip with the caller's commands. */
+static int queue_handshake(redlock__node *n, redlock__conn *c)
 {
     const redlock__url *u = &n->url;
-    redlock__call calls[2];
-    int nc = 0, auth = -1, sel = -1;
-    char db[16];
-
-    memset(calls, 0, sizeof calls);
     if (u->password || u->user) {
-        auth = nc++;
-        set_arg(&calls[auth], "AUTH", 4);
-        if (u->user)
-            set_arg(&calls[auth], u->user, strlen(u->user));
         /* A user without a password is an ACL "nopass" user: any
          * password is accepted, so send an empty one. */
         const char *pw = u->password ? u->password : "";
-        set_arg(&calls[auth], pw, strlen(pw));
+        const char *argv[] = {"AUTH", u->user ? u->user : pw, pw};
+        if (append(c, u->user ? 3 : 2, argv) != 0)
+            return -1;
+        c->prefix.auth = 1;
+        c->prefix.count++;
     }
     if (u->db != 0) {
-        sel = nc++;
-        set_arg(&calls[sel], "SELECT", 6);
-        set_arg(&calls[sel], db, (size_t)snprintf(db, sizeof db, "%d", u->db));
+        char db[16];
+        snprintf(db, sizeof db, "%d", u->db);
+        const char *argv[] = {"SELECT", db};
+        if (append(c, 2, argv) != 0)
+            return -1;
+        c->prefix.select = 1;
+        c->prefix.count++;
     }
-    if (nc == 0)
-        return REDLOCK_OK;
-    redlock_status st = run_one(n, c, calls, nc, dl);
-    if (st == REDLOCK_OK && auth >= 0 &&
-        calls[auth].reply->type == REDIS_REPLY_ERROR)
-        st = redlock__fail(REDLOCK_AUTH, "%s: AUTH%s%s refused: %s", n->name,
-                           u->user ? " as user " : "", u->user ? u->user : "",
-                           calls[auth].reply->str);
-    else if (st == REDLOCK_OK && sel >= 0 &&
-             calls[sel].reply->type == REDIS_REPLY_ERROR)
-        st = redlock__fail(redlock__reply_error_status(calls[sel].reply),
-                           "%s: SELECT %d refused: %s", n->name, u->db,
-                           calls[sel].reply->str);
-    free_replies(calls, nc);
-    return st;
+    return 0;
 }
 
-static redlock__conn *connect_new(redlock__node *n, int64_t dl,
-                                  redlock_status *st)
+/* Start a connection without waiting for it: connect() completes (or
+ * fails) inside the exchange's poll(), concurrently with other nodes. */
+static redlock__conn *connect_new(redlock__node *n, redlock_status *st)
 {
-    int64_t left_ms = (dl - redlock__now_ns()) / 1000000;
-    if (left_ms > n->opts->connect_timeout_ms)
-        left_ms = n->opts->connect_timeout_ms;
-    if (left_ms <= 0) {
-        *st = redlock__fail(REDLOCK_IO, "%s: timed out before connecting",
-                            n->name);
-        return NULL;
-    }
     redlock__conn *c = calloc(1, sizeof *c);
     if (!c) {
         *st = redlock__fail(REDLOCK_NOMEM, "out of memory");
         return NULL;
     }
-    struct timeval tv = tv_ms(left_ms);
-    c->ctx = n->url.is_unix ? redisConnectUnixWithTimeout(n->url.path, tv)
-                            : redisConnectWithTimeout(n->url.host,
-                                                      n->url.port, tv);
+    c->ctx = n->url.is_unix ? redisConnectUnixNonBlock(n->url.path)
+                            : redisConnectNonBlock(n->url.host, n->url.port);
     if (!c->ctx) {
         free(c);
         *st = redlock__fail(REDLOCK_NOMEM, "out of memory");
@@ -200,93 +188,21 @@ static redlock__conn *connect_new(redlock__node *n, int64_t dl,
      * inherit our sockets.  (A fork in another thread between socket()
      * and here can still leak one; hiredis 0.14 gives no SOCK_CLOEXEC.) */
     fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    /* Non-blocking for hiredis too, so that EAGAIN is "try later" rather
-     * than a sticky error; our poll() under one deadline bounds all I/O.
-     * The socket timeouts are set anyway, should anything ever block. */
-    c->ctx->flags &= ~REDIS_BLOCK;
+    /* Our poll() under one monotonic deadline bounds all I/O; the socket
+     * timeouts are set anyway, should anything ever block. */
     redisSetTimeout(c->ctx, tv_ms(n->opts->io_timeout_ms));
     if (!n->url.is_unix)
         redisEnableKeepAlive(c->ctx);
-
-    int64_t hs_dl = redlock__now_ns() + (int64_t)n->opts->io_timeout_ms * 1000000;
-    if (hs_dl > dl)
-        hs_dl = dl;
-    *st = handshake(n, c, hs_dl);
-    if (*st != REDLOCK_OK) {
+    c->ctx->err = 0; /* keepalive is best effort */
+    c->connecting = 1;
+    c->connect_deadline_ns =
+        redlock__now_ns() + (int64_t)n->opts->connect_timeout_ms * 1000000;
+    if (queue_handshake(n, c) != 0) {
         redlock__conn_free(c);
+        *st = redlock__fail(REDLOCK_NOMEM, "out of memory");
         return NULL;
     }
     return c;
-}
-
-/* Cut the list (newest first) to GHOST_CAP; returns the cut-off tail for
- * the caller to free outside the mutex.  Forgotten ghosts still expire
- * with their ttl. */
-static redlock__ghost *trim_ghosts(redlock__node *n)
-{
-    if (n->nghosts <= GHOST_CAP)
-        return NULL;
-    redlock__ghost *g = n->ghosts;
-    for (int i = 1; i < GHOST_CAP; i++)
-        g = g->next;
-    redlock__ghost *drop = g->next;
-    g->next = NULL;
-    n->nghosts = GHOST_CAP;
-    return drop;
-}
-
-/* Delete, token-checked, what timed-out commands may have left behind.
- * EVAL rather than EVALSHA: rare, and it must not depend on the cache. */
-static redlock_status bury_ghosts(redlock__node *n, redlock__conn *c,
-                                  int64_t dl)
-{
-    pthread_mutex_lock(&n->mu);
-    redlock__ghost *list = n->ghosts;
-    int count = n->nghosts;
-    n->ghosts = NULL;
-    n->nghosts = 0;
-    pthread_mutex_unlock(&n->mu);
-    if (!list)
-        return REDLOCK_OK;
-
-    redlock__call *calls = calloc((size_t)count, sizeof *calls);
-    redlock_status st = REDLOCK_NOMEM;
-    if (calls) {
-        int i = 0;
-        for (redlock__ghost *g = list; g; g = g->next, i++) {
-            calls[i].script = &redlock__script_release;
-            set_arg(&calls[i], g->key, g->keylen);
-            set_arg(&calls[i], g->token, strlen(g->token));
-        }
-        st = run_one(n, c, calls, count, dl);
-        free_replies(calls, count);
-        free(calls);
-    }
-    if (st == REDLOCK_OK) {
-        while (list) {
-            redlock__ghost *g = list;
-            list = g->next;
-            ghost_free(g);
-        }
-        return REDLOCK_OK;
-    }
-    /* Keep them for the next contact, newest first, within the cap. */
-    pthread_mutex_lock(&n->mu);
-    redlock__ghost *tail = list;
-    while (tail->next)
-        tail = tail->next;
-    tail->next = n->ghosts;
-    n->ghosts = list;
-    n->nghosts += count;
-    redlock__ghost *drop = trim_ghosts(n);
-    pthread_mutex_unlock(&n->mu);
-    while (drop) {
-        redlock__ghost *g = drop;
-        drop = g->next;
-        ghost_free(g);
-    }
-    return st;
 }
 
 /* An idle Redis connection has nothing to read: if its socket is readable,
@@ -299,8 +215,34 @@ static int idle_conn_alive(const redlock__conn *c)
     return poll(&p, 1, 0) == 0;
 }
 
-redlock__conn *redlock__node_get(redlock__node *n, int64_t dl,
-                                 redlock_status *st)
+/* Queue the token-checked deletes of the node's ghosts on c.  EVAL rather
+ * than EVALSHA: rare, and it must not depend on the script cache. */
+static void queue_ghosts(redlock__node *n, redlock__conn *c)
+{
+    pthread_mutex_lock(&n->mu);
+    redlock__ghost *list = n->ghosts;
+    int count = n->nghosts;
+    n->ghosts = NULL;
+    n->nghosts = 0;
+    pthread_mutex_unlock(&n->mu);
+
+    size_t mark = c->out.len;
+    for (redlock__ghost *g = list; g; g = g->next) {
+        const char *argv[] = {"EVAL", redlock__script_release.body, "1",
+                              g->key, g->token};
+        size_t len[] = {4, strlen(argv[1]), 1, g->keylen, strlen(g->token)};
+        if (redlock__resp_append(&c->out, 5, argv, len) != 0) {
+            c->out.len = mark; /* out of memory: keep them for later */
+            return_ghosts(n, list, count);
+            return;
+        }
+    }
+    c->prefix.ghosts = list;
+    c->prefix.nghosts = count;
+    c->prefix.count += count;
+}
+
+redlock__conn *redlock__node_get(redlock__node *n, redlock_status *st)
 {
     redlock__conn *c = NULL;
     int ghosts;
@@ -313,13 +255,10 @@ redlock__conn *redlock__node_get(redlock__node *n, int64_t dl,
             break;
         redlock__conn_free(c);
     }
-
-    if (!c && !(c = connect_new(n, dl, st)))
+    if (!c && !(c = connect_new(n, st)))
         return NULL;
-    if (ghosts > 0 && (*st = bury_ghosts(n, c, dl)) != REDLOCK_OK) {
-        redlock__conn_free(c);
-        return NULL;
-    }
+    if (ghosts > 0)
+        queue_ghosts(n, c);
     *st = REDLOCK_OK;
     return c;
 }
@@ -328,14 +267,23 @@ void redlock__node_put(redlock__node *n, redlock__conn *c, int broken)
 {
     if (!c)
         return;
-    if (!broken && !c->ctx->err && c->out.len == 0) {
-        pthread_mutex_lock(&n->mu);
-        if (n->nidle < n->idle_cap) {
-            n->idle[n->nidle++] = c;
-            c = NULL;
-        }
-        pthread_mutex_unlock(&n->mu);
+    broken = broken || c->ctx->err || c->connecting || c->out.len != 0 ||
+             c->prefix.count != 0;
+    redlock__ghost *g = c->prefix.ghosts;
+    int ng = c->prefix.nghosts;
+    c->prefix = (redlock__prefix){0};
+    if (broken) {
+        return_ghosts(n, g, ng);
+        redlock__conn_free(c);
+        return;
     }
+    free_ghosts(g);
+    pthread_mutex_lock(&n->mu);
+    if (n->nidle < n->idle_cap) {
+        n->idle[n->nidle++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&n->mu);
     redlock__conn_free(c);
 }
 
@@ -360,9 +308,5 @@ void redlock__node_add_ghost(redlock__node *n, const char *key, size_t keylen,
     n->nghosts++;
     redlock__ghost *drop = trim_ghosts(n);
     pthread_mutex_unlock(&n->mu);
-    while (drop) {
-        g = drop;
-        drop = g->next;
-        ghost_free(g);
-    }
+    free_ghosts(drop);
 }

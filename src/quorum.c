@@ -37,7 +37,7 @@ void redlock__exchange(redlock__batch *b, int n, int64_t deadline_ns)
         if (bi->ncalls == 0)
             continue;
         redlock_status st;
-        bi->conn = redlock__node_get(bi->node, deadline_ns, &st);
+        bi->conn = redlock__node_get(bi->node, &st);
         if (!bi->conn) {
             bi->st = st;
             strncpy(bi->err, redlock_last_error(), sizeof bi->err - 1);

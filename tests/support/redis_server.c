@@ -483,6 +483,8 @@ int rt_server_resume(rt_server *s)
     return s->pid > 0 ? kill(s->pid, SIGCONT) : -1;
 }
 
+void rt_server_kill(rt_server *s) { kill_process(s); }
+
 int rt_server_restart(rt_server *s)
 {
     if (s->dir[0] == '\0' || s->port <= 0)

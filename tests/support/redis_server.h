@@ -71,6 +71,10 @@ int rt_server_start(rt_server *s, const char *const *extra_args);
  * a zeroed rt_server is fine too. */
 void rt_server_stop(rt_server *s);
 
+/* Kill (SIGKILL) and reap the process but keep port and directory, so that
+ * rt_server_restart() brings it back: a node that crashed. */
+void rt_server_kill(rt_server *s);
+
 /* SIGSTOP / SIGCONT: a paused server accepts TCP connections (the kernel
  * does) but answers nothing.  Return 0 or -1. */
 int rt_server_pause(rt_server *s);
