@@ -141,7 +141,10 @@ typedef struct redlock_options {
      * fencing token. [0] */
     int fencing;
     /* After an acquire or extend, WAIT until this many replicas have the
-     * write (within io_timeout_ms); fewer is a failure of that node. [0] */
+     * write (WAIT's own timeout is half of node_timeout_ms); fewer is a
+     * failure of that node's vote, and a failed acquire's key is deleted.
+     * For a single master with replicas: it narrows, but does not close,
+     * the window in which a failover loses the lock. [0] */
     int min_replicas;
     /* Called on the watchdog thread, once, when a kept-alive lock is found
      * lost.  It must return quickly and must not free or release the lock;
