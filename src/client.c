@@ -73,7 +73,7 @@ static redlock_status check_options(const redlock_options *o, size_t n)
 static int prime_nodes(redlock_client *c, redlock_status *worst, char *msg,
                        size_t msglen)
 {
-    enum { NS = 4 };
+    enum { NS = 8 }; /* >= redlock__nscripts */
     redlock__call calls[REDLOCK_MAX_NODES][NS];
     redlock__batch b[REDLOCK_MAX_NODES];
     memset(calls, 0, sizeof calls);
@@ -164,6 +164,7 @@ redlock_client *redlock_connect(const char *const *urls, size_t n,
     }
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->wd_mu, NULL);
+    pthread_mutex_init(&c->notify_mu, NULL);
     for (size_t i = 0; i < n; i++) {
         if ((*status = redlock__node_init(&c->nodes[i], urls[i], &c->opts)) !=
             REDLOCK_OK) {
@@ -197,6 +198,7 @@ void redlock_client_free(redlock_client *c)
 {
     if (!c)
         return;
+    redlock__notify_stop(c);
     redlock__watchdog_stop(c);
     redlock__release_all(c);
     for (int i = 0; i < c->nnodes; i++)
@@ -204,5 +206,6 @@ void redlock_client_free(redlock_client *c)
     free(c->nodes);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->wd_mu);
+    pthread_mutex_destroy(&c->notify_mu);
     free(c);
 }

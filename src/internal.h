@@ -95,6 +95,13 @@ extern const redlock__script redlock__script_release;
 extern const redlock__script redlock__script_extend;
 extern const redlock__script redlock__script_acquire_fenced;
 extern const redlock__script redlock__script_inspect;
+extern const redlock__script redlock__script_acquire_waiter;
+extern const redlock__script redlock__script_acquire_waiter_fenced;
+/* The value a released key holds while handed off to waiters, and for how
+ * long (ARGV[2] of the release script). */
+#define REDLOCK__HANDOFF_VALUE "redlock:handoff"
+#define REDLOCK__HANDOFF_MS "50"
+#define REDLOCK__CHANNEL_PREFIX "redlock:release:"
 extern const redlock__script *const redlock__scripts[];
 extern const size_t redlock__nscripts;
 
@@ -146,6 +153,10 @@ void redlock__node_destroy(redlock__node *n);
  * queued.  Pending ghost deletes are queued too (c->prefix).  NULL with
  * the status (and last error) set when none can be had. */
 redlock__conn *redlock__node_get(redlock__node *n, redlock_status *st);
+/* A new connection of its own (not pooled), connect() under way and AUTH
+ * and SELECT queued: complete it with an exchange.  NULL with the status
+ * set on failure. */
+redlock__conn *redlock__node_connect(redlock__node *n, redlock_status *st);
 /* Give the connection back after an exchange: broken != 0 (or a failed
  * context) frees it.  Ghosts in flight are settled: forgotten when
  * deleted (!broken and their replies read), else kept for next time. */
@@ -187,6 +198,10 @@ typedef struct redlock__batch {
  * set) for scripts.  0, or -1 when out of memory. */
 int redlock__conn_append_call(redlock__conn *c, const redlock__call *call,
                               int eval);
+/* Send as much of c->out as the socket takes now (MSG_NOSIGNAL).  0 while
+ * healthy (all sent, or the rest must wait for POLLOUT), -1 on failure
+ * with errno set. */
+int redlock__conn_flush(redlock__conn *c);
 /* Write every batch's pending output and read b->pending replies into the
  * calls whose reply is NULL, all connections at once, until done or
  * deadline_ns.  Sets st, uncertain and err of batches that fail. */
@@ -235,6 +250,9 @@ struct redlock_client {
 
     pthread_mutex_t wd_mu; /* guards wd and every lock's wd_* fields */
     struct redlock_watchdog *wd; /* NULL until the first keepalive */
+
+    pthread_mutex_t notify_mu;         /* guards notify's creation */
+    struct redlock_notifier *notify;   /* NULL until the first wait */
 };
 
 /* Extend each lock by its ttl_ms on every node at once (the watchdog's
@@ -246,6 +264,36 @@ void redlock__renew(redlock_client *c, redlock_lock **locks, int n,
 void redlock__mark_lost(redlock_lock *l);
 /* Release, best effort, every handle still alive and free them. */
 void redlock__release_all(redlock_client *c);
+
+/* ---- notify.c: waiters woken by release notifications ------------------ */
+
+typedef struct redlock__watch redlock__watch;
+
+/* Listen for releases of key (SUBSCRIBE on every node, shared by all the
+ * client's waiters of that key).  *seen gets the current generation.  NULL
+ * when no notifier can run (the caller then polls). */
+redlock__watch *redlock__notify_watch(redlock_client *c, const char *key,
+                                      size_t keylen, uint64_t *seen);
+/* Sleep until the key's generation moves past *seen (a release was
+ * published, the subscription was confirmed or re-made) or until_ns;
+ * updates *seen.  1 when woken by the notifier. */
+int redlock__notify_wait(redlock_client *c, redlock__watch *w, uint64_t *seen,
+                         int64_t until_ns);
+/* 1 while notifications for w can be trusted to arrive. */
+int redlock__notify_live(redlock_client *c, redlock__watch *w);
+void redlock__notify_unwatch(redlock_client *c, redlock__watch *w);
+void redlock__notify_stop(redlock_client *c);
+
+/* ---- thread.c ---------------------------------------------------------- */
+
+/* Start a library thread with every signal blocked, so that it never takes
+ * a signal meant for the host (SIGPIPE included).  0 or an errno. */
+int redlock__thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+/* A condition variable on CLOCK_MONOTONIC, and a wait on it until a
+ * monotonic deadline in ns (INT64_MAX: no deadline). */
+void redlock__cond_init_monotonic(pthread_cond_t *cv);
+void redlock__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
+                              int64_t deadline_ns);
 
 /* ---- watchdog.c -------------------------------------------------------- */
 

@@ -52,28 +52,37 @@ static void batch_fail(redlock__batch *b, redlock_status st, const char *what)
     snprintf(b->err, sizeof b->err, "%.100s: %.150s", b->node->name, what);
 }
 
-/* Send what the socket takes now.  0 while healthy, -1 on failure. */
-static int flush_some(redlock__batch *b)
+int redlock__conn_flush(redlock__conn *c)
 {
-    redlock__conn *c = b->conn;
     while (c->sent < c->out.len) {
         ssize_t w = send(c->ctx->fd, c->out.data + c->sent,
                          c->out.len - c->sent, MSG_NOSIGNAL);
         if (w > 0) {
             c->sent += (size_t)w;
-            b->uncertain = 1;
             continue;
         }
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return 0;
+        return -1;
+    }
+    c->out.len = c->sent = 0;
+    return 0;
+}
+
+/* Send what the socket takes now.  0 while healthy, -1 on failure. */
+static int flush_some(redlock__batch *b)
+{
+    size_t before = b->conn->out.len - b->conn->sent;
+    if (redlock__conn_flush(b->conn) != 0) {
         char msg[128];
         snprintf(msg, sizeof msg, "write failed: %s", strerror(errno));
         batch_fail(b, REDLOCK_IO, msg);
         return -1;
     }
-    c->out.len = c->sent = 0;
+    if (b->conn->out.len - b->conn->sent < before)
+        b->uncertain = 1; /* something left: the server may act on it */
     return 0;
 }
 

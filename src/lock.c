@@ -192,6 +192,7 @@ static void undo_acquire(redlock_client *c, const redlock__batch *acq,
         calls[i].script = &redlock__script_release;
         set_arg(&calls[i], key, keylen);
         set_arg(&calls[i], token, strlen(token));
+        set_arg(&calls[i], REDLOCK__HANDOFF_MS, strlen(REDLOCK__HANDOFF_MS));
         b[i].ncalls = 1;
     }
     redlock__exchange(b, c->nnodes, op_deadline_ns(c));
@@ -232,19 +233,25 @@ static redlock_status check_type(redlock_client *c, const char *key,
     return st;
 }
 
-/* One attempt on every node.  On success fills validity and fence. */
+/* One attempt on every node.  On success fills validity and fence.  A
+ * waiter's attempt (as_waiter) may take a key handed off to waiters; with
+ * pttl_hint it also asks how long the holder has left (the smallest ttl
+ * among the nodes that said no, -1 when unknown). */
 static redlock_status acquire_once(redlock_client *c, const char *key,
                                    size_t keylen, const char *token,
-                                   int64_t ttl_ms, int64_t *validity_end,
-                                   int64_t *fence)
+                                   int64_t ttl_ms, int as_waiter,
+                                   int64_t *validity_end, int64_t *fence,
+                                   int64_t *pttl_hint)
 {
-    redlock__call calls[REDLOCK_MAX_NODES][2];
+    redlock__call calls[REDLOCK_MAX_NODES][3];
     redlock__batch b[REDLOCK_MAX_NODES];
     char ttl[24], nrep[16], tmo[16];
     size_t ttllen = (size_t)sprintf(ttl, "%" PRId64, ttl_ms);
     size_t toklen = strlen(token);
     char *fkey = NULL;
-    int per = c->opts.min_replicas > 0 ? 2 : 1;
+    int wait_at = c->opts.min_replicas > 0 ? 1 : 0;
+    int pttl_at = pttl_hint ? wait_at + 1 : 0;
+    int per = 1 + (wait_at > 0) + (pttl_at > 0);
 
     if (c->opts.fencing) {
         fkey = malloc(keylen + 7);
@@ -257,10 +264,13 @@ static redlock_status acquire_once(redlock_client *c, const char *key,
     memset(b, 0, sizeof b);
     for (int i = 0; i < c->nnodes; i++) {
         redlock__call *cl = &calls[i][0];
-        if (fkey) {
-            cl->script = &redlock__script_acquire_fenced;
+        if (fkey || as_waiter) {
+            cl->script = !as_waiter ? &redlock__script_acquire_fenced
+                         : fkey     ? &redlock__script_acquire_waiter_fenced
+                                    : &redlock__script_acquire_waiter;
             set_arg(cl, key, keylen);
-            set_arg(cl, fkey, keylen + 6);
+            if (fkey)
+                set_arg(cl, fkey, keylen + 6);
             set_arg(cl, token, toklen);
             set_arg(cl, ttl, ttllen);
         } else {
@@ -271,8 +281,12 @@ static redlock_status acquire_once(redlock_client *c, const char *key,
             set_arg(cl, "PX", 2);
             set_arg(cl, ttl, ttllen);
         }
-        if (per == 2)
-            add_wait(c, &calls[i][1], nrep, tmo);
+        if (wait_at)
+            add_wait(c, &calls[i][wait_at], nrep, tmo);
+        if (pttl_at) {
+            set_arg(&calls[i][pttl_at], "PTTL", 4);
+            set_arg(&calls[i][pttl_at], key, keylen);
+        }
         b[i].node = &c->nodes[i];
         b[i].calls = calls[i];
         b[i].ncalls = per;
@@ -283,7 +297,7 @@ static redlock_status acquire_once(redlock_client *c, const char *key,
 
     tally t;
     memset(&t, 0, sizeof t);
-    int64_t got_fence = 0;
+    int64_t got_fence = 0, hint = -1;
     for (int i = 0; i < c->nnodes; i++) {
         redisReply *r = calls[i][0].reply;
         if (b[i].st != REDLOCK_OK) {
@@ -293,13 +307,18 @@ static redlock_status acquire_once(redlock_client *c, const char *key,
         if (r->type == REDIS_REPLY_STATUS ||
             (r->type == REDIS_REPLY_INTEGER && r->integer > 0)) {
             t.placed++;
-            if (r->type == REDIS_REPLY_INTEGER)
+            if (r->type == REDIS_REPLY_INTEGER && fkey)
                 got_fence = r->integer;
-            if (per == 1 || replicas_ok(c, calls[i][1].reply, &t, b[i].node))
+            if (!wait_at ||
+                replicas_ok(c, calls[i][wait_at].reply, &t, b[i].node))
                 t.yes++;
         } else if (r->type == REDIS_REPLY_NIL ||
                    r->type == REDIS_REPLY_INTEGER) {
             t.no++;
+            redisReply *p = pttl_at ? calls[i][pttl_at].reply : NULL;
+            if (p && p->type == REDIS_REPLY_INTEGER && p->integer >= 0 &&
+                (hint < 0 || p->integer < hint))
+                hint = p->integer;
         } else if (r->type == REDIS_REPLY_ERROR) {
             tally_fail(&t, redlock__reply_error_status(r), "%s: %s",
                        b[i].node->name, r->str);
@@ -308,6 +327,8 @@ static redlock_status acquire_once(redlock_client *c, const char *key,
                        b[i].node->name, r->type);
         }
     }
+    if (pttl_hint)
+        *pttl_hint = hint;
     redlock_status st = REDLOCK_OK;
     int64_t vend = redlock__validity_end_ms(start, ttl_ms,
                                             c->opts.drift_factor);
@@ -330,13 +351,27 @@ static redlock_status acquire_once(redlock_client *c, const char *key,
     return st;
 }
 
-/* Sleep before the next try, but not past until_ns.  The seam where a
- * release notification will wake waiters at once. */
-static void wait_turn(redlock_client *c, int64_t until_ns)
+/* Sleep until the next try is worth making, but not past until_ns: a
+ * release notification (w), or else a timed fallback.  With notifications
+ * live the fallback only covers a holder that vanished (its key expires
+ * after pttl_hint) and a lost message; without them it is the jittered
+ * retry delay. */
+static void wait_turn(redlock_client *c, redlock__watch *w, uint64_t *seen,
+                      int64_t pttl_hint, int64_t until_ns)
 {
-    int64_t wake = redlock__now_ns() +
-                   redlock__jitter_ms(c->opts.retry_delay_ms) * 1000000;
-    redlock__sleep_until_ns(wake < until_ns ? wake : until_ns);
+    int64_t delay_ms = redlock__jitter_ms(c->opts.retry_delay_ms);
+    if (w && redlock__notify_live(c, w)) {
+        delay_ms = redlock__jitter_ms(1000);
+        if (pttl_hint >= 0 && pttl_hint + 1 < delay_ms)
+            delay_ms = pttl_hint + 1;
+    }
+    int64_t wake = redlock__now_ns() + delay_ms * 1000000;
+    if (wake > until_ns)
+        wake = until_ns;
+    if (w)
+        redlock__notify_wait(c, w, seen, wake);
+    else
+        redlock__sleep_until_ns(wake);
 }
 
 static redlock_status acquire(redlock_client *c, const char *key,
@@ -370,9 +405,12 @@ static redlock_status acquire(redlock_client *c, const char *key,
                             wait_ms > (INT64_MAX - now) / 1000000
                         ? INT64_MAX
                         : now + wait_ms * 1000000;
-    int64_t vend = 0, fence = 0;
+    int64_t vend = 0, fence = 0, pttl_hint = -1;
+    redlock__watch *w = NULL;
+    uint64_t seen = 0;
     for (int attempt = 0;; attempt++) {
-        st = acquire_once(c, key, keylen, token, ttl_ms, &vend, &fence);
+        st = acquire_once(c, key, keylen, token, ttl_ms, attempt > 0, &vend,
+                          &fence, wait_ms != 0 ? &pttl_hint : NULL);
         if (st != REDLOCK_BUSY)
             break;
         if (attempt == 0 && (st = check_type(c, key, keylen)) != REDLOCK_OK)
@@ -380,8 +418,12 @@ static redlock_status acquire(redlock_client *c, const char *key,
         st = REDLOCK_BUSY;
         if (wait_ms == 0 || redlock__now_ns() >= until)
             break;
-        wait_turn(c, until);
+        if (!w)
+            w = redlock__notify_watch(c, key, keylen, &seen);
+        wait_turn(c, w, &seen, pttl_hint, until);
     }
+    if (w)
+        redlock__notify_unwatch(c, w);
     if (st != REDLOCK_OK) {
         if (st == REDLOCK_BUSY && wait_ms > 0)
             redlock__fail(st,
@@ -419,6 +461,10 @@ redlock_status redlock_acquire_as(redlock_client *c, const char *key,
     if (!token || !*token)
         return redlock__fail(REDLOCK_INVALID, "token is %s",
                              token ? "empty" : "NULL");
+    if (strcmp(token, REDLOCK__HANDOFF_VALUE) == 0)
+        return redlock__fail(REDLOCK_INVALID,
+                             "token \"%s\" is reserved for the handoff",
+                             token);
     return acquire(c, key, token, ttl_ms, wait_ms, lock);
 }
 
@@ -562,6 +608,7 @@ static void release_many(redlock_client *c, redlock_lock **locks, int n,
             cl->script = &redlock__script_release;
             set_arg(cl, locks[k]->key, locks[k]->keylen);
             set_arg(cl, locks[k]->token, strlen(locks[k]->token));
+            set_arg(cl, REDLOCK__HANDOFF_MS, strlen(REDLOCK__HANDOFF_MS));
         }
     redlock__exchange(m.b, c->nnodes, op_deadline_ns(c));
     for (int k = 0; k < n; k++) {
@@ -673,7 +720,13 @@ static const redisReply *inspected(const redlock__batch *b,
         return NULL;
     }
     *pttl = r->element[1]->integer;
-    return r->element[0]->type == REDIS_REPLY_STRING ? r->element[0] : NULL;
+    const redisReply *v = r->element[0];
+    /* A key handed off to waiters is free: nobody holds it. */
+    if (v->type != REDIS_REPLY_STRING ||
+        (v->len == strlen(REDLOCK__HANDOFF_VALUE) &&
+         memcmp(v->str, REDLOCK__HANDOFF_VALUE, v->len) == 0))
+        return NULL;
+    return v;
 }
 
 static int same(const redisReply *a, const char *s, size_t len)

@@ -163,7 +163,7 @@ static int queue_handshake(redlock__node *n, redlock__conn *c)
 
 /* Start a connection without waiting for it: connect() completes (or
  * fails) inside the exchange's poll(), concurrently with other nodes. */
-static redlock__conn *connect_new(redlock__node *n, redlock_status *st)
+redlock__conn *redlock__node_connect(redlock__node *n, redlock_status *st)
 {
     redlock__conn *c = calloc(1, sizeof *c);
     if (!c) {
@@ -229,9 +229,10 @@ static void queue_ghosts(redlock__node *n, redlock__conn *c)
     size_t mark = c->out.len;
     for (redlock__ghost *g = list; g; g = g->next) {
         const char *argv[] = {"EVAL", redlock__script_release.body, "1",
-                              g->key, g->token};
-        size_t len[] = {4, strlen(argv[1]), 1, g->keylen, strlen(g->token)};
-        if (redlock__resp_append(&c->out, 5, argv, len) != 0) {
+                              g->key, g->token, REDLOCK__HANDOFF_MS};
+        size_t len[] = {4, strlen(argv[1]), 1, g->keylen, strlen(g->token),
+                        strlen(REDLOCK__HANDOFF_MS)};
+        if (redlock__resp_append(&c->out, 6, argv, len) != 0) {
             c->out.len = mark; /* out of memory: keep them for later */
             return_ghosts(n, list, count);
             return;
@@ -255,7 +256,7 @@ redlock__conn *redlock__node_get(redlock__node *n, redlock_status *st)
             break;
         redlock__conn_free(c);
     }
-    if (!c && !(c = connect_new(n, st)))
+    if (!c && !(c = redlock__node_connect(n, st)))
         return NULL;
     if (ghosts > 0)
         queue_ghosts(n, c);

@@ -4,12 +4,38 @@
  * checks them against SCRIPT LOAD on a real server. */
 #include "internal.h"
 
-/* KEYS[1] = lock key; ARGV[1] = token.  1 deleted, 0 not ours. */
+/* KEYS[1] = lock key; ARGV[1] = token, ARGV[2] = handoff ms.  1 released,
+ * 0 not ours.  The release is published on "redlock:release:<key>", so
+ * that waiters wake at once instead of polling.  When someone listens, the
+ * key is not deleted but handed off: it holds "redlock:handoff" for a few
+ * ms, which SET NX (the releaser looping back, a newcomer) cannot take and
+ * a waiter's acquire (below) can: the lock passes to those who waited. */
 const redlock__script redlock__script_release = {
     "release",
-    "if redis.call('get', KEYS[1]) == ARGV[1] then "
-    "return redis.call('del', KEYS[1]) end return 0",
-    "2e47b373b4dbd63ee966d2eb9fe24ed6a138ad4e", 1};
+    "if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end "
+    "if redis.call('publish', 'redlock:release:' .. KEYS[1], '') > 0 then "
+    "redis.call('set', KEYS[1], 'redlock:handoff', 'PX', ARGV[2]) "
+    "else redis.call('del', KEYS[1]) end return 1",
+    "bdb5f8297b1932460e8dd653b5bf4f1cb922563a", 1};
+
+/* KEYS[1] = lock key, KEYS[2] = fence counter (optional); ARGV[1] = token,
+ * ARGV[2] = ttl ms.  A waiter's acquire: takes a free key or one handed
+ * off.  1 (or the fence number) taken, 0 held. */
+const redlock__script redlock__script_acquire_waiter = {
+    "acquire_waiter",
+    "local v = redis.call('get', KEYS[1]) "
+    "if v and v ~= 'redlock:handoff' then return 0 end "
+    "redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
+    "if KEYS[2] then return redis.call('incr', KEYS[2]) end return 1",
+    "99fc4c0d8feb37076cbd69dabe47377aff880dc0", 1};
+/* The same script with the fence counter as KEYS[2]. */
+const redlock__script redlock__script_acquire_waiter_fenced = {
+    "acquire_waiter_fenced",
+    "local v = redis.call('get', KEYS[1]) "
+    "if v and v ~= 'redlock:handoff' then return 0 end "
+    "redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
+    "if KEYS[2] then return redis.call('incr', KEYS[2]) end return 1",
+    "99fc4c0d8feb37076cbd69dabe47377aff880dc0", 2};
 
 /* KEYS[1] = lock key; ARGV[1] = token, ARGV[2] = ttl ms.  PEXPIRE never
  * creates a key, so a lock that expired meanwhile stays free. */
@@ -36,6 +62,7 @@ const redlock__script redlock__script_inspect = {
 
 const redlock__script *const redlock__scripts[] = {
     &redlock__script_release, &redlock__script_extend,
-    &redlock__script_acquire_fenced, &redlock__script_inspect};
+    &redlock__script_acquire_fenced, &redlock__script_inspect,
+    &redlock__script_acquire_waiter};
 const size_t redlock__nscripts =
     sizeof redlock__scripts / sizeof redlock__scripts[0];

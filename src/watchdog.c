@@ -10,10 +10,7 @@
  */
 #include "internal.h"
 
-#include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <time.h>
 
 /* Renewals per round; more wait for the next round, which follows at once. */
 #define ROUND_MAX 1024
@@ -34,14 +31,6 @@ struct redlock_watchdog {
 static int64_t interval_ms(const redlock_client *c, const redlock_lock *l)
 {
     return redlock__renew_interval_ms(l->ttl_ms, c->opts.renew_floor_ms);
-}
-
-static void wait_until_ms(struct redlock_watchdog *wd, pthread_mutex_t *mu,
-                          int64_t due_ms)
-{
-    struct timespec ts = {.tv_sec = due_ms / 1000,
-                          .tv_nsec = (due_ms % 1000) * 1000000};
-    pthread_cond_timedwait(&wd->wake, mu, &ts);
 }
 
 /* Decide, outside the mutex, what each lock of the round needs; renew the
@@ -111,7 +100,8 @@ static void *watchdog_main(void *arg)
         }
         int64_t now = redlock__now_ms();
         if (top->wd_due_ms > now) {
-            wait_until_ms(wd, &c->wd_mu, top->wd_due_ms);
+            redlock__cond_wait_until(&wd->wake, &c->wd_mu,
+                                     top->wd_due_ms * 1000000);
             continue;
         }
         /* Gather what is due now or soon, so that it shares a pipeline;
@@ -157,20 +147,9 @@ static struct redlock_watchdog *start(redlock_client *c)
     if (!wd)
         return NULL;
     wd->c = c;
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&wd->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    redlock__cond_init_monotonic(&wd->wake);
     pthread_cond_init(&wd->idle, NULL);
-
-    /* The thread inherits a full signal mask: it must never take a signal
-     * meant for the host, SIGPIPE included. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&wd->thread, NULL, watchdog_main, wd);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int rc = redlock__thread_start(&wd->thread, watchdog_main, wd);
     if (rc != 0) {
         pthread_cond_destroy(&wd->wake);
         pthread_cond_destroy(&wd->idle);

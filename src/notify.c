@@ -1,0 +1,418 @@
+/*
+ * Release notifications: waiters sleep until a release is published rather
+ * than polling, so a freed lock passes to a waiter in about one round trip.
+ *
+ * One notifier thread per client (started by the first wait) keeps one
+ * subscriber connection per node and SUBSCRIBEs to "redlock:release:<key>"
+ * for every key some thread of the client waits for.  A message, a
+ * subscription confirmed, or a connection re-made all bump the key's
+ * generation and wake its waiters, who then try again.  Waking on the
+ * confirmation closes the gap between a waiter's failed try and its
+ * subscription: a release in that gap is not missed, it is retried for.
+ * Notifications are hints, never grants: a waiter always retries the
+ * acquire, and falls back to timed retries (by the holder's ttl) when no
+ * notification comes, for a holder that crashed publishes nothing.
+ */
+#include "internal.h"
+
+#include <hiredis/hiredis.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* After a subscriber connection fails, wait this long before the next. */
+#define RECONNECT_MS 500
+
+struct redlock__watch {
+    char *key;
+    size_t keylen;
+    int refs;       /* waiting threads; 0: to be unsubscribed and freed */
+    int announced;  /* SUBSCRIBE queued on the live connections */
+    int confirmed;  /* some node confirmed the subscription */
+    uint64_t gen;
+    struct redlock__watch *next;
+};
+
+struct redlock_notifier {
+    redlock_client *c;
+    pthread_t thread;
+    pthread_mutex_t mu; /* guards everything below but the thread's conns */
+    pthread_cond_t cond; /* monotonic: some generation moved */
+    int wake[2];         /* pipe: the watch list changed, or stop */
+    int stop;
+    redlock__watch *watches;
+    int live;            /* subscriber connections up */
+    /* The thread's own. */
+    redlock__conn *sub[REDLOCK_MAX_NODES];
+    int64_t retry_ns[REDLOCK_MAX_NODES];
+};
+
+static void bump_all(struct redlock_notifier *nf)
+{
+    for (redlock__watch *w = nf->watches; w; w = w->next)
+        w->gen++;
+    pthread_cond_broadcast(&nf->cond);
+}
+
+/* Queue (UN)SUBSCRIBE of w's channel on connection s. */
+static int queue_sub(redlock__conn *s, const redlock__watch *w, int on)
+{
+    size_t plen = strlen(REDLOCK__CHANNEL_PREFIX);
+    char *ch = malloc(plen + w->keylen);
+    if (!ch)
+        return -1;
+    memcpy(ch, REDLOCK__CHANNEL_PREFIX, plen);
+    memcpy(ch + plen, w->key, w->keylen);
+    const char *argv[] = {on ? "SUBSCRIBE" : "UNSUBSCRIBE", ch};
+    size_t len[] = {strlen(argv[0]), plen + w->keylen};
+    int rc = redlock__resp_append(&s->out, 2, argv, len);
+    free(ch);
+    return rc;
+}
+
+/* Open node i's subscriber connection, blocking this thread for at most
+ * the connect and I/O timeouts; PING completes the AUTH/SELECT handshake. */
+static redlock__conn *open_sub(struct redlock_notifier *nf, int i)
+{
+    redlock_client *c = nf->c;
+    redlock_status st;
+    redlock__conn *s = redlock__node_connect(&c->nodes[i], &st);
+    if (!s)
+        return NULL;
+    redlock__call ping;
+    memset(&ping, 0, sizeof ping);
+    ping.argc = 1;
+    ping.argv[0] = "PING";
+    ping.argvlen[0] = 4;
+    redlock__batch b;
+    memset(&b, 0, sizeof b);
+    b.node = &c->nodes[i];
+    b.conn = s;
+    b.calls = &ping;
+    b.ncalls = 1;
+    b.pending = 1;
+    if (redlock__conn_append_call(s, &ping, 0) != 0) {
+        redlock__conn_free(s);
+        return NULL;
+    }
+    redlock__io_run(&b, 1, redlock__now_ns() +
+                               ((int64_t)c->opts.connect_timeout_ms +
+                                c->opts.io_timeout_ms) * 1000000);
+    if (ping.reply)
+        freeReplyObject(ping.reply);
+    if (b.st != REDLOCK_OK) {
+        redlock__conn_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void drop_sub(struct redlock_notifier *nf, int i)
+{
+    redlock__conn_free(nf->sub[i]);
+    nf->sub[i] = NULL;
+    nf->retry_ns[i] = redlock__now_ns() + (int64_t)RECONNECT_MS * 1000000;
+    nf->live--;
+}
+
+static redlock__watch *find(struct redlock_notifier *nf, const char *ch,
+                            size_t len)
+{
+    size_t plen = strlen(REDLOCK__CHANNEL_PREFIX);
+    if (len < plen || memcmp(ch, REDLOCK__CHANNEL_PREFIX, plen) != 0)
+        return NULL;
+    for (redlock__watch *w = nf->watches; w; w = w->next)
+        if (w->keylen == len - plen && memcmp(w->key, ch + plen, w->keylen) == 0)
+            return w;
+    return NULL;
+}
+
+/* A push from a subscriber connection: ["message", ch, payload] or
+ * ["subscribe", ch, n] wake the key's waiters. */
+static void handle_push(struct redlock_notifier *nf, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_STRING)
+        return;
+    const char *kind = r->element[0]->str;
+    int is_sub = strcmp(kind, "subscribe") == 0;
+    if (!is_sub && strcmp(kind, "message") != 0)
+        return;
+    redlock__watch *w = find(nf, r->element[1]->str, r->element[1]->len);
+    if (!w)
+        return;
+    if (is_sub)
+        w->confirmed = 1;
+    w->gen++;
+    pthread_cond_broadcast(&nf->cond);
+}
+
+/* Bring the subscriber connections in line with the watch list; called
+ * with nf->mu held. */
+static void sync_watches(struct redlock_notifier *nf)
+{
+    redlock__watch **pp = &nf->watches;
+    while (*pp) {
+        redlock__watch *w = *pp;
+        for (int i = 0; i < nf->c->nnodes; i++) {
+            if (!nf->sub[i])
+                continue;
+            if (w->refs == 0 || !w->announced)
+                if (queue_sub(nf->sub[i], w, w->refs > 0) != 0)
+                    drop_sub(nf, i);
+        }
+        w->announced = 1;
+        if (w->refs == 0) {
+            *pp = w->next;
+            free(w->key);
+            free(w);
+        } else {
+            pp = &w->next;
+        }
+    }
+}
+
+static void *notifier_main(void *arg)
+{
+    struct redlock_notifier *nf = arg;
+    redlock_client *c = nf->c;
+    struct pollfd pfd[REDLOCK_MAX_NODES + 1];
+    int idx[REDLOCK_MAX_NODES + 1];
+
+    pthread_mutex_lock(&nf->mu);
+    while (!nf->stop) {
+        /* (Re)open what is down and due; it may block for a timeout, so
+         * not under the mutex. */
+        int64_t now = redlock__now_ns(), next_retry = INT64_MAX;
+        for (int i = 0; i < c->nnodes; i++) {
+            if (nf->sub[i])
+                continue;
+            if (nf->retry_ns[i] > now) {
+                if (nf->retry_ns[i] < next_retry)
+                    next_retry = nf->retry_ns[i];
+                continue;
+            }
+            pthread_mutex_unlock(&nf->mu);
+            redlock__conn *s = open_sub(nf, i);
+            pthread_mutex_lock(&nf->mu);
+            if (!s) {
+                nf->retry_ns[i] = redlock__now_ns() +
+                                  (int64_t)RECONNECT_MS * 1000000;
+                if (nf->retry_ns[i] < next_retry)
+                    next_retry = nf->retry_ns[i];
+                continue;
+            }
+            nf->sub[i] = s;
+            nf->live++;
+            /* Everything must be subscribed here anew, and releases may
+             * have gone unheard meanwhile: let every waiter retry. */
+            for (redlock__watch *w = nf->watches; w; w = w->next)
+                if (w->refs > 0 && queue_sub(s, w, 1) != 0)
+                    break;
+            bump_all(nf);
+        }
+        sync_watches(nf);
+
+        int k = 0;
+        pfd[k].fd = nf->wake[0];
+        pfd[k].events = POLLIN;
+        idx[k++] = -1;
+        for (int i = 0; i < c->nnodes; i++) {
+            redlock__conn *s = nf->sub[i];
+            if (!s)
+                continue;
+            if (redlock__conn_flush(s) != 0) {
+                drop_sub(nf, i);
+                continue;
+            }
+            pfd[k].fd = s->ctx->fd;
+            pfd[k].events = POLLIN | (s->sent < s->out.len ? POLLOUT : 0);
+            idx[k++] = i;
+        }
+        pthread_mutex_unlock(&nf->mu);
+        int timeout = -1;
+        if (next_retry != INT64_MAX) {
+            int64_t ms = (next_retry - redlock__now_ns() + 999999) / 1000000;
+            timeout = ms < 0 ? 0 : (int)ms;
+        }
+        int rc = poll(pfd, (nfds_t)k, timeout);
+        pthread_mutex_lock(&nf->mu);
+        if (rc <= 0)
+            continue;
+        for (int j = 0; j < k; j++) {
+            if (!pfd[j].revents)
+                continue;
+            if (idx[j] < 0) {
+                char buf[64];
+                while (read(nf->wake[0], buf, sizeof buf) > 0)
+                    ;
+                continue;
+            }
+            int i = idx[j];
+            redlock__conn *s = nf->sub[i];
+            if (!s)
+                continue;
+            if ((pfd[j].revents & POLLOUT) && redlock__conn_flush(s) != 0) {
+                drop_sub(nf, i);
+                continue;
+            }
+            if (!(pfd[j].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            if (redisBufferRead(s->ctx) != REDIS_OK) {
+                drop_sub(nf, i);
+                continue;
+            }
+            void *reply;
+            int bad = 0;
+            while (!bad) {
+                reply = NULL;
+                if (redisGetReplyFromReader(s->ctx, &reply) != REDIS_OK)
+                    bad = 1;
+                else if (!reply)
+                    break;
+                else {
+                    handle_push(nf, reply);
+                    freeReplyObject(reply);
+                }
+            }
+            if (bad)
+                drop_sub(nf, i);
+        }
+    }
+    pthread_mutex_unlock(&nf->mu);
+    return NULL;
+}
+
+static void kick(struct redlock_notifier *nf)
+{
+    char one = 1;
+    ssize_t w = write(nf->wake[1], &one, 1);
+    (void)w; /* a full pipe already wakes the thread */
+}
+
+static struct redlock_notifier *start(redlock_client *c)
+{
+    struct redlock_notifier *nf = calloc(1, sizeof *nf);
+    if (!nf)
+        return NULL;
+    nf->c = c;
+    if (pipe2(nf->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+        free(nf);
+        return NULL;
+    }
+    pthread_mutex_init(&nf->mu, NULL);
+    redlock__cond_init_monotonic(&nf->cond);
+    if (redlock__thread_start(&nf->thread, notifier_main, nf) != 0) {
+        close(nf->wake[0]);
+        close(nf->wake[1]);
+        pthread_cond_destroy(&nf->cond);
+        pthread_mutex_destroy(&nf->mu);
+        free(nf);
+        return NULL;
+    }
+    return nf;
+}
+
+static struct redlock_notifier *get(redlock_client *c)
+{
+    pthread_mutex_lock(&c->notify_mu);
+    if (!c->notify)
+        c->notify = start(c);
+    struct redlock_notifier *nf = c->notify;
+    pthread_mutex_unlock(&c->notify_mu);
+    return nf;
+}
+
+redlock__watch *redlock__notify_watch(redlock_client *c, const char *key,
+                                      size_t keylen, uint64_t *seen)
+{
+    struct redlock_notifier *nf = get(c);
+    if (!nf)
+        return NULL;
+    pthread_mutex_lock(&nf->mu);
+    redlock__watch *w;
+    for (w = nf->watches; w; w = w->next)
+        if (w->keylen == keylen && memcmp(w->key, key, keylen) == 0)
+            break; /* even at refs 0: the channel is still subscribed */
+    if (!w && (w = calloc(1, sizeof *w)) && (w->key = malloc(keylen))) {
+        memcpy(w->key, key, keylen);
+        w->keylen = keylen;
+        w->next = nf->watches;
+        nf->watches = w;
+    } else if (w && !w->key) {
+        free(w);
+        w = NULL;
+    }
+    if (w) {
+        w->refs++;
+        *seen = w->gen;
+    }
+    pthread_mutex_unlock(&nf->mu);
+    if (w)
+        kick(nf);
+    return w;
+}
+
+int redlock__notify_wait(redlock_client *c, redlock__watch *w, uint64_t *seen,
+                         int64_t until_ns)
+{
+    struct redlock_notifier *nf = c->notify;
+    pthread_mutex_lock(&nf->mu);
+    while (w->gen == *seen && !nf->stop && redlock__now_ns() < until_ns)
+        redlock__cond_wait_until(&nf->cond, &nf->mu, until_ns);
+    int woken = w->gen != *seen;
+    *seen = w->gen;
+    pthread_mutex_unlock(&nf->mu);
+    return woken;
+}
+
+int redlock__notify_live(redlock_client *c, redlock__watch *w)
+{
+    struct redlock_notifier *nf = c->notify;
+    pthread_mutex_lock(&nf->mu);
+    int live = w->confirmed && nf->live > 0;
+    pthread_mutex_unlock(&nf->mu);
+    return live;
+}
+
+void redlock__notify_unwatch(redlock_client *c, redlock__watch *w)
+{
+    struct redlock_notifier *nf = c->notify;
+    pthread_mutex_lock(&nf->mu);
+    int last = --w->refs == 0;
+    pthread_mutex_unlock(&nf->mu);
+    if (last)
+        kick(nf); /* the thread unsubscribes and frees it */
+}
+
+void redlock__notify_stop(redlock_client *c)
+{
+    struct redlock_notifier *nf = c->notify;
+    if (!nf)
+        return;
+    pthread_mutex_lock(&nf->mu);
+    nf->stop = 1;
+    pthread_cond_broadcast(&nf->cond);
+    pthread_mutex_unlock(&nf->mu);
+    kick(nf);
+    pthread_join(nf->thread, NULL);
+    for (int i = 0; i < c->nnodes; i++)
+        redlock__conn_free(nf->sub[i]);
+    while (nf->watches) {
+        redlock__watch *w = nf->watches;
+        nf->watches = w->next;
+        free(w->key);
+        free(w);
+    }
+    close(nf->wake[0]);
+    close(nf->wake[1]);
+    pthread_cond_destroy(&nf->cond);
+    pthread_mutex_destroy(&nf->mu);
+    free(nf);
+    c->notify = NULL;
+}
