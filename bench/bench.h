@@ -1,0 +1,136 @@
+/*
+ * redlock-bench: helpers shared by the benchmark's files.
+ *
+ *   util.c     clocks, samples and percentiles, RSS and CPU time, CPU
+ *              affinity, URL parsing and raw hiredis connections
+ *   servers.c  throwaway redis-server processes (free loopback ports,
+ *              killed by pid at exit and on SIGINT/SIGTERM/SIGHUP)
+ *   proxy.c    a TCP proxy that holds every chunk back for a fixed delay
+ *
+ * Everything here is for the benchmark only: it prints to stderr on
+ * failure, and uses no library internals (only include/redlock.h and
+ * hiredis).
+ */
+#ifndef REDLOCK_BENCH_H
+#define REDLOCK_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <hiredis/hiredis.h>
+
+/* ---- time ------------------------------------------------------------------ */
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t bn_now_ns(void);
+/* Sleep until the monotonic time t (ns), EINTR-proof. */
+void bn_sleep_until_ns(int64_t t);
+void bn_sleep_ns(int64_t ns);
+
+/* ---- samples --------------------------------------------------------------- */
+
+/* A growing array of int64 samples (nanoseconds, usually). */
+typedef struct bn_samples {
+    int64_t *v;
+    size_t n, cap;
+    int sorted;
+} bn_samples;
+
+/* 0, or -1 when out of memory (the sample is dropped). */
+int bn_samples_push(bn_samples *s, int64_t x);
+int bn_samples_append(bn_samples *dst, const bn_samples *src);
+void bn_samples_free(bn_samples *s);
+/* Nearest-rank percentile (p in 0..100) of the samples, sorting them; 0
+ * when there are none. */
+int64_t bn_percentile(bn_samples *s, double p);
+int64_t bn_max(const bn_samples *s);
+
+/* ---- process figures ---------------------------------------------------------- */
+
+/* VmRSS of this process in KiB, or -1. */
+long bn_rss_kb(void);
+/* User + system CPU seconds of the whole process (every thread). */
+double bn_cpu_process_s(void);
+/* User + system CPU seconds of the calling thread. */
+double bn_cpu_thread_s(void);
+
+/* ---- CPU affinity ------------------------------------------------------------ */
+
+/* Remember the affinity the process started with.  Call first in main(). */
+void bn_affinity_init(void);
+/* Number of CPUs in the starting affinity mask; first and second get the two
+ * lowest (or -1). */
+int bn_cpus_allowed(int *first, int *second);
+/* 1 when cpu is in the starting affinity mask. */
+int bn_cpu_allowed(int cpu);
+/* Pin the calling thread (and so every thread it creates later) to cpu;
+ * cpu < 0 restores the starting mask.  0 or -1. */
+int bn_pin_self(int cpu);
+
+/* ---- URLs and raw hiredis connections ------------------------------------------ */
+
+typedef struct bn_url {
+    int is_unix;
+    char host[256];
+    int port;
+    char path[256];
+    char user[128];
+    char password[256];
+    int db;
+} bn_url;
+
+/* redis://[[user][:password]@]host[:port][/db] and
+ * unix://[[user][:password]@]/path[?db=N], without percent-decoding.
+ * 0 or -1. */
+int bn_url_parse(const char *url, bn_url *u);
+
+/* A blocking hiredis connection with AUTH and SELECT done, connect and
+ * I/O timeouts timeout_ms.  NULL (with a message) on failure. */
+redisContext *bn_url_connect(const bn_url *u, int timeout_ms);
+
+/* SCRIPT LOAD text; 0 when the server answers with the sha expected. */
+int bn_script_load(redisContext *c, const char *text, const char *sha);
+
+/* The integer after "<field>:" in INFO <section> (fields like
+ * "cmdstat_evalsha" have "calls=N" looked up in them: pass
+ * "cmdstat_evalsha:calls").  A double so that used_cpu_sys works too;
+ * -1 when absent or on failure. */
+double bn_info_number(redisContext *c, const char *section, const char *field);
+
+/* ---- redis-server processes ------------------------------------------------------ */
+
+typedef struct bn_server {
+    pid_t pid;
+    int port;
+    int slot; /* registry slot + 1; 0: none */
+    char dir[64];
+    char log[96];
+    char url[64];
+} bn_server;
+
+/* Install SIGINT/SIGTERM/SIGHUP handlers and an atexit hook that kill
+ * every server still running (by pid) and remove its directory. */
+void bn_servers_install_cleanup(void);
+
+/* Start redis-server (the binary `path`, or "redis-server" from $PATH when
+ * NULL) on a free loopback port (never 6379) with no persistence, in a
+ * fresh directory under /tmp; pinned to `cpu` unless cpu < 0.  Waits until
+ * it answers PING.  0, or -1 with a message. */
+int bn_server_start(bn_server *s, const char *path, int cpu);
+/* SIGKILL, reap, remove its directory.  Idempotent. */
+void bn_server_stop(bn_server *s);
+
+/* ---- the delay proxy ------------------------------------------------------------ */
+
+typedef struct bn_proxy bn_proxy;
+
+/* Listen on 127.0.0.1 (a free port, stored in *port) and forward every
+ * connection to target_host:target_port, each chunk of bytes held back
+ * delay_us microseconds in each direction, in order.  NULL on failure. */
+bn_proxy *bn_proxy_start(const char *target_host, int target_port,
+                         int64_t delay_us, int *port);
+/* Close every connection, join every thread, free.  NULL is a no-op. */
+void bn_proxy_stop(bn_proxy *p);
+
+#endif

@@ -1,0 +1,1782 @@
+/*
+ * redlock-bench: how fast libredlock is, each figure beside a baseline
+ * measured in the same process and the same run, so that ratios hold on a
+ * noisy machine.
+ *
+ *   1 uncontended      one thread, acquire + release pairs on one key;
+ *                      baseline: raw hiredis sending the same two commands
+ *                      (SET NX PX, EVALSHA compare-and-delete) on one
+ *                      connection.
+ *   2 shared client    T threads (8), distinct keys, one client; baseline:
+ *                      T threads, each with its own raw hiredis connection.
+ *   3 contended        T workers, each with its own client, loop
+ *                      acquire(one key, wait) -> tiny section -> release;
+ *                      idle gap (a release returning -> the next acquire
+ *                      returning in another worker that was waiting),
+ *                      fairness, sections/s; baseline: a raw hiredis spin
+ *                      lock (SET NX PX in a tight loop, no sleep).
+ *   4 watchdog scale   10 000 locks kept alive by one client, ttl 30 s, and
+ *                      a short variant renewed every 100 ms: CPU per wall
+ *                      second, renewals/s (counted by Redis: INFO
+ *                      commandstats), RSS per held lock; baseline: the CPU
+ *                      raw hiredis spends pipelining the same renewals.
+ *   5 Redlock          acquire + release latency with N = 1, 3, 5 nodes, on
+ *                      loopback and through a delay proxy (1 ms each way);
+ *                      baseline: raw hiredis on one node, same path.
+ *
+ * It starts its own redis-server(s) on free loopback ports (or uses --url),
+ * can pin itself and them to CPUs (--placement), prints a table or one JSON
+ * object (--json), and exits 0 unless something failed (missed targets are
+ * not failures).  `redlock-bench --help` lists the options.
+ */
+#define _GNU_SOURCE
+#include "bench.h"
+
+#include <redlock.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef BENCH_BUILD_TYPE
+#define BENCH_BUILD_TYPE ""
+#endif
+
+/* The library's scripts (src/scripts.c), for the raw hiredis baselines. */
+#define RELEASE_LUA                                                           \
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "                          \
+    "return redis.call('del', KEYS[1]) end return 0"
+#define RELEASE_SHA "2e47b373b4dbd63ee966d2eb9fe24ed6a138ad4e"
+#define EXTEND_LUA                                                            \
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "                          \
+    "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+#define EXTEND_SHA "e95849a1757fe494b3c802dc09b717d0c074eb21"
+
+#define TTL_MS 10000       /* ttl of the locks of scenarios 1, 2, 3, 5 */
+#define S3_WAIT_MS 5000    /* wait of one acquire in scenario 3 */
+#define IO_TIMEOUT_MS 5000 /* raw connections */
+#define MAX_THREADS 256
+#define S5_NODES 5
+
+/* ---- options ------------------------------------------------------------------ */
+
+enum { PL_NONE, PL_PINNED, PL_SPLIT };
+static const char *const placement_names[] = {"none", "pinned", "split"};
+
+static struct {
+    unsigned scenarios; /* bit n: scenario n */
+    double duration_s;  /* per measured part */
+    long count;         /* > 0: operations per part instead of a duration */
+    int threads;
+    int json, tiny;
+    int placements[2];
+    int nplacements;
+    int pin_cpu, split_cpu;
+    const char *urls[REDLOCK_MAX_NODES];
+    int nurls;
+    int locks;
+    double window_s, short_window_s;
+    int short_ttl_ms, short_floor_ms;
+    int64_t delay_us;
+    int rounds;
+    int warmup;
+    const char *redis_path;
+} O;
+
+static int g_errors;
+
+/* ---- results ------------------------------------------------------------------ */
+
+enum { T_NONE, T_VALUE, T_RATIO };
+
+typedef struct {
+    const char *placement;
+    int scenario;
+    char figure[96];
+    char unit[12];
+    double value;
+    double baseline;
+    char baseline_is[40];
+    double ratio;
+    char target[32];
+    int meets; /* -1: no target */
+} row;
+
+static row *rows;
+static int nrows, caprows;
+static const char *cur_placement = "none";
+
+static int meets(double v, const char *op, double t)
+{
+    if (isnan(v))
+        return 0;
+    if (strcmp(op, ">=") == 0)
+        return v >= t;
+    if (strcmp(op, "<=") == 0)
+        return v <= t;
+    if (strcmp(op, "<") == 0)
+        return v < t;
+    if (strcmp(op, ">") == 0)
+        return v > t;
+    return v == t;
+}
+
+/* One line of the table.  tkind: T_NONE, T_VALUE (op t applies to value)
+ * or T_RATIO (to ratio). */
+static void add_row(int sc, const char *figure, const char *unit, double value,
+                    double baseline, const char *baseline_is, double ratio, int tkind,
+                    const char *op, double t)
+{
+    if (nrows == caprows) {
+        int cap = caprows ? caprows * 2 : 64;
+        row *r = realloc(rows, (size_t)cap * sizeof *r);
+        if (r == NULL) {
+            fprintf(stderr, "redlock-bench: out of memory\n");
+            g_errors++;
+            return;
+        }
+        rows = r;
+        caprows = cap;
+    }
+    row *r = &rows[nrows++];
+    memset(r, 0, sizeof *r);
+    r->placement = cur_placement;
+    r->scenario = sc;
+    snprintf(r->figure, sizeof r->figure, "%s", figure);
+    snprintf(r->unit, sizeof r->unit, "%s", unit);
+    r->value = value;
+    r->baseline = baseline;
+    snprintf(r->baseline_is, sizeof r->baseline_is, "%s", baseline_is ? baseline_is : "");
+    r->ratio = ratio;
+    r->meets = -1;
+    if (tkind == T_RATIO) {
+        snprintf(r->target, sizeof r->target, "ratio %s %g", op, t);
+        r->meets = meets(ratio, op, t);
+    } else if (tkind == T_VALUE) {
+        snprintf(r->target, sizeof r->target, "%s %g%s%s", op, t, unit[0] ? " " : "", unit);
+        r->meets = meets(value, op, t);
+    }
+}
+
+static double ratio_of(double a, double b)
+{
+    return (isnan(a) || isnan(b) || b == 0) ? NAN : a / b;
+}
+
+static double us(int64_t ns)
+{
+    return (double)ns / 1000.0;
+}
+
+/* ---- small helpers -------------------------------------------------------------- */
+
+static void progress(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "[%s] ", cur_placement);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void lib_fail(const char *what, const char *key, redlock_status st)
+{
+    fprintf(stderr, "redlock-bench: %s %s: %s (%s)\n", what, key ? key : "",
+            redlock_strerror(st), redlock_last_error());
+}
+
+static redlock_client *lib_connect(const char *const *urls, size_t n,
+                                   const redlock_options *opts)
+{
+    redlock_status st;
+    redlock_client *c = redlock_connect(urls, n, opts, &st);
+    if (c == NULL)
+        fprintf(stderr, "redlock-bench: redlock_connect(%s, %zu nodes): %s (%s)\n",
+                urls[0], n, redlock_strerror(st), redlock_last_error());
+    return c;
+}
+
+/* A raw hiredis connection with the release and extend scripts loaded. */
+static redisContext *raw_connect(const char *url)
+{
+    bn_url u;
+    if (bn_url_parse(url, &u) != 0) {
+        fprintf(stderr, "redlock-bench: cannot parse %s for hiredis\n", url);
+        return NULL;
+    }
+    redisContext *c = bn_url_connect(&u, IO_TIMEOUT_MS);
+    if (c == NULL)
+        return NULL;
+    if (bn_script_load(c, RELEASE_LUA, RELEASE_SHA) != 0 ||
+        bn_script_load(c, EXTEND_LUA, EXTEND_SHA) != 0) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* A 36-character token, like the library's, made cheaply. */
+static void raw_token(char *buf, size_t len, unsigned id, unsigned long seq)
+{
+    snprintf(buf, len, "%08x-0000-4000-8000-%012lx", id, seq & 0xffffffffffffUL);
+}
+
+/* SET key token NX PX ttl: 1 taken, 0 held elsewhere, -1 error. */
+static int raw_acquire(redisContext *c, const char *key, const char *token, long ttl)
+{
+    redisReply *r = redisCommand(c, "SET %s %s NX PX %ld", key, token, ttl);
+    if (r == NULL) {
+        fprintf(stderr, "redlock-bench: raw SET: %s\n", c->errstr);
+        return -1;
+    }
+    int res = -1;
+    if (r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0)
+        res = 1;
+    else if (r->type == REDIS_REPLY_NIL)
+        res = 0;
+    else
+        fprintf(stderr, "redlock-bench: raw SET answered type %d %s\n", r->type,
+                r->type == REDIS_REPLY_ERROR ? r->str : "");
+    freeReplyObject(r);
+    return res;
+}
+
+/* EVALSHA release: 1 deleted, 0 not ours, -1 error. */
+static int raw_release(redisContext *c, const char *key, const char *token)
+{
+    redisReply *r = redisCommand(c, "EVALSHA %s 1 %s %s", RELEASE_SHA, key, token);
+    if (r == NULL) {
+        fprintf(stderr, "redlock-bench: raw EVALSHA: %s\n", c->errstr);
+        return -1;
+    }
+    int res = -1;
+    if (r->type == REDIS_REPLY_INTEGER)
+        res = r->integer == 1;
+    else
+        fprintf(stderr, "redlock-bench: raw EVALSHA answered type %d %s\n", r->type,
+                r->type == REDIS_REPLY_ERROR ? r->str : "");
+    freeReplyObject(r);
+    return res;
+}
+
+/* A part ends after `count` operations when count > 0, else at `end_ns`. */
+typedef struct {
+    int64_t end_ns;
+    long count;
+} budget;
+
+static budget part_budget(double seconds, long count)
+{
+    budget b;
+    b.count = count;
+    b.end_ns = bn_now_ns() + (int64_t)(seconds * 1e9);
+    return b;
+}
+
+static int budget_done(const budget *b, long i, int64_t now)
+{
+    return b->count > 0 ? i >= b->count : now >= b->end_ns;
+}
+
+/* ---- the environment of one placement --------------------------------------------- */
+
+typedef struct {
+    int placement;
+    int bench_cpu, server_cpu; /* -1: not pinned */
+    bn_server srv[S5_NODES];
+    int nsrv;
+    const char *urls[REDLOCK_MAX_NODES];
+    int nurls;
+    char prefix[64]; /* of every key */
+} env;
+
+static int env_open(env *e, int placement, int nodes)
+{
+    memset(e, 0, sizeof *e);
+    e->placement = placement;
+    e->bench_cpu = e->server_cpu = -1;
+    if (placement == PL_PINNED) {
+        e->bench_cpu = e->server_cpu = O.pin_cpu;
+    } else if (placement == PL_SPLIT) {
+        e->server_cpu = O.pin_cpu;
+        e->bench_cpu = O.split_cpu;
+    }
+    cur_placement = placement_names[placement];
+    /* Threads made from here on (workers, the library's watchdog, the
+     * proxies) inherit the main thread's affinity. */
+    if (bn_pin_self(e->bench_cpu) != 0)
+        return -1;
+    snprintf(e->prefix, sizeof e->prefix, "redlock-bench:%ld:%s", (long)getpid(),
+             placement_names[placement]);
+    if (O.nurls > 0) {
+        for (int i = 0; i < O.nurls; i++)
+            e->urls[i] = O.urls[i];
+        e->nurls = O.nurls;
+        return 0;
+    }
+    for (int i = 0; i < nodes; i++) {
+        if (bn_server_start(&e->srv[i], O.redis_path, e->server_cpu) != 0)
+            return -1;
+        e->nsrv++;
+        e->urls[i] = e->srv[i].url;
+        e->nurls++;
+    }
+    return 0;
+}
+
+static void env_close(env *e)
+{
+    for (int i = 0; i < e->nsrv; i++)
+        bn_server_stop(&e->srv[i]);
+    e->nsrv = 0;
+    bn_pin_self(-1);
+}
+
+/* ==== scenario 1: uncontended ========================================================= */
+
+static int lib_pairs(redlock_client *c, const char *key, budget b, bn_samples *pair,
+                     bn_samples *acq, bn_samples *rel, long *pairs, int64_t *elapsed)
+{
+    int64_t t0 = bn_now_ns(), a = t0;
+    long i;
+    for (i = 0; !budget_done(&b, i, a); i++) {
+        redlock_lock *l;
+        redlock_status st = redlock_acquire(c, key, TTL_MS, 0, &l);
+        int64_t m = bn_now_ns();
+        if (st != REDLOCK_OK) {
+            lib_fail("acquire", key, st);
+            return -1;
+        }
+        st = redlock_release(l);
+        int64_t z = bn_now_ns();
+        if (st != REDLOCK_OK) {
+            lib_fail("release", key, st);
+            return -1;
+        }
+        bn_samples_push(pair, z - a);
+        if (acq)
+            bn_samples_push(acq, m - a);
+        if (rel)
+            bn_samples_push(rel, z - m);
+        a = z;
+    }
+    *pairs += i;
+    *elapsed += a - t0;
+    return 0;
+}
+
+static int raw_pairs(redisContext *c, const char *key, unsigned id, budget b,
+                     bn_samples *pair, long *pairs, int64_t *elapsed)
+{
+    char token[48];
+    int64_t t0 = bn_now_ns(), a = t0;
+    long i;
+    for (i = 0; !budget_done(&b, i, a); i++) {
+        raw_token(token, sizeof token, id, (unsigned long)i);
+        if (raw_acquire(c, key, token, TTL_MS) != 1 || raw_release(c, key, token) != 1) {
+            fprintf(stderr, "redlock-bench: raw pair on %s failed\n", key);
+            return -1;
+        }
+        int64_t z = bn_now_ns();
+        bn_samples_push(pair, z - a);
+        a = z;
+    }
+    *pairs += i;
+    *elapsed += a - t0;
+    return 0;
+}
+
+static int scenario1(env *e)
+{
+    progress("scenario 1: uncontended acquire + release, 1 thread");
+    char key[96];
+    snprintf(key, sizeof key, "%s:s1", e->prefix);
+    redlock_client *c = lib_connect(e->urls, 1, NULL);
+    redisContext *rc = raw_connect(e->urls[0]);
+    bn_samples lib_lat = {0}, raw_lat = {0}, scratch = {0};
+    long lib_n = 0, raw_n = 0, wn = 0;
+    int64_t lib_t = 0, raw_t = 0, wt = 0;
+    int rc_ = -1;
+    if (c == NULL || rc == NULL)
+        goto out;
+    if (lib_pairs(c, key, part_budget(0, O.warmup), &scratch, NULL, NULL, &wn, &wt) != 0 ||
+        raw_pairs(rc, key, 1, part_budget(0, O.warmup), &scratch, &wn, &wt) != 0)
+        goto out;
+    /* Rounds in ABBA order, so that a drift of the machine weighs on both. */
+    for (int r = 0; r < O.rounds; r++) {
+        double secs = O.duration_s / O.rounds;
+        long cnt = O.count > 0 ? (O.count + O.rounds - 1) / O.rounds : 0;
+        for (int k = 0; k < 2; k++) {
+            int lib_turn = (r % 2 == 0) == (k == 0);
+            int err = lib_turn ? lib_pairs(c, key, part_budget(secs, cnt), &lib_lat, NULL,
+                                           NULL, &lib_n, &lib_t)
+                               : raw_pairs(rc, key, 1, part_budget(secs, cnt), &raw_lat,
+                                           &raw_n, &raw_t);
+            if (err)
+                goto out;
+        }
+    }
+    double lib_rate = lib_n / (lib_t / 1e9), raw_rate = raw_n / (raw_t / 1e9);
+    add_row(1, "acquire+release pairs/s", "/s", lib_rate, raw_rate, "raw hiredis",
+            ratio_of(lib_rate, raw_rate), T_RATIO, ">=", 0.95);
+    double l50 = us(bn_percentile(&lib_lat, 50)), r50 = us(bn_percentile(&raw_lat, 50));
+    double l99 = us(bn_percentile(&lib_lat, 99)), r99 = us(bn_percentile(&raw_lat, 99));
+    add_row(1, "pair latency p50", "us", l50, r50, "raw hiredis", ratio_of(l50, r50),
+            T_NONE, "", 0);
+    add_row(1, "pair latency p99", "us", l99, r99, "raw hiredis", ratio_of(l99, r99),
+            T_NONE, "", 0);
+    rc_ = 0;
+out:
+    bn_samples_free(&lib_lat);
+    bn_samples_free(&raw_lat);
+    bn_samples_free(&scratch);
+    if (rc)
+        redisFree(rc);
+    redlock_client_free(c);
+    return rc_;
+}
+
+/* ==== scenario 2: one client shared by T threads ========================================= */
+
+typedef struct {
+    int id;
+    redlock_client *c; /* lib mode */
+    redisContext *rc;  /* raw mode */
+    char key[128];
+    pthread_barrier_t *ready, *go;
+    const int64_t *end_ns;
+    long count;
+    long pairs;
+    int64_t elapsed;
+    int64_t finished_ns;
+    bn_samples lat;
+    int err;
+} s2_arg;
+
+static void *s2_thread(void *p)
+{
+    s2_arg *a = p;
+    pthread_barrier_wait(a->ready);
+    pthread_barrier_wait(a->go);
+    budget b = {*a->end_ns, a->count};
+    a->err = a->c ? lib_pairs(a->c, a->key, b, &a->lat, NULL, NULL, &a->pairs, &a->elapsed)
+                  : raw_pairs(a->rc, a->key, (unsigned)a->id, b, &a->lat, &a->pairs,
+                              &a->elapsed);
+    a->finished_ns = bn_now_ns();
+    return NULL;
+}
+
+/* One timed part with T threads; adds to *pairs, *elapsed and lat. */
+static int s2_part(env *e, redlock_client *c, redisContext **rcs, double secs, long count,
+                   long *pairs, int64_t *elapsed, bn_samples *lat)
+{
+    int T = O.threads;
+    s2_arg *args = calloc((size_t)T, sizeof *args);
+    pthread_t *th = calloc((size_t)T, sizeof *th);
+    pthread_barrier_t ready, go;
+    int64_t end_ns = 0;
+    int err = 0, started = 0;
+    if (args == NULL || th == NULL) {
+        free(args);
+        free(th);
+        return -1;
+    }
+    pthread_barrier_init(&ready, NULL, (unsigned)T + 1);
+    pthread_barrier_init(&go, NULL, (unsigned)T + 1);
+    for (int i = 0; i < T; i++) {
+        s2_arg *a = &args[i];
+        a->id = i + 1;
+        a->c = c;
+        a->rc = c ? NULL : rcs[i];
+        snprintf(a->key, sizeof a->key, "%s:s2:%d", e->prefix, i);
+        a->ready = &ready;
+        a->go = &go;
+        a->end_ns = &end_ns;
+        a->count = count > 0 ? (count + T - 1) / T : 0;
+        if (pthread_create(&th[i], NULL, s2_thread, a) != 0) {
+            fprintf(stderr, "redlock-bench: cannot start a thread\n");
+            /* the barriers need T + 1: this is fatal for the run */
+            exit(1);
+        }
+        started++;
+    }
+    pthread_barrier_wait(&ready);
+    int64_t t0 = bn_now_ns();
+    end_ns = t0 + (int64_t)(secs * 1e9);
+    pthread_barrier_wait(&go);
+    int64_t last = t0;
+    for (int i = 0; i < started; i++) {
+        pthread_join(th[i], NULL);
+        err |= args[i].err;
+        *pairs += args[i].pairs;
+        if (args[i].finished_ns > last)
+            last = args[i].finished_ns;
+        bn_samples_append(lat, &args[i].lat);
+        bn_samples_free(&args[i].lat);
+    }
+    *elapsed += last - t0;
+    pthread_barrier_destroy(&ready);
+    pthread_barrier_destroy(&go);
+    free(args);
+    free(th);
+    return err ? -1 : 0;
+}
+
+static int scenario2(env *e)
+{
+    int T = O.threads;
+    progress("scenario 2: %d threads, distinct keys, one shared client", T);
+    redlock_client *c = lib_connect(e->urls, 1, NULL);
+    redisContext **rcs = calloc((size_t)T, sizeof *rcs);
+    bn_samples lib_lat = {0}, raw_lat = {0}, scratch = {0};
+    long lib_n = 0, raw_n = 0, wn = 0;
+    int64_t lib_t = 0, raw_t = 0, wt = 0;
+    int res = -1;
+    if (c == NULL || rcs == NULL)
+        goto out;
+    for (int i = 0; i < T; i++)
+        if ((rcs[i] = raw_connect(e->urls[0])) == NULL)
+            goto out;
+    if (s2_part(e, c, rcs, 0, (long)O.warmup * T, &wn, &wt, &scratch) != 0 ||
+        s2_part(e, NULL, rcs, 0, (long)O.warmup * T, &wn, &wt, &scratch) != 0)
+        goto out;
+    for (int r = 0; r < O.rounds; r++) {
+        double secs = O.duration_s / O.rounds;
+        long cnt = O.count > 0 ? (O.count + O.rounds - 1) / O.rounds : 0;
+        for (int k = 0; k < 2; k++) {
+            int lib_turn = (r % 2 == 0) == (k == 0);
+            int err = lib_turn ? s2_part(e, c, rcs, secs, cnt, &lib_n, &lib_t, &lib_lat)
+                               : s2_part(e, NULL, rcs, secs, cnt, &raw_n, &raw_t, &raw_lat);
+            if (err)
+                goto out;
+        }
+    }
+    double lib_rate = lib_n / (lib_t / 1e9), raw_rate = raw_n / (raw_t / 1e9);
+    char fig[96];
+    snprintf(fig, sizeof fig, "pairs/s, %d threads, 1 client", T);
+    char base[40];
+    snprintf(base, sizeof base, "%d raw connections", T);
+    add_row(2, fig, "/s", lib_rate, raw_rate, base, ratio_of(lib_rate, raw_rate), T_RATIO,
+            ">=", 0.8);
+    double l50 = us(bn_percentile(&lib_lat, 50)), r50 = us(bn_percentile(&raw_lat, 50));
+    double l99 = us(bn_percentile(&lib_lat, 99)), r99 = us(bn_percentile(&raw_lat, 99));
+    add_row(2, "pair latency p50", "us", l50, r50, base, ratio_of(l50, r50), T_NONE, "", 0);
+    add_row(2, "pair latency p99", "us", l99, r99, base, ratio_of(l99, r99), T_NONE, "", 0);
+    res = 0;
+out:
+    bn_samples_free(&lib_lat);
+    bn_samples_free(&raw_lat);
+    bn_samples_free(&scratch);
+    for (int i = 0; rcs && i < T; i++)
+        if (rcs[i])
+            redisFree(rcs[i]);
+    free(rcs);
+    redlock_client_free(c);
+    return res;
+}
+
+/* ==== scenario 3: contended handoff ========================================================= */
+
+typedef struct {
+    atomic_int stop;
+    atomic_llong stop_ns;
+    atomic_int in_cs;
+    atomic_long overlaps;
+    atomic_long total;
+    atomic_long work;
+    long count;
+    pthread_barrier_t *go;
+    const char *key;
+} s3_shared;
+
+typedef struct {
+    int id;
+    s3_shared *sh;
+    redlock_client *c; /* lib worker */
+    redisContext *rc;  /* spin-lock worker */
+    bn_samples t_start, t_acq, t_rel; /* one entry per section */
+    long timeouts;
+    int err;
+} s3_arg;
+
+static void s3_section(s3_shared *sh)
+{
+    if (atomic_exchange(&sh->in_cs, 1) != 0)
+        atomic_fetch_add(&sh->overlaps, 1);
+    /* a tiny critical section: a few dozen nanoseconds of work */
+    for (int i = 0; i < 16; i++)
+        atomic_fetch_add_explicit(&sh->work, 1, memory_order_relaxed);
+    atomic_store(&sh->in_cs, 0);
+}
+
+static void s3_count(s3_shared *sh)
+{
+    long n = atomic_fetch_add(&sh->total, 1) + 1;
+    if (sh->count > 0 && n >= sh->count) {
+        long long zero = 0;
+        atomic_compare_exchange_strong(&sh->stop_ns, &zero, (long long)bn_now_ns());
+        atomic_store(&sh->stop, 1);
+    }
+}
+
+static void *s3_lib_worker(void *p)
+{
+    s3_arg *a = p;
+    s3_shared *sh = a->sh;
+    pthread_barrier_wait(sh->go);
+    while (!atomic_load(&sh->stop)) {
+        int64_t t0 = bn_now_ns();
+        redlock_lock *l;
+        redlock_status st = redlock_acquire(a->c, sh->key, TTL_MS, S3_WAIT_MS, &l);
+        int64_t t1 = bn_now_ns();
+        if (st == REDLOCK_BUSY) {
+            a->timeouts++;
+            continue;
+        }
+        if (st != REDLOCK_OK) {
+            lib_fail("acquire (waiting)", sh->key, st);
+            a->err = 1;
+            atomic_store(&sh->stop, 1);
+            break;
+        }
+        s3_section(sh);
+        st = redlock_release(l);
+        int64_t t2 = bn_now_ns();
+        if (st != REDLOCK_OK) {
+            lib_fail("release", sh->key, st);
+            a->err = 1;
+            atomic_store(&sh->stop, 1);
+            break;
+        }
+        bn_samples_push(&a->t_start, t0);
+        bn_samples_push(&a->t_acq, t1);
+        bn_samples_push(&a->t_rel, t2);
+        s3_count(sh);
+    }
+    return NULL;
+}
+
+static void *s3_spin_worker(void *p)
+{
+    s3_arg *a = p;
+    s3_shared *sh = a->sh;
+    char token[48];
+    unsigned long seq = 0;
+    pthread_barrier_wait(sh->go);
+    while (!atomic_load(&sh->stop)) {
+        raw_token(token, sizeof token, (unsigned)a->id, seq++);
+        int64_t t0 = bn_now_ns();
+        int got;
+        while ((got = raw_acquire(a->rc, sh->key, token, TTL_MS)) == 0 &&
+               !atomic_load(&sh->stop)) {
+        }
+        if (got < 0) {
+            a->err = 1;
+            atomic_store(&sh->stop, 1);
+            break;
+        }
+        if (got == 0)
+            break; /* stopped while spinning */
+        int64_t t1 = bn_now_ns();
+        s3_section(sh);
+        int rel = raw_release(a->rc, sh->key, token);
+        int64_t t2 = bn_now_ns();
+        if (rel != 1) {
+            a->err = 1;
+            atomic_store(&sh->stop, 1);
+            break;
+        }
+        bn_samples_push(&a->t_start, t0);
+        bn_samples_push(&a->t_acq, t1);
+        bn_samples_push(&a->t_rel, t2);
+        s3_count(sh);
+    }
+    return NULL;
+}
+
+typedef struct {
+    int64_t start, acq, rel;
+    int w;
+} section;
+
+static int cmp_section(const void *x, const void *y)
+{
+    const section *a = x, *b = y;
+    return (a->acq > b->acq) - (a->acq < b->acq);
+}
+
+typedef struct {
+    long sections;
+    double rate;
+    double fairness;
+    long min_w, max_w;
+    bn_samples gaps;  /* ns */
+    long releases_waited; /* releases while another worker was waiting */
+    long handed_over;     /* ... after which another worker got the lock next */
+    long early;           /* acquires that returned before the release did */
+    long overlaps;
+    long timeouts;
+} s3_result;
+
+/* 1 when worker v (sections sorted by acq in secs[from..to)) was inside an
+ * acquire call at time t. */
+static int waiting_at(const section *s, long n, int64_t t)
+{
+    /* the first section of v with acq > t: v waits at t if it started <= t */
+    long lo = 0, hi = n;
+    while (lo < hi) {
+        long mid = lo + (hi - lo) / 2;
+        if (s[mid].acq > t)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo < n && s[lo].start <= t;
+}
+
+/* Every section whose acquire returned before t_stop counts. */
+static int s3_analyze(s3_arg *args, int W, int64_t t_begin, int64_t t_stop, s3_result *res)
+{
+    memset(res, 0, sizeof *res);
+    size_t total = 0;
+    for (int w = 0; w < W; w++)
+        total += args[w].t_acq.n;
+    section *all = malloc((total ? total : 1) * sizeof *all);
+    section **per = calloc((size_t)W, sizeof *per);
+    long *nper = calloc((size_t)W, sizeof *nper);
+    if (all == NULL || per == NULL || nper == NULL) {
+        free(all);
+        free(per);
+        free(nper);
+        return -1;
+    }
+    long n = 0;
+    for (int w = 0; w < W; w++) {
+        per[w] = all + n;
+        for (size_t i = 0; i < args[w].t_acq.n; i++) {
+            if (args[w].t_acq.v[i] >= t_stop)
+                continue;
+            all[n].start = args[w].t_start.v[i];
+            all[n].acq = args[w].t_acq.v[i];
+            all[n].rel = args[w].t_rel.v[i];
+            all[n].w = w;
+            n++;
+            nper[w]++;
+        }
+        res->timeouts += args[w].timeouts;
+    }
+    /* per-worker runs are already in time order */
+    long mn = -1, mx = 0;
+    for (int w = 0; w < W; w++) {
+        if (mn < 0 || nper[w] < mn)
+            mn = nper[w];
+        if (nper[w] > mx)
+            mx = nper[w];
+    }
+    res->min_w = mn;
+    res->max_w = mx;
+    res->fairness = mx > 0 ? (double)mn / (double)mx : NAN;
+    res->sections = n;
+    res->rate = n / ((double)(t_stop - t_begin) / 1e9);
+
+    /* copy before sorting: per[] points into all[] */
+    section *sorted = malloc((n ? (size_t)n : 1) * sizeof *sorted);
+    if (sorted == NULL) {
+        free(all);
+        free(per);
+        free(nper);
+        return -1;
+    }
+    memcpy(sorted, all, (size_t)n * sizeof *sorted);
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_section);
+    for (long k = 1; k < n; k++) {
+        const section *prev = &sorted[k - 1], *cur = &sorted[k];
+        int other_waiting = 0;
+        for (int v = 0; v < W && !other_waiting; v++)
+            if (v != prev->w && waiting_at(per[v], nper[v], prev->rel))
+                other_waiting = 1;
+        if (other_waiting) {
+            res->releases_waited++;
+            if (cur->w != prev->w)
+                res->handed_over++;
+        }
+        /* the idle gap: a different worker, already waiting when the
+         * previous holder's release returned */
+        if (cur->w != prev->w && cur->start < prev->rel) {
+            int64_t gap = cur->acq - prev->rel;
+            if (gap < 0) {
+                res->early++;
+                gap = 0;
+            }
+            bn_samples_push(&res->gaps, gap);
+        }
+    }
+    free(sorted);
+    free(all);
+    free(per);
+    free(nper);
+    return 0;
+}
+
+/* One run of W workers (lib or spin) for secs (or O.count sections). */
+static int s3_run(env *e, int spin, double secs, s3_result *res)
+{
+    int W = O.threads;
+    char key[96];
+    snprintf(key, sizeof key, "%s:s3:%s", e->prefix, spin ? "spin" : "lib");
+    s3_shared sh;
+    memset(&sh, 0, sizeof sh);
+    atomic_init(&sh.stop, 0);
+    atomic_init(&sh.stop_ns, 0);
+    atomic_init(&sh.in_cs, 0);
+    atomic_init(&sh.overlaps, 0);
+    atomic_init(&sh.total, 0);
+    atomic_init(&sh.work, 0);
+    sh.count = O.count;
+    sh.key = key;
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, (unsigned)W + 1);
+    sh.go = &go;
+    s3_arg *args = calloc((size_t)W, sizeof *args);
+    pthread_t *th = calloc((size_t)W, sizeof *th);
+    int err = 0;
+    if (args == NULL || th == NULL) {
+        free(args);
+        free(th);
+        pthread_barrier_destroy(&go);
+        return -1;
+    }
+    for (int w = 0; w < W; w++) {
+        args[w].id = w + 1;
+        args[w].sh = &sh;
+        /* each worker is its own client, as separate processes would be */
+        if (spin)
+            args[w].rc = raw_connect(e->urls[0]);
+        else
+            args[w].c = lib_connect(e->urls, 1, NULL);
+        if (args[w].rc == NULL && args[w].c == NULL)
+            err = 1;
+    }
+    int started = 0;
+    if (!err) {
+        for (int w = 0; w < W; w++) {
+            if (pthread_create(&th[w], NULL, spin ? s3_spin_worker : s3_lib_worker,
+                               &args[w]) != 0) {
+                fprintf(stderr, "redlock-bench: cannot start a thread\n");
+                exit(1);
+            }
+            started++;
+        }
+        pthread_barrier_wait(&go);
+        int64_t t_begin = bn_now_ns();
+        if (O.count <= 0) {
+            bn_sleep_until_ns(t_begin + (int64_t)(secs * 1e9));
+            long long zero = 0;
+            atomic_compare_exchange_strong(&sh.stop_ns, &zero, (long long)bn_now_ns());
+            atomic_store(&sh.stop, 1);
+        }
+        for (int w = 0; w < started; w++) {
+            pthread_join(th[w], NULL);
+            err |= args[w].err;
+        }
+        int64_t t_stop = atomic_load(&sh.stop_ns);
+        if (t_stop == 0)
+            t_stop = bn_now_ns(); /* a worker failed */
+        if (!err && s3_analyze(args, W, t_begin, t_stop, res) != 0)
+            err = 1;
+        res->overlaps = atomic_load(&sh.overlaps);
+    }
+    for (int w = 0; w < W; w++) {
+        if (args[w].rc)
+            redisFree(args[w].rc);
+        redlock_client_free(args[w].c);
+        bn_samples_free(&args[w].t_start);
+        bn_samples_free(&args[w].t_acq);
+        bn_samples_free(&args[w].t_rel);
+    }
+    free(args);
+    free(th);
+    pthread_barrier_destroy(&go);
+    return err ? -1 : 0;
+}
+
+static int scenario3(env *e)
+{
+    int W = O.threads;
+    progress("scenario 3: %d workers, one key, acquire(wait) -> section -> release", W);
+    s3_result lib, spin;
+    memset(&lib, 0, sizeof lib);
+    memset(&spin, 0, sizeof spin);
+    bn_samples rtt = {0};
+    int res = -1;
+
+    /* the floor: one SET NX round trip on a held key (what a poller sends) */
+    redisContext *rc = raw_connect(e->urls[0]);
+    if (rc == NULL)
+        goto out;
+    char key[96];
+    snprintf(key, sizeof key, "%s:s3:rtt", e->prefix);
+    if (raw_acquire(rc, key, "holder", TTL_MS) != 1)
+        goto out;
+    budget b = part_budget(O.duration_s / 4, O.count);
+    int64_t a = bn_now_ns();
+    for (long i = 0; !budget_done(&b, i, a); i++) {
+        if (raw_acquire(rc, key, "other", TTL_MS) != 0)
+            goto out;
+        int64_t z = bn_now_ns();
+        bn_samples_push(&rtt, z - a);
+        a = z;
+    }
+    if (raw_release(rc, key, "holder") != 1)
+        goto out;
+
+    if (s3_run(e, 0, O.duration_s * 2, &lib) != 0)
+        goto out;
+    if (s3_run(e, 1, O.duration_s, &spin) != 0)
+        goto out;
+
+    const char *sp = "raw spin lock";
+    add_row(3, "sections/s", "/s", lib.rate, spin.rate, sp, ratio_of(lib.rate, spin.rate),
+            T_NONE, "", 0);
+    double g50 = us(bn_percentile(&lib.gaps, 50)), s50 = us(bn_percentile(&spin.gaps, 50));
+    double g99 = us(bn_percentile(&lib.gaps, 99)), s99 = us(bn_percentile(&spin.gaps, 99));
+    double gmx = us(bn_max(&lib.gaps)), smx = us(bn_max(&spin.gaps));
+    if (lib.gaps.n == 0)
+        g50 = g99 = gmx = NAN;
+    if (spin.gaps.n == 0)
+        s50 = s99 = smx = NAN;
+    add_row(3, "idle gap p50", "us", g50, s50, sp, ratio_of(g50, s50), T_NONE, "", 0);
+    add_row(3, "idle gap p99", "us", g99, s99, sp, ratio_of(g99, s99), T_VALUE, "<=", 2000);
+    add_row(3, "idle gap max", "us", gmx, smx, sp, ratio_of(gmx, smx), T_NONE, "", 0);
+    add_row(3, "idle gaps measured", "", (double)lib.gaps.n, (double)spin.gaps.n, sp,
+            NAN, T_NONE, "", 0);
+    add_row(3, "fairness (fewest/most sections)", "", lib.fairness, spin.fairness, sp,
+            ratio_of(lib.fairness, spin.fairness), T_VALUE, ">=", 0.5);
+    double lh = lib.releases_waited ? 100.0 * lib.handed_over / lib.releases_waited : NAN;
+    double sh = spin.releases_waited ? 100.0 * spin.handed_over / spin.releases_waited : NAN;
+    add_row(3, "releases with a waiter that went to it", "%", lh, sh, sp, ratio_of(lh, sh),
+            T_NONE, "", 0);
+    double le = lib.gaps.n ? 100.0 * lib.early / (double)lib.gaps.n : NAN;
+    double se = spin.gaps.n ? 100.0 * spin.early / (double)spin.gaps.n : NAN;
+    add_row(3, "handoffs seen before the release returned", "%", le, se, sp, NAN, T_NONE,
+            "", 0);
+    double r50 = us(bn_percentile(&rtt, 50));
+    add_row(3, "SET NX round trip p50 (the floor)", "us", r50, NAN, "", NAN, T_NONE, "", 0);
+    add_row(3, "overlapping sections (safety)", "", (double)lib.overlaps,
+            (double)spin.overlaps, sp, NAN, T_VALUE, "<=", 0);
+    if (lib.timeouts > 0)
+        add_row(3, "acquires that waited out 5 s", "", (double)lib.timeouts, NAN, "", NAN,
+                T_NONE, "", 0);
+    if (lib.overlaps > 0 || spin.overlaps > 0) {
+        fprintf(stderr, "redlock-bench: MUTUAL EXCLUSION VIOLATED: %ld overlapping "
+                        "sections (library), %ld (spin lock)\n",
+                lib.overlaps, spin.overlaps);
+        goto out;
+    }
+    progress("  library: %ld sections (per worker %ld..%ld), spin: %ld (%ld..%ld)",
+             lib.sections, lib.min_w, lib.max_w, spin.sections, spin.min_w, spin.max_w);
+    res = 0;
+out:
+    if (rc)
+        redisFree(rc);
+    bn_samples_free(&rtt);
+    bn_samples_free(&lib.gaps);
+    bn_samples_free(&spin.gaps);
+    return res;
+}
+
+/* ==== scenario 4: watchdog scale ==================================================== */
+
+static double evalsha_calls(redisContext *c)
+{
+    double a = bn_info_number(c, "commandstats", "cmdstat_evalsha:calls");
+    double b = bn_info_number(c, "commandstats", "cmdstat_eval:calls");
+    return (a > 0 ? a : 0) + (b > 0 ? b : 0);
+}
+
+static double server_cpu_s(redisContext *c)
+{
+    double s = bn_info_number(c, "cpu", "used_cpu_sys");
+    double u = bn_info_number(c, "cpu", "used_cpu_user");
+    return (s < 0 || u < 0) ? NAN : s + u;
+}
+
+/* The library's renewal interval (DESIGN decision 6). */
+static int64_t renew_interval_ms(int64_t ttl, int64_t floor_ms)
+{
+    int64_t iv = ttl / 3;
+    if (iv < floor_ms)
+        iv = floor_ms;
+    if (iv > ttl / 2)
+        iv = ttl / 2;
+    return iv < 1 ? 1 : iv;
+}
+
+/* CPU seconds raw hiredis spends on one pipelined EVALSHA extend, measured
+ * by renewing every held lock once, in batches of 1000.  NAN on failure. */
+static double raw_renewal_cost(redisContext *rc, redlock_lock **locks, int n, int ttl_ms)
+{
+    double cpu0 = bn_cpu_thread_s();
+    int done = 0;
+    for (int i = 0; i < n; i += 1000) {
+        int m = n - i < 1000 ? n - i : 1000;
+        for (int k = 0; k < m; k++)
+            redisAppendCommand(rc, "EVALSHA %s 1 %s %s %d", EXTEND_SHA,
+                               redlock_key(locks[i + k]), redlock_token(locks[i + k]),
+                               ttl_ms);
+        for (int k = 0; k < m; k++) {
+            void *r = NULL;
+            if (redisGetReply(rc, &r) != REDIS_OK || r == NULL) {
+                fprintf(stderr, "redlock-bench: pipelined EVALSHA: %s\n", rc->errstr);
+                return NAN;
+            }
+            freeReplyObject(r);
+            done++;
+        }
+    }
+    return done ? (bn_cpu_thread_s() - cpu0) / done : NAN;
+}
+
+static int s4_variant(env *e, const char *label, int ttl_ms, int floor_ms, double window_s,
+                      int targets)
+{
+    int N = O.locks;
+    int64_t iv = renew_interval_ms(ttl_ms, floor_ms > 0 ? floor_ms : 5000);
+    progress("scenario 4 %s: %d locks kept alive (ttl %d ms, renewed every %lld ms), "
+             "%.1f s window",
+             label, N, ttl_ms, (long long)iv, window_s);
+    redlock_options o;
+    redlock_options_init(&o);
+    if (floor_ms > 0)
+        o.renew_floor_ms = floor_ms;
+    redlock_client *c = lib_connect(e->urls, 1, &o);
+    redisContext *rc = raw_connect(e->urls[0]);
+    redlock_lock **locks = calloc((size_t)N, sizeof *locks);
+    char (*keys)[96] = calloc((size_t)N, sizeof *keys);
+    int res = -1, n = 0;
+    if (c == NULL || rc == NULL || locks == NULL || keys == NULL)
+        goto out;
+    for (int i = 0; i < N; i++)
+        snprintf(keys[i], sizeof keys[i], "%s:s4:%06d", e->prefix, i);
+    size_t keylen = strlen(keys[0]);
+
+    /* start the watchdog thread before measuring */
+    {
+        char wkey[96];
+        snprintf(wkey, sizeof wkey, "%s:s4:warm", e->prefix);
+        redlock_lock *l;
+        redlock_status st = redlock_acquire(c, wkey, ttl_ms, 0, &l);
+        if (st != REDLOCK_OK) {
+            lib_fail("acquire", wkey, st);
+            goto out;
+        }
+        redlock_keepalive(l);
+        redlock_release(l);
+    }
+
+    long rss0 = bn_rss_kb();
+    int64_t ta0 = bn_now_ns();
+    for (n = 0; n < N; n++) {
+        redlock_status st = redlock_acquire(c, keys[n], ttl_ms, 0, &locks[n]);
+        if (st != REDLOCK_OK) {
+            lib_fail("acquire", keys[n], st);
+            goto out;
+        }
+        st = redlock_keepalive(locks[n]);
+        if (st != REDLOCK_OK) {
+            lib_fail("keepalive", keys[n], st);
+            n++;
+            goto out;
+        }
+    }
+    int64_t ta1 = bn_now_ns();
+    long rss1 = bn_rss_kb();
+
+    double ev0 = evalsha_calls(rc), scpu0 = server_cpu_s(rc);
+    double cpu0 = bn_cpu_process_s();
+    int64_t w0 = bn_now_ns();
+    bn_sleep_until_ns(w0 + (int64_t)(window_s * 1e9));
+    double cpu1 = bn_cpu_process_s();
+    int64_t w1 = bn_now_ns();
+    double ev1 = evalsha_calls(rc), scpu1 = server_cpu_s(rc);
+    double wall = (double)(w1 - w0) / 1e9;
+
+    int held = 0;
+    for (int i = 0; i < n; i++)
+        held += redlock_held(locks[i]);
+
+    double cost = raw_renewal_cost(rc, locks, n, ttl_ms);
+
+    int64_t tr0 = bn_now_ns();
+    int rel_failed = 0;
+    for (int i = 0; i < n; i++) {
+        int was_held = redlock_held(locks[i]);
+        redlock_status st = redlock_release(locks[i]);
+        locks[i] = NULL;
+        if (st != REDLOCK_OK && !(st == REDLOCK_NOT_HELD && !was_held)) {
+            if (rel_failed++ == 0)
+                lib_fail("release", keys[i], st);
+        }
+    }
+    int64_t tr1 = bn_now_ns();
+
+    char fig[96];
+    double cpu_pct = 100.0 * (cpu1 - cpu0) / wall;
+    double renew_rate = (ev1 - ev0) / wall;
+    double base_pct = 100.0 * cost * renew_rate;
+    snprintf(fig, sizeof fig, "%s: CPU per wall second", label);
+    add_row(4, fig, "%", cpu_pct, base_pct, "raw pipelined", ratio_of(cpu_pct, base_pct),
+            targets ? T_VALUE : T_NONE, "<", 5);
+    snprintf(fig, sizeof fig, "%s: renewals/s (Redis count)", label);
+    double expected = n / ((double)iv / 1000.0);
+    add_row(4, fig, "/s", renew_rate, expected, "locks/interval",
+            ratio_of(renew_rate, expected), T_NONE, "", 0);
+    snprintf(fig, sizeof fig, "%s: RSS per held lock (key %zu B)", label, keylen);
+    double per_lock = n > 0 && rss0 > 0 && rss1 > 0 ? (double)(rss1 - rss0) * 1024.0 / n : NAN;
+    add_row(4, fig, "B", per_lock, NAN, "", NAN, targets ? T_VALUE : T_NONE, "<=",
+            256.0 + (double)keylen);
+    snprintf(fig, sizeof fig, "%s: locks lost in the window", label);
+    add_row(4, fig, "", (double)(n - held), NAN, "", NAN, T_VALUE, "<=", 0);
+    snprintf(fig, sizeof fig, "%s: redis-server CPU per wall second", label);
+    add_row(4, fig, "%", 100.0 * (scpu1 - scpu0) / wall, NAN, "", NAN, T_NONE, "", 0);
+    snprintf(fig, sizeof fig, "%s: acquire+keepalive of all", label);
+    add_row(4, fig, "ms", (double)(ta1 - ta0) / 1e6, NAN, "", NAN, T_NONE, "", 0);
+    snprintf(fig, sizeof fig, "%s: release of all", label);
+    add_row(4, fig, "ms", (double)(tr1 - tr0) / 1e6, NAN, "", NAN, T_NONE, "", 0);
+    if (rel_failed) {
+        fprintf(stderr, "redlock-bench: %d releases failed\n", rel_failed);
+        goto out;
+    }
+    res = 0;
+out:
+    for (int i = 0; locks && i < n; i++)
+        if (locks[i])
+            redlock_release(locks[i]);
+    free(locks);
+    free(keys);
+    if (rc)
+        redisFree(rc);
+    redlock_client_free(c);
+    return res;
+}
+
+static int scenario4(env *e)
+{
+    int err = 0;
+    if (s4_variant(e, "ttl 30 s", 30000, 0, O.window_s, 1) != 0)
+        err = -1;
+    char label[64];
+    snprintf(label, sizeof label, "ttl %d ms, floor %d ms", O.short_ttl_ms, O.short_floor_ms);
+    if (s4_variant(e, label, O.short_ttl_ms, O.short_floor_ms, O.short_window_s, 0) != 0)
+        err = -1;
+    return err;
+}
+
+/* ==== scenario 5: Redlock with N nodes ================================================ */
+
+static int s5_mode(env *e, const char *label, const char *const *urls, int nurls)
+{
+    static const int ns[] = {1, 3, 5};
+    bn_samples raw = {0};
+    double p50[3] = {NAN, NAN, NAN};
+    long cnt = 0;
+    int64_t el = 0;
+    int res = -1;
+    char key[96];
+    snprintf(key, sizeof key, "%s:s5", e->prefix);
+
+    redisContext *rc = raw_connect(urls[0]);
+    if (rc == NULL)
+        goto out;
+    bn_samples scratch = {0};
+    int err = raw_pairs(rc, key, 1, part_budget(0, O.warmup), &scratch, &cnt, &el) ||
+              raw_pairs(rc, key, 1, part_budget(O.duration_s, O.count), &raw, &cnt, &el);
+    bn_samples_free(&scratch);
+    redisFree(rc);
+    if (err)
+        goto out;
+    double r50 = us(bn_percentile(&raw, 50)), r99 = us(bn_percentile(&raw, 99));
+
+    for (int k = 0; k < 3; k++) {
+        int n = ns[k];
+        if (n > nurls) {
+            progress("  %s: N=%d skipped (only %d URLs)", label, n, nurls);
+            continue;
+        }
+        redlock_client *c = lib_connect(urls, (size_t)n, NULL);
+        if (c == NULL)
+            goto out;
+        bn_samples pair = {0}, acq = {0}, rel = {0}, warm = {0};
+        long pairs = 0;
+        int64_t elapsed = 0;
+        err = lib_pairs(c, key, part_budget(0, O.warmup), &warm, NULL, NULL, &pairs,
+                        &elapsed) ||
+              lib_pairs(c, key, part_budget(O.duration_s, O.count), &pair, &acq, &rel,
+                        &pairs, &elapsed);
+        redlock_client_free(c);
+        if (!err) {
+            char fig[96];
+            double v50 = us(bn_percentile(&pair, 50)), v99 = us(bn_percentile(&pair, 99));
+            p50[k] = v50;
+            snprintf(fig, sizeof fig, "%s N=%d: acquire+release p50", label, n);
+            add_row(5, fig, "us", v50, r50, "raw 1 node", ratio_of(v50, r50), T_NONE, "", 0);
+            snprintf(fig, sizeof fig, "%s N=%d: acquire+release p99", label, n);
+            add_row(5, fig, "us", v99, r99, "raw 1 node", ratio_of(v99, r99), T_NONE, "", 0);
+            progress("  %s N=%d: acquire p50 %.0f us, release p50 %.0f us", label, n,
+                     us(bn_percentile(&acq, 50)), us(bn_percentile(&rel, 50)));
+        }
+        bn_samples_free(&pair);
+        bn_samples_free(&acq);
+        bn_samples_free(&rel);
+        bn_samples_free(&warm);
+        if (err)
+            goto out;
+    }
+    if (!isnan(p50[0]) && !isnan(p50[2])) {
+        char fig[96];
+        snprintf(fig, sizeof fig, "%s: N=5 / N=1 (p50)", label);
+        add_row(5, fig, "x", p50[2] / p50[0], NAN, "", NAN, T_VALUE, "<=", 1.5);
+    }
+    res = 0;
+out:
+    bn_samples_free(&raw);
+    return res;
+}
+
+static int scenario5(env *e)
+{
+    progress("scenario 5: Redlock, N = 1, 3, 5 nodes, loopback and +%lld us each way",
+             (long long)O.delay_us);
+    int err = 0;
+    if (s5_mode(e, "loopback", e->urls, e->nurls) != 0)
+        err = -1;
+
+    /* the same through delay proxies */
+    bn_proxy *px[REDLOCK_MAX_NODES] = {0};
+    char purl[REDLOCK_MAX_NODES][640];
+    const char *purls[REDLOCK_MAX_NODES];
+    int n = e->nurls < S5_NODES ? e->nurls : S5_NODES;
+    int ok = 1;
+    for (int i = 0; i < n && ok; i++) {
+        bn_url u;
+        int port;
+        if (bn_url_parse(e->urls[i], &u) != 0 || u.is_unix) {
+            progress("  delay proxy: %s is not a TCP URL: skipped", e->urls[i]);
+            ok = 0;
+            break;
+        }
+        px[i] = bn_proxy_start(u.host, u.port, O.delay_us, &port);
+        if (px[i] == NULL) {
+            ok = 0;
+            err = -1;
+            break;
+        }
+        char auth[400] = "";
+        if (u.password[0] != '\0' || u.user[0] != '\0')
+            snprintf(auth, sizeof auth, "%s%s%s@", u.user, u.password[0] ? ":" : "",
+                     u.password);
+        snprintf(purl[i], sizeof purl[i], "redis://%s127.0.0.1:%d/%d", auth, port, u.db);
+        purls[i] = purl[i];
+    }
+    if (ok) {
+        char label[64];
+        if (O.delay_us % 1000 == 0)
+            snprintf(label, sizeof label, "+%lld ms each way", (long long)(O.delay_us / 1000));
+        else
+            snprintf(label, sizeof label, "+%lld us each way", (long long)O.delay_us);
+        if (s5_mode(e, label, purls, n) != 0)
+            err = -1;
+    }
+    for (int i = 0; i < n; i++)
+        bn_proxy_stop(px[i]);
+    return err;
+}
+
+/* ---- output --------------------------------------------------------------------------- */
+
+static void fmt_num(char *buf, size_t len, double v)
+{
+    if (isnan(v) || isinf(v))
+        snprintf(buf, len, "-");
+    else if (v == floor(v) && fabs(v) < 1e15)
+        snprintf(buf, len, "%.0f", v);
+    else if (fabs(v) >= 1000)
+        snprintf(buf, len, "%.0f", v);
+    else if (fabs(v) >= 100)
+        snprintf(buf, len, "%.1f", v);
+    else
+        snprintf(buf, len, "%.3g", v);
+}
+
+static char cpu_model[128] = "unknown";
+static char redis_version[32] = "unknown";
+static char date_utc[32];
+static struct utsname uts;
+
+static const char *sanitizers(void)
+{
+#if defined(__SANITIZE_THREAD__)
+    return "thread";
+#elif defined(__SANITIZE_ADDRESS__)
+    return "address";
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+    return "thread";
+#elif __has_feature(address_sanitizer)
+    return "address";
+#else
+    return "none";
+#endif
+#else
+    return "none";
+#endif
+}
+
+static void machine_info(void)
+{
+    uname(&uts);
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "model name", 10) == 0) {
+                char *p = strchr(line, ':');
+                if (p) {
+                    p++;
+                    while (*p == ' ')
+                        p++;
+                    p[strcspn(p, "\n")] = '\0';
+                    snprintf(cpu_model, sizeof cpu_model, "%s", p);
+                }
+                break;
+            }
+        }
+        fclose(f);
+    }
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(date_utc, sizeof date_utc, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void print_table(void)
+{
+    int first = 0, second = 0;
+    int allowed = bn_cpus_allowed(&first, &second);
+    printf("redlock-bench: libredlock %s, %s UTC\n", redlock_version(), date_utc);
+    printf("machine: %s %s %s, %s, %ld CPUs online, %d allowed\n", uts.sysname, uts.release,
+           uts.machine, cpu_model, sysconf(_SC_NPROCESSORS_ONLN), allowed);
+    printf("redis-server %s, hiredis %d.%d.%d, compiler %s, build %s, sanitizers %s\n",
+           redis_version, HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, __VERSION__,
+           BENCH_BUILD_TYPE[0] ? BENCH_BUILD_TYPE : "?", sanitizers());
+    for (int i = 0; i < O.nplacements; i++) {
+        int p = O.placements[i];
+        if (p == PL_PINNED)
+            printf("placement pinned: benchmark and redis-server(s) on CPU %d\n", O.pin_cpu);
+        else if (p == PL_SPLIT)
+            printf("placement split: redis-server(s) on CPU %d, benchmark on CPU %d\n",
+                   O.pin_cpu, O.split_cpu);
+        else
+            printf("placement none: nothing pinned\n");
+    }
+    if (O.count > 0)
+        printf("count %ld per part", O.count);
+    else
+        printf("duration %.2f s per part", O.duration_s);
+    printf(", %d threads, %d locks, proxy delay %lld us%s\n\n", O.threads, O.locks,
+           (long long)O.delay_us, O.tiny ? ", TINY (smoke run, figures meaningless)" : "");
+
+    int wf = (int)strlen("figure"), wb = (int)strlen("baseline is");
+    for (int i = 0; i < nrows; i++) {
+        int l = (int)strlen(rows[i].figure);
+        if (l > wf)
+            wf = l;
+        l = (int)strlen(rows[i].baseline_is);
+        if (l > wb)
+            wb = l;
+    }
+    printf("%-7s %-2s  %-*s  %10s %-3s  %10s  %-*s  %7s  %-15s %s\n", "place", "sc", wf,
+           "figure", "value", "", "baseline", wb, "baseline is", "ratio", "target", "meets");
+    for (int i = 0; i < nrows; i++) {
+        const row *r = &rows[i];
+        char v[32], b[32], q[32];
+        fmt_num(v, sizeof v, r->value);
+        fmt_num(b, sizeof b, r->baseline);
+        if (isnan(r->ratio))
+            snprintf(q, sizeof q, "-");
+        else
+            snprintf(q, sizeof q, "%.3f", r->ratio);
+        printf("%-7s %-2d  %-*s  %10s %-3s  %10s  %-*s  %7s  %-15s %s\n", r->placement,
+               r->scenario, wf, r->figure, v, r->unit, b, wb,
+               r->baseline_is[0] ? r->baseline_is : "-", q, r->target[0] ? r->target : "-",
+               r->meets < 0 ? "-" : r->meets ? "yes" : "NO");
+    }
+}
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+static void json_num(double v)
+{
+    if (isnan(v) || isinf(v))
+        printf("null");
+    else
+        printf("%.6g", v);
+}
+
+static void print_json(void)
+{
+    int allowed = bn_cpus_allowed(NULL, NULL);
+    printf("{\"benchmark\":\"redlock-bench\",\"library_version\":");
+    json_str(redlock_version());
+    printf(",\"date\":");
+    json_str(date_utc);
+    printf(",\"machine\":{\"kernel\":");
+    json_str(uts.release);
+    printf(",\"arch\":");
+    json_str(uts.machine);
+    printf(",\"cpu_model\":");
+    json_str(cpu_model);
+    printf(",\"cpus_online\":%ld,\"cpus_allowed\":%d}", sysconf(_SC_NPROCESSORS_ONLN),
+           allowed);
+    printf(",\"redis_version\":");
+    json_str(redis_version);
+    printf(",\"hiredis_version\":\"%d.%d.%d\",\"compiler\":", HIREDIS_MAJOR, HIREDIS_MINOR,
+           HIREDIS_PATCH);
+    json_str(__VERSION__);
+    printf(",\"build_type\":");
+    json_str(BENCH_BUILD_TYPE);
+    printf(",\"sanitizers\":");
+    json_str(sanitizers());
+    printf(",\"options\":{\"duration_s\":");
+    json_num(O.duration_s);
+    printf(",\"count\":%ld,\"threads\":%d,\"locks\":%d,\"delay_us\":%lld,\"tiny\":%s,"
+           "\"short_ttl_ms\":%d,\"short_floor_ms\":%d,\"window_s\":",
+           O.count, O.threads, O.locks, (long long)O.delay_us, O.tiny ? "true" : "false",
+           O.short_ttl_ms, O.short_floor_ms);
+    json_num(O.window_s);
+    printf(",\"short_window_s\":");
+    json_num(O.short_window_s);
+    printf(",\"external_urls\":%s}", O.nurls > 0 ? "true" : "false");
+    printf(",\"placements\":[");
+    for (int i = 0; i < O.nplacements; i++) {
+        int p = O.placements[i];
+        printf("%s{\"name\":\"%s\",\"bench_cpu\":%d,\"server_cpu\":%d}", i ? "," : "",
+               placement_names[p], p == PL_PINNED ? O.pin_cpu : p == PL_SPLIT ? O.split_cpu : -1,
+               p == PL_NONE ? -1 : O.pin_cpu);
+    }
+    printf("],\"results\":[");
+    for (int i = 0; i < nrows; i++) {
+        const row *r = &rows[i];
+        printf("%s\n{\"placement\":\"%s\",\"scenario\":%d,\"figure\":", i ? "," : "",
+               r->placement, r->scenario);
+        json_str(r->figure);
+        printf(",\"unit\":");
+        json_str(r->unit);
+        printf(",\"value\":");
+        json_num(r->value);
+        printf(",\"baseline\":");
+        json_num(r->baseline);
+        printf(",\"baseline_is\":");
+        json_str(r->baseline_is);
+        printf(",\"ratio\":");
+        json_num(r->ratio);
+        printf(",\"target\":");
+        if (r->target[0])
+            json_str(r->target);
+        else
+            printf("null");
+        printf(",\"meets\":%s}", r->meets < 0 ? "null" : r->meets ? "true" : "false");
+    }
+    printf("\n],\"errors\":%d}\n", g_errors);
+}
+
+/* ---- main ------------------------------------------------------------------------------ */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: redlock-bench [options]\n"
+            "  --scenario N     run scenario N (1..5, a comma list, or all); repeatable [all]\n"
+            "                   1 uncontended  2 shared client  3 contended handoff\n"
+            "                   4 watchdog scale  5 Redlock N=1,3,5\n"
+            "  --duration S     seconds per measured part [2]\n"
+            "  --count N        operations per part instead of a duration\n"
+            "  --threads N      threads of scenarios 2 and 3 [8]\n"
+            "  --locks N        kept-alive locks of scenario 4 [10000]\n"
+            "  --window S       scenario 4 measuring window, ttl 30 s [10]\n"
+            "  --short-window S scenario 4 measuring window, short variant [3]\n"
+            "  --short-ttl MS   --short-floor MS  the short variant's ttl and\n"
+            "                   renew_floor_ms [300, 100: renewed every 100 ms]\n"
+            "  --delay-us US    delay of the scenario 5 proxy, each way [1000]\n"
+            "  --rounds N       alternating library/baseline rounds, scenarios 1-2 [4]\n"
+            "  --placement P    pinned | split | both | none [both with 2+ CPUs]\n"
+            "                   pinned: benchmark and servers on the --pin CPU;\n"
+            "                   split: servers on the --pin CPU, benchmark on --split-cpu\n"
+            "  --pin CPU        [the first allowed CPU]\n"
+            "  --split-cpu CPU  [the second allowed CPU]\n"
+            "  --url URL        use this Redis instead of starting servers; repeat for\n"
+            "                   scenario 5 (5 URLs).  redis://[user:pass@]host:port[/db]\n"
+            "                   (no percent-decoding in the baselines) or unix://path\n"
+            "  --redis-server P the redis-server binary [$REDLOCK_BENCH_REDIS_SERVER,\n"
+            "                   else redis-server from $PATH]\n"
+            "  --json           one JSON object on stdout instead of the table\n"
+            "  --tiny           smoke run: tiny counts, a few seconds, placement none\n"
+            "Exits 0 when every scenario ran (targets missed or not), 1 on errors,\n"
+            "64 on bad usage.\n");
+}
+
+static int parse_num(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0' || !(v >= lo && v <= hi))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+#define NUM_OPT(var, lo, hi, cast)                                                  \
+    do {                                                                            \
+        double v_;                                                                  \
+        if (parse_num(optarg, lo, hi, &v_) != 0) {                                  \
+            fprintf(stderr, "redlock-bench: bad value for --%s: %s\n",              \
+                    longopts[idx].name, optarg);                                    \
+            return 64;                                                              \
+        }                                                                           \
+        var = (cast)v_;                                                             \
+    } while (0)
+
+int main(int argc, char **argv)
+{
+    enum {
+        OPT_SCENARIO = 1000, OPT_DURATION, OPT_COUNT, OPT_THREADS, OPT_LOCKS, OPT_WINDOW,
+        OPT_SHORT_WINDOW, OPT_SHORT_TTL, OPT_SHORT_FLOOR, OPT_DELAY, OPT_ROUNDS,
+        OPT_PLACEMENT, OPT_PIN, OPT_SPLIT, OPT_URL, OPT_REDIS, OPT_JSON, OPT_TINY, OPT_HELP
+    };
+    static const struct option longopts[] = {
+        {"scenario", required_argument, NULL, OPT_SCENARIO},
+        {"duration", required_argument, NULL, OPT_DURATION},
+        {"count", required_argument, NULL, OPT_COUNT},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"locks", required_argument, NULL, OPT_LOCKS},
+        {"window", required_argument, NULL, OPT_WINDOW},
+        {"short-window", required_argument, NULL, OPT_SHORT_WINDOW},
+        {"short-ttl", required_argument, NULL, OPT_SHORT_TTL},
+        {"short-floor", required_argument, NULL, OPT_SHORT_FLOOR},
+        {"delay-us", required_argument, NULL, OPT_DELAY},
+        {"rounds", required_argument, NULL, OPT_ROUNDS},
+        {"placement", required_argument, NULL, OPT_PLACEMENT},
+        {"pin", required_argument, NULL, OPT_PIN},
+        {"split-cpu", required_argument, NULL, OPT_SPLIT},
+        {"url", required_argument, NULL, OPT_URL},
+        {"redis-server", required_argument, NULL, OPT_REDIS},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"tiny", no_argument, NULL, OPT_TINY},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0}};
+
+    bn_affinity_init();
+    O.duration_s = -1;
+    O.threads = 8;
+    O.locks = -1;
+    O.window_s = -1;
+    O.short_window_s = -1;
+    O.short_ttl_ms = 300;
+    O.short_floor_ms = 100;
+    O.delay_us = 1000;
+    O.rounds = -1;
+    O.pin_cpu = O.split_cpu = -1;
+    const char *placement = NULL;
+    int opt, idx = 0;
+    while ((opt = getopt_long(argc, argv, "h", longopts, &idx)) != -1) {
+        switch (opt) {
+        case OPT_SCENARIO: {
+            if (strcmp(optarg, "all") == 0) {
+                O.scenarios |= 0x3e;
+                break;
+            }
+            char buf[64];
+            snprintf(buf, sizeof buf, "%s", optarg);
+            for (char *save = NULL, *t = strtok_r(buf, ",", &save); t;
+                 t = strtok_r(NULL, ",", &save)) {
+                if (strlen(t) != 1 || t[0] < '1' || t[0] > '5') {
+                    fprintf(stderr, "redlock-bench: no scenario %s (1..5 or all)\n", t);
+                    return 64;
+                }
+                O.scenarios |= 1u << (t[0] - '0');
+            }
+            break;
+        }
+        case OPT_DURATION: NUM_OPT(O.duration_s, 0.001, 3600, double); break;
+        case OPT_COUNT: NUM_OPT(O.count, 1, 1e9, long); break;
+        case OPT_THREADS: NUM_OPT(O.threads, 1, MAX_THREADS, int); break;
+        case OPT_LOCKS: NUM_OPT(O.locks, 1, 1e7, int); break;
+        case OPT_WINDOW: NUM_OPT(O.window_s, 0.01, 3600, double); break;
+        case OPT_SHORT_WINDOW: NUM_OPT(O.short_window_s, 0.01, 3600, double); break;
+        case OPT_SHORT_TTL: NUM_OPT(O.short_ttl_ms, 2, 1e9, int); break;
+        case OPT_SHORT_FLOOR: NUM_OPT(O.short_floor_ms, 1, 1e9, int); break;
+        case OPT_DELAY: NUM_OPT(O.delay_us, 0, 1e7, int64_t); break;
+        case OPT_ROUNDS: NUM_OPT(O.rounds, 1, 1000, int); break;
+        case OPT_PLACEMENT: placement = optarg; break;
+        case OPT_PIN: NUM_OPT(O.pin_cpu, 0, 4095, int); break;
+        case OPT_SPLIT: NUM_OPT(O.split_cpu, 0, 4095, int); break;
+        case OPT_URL:
+            if (O.nurls == REDLOCK_MAX_NODES) {
+                fprintf(stderr, "redlock-bench: at most %d --url\n", REDLOCK_MAX_NODES);
+                return 64;
+            }
+            O.urls[O.nurls++] = optarg;
+            break;
+        case OPT_REDIS: O.redis_path = optarg; break;
+        case OPT_JSON: O.json = 1; break;
+        case OPT_TINY: O.tiny = 1; break;
+        case 'h':
+        case OPT_HELP: usage(stdout); return 0;
+        default: usage(stderr); return 64;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "redlock-bench: unexpected argument %s\n", argv[optind]);
+        usage(stderr);
+        return 64;
+    }
+    if (O.scenarios == 0)
+        O.scenarios = 0x3e;
+    if (O.redis_path == NULL) {
+        const char *env = getenv("REDLOCK_BENCH_REDIS_SERVER");
+        if (env && env[0])
+            O.redis_path = env;
+    }
+    if (O.duration_s < 0)
+        O.duration_s = O.tiny ? 0.1 : 2;
+    if (O.locks < 0)
+        O.locks = O.tiny ? 200 : 10000;
+    if (O.window_s < 0)
+        O.window_s = O.tiny ? 0.3 : 10;
+    if (O.short_window_s < 0)
+        O.short_window_s = O.tiny ? 0.3 : 3;
+    if (O.rounds < 0)
+        O.rounds = O.tiny ? 2 : 4;
+    O.warmup = O.tiny ? 5 : 200;
+
+    /* placements */
+    int first, second;
+    int ncpu = bn_cpus_allowed(&first, &second);
+    if (O.pin_cpu < 0)
+        O.pin_cpu = first >= 0 ? first : 0;
+    if (O.split_cpu < 0)
+        O.split_cpu = second >= 0 && second != O.pin_cpu ? second
+                      : first != O.pin_cpu             ? first
+                                                       : -1;
+    if (placement == NULL)
+        placement = O.tiny || ncpu < 2 ? "none" : "both";
+    if (strcmp(placement, "both") == 0) {
+        O.placements[O.nplacements++] = PL_PINNED;
+        O.placements[O.nplacements++] = PL_SPLIT;
+    } else if (strcmp(placement, "pinned") == 0) {
+        O.placements[O.nplacements++] = PL_PINNED;
+    } else if (strcmp(placement, "split") == 0) {
+        O.placements[O.nplacements++] = PL_SPLIT;
+    } else if (strcmp(placement, "none") == 0) {
+        O.placements[O.nplacements++] = PL_NONE;
+    } else {
+        fprintf(stderr, "redlock-bench: --placement pinned|split|both|none\n");
+        return 64;
+    }
+    for (int i = 0; i < O.nplacements; i++) {
+        if (O.placements[i] == PL_NONE)
+            continue;
+        if (!bn_cpu_allowed(O.pin_cpu)) {
+            fprintf(stderr, "redlock-bench: CPU %d is not available\n", O.pin_cpu);
+            return 64;
+        }
+        if (O.placements[i] == PL_SPLIT &&
+            (O.split_cpu < 0 || O.split_cpu == O.pin_cpu || !bn_cpu_allowed(O.split_cpu))) {
+            fprintf(stderr, "redlock-bench: split placement needs a second CPU "
+                            "(--split-cpu; %d allowed)\n",
+                    ncpu);
+            return 64;
+        }
+    }
+    if (O.nurls > 0 && O.nplacements > 0 && O.placements[0] != PL_NONE)
+        fprintf(stderr, "redlock-bench: --url: only the benchmark is pinned, not the "
+                        "servers behind the URLs\n");
+
+    /* The benchmark is the host program: it may ignore SIGPIPE (hiredis
+     * writes with write()). */
+    signal(SIGPIPE, SIG_IGN);
+    bn_servers_install_cleanup();
+    machine_info();
+
+    int nodes = (O.scenarios & (1u << 5)) ? S5_NODES : 1;
+    for (int i = 0; i < O.nplacements; i++) {
+        env e;
+        if (env_open(&e, O.placements[i], nodes) != 0) {
+            g_errors++;
+            env_close(&e);
+            continue;
+        }
+        if (strcmp(redis_version, "unknown") == 0) {
+            bn_url u;
+            if (bn_url_parse(e.urls[0], &u) == 0) {
+                redisContext *c = bn_url_connect(&u, IO_TIMEOUT_MS);
+                if (c) {
+                    redisReply *r = redisCommand(c, "INFO server");
+                    if (r && r->type == REDIS_REPLY_STRING) {
+                        const char *p = strstr(r->str, "redis_version:");
+                        if (p)
+                            sscanf(p + 14, "%31[^\r\n]", redis_version);
+                    }
+                    if (r)
+                        freeReplyObject(r);
+                    redisFree(c);
+                }
+            }
+        }
+        int (*const fns[])(env *) = {NULL, scenario1, scenario2, scenario3, scenario4,
+                                     scenario5};
+        for (int sc = 1; sc <= 5; sc++) {
+            if (!(O.scenarios & (1u << sc)))
+                continue;
+            if (fns[sc](&e) != 0) {
+                fprintf(stderr, "redlock-bench: [%s] scenario %d failed\n", cur_placement,
+                        sc);
+                g_errors++;
+            }
+        }
+        env_close(&e);
+    }
+
+    if (O.json)
+        print_json();
+    else
+        print_table();
+    fflush(stdout);
+    free(rows);
+    return g_errors ? 1 : 0;
+}
