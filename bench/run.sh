@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Build redlock-bench (when needed) and run the full benchmark, pinned and
+# split, with its own redis-server(s) on loopback:
+#
+#   bench/run.sh                   every scenario, table on stdout
+#   bench/run.sh --json > r.json   one JSON object instead
+#   bench/run.sh --scenario 3      any redlock-bench option (--help lists them)
+#
+# Placement (on a 2-CPU machine, where the client and redis-server run
+# changes results threefold):
+#   pinned  the benchmark and every redis-server on one CPU, the same as
+#           `taskset -c 0` for everything (compare ratios here);
+#   split   the redis-servers on CPU 0, the benchmark on CPU 1.
+# The program pins itself and the servers it starts (sched_setaffinity);
+# with one CPU only pinned runs.  A --placement given here wins.
+#
+# Environment: BUILD_DIR (default build-bench/ at the repository root),
+# BUILD_TYPE (default RelWithDebInfo), JOBS (default: number of CPUs),
+# REDLOCK_BENCH_REDIS_SERVER (the redis-server binary).
+# Missing Debian packages are installed first, as scripts/test.sh does.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${BUILD_DIR:-$root/build-bench}
+jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+# shellcheck source=scripts/deps.sh
+. "$root/scripts/deps.sh"
+install_missing build-essential cmake pkg-config libhiredis-dev uuid-dev redis-server
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \
+        -DREDLOCK_SANITIZE= -DREDLOCK_BUILD_BENCH=ON -DREDLOCK_BUILD_TESTS=OFF \
+        -DREDLOCK_BUILD_EXAMPLES=OFF -DREDLOCK_BUILD_TOOLS=OFF &&
+       cmake --build "$build" --target redlock-bench --parallel "$jobs"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "run.sh: the build failed" >&2
+    exit 1
+fi
+
+placement=both
+if [ "$(nproc 2>/dev/null || echo 1)" -lt 2 ]; then
+    placement=pinned
+fi
+"$build/bench/redlock-bench" --placement "$placement" "$@"
