@@ -50,6 +50,12 @@ int64_t bn_max(const bn_samples *s);
 
 /* VmRSS of this process in KiB, or -1. */
 long bn_rss_kb(void);
+/* Bytes malloc has handed out and not had back (glibc mallinfo2, every
+ * arena), or -1 where that cannot be known. */
+long long bn_heap_in_use(void);
+/* Give free heap memory back to the system (glibc malloc_trim), so that a
+ * VmRSS difference measured next counts new memory only. */
+void bn_heap_trim(void);
 /* User + system CPU seconds of the whole process (every thread). */
 double bn_cpu_process_s(void);
 /* User + system CPU seconds of the calling thread. */

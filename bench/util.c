@@ -3,6 +3,7 @@
 #include "bench.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +116,27 @@ long bn_rss_kb(void)
     }
     fclose(f);
     return kb;
+}
+
+long long bn_heap_in_use(void)
+{
+#if defined(__GLIBC__) && defined(__GLIBC_PREREQ)
+#if __GLIBC_PREREQ(2, 33)
+    struct mallinfo2 mi = mallinfo2();
+    return (long long)mi.uordblks + (long long)mi.hblkhd;
+#else
+    return -1;
+#endif
+#else
+    return -1;
+#endif
+}
+
+void bn_heap_trim(void)
+{
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
 }
 
 static double ru_seconds(const struct rusage *ru)
