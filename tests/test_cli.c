@@ -1,0 +1,1017 @@
+/* Integration: the `redlock` command-line tool (tools/redlock.c), driven as
+ * a program against real redis-server processes: help and usage errors,
+ * exit statuses, keepalive, status/acquire/extend/release, forwarded
+ * signals, a lost lock, $REDISCLI_AUTH and passwords, unreachable nodes,
+ * and a Redlock quorum of three.
+ *
+ * Every redlock is started in a process group of its own (COMMAND joins
+ * it), so that a failed test can kill whatever it left running. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "redis_server.h"
+#include "redlock.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#ifndef REDLOCK_CLI_PATH
+#error "REDLOCK_CLI_PATH (the redlock program) must be defined"
+#endif
+
+extern char **environ;
+
+#define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define PASSWORD "pa@ss:w/rd%9"
+
+/* ---- servers ----------------------------------------------------------------- */
+
+typedef struct group {
+    rt_server main; /* also the first node of the quorum */
+    rt_server q[2]; /* the other two */
+    rt_server pw;   /* --requirepass PASSWORD */
+    char dir[64];   /* gate files */
+    char env_url[128];
+} group;
+
+static group *G;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    G = calloc(1, sizeof *G);
+    if (!G)
+        return -1;
+    snprintf(G->dir, sizeof G->dir, "/tmp/redlock-cli-XXXXXX");
+    if (!mkdtemp(G->dir)) {
+        free(G);
+        G = NULL;
+        return -1;
+    }
+    if (rt_server_start(&G->main, NULL) != 0 || rt_server_start(&G->q[0], NULL) != 0 ||
+        rt_server_start(&G->q[1], NULL) != 0 ||
+        rt_server_start(&G->pw, ARGV("--requirepass", PASSWORD)) != 0) {
+        rt_server_stop(&G->main);
+        rt_server_stop(&G->q[0]);
+        rt_server_stop(&G->q[1]);
+        rt_server_stop(&G->pw);
+        rmdir(G->dir);
+        free(G);
+        G = NULL;
+        return -1;
+    }
+    snprintf(G->env_url, sizeof G->env_url, "REDLOCK_URL=%s", G->main.url);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    if (G) {
+        rt_server_stop(&G->main);
+        rt_server_stop(&G->q[0]);
+        rt_server_stop(&G->q[1]);
+        rt_server_stop(&G->pw);
+        DIR *d = opendir(G->dir);
+        if (d) {
+            struct dirent *e;
+            while ((e = readdir(d)) != NULL) {
+                if (e->d_name[0] == '.')
+                    continue;
+                char path[512];
+                snprintf(path, sizeof path, "%s/%s", G->dir, e->d_name);
+                unlink(path);
+            }
+            closedir(d);
+        }
+        rmdir(G->dir);
+        free(G);
+        G = NULL;
+    }
+    return 0;
+}
+
+/* ---- running the program -------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+#define OUT_MAX 16384
+
+typedef struct proc {
+    pid_t pid; /* also its process group */
+    int fd[2]; /* stdout, stderr read ends; -1 at EOF */
+    char out[OUT_MAX], err[OUT_MAX];
+    size_t nout, nerr;
+    int done;
+    int code;  /* exit status, 1000 + signal if redlock itself was killed */
+    int64_t started_ms, ended_ms;
+} proc;
+
+/* Started and not yet reaped: killed (with their group) by the teardown. */
+#define MAX_LIVE 16
+static pid_t live[MAX_LIVE];
+
+static void live_add(pid_t pid)
+{
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (live[i] == 0) {
+            live[i] = pid;
+            return;
+        }
+}
+
+static void live_remove(pid_t pid)
+{
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (live[i] == pid)
+            live[i] = 0;
+}
+
+static int reap_all(void **state)
+{
+    (void)state;
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (live[i] > 0) {
+            kill(-live[i], SIGKILL);
+            kill(live[i], SIGKILL);
+            while (waitpid(live[i], NULL, 0) < 0 && errno == EINTR) {
+            }
+            live[i] = 0;
+        }
+    return 0;
+}
+
+/* Our descriptors that the program would inherit (not close-on-exec, above
+ * 2): closed in the child, so that COMMAND's descriptors are redlock's. */
+static void close_inherited(posix_spawn_file_actions_t *fa)
+{
+    int fds[256], n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return;
+    int dfd = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < 256) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] == '.' || fd <= 2 || fd == dfd)
+            continue;
+        int fl = fcntl(fd, F_GETFD);
+        if (fl >= 0 && !(fl & FD_CLOEXEC))
+            fds[n++] = fd;
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++)
+        posix_spawn_file_actions_addclose(fa, fds[i]);
+}
+
+/*
+ * Start redlock with argv (without the program name) and an environment
+ * that is ours minus REDLOCK_URL and REDISCLI_AUTH, plus env (NULL: just
+ * REDLOCK_URL=<main server>).
+ */
+static void cli_start(proc *p, const char *const *env, const char *const *argv)
+{
+    memset(p, 0, sizeof *p);
+    p->fd[0] = p->fd[1] = -1;
+    const char *const default_env[] = {G->env_url, NULL};
+    if (!env)
+        env = default_env;
+
+    const char *args[64];
+    int na = 0;
+    args[na++] = REDLOCK_CLI_PATH;
+    for (int i = 0; argv[i] && na < 63; i++)
+        args[na++] = argv[i];
+    args[na] = NULL;
+
+    const char *envp[512];
+    int ne = 0;
+    for (char **e = environ; *e && ne < 480; e++)
+        if (strncmp(*e, "REDLOCK_URL=", 12) != 0 && strncmp(*e, "REDISCLI_AUTH=", 14) != 0)
+            envp[ne++] = *e;
+    for (int i = 0; env[i] && ne < 510; i++)
+        envp[ne++] = env[i];
+    envp[ne] = NULL;
+
+    int out[2], err[2];
+    assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(err, O_CLOEXEC), 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    close_inherited(&fa);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none, def;
+    sigemptyset(&none);
+    sigemptyset(&def);
+    int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD, SIGPIPE};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(&def, sigs[i]);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &def);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                        POSIX_SPAWN_SETPGROUP);
+    int rc = posix_spawn(&p->pid, REDLOCK_CLI_PATH, &fa, &attr, (char *const *)args,
+                         (char *const *)envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    close(out[1]);
+    close(err[1]);
+    if (rc != 0) {
+        close(out[0]);
+        close(err[0]);
+        fail_msg("cannot start %s: %s", REDLOCK_CLI_PATH, strerror(rc));
+    }
+    live_add(p->pid);
+    p->fd[0] = out[0];
+    p->fd[1] = err[0];
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    fcntl(err[0], F_SETFL, O_NONBLOCK);
+    p->started_ms = now_ms();
+}
+
+/* Read what is there, waiting at most ms for something to happen. */
+static void pump(proc *p, int ms)
+{
+    struct pollfd pfd[2];
+    int n = 0;
+    for (int k = 0; k < 2; k++)
+        if (p->fd[k] >= 0)
+            pfd[n++] = (struct pollfd){.fd = p->fd[k], .events = POLLIN};
+    if (n == 0) {
+        if (ms > 0)
+            sleep_ms(ms < 20 ? ms : 20);
+        return;
+    }
+    if (poll(pfd, (nfds_t)n, ms) <= 0)
+        return;
+    for (int k = 0; k < 2; k++) {
+        if (p->fd[k] < 0)
+            continue;
+        char *buf = k == 0 ? p->out : p->err;
+        size_t *len = k == 0 ? &p->nout : &p->nerr;
+        for (;;) {
+            char tmp[4096];
+            ssize_t r = read(p->fd[k], tmp, sizeof tmp);
+            if (r > 0) {
+                size_t room = OUT_MAX - 1 - *len;
+                size_t c = (size_t)r < room ? (size_t)r : room;
+                memcpy(buf + *len, tmp, c);
+                *len += c;
+                buf[*len] = '\0';
+                continue;
+            }
+            if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+                close(p->fd[k]);
+                p->fd[k] = -1;
+            }
+            break;
+        }
+    }
+}
+
+static void try_reap(proc *p)
+{
+    if (p->done)
+        return;
+    int st;
+    if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+        p->done = 1;
+        p->ended_ms = now_ms();
+        p->code = WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
+        live_remove(p->pid);
+    }
+}
+
+/* Wait (at most timeout_ms) for the program to end and its output to be
+ * complete; returns its exit status.  Fails the test on a timeout. */
+static int cli_finish(proc *p, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    while (!p->done || p->fd[0] >= 0 || p->fd[1] >= 0) {
+        try_reap(p);
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        pump(p, left < 50 ? (int)left : 50);
+    }
+    try_reap(p);
+    if (!p->done || p->fd[0] >= 0 || p->fd[1] >= 0) {
+        print_error("redlock (pid %ld) still running after %d ms\nstdout: %s\nstderr: %s\n",
+                    (long)p->pid, timeout_ms, p->out, p->err);
+        for (int k = 0; k < 2; k++)
+            if (p->fd[k] >= 0) {
+                close(p->fd[k]);
+                p->fd[k] = -1;
+            }
+        reap_all(NULL);
+        fail();
+    }
+    return p->code;
+}
+
+static int cli_env(proc *p, const char *const *env, const char *const *argv, int timeout_ms)
+{
+    cli_start(p, env, argv);
+    return cli_finish(p, timeout_ms);
+}
+
+static int cli(proc *p, const char *const *argv)
+{
+    return cli_env(p, NULL, argv, 15000);
+}
+
+/* Wait until stdout contains needle; fails the test after timeout_ms. */
+static void wait_output(proc *p, const char *needle, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    while (strstr(p->out, needle) == NULL) {
+        try_reap(p);
+        if (now_ms() >= deadline || (p->done && p->fd[0] < 0)) {
+            print_error("no \"%s\" from redlock within %d ms (done %d, status %d)\n"
+                        "stdout: %s\nstderr: %s\n",
+                        needle, timeout_ms, p->done, p->code, p->out, p->err);
+            fail();
+        }
+        pump(p, 50);
+    }
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *s = hay; (s = strstr(s, needle)) != NULL; s += strlen(needle))
+        n++;
+    return n;
+}
+
+/* Exactly one line on stderr, starting with "redlock: ". */
+static void one_error_line(const proc *p)
+{
+    if (count(p->err, "\n") != 1 || strncmp(p->err, "redlock: ", 9) != 0)
+        print_error("expected one \"redlock: \" line on stderr, got:\n%s\n", p->err);
+    assert_int_equal(count(p->err, "\n"), 1);
+    assert_int_equal(strncmp(p->err, "redlock: ", 9), 0);
+}
+
+static void expect_code(const proc *p, int got, int want)
+{
+    if (got != want)
+        print_error("exit status %d, expected %d\nstdout: %s\nstderr: %s\n", got, want,
+                    p->out, p->err);
+    assert_int_equal(got, want);
+}
+
+/* A shell script that says "started", waits for the gate file `name` to
+ * exist, then exits with `code`. */
+static void gate_script(char *buf, size_t len, const char *name, int code)
+{
+    snprintf(buf, len,
+             "echo started; while [ ! -e '%s/%s' ]; do sleep 0.05; done; exit %d",
+             G->dir, name, code);
+}
+
+static void open_gate(const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", G->dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+static void assert_key(rt_server *s, const char *key, const char *want)
+{
+    char *v = rt_get(s, key);
+    int ok = want ? (v && strcmp(v, want) == 0) : v == NULL;
+    if (!ok)
+        print_error("%s %s: \"%s\", expected \"%s\"\n", s->url, key, v ? v : "(nil)",
+                    want ? want : "(nil)");
+    free(v);
+    assert_true(ok);
+}
+
+/* The token printed by `acquire` (stdout without its newline). */
+static void token_of(const proc *p, char *tok, size_t len)
+{
+    snprintf(tok, len, "%s", p->out);
+    tok[strcspn(tok, "\n")] = '\0';
+}
+
+/* ---- help and usage ------------------------------------------------------------ */
+
+static void help_and_version(void **state)
+{
+    (void)state;
+    static proc p;
+    expect_code(&p, cli(&p, ARGV("--help")), 0);
+    const char *must[] = {"run", "acquire", "extend", "release", "status", "-E", "-k",
+                          "REDLOCK_URL", "REDISCLI_AUTH", " 64 ", " 69 ", " 70 ",
+                          " 75 ", " 77 ", "250ms"};
+    for (size_t i = 0; i < sizeof must / sizeof must[0]; i++) {
+        if (!strstr(p.out, must[i]))
+            print_error("--help does not mention \"%s\"\n", must[i]);
+        assert_non_null(strstr(p.out, must[i]));
+    }
+    assert_int_equal(p.nerr, 0);
+
+    expect_code(&p, cli(&p, ARGV("-h")), 0);
+    assert_non_null(strstr(p.out, "Usage"));
+    expect_code(&p, cli(&p, ARGV("--version")), 0);
+    assert_non_null(strstr(p.out, REDLOCK_VERSION_STRING));
+    assert_int_equal(p.nerr, 0);
+}
+
+static void usage_errors(void **state)
+{
+    (void)state;
+    static proc p;
+    const char *const *cases[] = {
+        ARGV("--bogus"),        /* no command */
+        ARGV("frobnicate", "k"),
+        ARGV("--bogus", "status", "k"),
+        ARGV("-u"),
+        ARGV("run", "k"),
+        ARGV("run", "k", "true"),
+        ARGV("run", "k", "--"),
+        ARGV("run", "--", "true"),
+        ARGV("run", "-t", "5x", "k", "--", "true"),
+        ARGV("run", "-t", "0", "k", "--", "true"),
+        ARGV("run", "-t", "", "k", "--", "true"),
+        ARGV("run", "-t", "99999999999h", "k", "--", "true"),
+        ARGV("run", "-w", "-1", "k", "--", "true"),
+        ARGV("run", "-E", "256", "k", "--", "true"),
+        ARGV("run", "-E", "x", "k", "--", "true"),
+        ARGV("run", "-k", "soon", "k", "--", "true"),
+        ARGV("run", "-x", "k", "--", "true"),
+        ARGV("run", "", "--", "true"),
+        ARGV("acquire"),
+        ARGV("acquire", "k", "extra"),
+        ARGV("acquire", "-E", "3", "k"),
+        ARGV("status"),
+        ARGV("status", "-t", "5s", "k"),
+        ARGV("extend", "k"),
+        ARGV("release", "k"),
+        ARGV("release", "k", "t", "u"),
+        ARGV("-u", "http://127.0.0.1:1", "status", "k"),
+        ARGV("-u", "redis://127.0.0.1:notaport", "status", "k"),
+        ARGV("-u", "redis://127.0.0.1:99999", "status", "k"),
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int code = cli_env(&p, NULL, cases[i], 10000);
+        print_message("redlock %s%s%s ... -> %d: %s", cases[i][0] ? cases[i][0] : "",
+                      cases[i][0] && cases[i][1] ? " " : "",
+                      cases[i][0] && cases[i][1] ? cases[i][1] : "", code, p.err);
+        expect_code(&p, code, 64);
+        one_error_line(&p);
+        assert_int_equal(p.nout, 0);
+        assert_true(p.ended_ms - p.started_ms < 5000);
+    }
+    /* No arguments at all */
+    expect_code(&p, cli_env(&p, NULL, (const char *const[]){NULL}, 10000), 64);
+    one_error_line(&p);
+    /* $REDLOCK_URL with an empty item */
+    char bad_env[200];
+    snprintf(bad_env, sizeof bad_env, "REDLOCK_URL=%s,,%s", G->main.url, G->main.url);
+    expect_code(&p, cli_env(&p, ARGV(bad_env), ARGV("status", "k"), 10000), 64);
+    one_error_line(&p);
+}
+
+/* ---- exit statuses ----------------------------------------------------------- */
+
+static void busy_exits_75_and_status_passes_through(void **state)
+{
+    (void)state;
+    static proc first, p;
+    char script[512];
+    gate_script(script, sizeof script, "busy", 7);
+    cli_start(&first, NULL, ARGV("run", "cli:busy", "--", "sh", "-c", script));
+    wait_output(&first, "started", 10000);
+
+    int64_t t0 = now_ms();
+    expect_code(&p, cli(&p, ARGV("run", "cli:busy", "--", "true")), 75);
+    assert_int_equal(p.nerr, 0); /* busy is no error: silent, like flock -n */
+    assert_true(now_ms() - t0 < 5000);
+    expect_code(&p, cli(&p, ARGV("run", "-E", "3", "cli:busy", "--", "true")), 3);
+    expect_code(&p, cli(&p, ARGV("run", "--conflict-exit-code=0", "cli:busy", "--", "true")),
+                0);
+    expect_code(&p, cli(&p, ARGV("acquire", "cli:busy")), 75);
+    assert_int_equal(p.nout, 0);
+    /* -v says why */
+    expect_code(&p, cli(&p, ARGV("-v", "run", "cli:busy", "--", "true")), 75);
+    assert_non_null(strstr(p.err, "busy"));
+    /* a short wait runs out */
+    t0 = now_ms();
+    expect_code(&p, cli(&p, ARGV("run", "-w", "300ms", "cli:busy", "--", "true")), 75);
+    assert_true(now_ms() - t0 >= 250);
+
+    open_gate("busy");
+    expect_code(&first, cli_finish(&first, 15000), 7);
+    assert_int_equal(first.nerr, 0); /* without -v, run prints nothing but errors */
+    assert_key(&G->main, "cli:busy", NULL);
+}
+
+static void command_statuses(void **state)
+{
+    (void)state;
+    static proc p;
+    expect_code(&p, cli(&p, ARGV("run", "cli:st", "--", "sh", "-c", "exit 0")), 0);
+    expect_code(&p, cli(&p, ARGV("run", "cli:st", "--", "sh", "-c", "exit 42")), 42);
+    expect_code(&p, cli(&p, ARGV("run", "cli:st", "--", "sh", "-c", "kill -9 $$")), 137);
+    expect_code(&p, cli(&p, ARGV("run", "cli:st", "--", "sh", "-c", "echo out; echo err >&2")),
+                0);
+    assert_string_equal(p.out, "out\n");
+    assert_string_equal(p.err, "err\n");
+    expect_code(&p, cli(&p, ARGV("run", "cli:st", "--", "/nonexistent/command")), 127);
+    one_error_line(&p);
+    assert_non_null(strstr(p.err, "/nonexistent/command"));
+    expect_code(&p, cli(&p, ARGV("run", "cli:st", "--", "/")), 126);
+    one_error_line(&p);
+    assert_key(&G->main, "cli:st", NULL);
+}
+
+/* COMMAND inherits no lock socket and no pipe of redlock's. */
+static void command_gets_no_lock_sockets(void **state)
+{
+    (void)state;
+    static proc p;
+    expect_code(&p, cli(&p, ARGV("run", "cli:fds", "--", "ls", "/proc/self/fd")), 0);
+    /* 0 1 2, and 3: the directory ls reads */
+    if (strcmp(p.out, "0\n1\n2\n3\n") != 0)
+        print_error("COMMAND's descriptors:\n%s", p.out);
+    assert_string_equal(p.out, "0\n1\n2\n3\n");
+}
+
+static void run_waits_for_a_busy_lock(void **state)
+{
+    (void)state;
+    static proc p;
+    expect_code(&p, cli(&p, ARGV("acquire", "-t", "1s", "cli:wait")), 0);
+    int64_t t0 = now_ms();
+    expect_code(&p, cli(&p, ARGV("run", "-w", "10s", "cli:wait", "--", "true")), 0);
+    int64_t took = now_ms() - t0;
+    print_message("waited %lld ms for a 1 s lock\n", (long long)took);
+    assert_true(took >= 500 && took < 8000);
+}
+
+/* ---- keepalive ------------------------------------------------------------------ */
+
+static void keepalive_holds_a_2s_ttl_for_5s(void **state)
+{
+    (void)state;
+    static proc p;
+    cli_start(&p, NULL,
+              ARGV("-v", "run", "-t", "2s", "cli:keep", "--", "sh", "-c",
+                   "echo started; sleep 5"));
+    wait_output(&p, "started", 10000);
+    int64_t t0 = now_ms();
+    char *tok = rt_get(&G->main, "cli:keep");
+    assert_non_null(tok);
+    long long pttl = rt_pttl(&G->main, "cli:keep");
+    assert_true(pttl > 0 && pttl <= 2000);
+    /* Past two ttls, still ours */
+    for (int at = 3000; at <= 4500; at += 1500) {
+        while (now_ms() - t0 < at)
+            pump(&p, 50);
+        assert_key(&G->main, "cli:keep", tok);
+        pttl = rt_pttl(&G->main, "cli:keep");
+        print_message("at %d ms: pttl %lld\n", at, pttl);
+        assert_true(pttl > 0 && pttl <= 2000);
+    }
+    expect_code(&p, cli_finish(&p, 15000), 0);
+    assert_key(&G->main, "cli:keep", NULL);
+    /* -v: one timestamped line per step */
+    int renewed = count(p.err, "renewed");
+    print_message("%d renewals logged over 5 s\n", renewed);
+    assert_true(renewed >= 3);
+    assert_non_null(strstr(p.err, "acquired"));
+    assert_non_null(strstr(p.err, "released"));
+    assert_non_null(strstr(p.err, tok));
+    for (const char *line = p.err; *line; line = strchr(line, '\n') + 1) {
+        /* 2026-11-25T10:00:00.123... */
+        int ok = strlen(line) > 24 && line[4] == '-' && line[10] == 'T' && line[19] == '.';
+        if (!ok)
+            print_error("not a timestamped line: %.80s\n", line);
+        assert_true(ok);
+        if (!strchr(line, '\n'))
+            break;
+    }
+    free(tok);
+}
+
+/* ---- status, acquire, extend, release ---------------------------------------------- */
+
+static void status_while_held_and_after(void **state)
+{
+    (void)state;
+    static proc p;
+    char tok[128];
+    expect_code(&p, cli(&p, ARGV("status", "cli:status")), 1);
+    assert_int_equal(p.nout, 0);
+    assert_int_equal(p.nerr, 0);
+
+    expect_code(&p, cli(&p, ARGV("acquire", "-t", "30s", "cli:status")), 0);
+    token_of(&p, tok, sizeof tok);
+    expect_code(&p, cli(&p, ARGV("status", "cli:status")), 0);
+    char want[160];
+    snprintf(want, sizeof want, "%s ", tok);
+    assert_int_equal(strncmp(p.out, want, strlen(want)), 0);
+    long ms = strtol(p.out + strlen(want), NULL, 10);
+    print_message("status: %s", p.out);
+    assert_true(ms > 20000 && ms <= 30000);
+    assert_non_null(strstr(p.out, "ms\n"));
+
+    expect_code(&p, cli(&p, ARGV("release", "cli:status", tok)), 0);
+    expect_code(&p, cli(&p, ARGV("status", "cli:status")), 1);
+    assert_int_equal(p.nout, 0);
+
+    /* while `run` holds it */
+    static proc r;
+    char script[512];
+    gate_script(script, sizeof script, "status", 0);
+    cli_start(&r, NULL, ARGV("run", "cli:status", "--", "sh", "-c", script));
+    wait_output(&r, "started", 10000);
+    expect_code(&p, cli(&p, ARGV("status", "cli:status")), 0);
+    char *v = rt_get(&G->main, "cli:status");
+    assert_non_null(v);
+    assert_int_equal(strncmp(p.out, v, strlen(v)), 0);
+    free(v);
+    open_gate("status");
+    expect_code(&r, cli_finish(&r, 15000), 0);
+    expect_code(&p, cli(&p, ARGV("status", "cli:status")), 1);
+}
+
+static void acquire_extend_release(void **state)
+{
+    (void)state;
+    static proc p;
+    char tok[128];
+    expect_code(&p, cli(&p, ARGV("acquire", "cli:acq")), 0);
+    assert_int_equal(p.nerr, 0);
+    token_of(&p, tok, sizeof tok);
+    assert_int_equal(strlen(tok), 36);
+    assert_key(&G->main, "cli:acq", tok);
+    long long pttl = rt_pttl(&G->main, "cli:acq");
+    assert_true(pttl > 20000 && pttl <= 30000); /* the default ttl */
+
+    /* a wrong token changes nothing */
+    expect_code(&p, cli(&p, ARGV("release", "cli:acq", "not-the-token")), 1);
+    one_error_line(&p);
+    assert_non_null(strstr(p.err, "cli:acq"));
+    assert_key(&G->main, "cli:acq", tok);
+    expect_code(&p, cli(&p, ARGV("extend", "-t", "90s", "cli:acq", "not-the-token")), 1);
+    one_error_line(&p);
+    assert_true(rt_pttl(&G->main, "cli:acq") <= 30000);
+
+    expect_code(&p, cli(&p, ARGV("extend", "-t", "90s", "cli:acq", tok)), 0);
+    assert_int_equal(p.nerr, 0);
+    pttl = rt_pttl(&G->main, "cli:acq");
+    assert_true(pttl > 60000 && pttl <= 90000);
+    expect_code(&p, cli(&p, ARGV("extend", "cli:acq", tok)), 0); /* default 30 s */
+    pttl = rt_pttl(&G->main, "cli:acq");
+    assert_true(pttl > 20000 && pttl <= 30000);
+
+    expect_code(&p, cli(&p, ARGV("release", "cli:acq", tok)), 0);
+    assert_int_equal(p.nerr, 0);
+    assert_key(&G->main, "cli:acq", NULL);
+    expect_code(&p, cli(&p, ARGV("release", "cli:acq", tok)), 1);
+    one_error_line(&p);
+    expect_code(&p, cli(&p, ARGV("extend", "cli:acq", tok)), 1);
+
+    /* durations: 250ms */
+    expect_code(&p, cli(&p, ARGV("acquire", "-t", "250ms", "cli:acq")), 0);
+    pttl = rt_pttl(&G->main, "cli:acq");
+    assert_true(pttl <= 250);
+    expect_code(&p, cli(&p, ARGV("acquire", "-t", "5m", "cli:acq2")), 0);
+    pttl = rt_pttl(&G->main, "cli:acq2");
+    assert_true(pttl > 240000 && pttl <= 300000);
+    token_of(&p, tok, sizeof tok);
+    expect_code(&p, cli(&p, ARGV("release", "--", "cli:acq2", tok)), 0);
+}
+
+/* ---- signals -------------------------------------------------------------------- */
+
+static void signals_are_forwarded(void **state)
+{
+    (void)state;
+    static proc p;
+    /* SIGHUP to a COMMAND that handles it */
+    cli_start(&p, NULL,
+              ARGV("run", "cli:sig", "--", "sh", "-c",
+                   "trap 'echo got-HUP; exit 5' HUP; echo started; "
+                   "while :; do sleep 0.05; done"));
+    wait_output(&p, "started", 10000);
+    assert_int_equal(kill(p.pid, SIGHUP), 0);
+    expect_code(&p, cli_finish(&p, 10000), 5);
+    assert_non_null(strstr(p.out, "got-HUP"));
+    assert_key(&G->main, "cli:sig", NULL);
+
+    /* SIGTERM and SIGINT to one that does not: 128 + signal */
+    const int sigs[] = {SIGTERM, SIGINT, SIGUSR1};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        cli_start(&p, NULL,
+                  ARGV("-v", "run", "cli:sig", "--", "sh", "-c", "echo started; exec sleep 30"));
+        wait_output(&p, "started", 10000);
+        int64_t t0 = now_ms();
+        assert_int_equal(kill(p.pid, sigs[i]), 0);
+        expect_code(&p, cli_finish(&p, 10000), 128 + sigs[i]);
+        assert_true(now_ms() - t0 < 5000);
+        assert_non_null(strstr(p.err, "forwarded"));
+        assert_key(&G->main, "cli:sig", NULL);
+    }
+}
+
+/* ---- a lost lock ------------------------------------------------------------------- */
+
+static void lost_lock_stops_command(void **state)
+{
+    (void)state;
+    static proc p;
+    /* COMMAND ends on SIGTERM */
+    cli_start(&p, NULL,
+              ARGV("run", "-t", "2s", "cli:lost", "--", "sh", "-c",
+                   "trap 'echo got-TERM; exit 9' TERM; echo started; "
+                   "while :; do sleep 0.05; done"));
+    wait_output(&p, "started", 10000);
+    int64_t t0 = now_ms();
+    assert_true(rt_cmd_ok(&G->main, "SET cli:lost intruder"));
+    expect_code(&p, cli_finish(&p, 15000), 70);
+    print_message("lost and stopped in %lld ms: %s", (long long)(p.ended_ms - t0), p.err);
+    assert_true(p.ended_ms - t0 < 8000);
+    assert_non_null(strstr(p.out, "got-TERM"));
+    one_error_line(&p);
+    assert_non_null(strstr(p.err, "lost"));
+    assert_key(&G->main, "cli:lost", "intruder");
+
+    /* COMMAND ignores SIGTERM: SIGKILL after GRACE */
+    cli_start(&p, NULL,
+              ARGV("run", "-t", "2s", "-k", "1s", "cli:lost1", "--", "sh", "-c",
+                   "trap '' TERM; echo started; exec sleep 30"));
+    wait_output(&p, "started", 10000);
+    t0 = now_ms();
+    assert_true(rt_cmd_ok(&G->main, "SET cli:lost1 intruder2"));
+    expect_code(&p, cli_finish(&p, 15000), 70);
+    int64_t took = p.ended_ms - t0;
+    print_message("killed after %lld ms\n", (long long)took);
+    assert_true(took >= 950 && took < 10000);
+    /* nothing of the group is left */
+    assert_int_equal(kill(-p.pid, 0), -1);
+    assert_key(&G->main, "cli:lost1", "intruder2");
+
+    /* deleted under it counts as lost too */
+    cli_start(&p, NULL,
+              ARGV("run", "-t", "2s", "-k", "1s", "cli:lost2", "--", "sh", "-c",
+                   "echo started; exec sleep 30"));
+    wait_output(&p, "started", 10000);
+    redisReply *r = rt_cmd(&G->main, "DEL cli:lost2");
+    assert_non_null(r);
+    freeReplyObject(r);
+    expect_code(&p, cli_finish(&p, 15000), 70);
+    assert_key(&G->main, "cli:lost2", NULL);
+}
+
+/* ---- passwords -------------------------------------------------------------------- */
+
+static void rediscli_auth_and_passwords(void **state)
+{
+    (void)state;
+    static proc p;
+    char url[200], env_url[220], bad_url[200];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", G->pw.port);
+    snprintf(env_url, sizeof env_url, "REDLOCK_URL=%s", url);
+    const char *const good[] = {env_url, "REDISCLI_AUTH=" PASSWORD, NULL};
+    const char *const wrong[] = {env_url, "REDISCLI_AUTH=Wr0ngPa55", NULL};
+    const char *const none[] = {env_url, NULL};
+
+    /* $REDISCLI_AUTH, percent-encoded into the URL by redlock */
+    expect_code(&p, cli_env(&p, good, ARGV("acquire", "cli:auth"), 15000), 0);
+    char tok[128];
+    token_of(&p, tok, sizeof tok);
+    assert_key(&G->pw, "cli:auth", tok);
+    expect_code(&p, cli_env(&p, good, ARGV("status", "cli:auth"), 15000), 0);
+    expect_code(&p, cli_env(&p, good, ARGV("release", "cli:auth", tok), 15000), 0);
+    expect_code(&p, cli_env(&p, good, ARGV("run", "cli:auth", "--", "true"), 15000), 0);
+
+    /* no password, a wrong one: 77, and never shown */
+    expect_code(&p, cli_env(&p, none, ARGV("status", "cli:auth"), 15000), 77);
+    one_error_line(&p);
+    expect_code(&p, cli_env(&p, wrong, ARGV("run", "cli:auth", "--", "true"), 15000), 77);
+    one_error_line(&p);
+    assert_null(strstr(p.err, "Wr0ngPa55"));
+    snprintf(bad_url, sizeof bad_url, "redis://:Wr0ngPa55@127.0.0.1:%d", G->pw.port);
+    expect_code(&p, cli_env(&p, none, ARGV("-u", bad_url, "acquire", "cli:auth"), 15000), 77);
+    one_error_line(&p);
+    assert_null(strstr(p.err, "Wr0ngPa55"));
+    assert_non_null(strstr(p.err, "127.0.0.1"));
+    /* -v shows no password either */
+    expect_code(&p, cli_env(&p, good, ARGV("-v", "run", "cli:auth", "--", "true"), 15000), 0);
+    assert_null(strstr(p.err, "pa@ss"));
+    assert_null(strstr(p.err, "pa%40ss"));
+
+    /* a password in the URL wins over $REDISCLI_AUTH */
+    char ok_url[200];
+    snprintf(ok_url, sizeof ok_url, "redis://:pa%%40ss%%3Aw%%2Frd%%259@127.0.0.1:%d",
+             G->pw.port);
+    expect_code(&p, cli_env(&p, wrong, ARGV("-u", ok_url, "status", "cli:auth"), 15000), 1);
+    /* a URL with a user name and no password takes $REDISCLI_AUTH */
+    char user_url[200];
+    snprintf(user_url, sizeof user_url, "redis://default@127.0.0.1:%d/0", G->pw.port);
+    expect_code(&p, cli_env(&p, good, ARGV("-u", user_url, "status", "cli:auth"), 15000), 1);
+    /* so does a unix socket */
+    char unix_url[200];
+    snprintf(unix_url, sizeof unix_url, "%s", G->pw.unix_url);
+    expect_code(&p, cli_env(&p, good, ARGV("-u", unix_url, "status", "cli:auth"), 15000), 1);
+    expect_code(&p, cli_env(&p, none, ARGV("-u", unix_url, "status", "cli:auth"), 15000), 77);
+}
+
+/* ---- unreachable ----------------------------------------------------------------- */
+
+static void unreachable_exits_69(void **state)
+{
+    (void)state;
+    static proc p;
+    char url[64];
+    int port = rt_free_port();
+    assert_true(port > 0);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+    const char *const *cases[] = {
+        ARGV("-u", url, "status", "k"),
+        ARGV("-u", url, "run", "k", "--", "true"),
+        ARGV("-u", url, "acquire", "k"),
+        ARGV("-u", url, "release", "k", "t"),
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        expect_code(&p, cli(&p, cases[i]), 69);
+        one_error_line(&p);
+        char where[32];
+        snprintf(where, sizeof where, "127.0.0.1:%d", port);
+        assert_non_null(strstr(p.err, where));
+        assert_true(p.ended_ms - p.started_ms < 5000);
+    }
+
+    /* A listener whose accept queue is full drops our SYNs: the TCP
+     * connect itself hangs, and gives up after the connect timeout (2 s). */
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t salen = sizeof sa;
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+    int fill[3];
+    for (int i = 0; i < 3; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        assert_true(fill[i] >= 0);
+        (void)!connect(fill[i], (struct sockaddr *)&sa, sizeof sa);
+    }
+    sleep_ms(100);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", ntohs(sa.sin_port));
+    int code = cli(&p, ARGV("-u", url, "status", "cli:unreach"));
+    for (int i = 0; i < 3; i++)
+        close(fill[i]);
+    close(lfd);
+    expect_code(&p, code, 69);
+    one_error_line(&p);
+    int64_t took = p.ended_ms - p.started_ms;
+    print_message("SYNs dropped: 69 after %lld ms: %s", (long long)took, p.err);
+    assert_true(took >= 1500 && took < 4500);
+
+    /* A server that accepts but never answers: the connect timeout, then
+     * the scripts' load gets the I/O timeout (2 s more). */
+    assert_int_equal(rt_server_pause(&G->q[1]), 0);
+    code = cli(&p, ARGV("-u", G->q[1].url, "run", "cli:unreach", "--", "true"));
+    rt_server_resume(&G->q[1]);
+    expect_code(&p, code, 69);
+    one_error_line(&p);
+    took = p.ended_ms - p.started_ms;
+    print_message("stalled server: 69 after %lld ms: %s", (long long)took, p.err);
+    assert_true(took < 7000);
+}
+
+/* ---- Redlock --------------------------------------------------------------------- */
+
+static void redlock_with_three_nodes(void **state)
+{
+    (void)state;
+    static proc r, p;
+    rt_server *n[3] = {&G->main, &G->q[0], &G->q[1]};
+    char script[512];
+    gate_script(script, sizeof script, "quorum", 4);
+    cli_start(&r, NULL,
+              ARGV("-u", n[0]->url, "-u", n[1]->url, "-u", n[2]->url, "run", "-t", "3s",
+                   "cli:q", "--", "sh", "-c", script));
+    wait_output(&r, "started", 10000);
+    char *tok = rt_get(n[0], "cli:q");
+    assert_non_null(tok);
+    assert_key(n[1], "cli:q", tok);
+    assert_key(n[2], "cli:q", tok);
+
+    /* held across renewals, on all three */
+    sleep_ms(3500);
+    for (int i = 0; i < 3; i++)
+        assert_key(n[i], "cli:q", tok);
+
+    /* seen and refused through the quorum, and through $REDLOCK_URL */
+    char env[400];
+    snprintf(env, sizeof env, "REDLOCK_URL=%s,%s,%s", n[0]->url, n[1]->url, n[2]->url);
+    expect_code(&p, cli_env(&p, ARGV(env), ARGV("status", "cli:q"), 15000), 0);
+    assert_int_equal(strncmp(p.out, tok, strlen(tok)), 0);
+    expect_code(&p, cli_env(&p, ARGV(env), ARGV("run", "cli:q", "--", "true"), 15000), 75);
+
+    open_gate("quorum");
+    expect_code(&r, cli_finish(&r, 15000), 4);
+    for (int i = 0; i < 3; i++)
+        assert_key(n[i], "cli:q", NULL);
+    free(tok);
+
+    /* one node down: a quorum of two still takes and releases it */
+    char down[64];
+    snprintf(down, sizeof down, "redis://127.0.0.1:%d", rt_free_port());
+    expect_code(&p, cli(&p, ARGV("-u", n[0]->url, "-u", n[1]->url, "-u", down, "acquire",
+                                 "cli:q2")),
+                0);
+    char t2[128];
+    token_of(&p, t2, sizeof t2);
+    assert_key(n[0], "cli:q2", t2);
+    assert_key(n[1], "cli:q2", t2);
+    expect_code(&p, cli(&p, ARGV("-u", n[0]->url, "-u", n[1]->url, "-u", down, "release",
+                                 "cli:q2", t2)),
+                0);
+    assert_key(n[0], "cli:q2", NULL);
+
+    /* two down: no quorum */
+    char down2[64];
+    snprintf(down2, sizeof down2, "redis://127.0.0.1:%d", rt_free_port());
+    expect_code(&p, cli(&p, ARGV("-u", n[0]->url, "-u", down, "-u", down2, "status", "k")),
+                69);
+    one_error_line(&p);
+
+    /* another holder on two of three: busy */
+    assert_true(rt_cmd_ok(n[1], "SET cli:q3 other PX 30000"));
+    assert_true(rt_cmd_ok(n[2], "SET cli:q3 other PX 30000"));
+    expect_code(&p, cli(&p, ARGV("-u", n[0]->url, "-u", n[1]->url, "-u", n[2]->url, "run",
+                                 "cli:q3", "--", "true")),
+                75);
+    assert_key(n[0], "cli:q3", NULL); /* the partial key was undone */
+    expect_code(&p, cli(&p, ARGV("-u", n[0]->url, "-u", n[1]->url, "-u", n[2]->url, "status",
+                                 "cli:q3")),
+                0);
+    assert_int_equal(strncmp(p.out, "other ", 6), 0);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_teardown(f, reap_all)
+    const struct CMUnitTest tests[] = {
+        T(help_and_version),
+        T(usage_errors),
+        T(busy_exits_75_and_status_passes_through),
+        T(command_statuses),
+        T(command_gets_no_lock_sockets),
+        T(run_waits_for_a_busy_lock),
+        T(keepalive_holds_a_2s_ttl_for_5s),
+        T(status_while_held_and_after),
+        T(acquire_extend_release),
+        T(signals_are_forwarded),
+        T(lost_lock_stops_command),
+        T(rediscli_auth_and_passwords),
+        T(unreachable_exits_69),
+        T(redlock_with_three_nodes),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
