@@ -1,7 +1,6 @@
 # Finds the dependencies of libredlock and defines the targets it links to:
 #
 #   redlock_deps::hiredis   hiredis 0.14+, usable as #include <hiredis/hiredis.h>
-#   redlock_deps::uuid      libuuid, usable as #include <uuid/uuid.h>
 #   Threads::Threads        pthreads
 #
 # Used by the build (CMakeLists.txt) and, installed next to
@@ -13,7 +12,6 @@
 #   1. an existing target hiredis::hiredis (the host built hiredis itself),
 #   2. find_package(hiredis CONFIG) providing hiredis::hiredis,
 #   3. pkg-config "hiredis" (Debian's HiredisConfig.cmake defines no target).
-# libuuid comes from pkg-config "uuid".
 #
 # Never fails by itself: it sets REDLOCK_DEPS_MISSING to the list of what
 # could not be found (empty when all is well); the caller decides.
@@ -30,8 +28,8 @@ if(NOT TARGET Threads::Threads)
 endif()
 
 # pkg-config puts the header's own directory on the include path
-# (-I/usr/include/hiredis, -I/usr/include/uuid) while the sources include
-# <hiredis/hiredis.h> and <uuid/uuid.h>: add the parent of such a directory.
+# (-I/usr/include/hiredis) while the sources include
+# <hiredis/hiredis.h>: add the parent of such a directory.
 function(_redlock_deps_parent_dirs out subdir)
   set(dirs "")
   foreach(d IN LISTS ARGN)
@@ -87,25 +85,3 @@ if(NOT TARGET redlock_deps::hiredis)
   list(APPEND REDLOCK_DEPS_MISSING "hiredis")
 endif()
 
-# -- libuuid ----------------------------------------------------------------
-if(NOT TARGET redlock_deps::uuid)
-  find_package(PkgConfig QUIET)
-  if(PKG_CONFIG_FOUND)
-    pkg_check_modules(REDLOCK_PC_UUID QUIET IMPORTED_TARGET uuid)
-    if(TARGET PkgConfig::REDLOCK_PC_UUID)
-      _redlock_deps_parent_dirs(_redlock_uuid_inc uuid
-                                ${REDLOCK_PC_UUID_INCLUDE_DIRS})
-      add_library(redlock_deps::uuid INTERFACE IMPORTED)
-      set_target_properties(redlock_deps::uuid PROPERTIES
-        INTERFACE_LINK_LIBRARIES PkgConfig::REDLOCK_PC_UUID)
-      if(_redlock_uuid_inc)
-        set_target_properties(redlock_deps::uuid PROPERTIES
-          INTERFACE_INCLUDE_DIRECTORIES "${_redlock_uuid_inc}")
-      endif()
-      unset(_redlock_uuid_inc)
-    endif()
-  endif()
-endif()
-if(NOT TARGET redlock_deps::uuid)
-  list(APPEND REDLOCK_DEPS_MISSING "uuid")
-endif()

@@ -20,5 +20,5 @@ install_missing() {
 }
 
 # What building and testing libredlock needs.
-REDLOCK_PACKAGES=(build-essential cmake pkg-config libhiredis-dev uuid-dev
-                  libcmocka-dev redis-server)
+REDLOCK_PACKAGES=(build-essential cmake pkg-config libhiredis-dev libcmocka-dev
+                  redis-server)

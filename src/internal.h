@@ -35,6 +35,12 @@ void redlock__sleep_until_ns(int64_t deadline_ns);
  * by the system's random source (jitter only, never tokens). */
 int64_t redlock__random_between(int64_t lo, int64_t hi);
 
+/* ---- token.c: random tokens --------------------------------------------- */
+
+#define REDLOCK__TOKEN_LEN 36
+/* 128 random bits from getrandom(2), as a lower-case v4 UUID. */
+redlock_status redlock__new_token(char out[REDLOCK__TOKEN_LEN + 1]);
+
 /* ---- timing.c: interval and validity arithmetic (pure) ----------------- */
 
 /* The watchdog's renewal interval for a lock of ttl_ms: ttl/3, not below
@@ -129,6 +135,7 @@ typedef struct redlock__conn {
     redlock__buf out;    /* commands not yet sent */
     size_t sent;         /* bytes of out already written */
     int connecting;      /* non-blocking connect() still in progress */
+    int64_t idle_since_ns; /* when it went back to the pool */
     int64_t connect_deadline_ns;
     redlock__prefix prefix;
 } redlock__conn;

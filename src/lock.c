@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uuid/uuid.h>
 
 /* How the nodes answered one lock's command. */
 typedef struct tally {
@@ -445,10 +444,12 @@ redlock_status redlock_acquire(redlock_client *c, const char *key,
                                int64_t ttl_ms, int64_t wait_ms,
                                redlock_lock **lock)
 {
-    uuid_t u;
-    char token[37];
-    uuid_generate_random(u);
-    uuid_unparse_lower(u, token);
+    char token[REDLOCK__TOKEN_LEN + 1];
+    if (lock)
+        *lock = NULL;
+    redlock_status st = redlock__new_token(token);
+    if (st != REDLOCK_OK)
+        return st;
     return acquire(c, key, token, ttl_ms, wait_ms, lock);
 }
 

@@ -3,7 +3,6 @@
  * reused (no allocation per command) and sent with MSG_NOSIGNAL. */
 #include "internal.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,9 +24,23 @@ static int reserve(redlock__buf *b, size_t more)
     return 0;
 }
 
+/* "*3\r\n" or "$42\r\n": by hand, as snprintf per argument was a tenth of
+ * an acquire's CPU time. */
 static size_t header(char *out, char kind, size_t n)
 {
-    return (size_t)sprintf(out, "%c%zu\r\n", kind, n);
+    char digits[24];
+    size_t k = 0;
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    char *p = out;
+    *p++ = kind;
+    while (k)
+        *p++ = digits[--k];
+    *p++ = '\r';
+    *p++ = '\n';
+    return (size_t)(p - out);
 }
 
 int redlock__resp_append(redlock__buf *b, int argc, const char *const *argv,
