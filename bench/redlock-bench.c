@@ -91,6 +91,7 @@ static struct {
     int rounds;
     int warmup;
     const char *redis_path;
+    const char *label;
 } O;
 
 static int g_errors;
@@ -1404,7 +1405,8 @@ static void print_table(void)
 {
     int first = 0, second = 0;
     int allowed = bn_cpus_allowed(&first, &second);
-    printf("redlock-bench: libredlock %s, %s UTC\n", redlock_version(), date_utc);
+    printf("redlock-bench: libredlock %s%s%s, %s UTC\n", redlock_version(),
+           O.label ? ", " : "", O.label ? O.label : "", date_utc);
     printf("machine: %s %s %s, %s, %ld CPUs online, %d allowed\n", uts.sysname, uts.release,
            uts.machine, cpu_model, sysconf(_SC_NPROCESSORS_ONLN), allowed);
     printf("redis-server %s, hiredis %d.%d.%d, compiler %s, build %s, sanitizers %s\n",
@@ -1482,6 +1484,11 @@ static void print_json(void)
     int allowed = bn_cpus_allowed(NULL, NULL);
     printf("{\"benchmark\":\"redlock-bench\",\"library_version\":");
     json_str(redlock_version());
+    printf(",\"label\":");
+    if (O.label)
+        json_str(O.label);
+    else
+        printf("null");
     printf(",\"date\":");
     json_str(date_utc);
     printf(",\"machine\":{\"kernel\":");
@@ -1574,6 +1581,7 @@ static void usage(FILE *f)
             "  --redis-server P the redis-server binary [$REDLOCK_BENCH_REDIS_SERVER,\n"
             "                   else redis-server from $PATH]\n"
             "  --json           one JSON object on stdout instead of the table\n"
+            "  --label TEXT     recorded in the output (e.g. the git commit)\n"
             "  --tiny           smoke run: tiny counts, a few seconds, placement none\n"
             "Exits 0 when every scenario ran (targets missed or not), 1 on errors,\n"
             "64 on bad usage.\n");
@@ -1606,7 +1614,8 @@ int main(int argc, char **argv)
     enum {
         OPT_SCENARIO = 1000, OPT_DURATION, OPT_COUNT, OPT_THREADS, OPT_LOCKS, OPT_WINDOW,
         OPT_SHORT_WINDOW, OPT_SHORT_TTL, OPT_SHORT_FLOOR, OPT_DELAY, OPT_ROUNDS,
-        OPT_PLACEMENT, OPT_PIN, OPT_SPLIT, OPT_URL, OPT_REDIS, OPT_JSON, OPT_TINY, OPT_HELP
+        OPT_PLACEMENT, OPT_PIN, OPT_SPLIT, OPT_URL, OPT_REDIS, OPT_JSON, OPT_TINY, OPT_HELP,
+        OPT_LABEL
     };
     static const struct option longopts[] = {
         {"scenario", required_argument, NULL, OPT_SCENARIO},
@@ -1628,6 +1637,7 @@ int main(int argc, char **argv)
         {"json", no_argument, NULL, OPT_JSON},
         {"tiny", no_argument, NULL, OPT_TINY},
         {"help", no_argument, NULL, OPT_HELP},
+        {"label", required_argument, NULL, OPT_LABEL},
         {NULL, 0, NULL, 0}};
 
     bn_affinity_init();
@@ -1684,6 +1694,7 @@ int main(int argc, char **argv)
             break;
         case OPT_REDIS: O.redis_path = optarg; break;
         case OPT_JSON: O.json = 1; break;
+        case OPT_LABEL: O.label = optarg; break;
         case OPT_TINY: O.tiny = 1; break;
         case 'h':
         case OPT_HELP: usage(stdout); return 0;

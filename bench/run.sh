@@ -43,4 +43,8 @@ placement=both
 if [ "$(nproc 2>/dev/null || echo 1)" -lt 2 ]; then
     placement=pinned
 fi
-"$build/bench/redlock-bench" --placement "$placement" "$@"
+label=()
+if commit=$(git -C "$root" describe --always --dirty 2>/dev/null); then
+    label=(--label "commit $commit")
+fi
+"$build/bench/redlock-bench" --placement "$placement" "${label[@]}" "$@"
