@@ -235,10 +235,7 @@ static void cli_start(proc *p, const char *const *env, const char *const *argv)
     posix_spawnattr_init(&attr);
     sigset_t none, def;
     sigemptyset(&none);
-    sigemptyset(&def);
-    int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD, SIGPIPE};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        sigaddset(&def, sigs[i]);
+    sigfillset(&def); /* whatever our parent ignored */
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &def);
     posix_spawnattr_setpgroup(&attr, 0);
@@ -427,8 +424,11 @@ static void assert_key(rt_server *s, const char *key, const char *want)
 /* The token printed by `acquire` (stdout without its newline). */
 static void token_of(const proc *p, char *tok, size_t len)
 {
-    snprintf(tok, len, "%s", p->out);
-    tok[strcspn(tok, "\n")] = '\0';
+    size_t n = strcspn(p->out, "\n");
+    if (n >= len)
+        n = len - 1;
+    memcpy(tok, p->out, n);
+    tok[n] = '\0';
 }
 
 /* ---- help and usage ------------------------------------------------------------ */
@@ -573,6 +573,38 @@ static void command_gets_no_lock_sockets(void **state)
     if (strcmp(p.out, "0\n1\n2\n3\n") != 0)
         print_error("COMMAND's descriptors:\n%s", p.out);
     assert_string_equal(p.out, "0\n1\n2\n3\n");
+
+    /* nor redlock's signal mask or dispositions (SIGPIPE included); the
+     * real-time signals above 31 are glibc's own business */
+    expect_code(&p, cli(&p, ARGV("run", "cli:fds", "--", "grep", "-E", "^Sig(Blk|Ign)",
+                                 "/proc/self/status")),
+                0);
+    unsigned long long blk = ~0ULL, ign = ~0ULL;
+    const char *b = strstr(p.out, "SigBlk:"), *g = strstr(p.out, "SigIgn:");
+    if (b)
+        blk = strtoull(b + 7, NULL, 16);
+    if (g)
+        ign = strtoull(g + 7, NULL, 16);
+    if ((blk | ign) & 0x7fffffffULL)
+        print_error("COMMAND's signals:\n%s", p.out);
+    assert_int_equal(blk & 0x7fffffffULL, 0);
+    assert_int_equal(ign & 0x7fffffffULL, 0);
+}
+
+/* A reader that goes away (`redlock -v run ... 2>&1 | head -1`) must not
+ * kill redlock and leave COMMAND running under a lock nobody renews. */
+static void closed_stderr_does_not_kill_redlock(void **state)
+{
+    (void)state;
+    static proc p;
+    cli_start(&p, NULL,
+              ARGV("-v", "run", "-t", "600ms", "cli:pipe", "--", "sh", "-c",
+                   "echo started; sleep 1.5; exit 3"));
+    wait_output(&p, "started", 10000);
+    close(p.fd[1]); /* stderr: the next "renewed" line meets EPIPE */
+    p.fd[1] = -1;
+    expect_code(&p, cli_finish(&p, 15000), 3);
+    assert_key(&G->main, "cli:pipe", NULL);
 }
 
 static void run_waits_for_a_busy_lock(void **state)
@@ -1002,6 +1034,7 @@ int main(void)
         T(busy_exits_75_and_status_passes_through),
         T(command_statuses),
         T(command_gets_no_lock_sockets),
+        T(closed_stderr_does_not_kill_redlock),
         T(run_waits_for_a_busy_lock),
         T(keepalive_holds_a_2s_ttl_for_5s),
         T(status_while_held_and_after),

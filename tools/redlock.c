@@ -75,6 +75,8 @@ enum {
 #define RENEW_FLOOR_MS 100
 
 static int verbose;
+/* SIGPIPE was ignored when redlock started: COMMAND inherits that. */
+static int sigpipe_was_ignored;
 
 /* ---- output ---------------------------------------------------------------- */
 
@@ -935,6 +937,8 @@ static int cmd_run(const args *a, redlock_client *c)
     sa.sa_flags |= SA_NOCLDSTOP;
     sigaction(SIGCHLD, &sa, &old_chld);
     sigaddset(&sigdef, SIGCHLD);
+    if (!sigpipe_was_ignored)
+        sigaddset(&sigdef, SIGPIPE); /* redlock ignores it, COMMAND not */
 
     run_state rs;
     memset(&rs, 0, sizeof rs);
@@ -1136,6 +1140,16 @@ static int cmd_status(const args *a, redlock_client *c)
 
 int main(int argc, char **argv)
 {
+    /* A closed stderr (`redlock -v run ... 2>&1 | head`) or stdout must
+     * not kill redlock while COMMAND runs under a lock nobody renews:
+     * write errors are handled where they matter. */
+    struct sigaction ign, old_pipe;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    if (sigaction(SIGPIPE, &ign, &old_pipe) == 0)
+        sigpipe_was_ignored = old_pipe.sa_handler == SIG_IGN;
+
     args a;
     int rc = parse_args(&a, argc, argv);
     if (rc >= 0)
