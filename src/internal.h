@@ -87,6 +87,9 @@ typedef struct redlock__buf {
 int redlock__resp_append(redlock__buf *b, int argc, const char *const *argv,
                          const size_t *argvlen);
 void redlock__buf_free(redlock__buf *b);
+/* v in decimal into out (room for 21 bytes), NUL-terminated; the length.
+ * Formats numbers on the hot path without printf. */
+size_t redlock__fmt_i64(char *out, int64_t v);
 
 /* ---- scripts.c: the Lua scripts ---------------------------------------- */
 
@@ -135,7 +138,6 @@ typedef struct redlock__conn {
     redlock__buf out;    /* commands not yet sent */
     size_t sent;         /* bytes of out already written */
     int connecting;      /* non-blocking connect() still in progress */
-    int64_t idle_since_ns; /* when it went back to the pool */
     int64_t connect_deadline_ns;
     redlock__prefix prefix;
 } redlock__conn;

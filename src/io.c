@@ -24,7 +24,7 @@ int redlock__conn_append_call(redlock__conn *c, const redlock__call *call,
     const char *argv[REDLOCK__MAX_ARGS + 3];
     size_t len[REDLOCK__MAX_ARGS + 3];
     int argc = 0;
-    char numkeys[8];
+    char numkeys[24];
 
     if (call->script) {
         const redlock__script *s = call->script;
@@ -34,7 +34,7 @@ int redlock__conn_append_call(redlock__conn *c, const redlock__call *call,
         argv[argc] = eval ? s->body : s->sha;
         len[argc] = strlen(argv[argc]);
         argc++;
-        len[argc] = (size_t)snprintf(numkeys, sizeof numkeys, "%d", s->numkeys);
+        len[argc] = redlock__fmt_i64(numkeys, s->numkeys);
         argv[argc++] = numkeys;
     }
     for (int i = 0; i < call->argc; i++) {

@@ -56,8 +56,8 @@ static void add_wait(const redlock_client *c, redlock__call *call,
 {
     int t = c->opts.node_timeout_ms / 2;
     set_arg(call, "WAIT", 4);
-    set_arg(call, nbuf, (size_t)sprintf(nbuf, "%d", c->opts.min_replicas));
-    set_arg(call, tbuf, (size_t)sprintf(tbuf, "%d", t > 0 ? t : 1));
+    set_arg(call, nbuf, redlock__fmt_i64(nbuf, c->opts.min_replicas));
+    set_arg(call, tbuf, redlock__fmt_i64(tbuf, t > 0 ? t : 1));
 }
 
 /* 1 when the node's reply to WAIT shows enough replicas. */
@@ -178,8 +178,8 @@ static void undo_acquire(redlock_client *c, const redlock__batch *acq,
 {
     redlock__call calls[REDLOCK_MAX_NODES];
     redlock__batch b[REDLOCK_MAX_NODES];
-    memset(calls, 0, sizeof calls);
-    memset(b, 0, sizeof b);
+    memset(calls, 0, sizeof calls[0] * (size_t)c->nnodes);
+    memset(b, 0, sizeof b[0] * (size_t)c->nnodes);
     for (int i = 0; i < c->nnodes; i++) {
         b[i].node = &c->nodes[i];
         b[i].calls = &calls[i];
@@ -208,8 +208,8 @@ static redlock_status check_type(redlock_client *c, const char *key,
 {
     redlock__call calls[REDLOCK_MAX_NODES];
     redlock__batch b[REDLOCK_MAX_NODES];
-    memset(calls, 0, sizeof calls);
-    memset(b, 0, sizeof b);
+    memset(calls, 0, sizeof calls[0] * (size_t)c->nnodes);
+    memset(b, 0, sizeof b[0] * (size_t)c->nnodes);
     for (int i = 0; i < c->nnodes; i++) {
         set_arg(&calls[i], "TYPE", 4);
         set_arg(&calls[i], key, keylen);
@@ -245,7 +245,7 @@ static redlock_status acquire_once(redlock_client *c, const char *key,
     redlock__call calls[REDLOCK_MAX_NODES][3];
     redlock__batch b[REDLOCK_MAX_NODES];
     char ttl[24], nrep[16], tmo[16];
-    size_t ttllen = (size_t)sprintf(ttl, "%" PRId64, ttl_ms);
+    size_t ttllen = redlock__fmt_i64(ttl, ttl_ms);
     size_t toklen = strlen(token);
     char *fkey = NULL;
     int wait_at = c->opts.min_replicas > 0 ? 1 : 0;
@@ -259,8 +259,8 @@ static redlock_status acquire_once(redlock_client *c, const char *key,
         memcpy(fkey, key, keylen);
         memcpy(fkey + keylen, ":fence", 6);
     }
-    memset(calls, 0, sizeof calls);
-    memset(b, 0, sizeof b);
+    memset(calls, 0, sizeof calls[0] * (size_t)c->nnodes);
+    memset(b, 0, sizeof b[0] * (size_t)c->nnodes);
     for (int i = 0; i < c->nnodes; i++) {
         redlock__call *cl = &calls[i][0];
         if (fkey || as_waiter) {
@@ -486,12 +486,17 @@ typedef struct multi {
 
 static int multi_init(multi *m, redlock_client *c, int nlocks, int wait)
 {
-    memset(m, 0, sizeof *m);
+    /* Zero what is used, not the whole (large) struct: this is on the path
+     * of every release. */
     m->stride = nlocks + (wait ? 1 : 0);
+    memset(m->b, 0, sizeof m->b[0] * (size_t)c->nnodes);
     if (nlocks == 1) {
         m->calls = m->one_calls;
         m->t = &m->one_tally;
         m->num = m->one_num;
+        memset(m->calls, 0,
+               sizeof m->calls[0] * (size_t)(c->nnodes * m->stride));
+        memset(m->t, 0, sizeof *m->t);
     } else {
         m->calls = calloc((size_t)c->nnodes * (size_t)m->stride,
                           sizeof *m->calls);
@@ -560,7 +565,7 @@ void redlock__renew(redlock_client *c, redlock_lock **locks, int n,
         return;
     }
     for (int k = 0; k < n; k++) {
-        size_t len = (size_t)sprintf(m.num[k], "%" PRId64, ttl[k]);
+        size_t len = redlock__fmt_i64(m.num[k], ttl[k]);
         for (int i = 0; i < c->nnodes; i++) {
             redlock__call *cl = &m.calls[i * m.stride + k];
             cl->script = &redlock__script_extend;

@@ -43,6 +43,23 @@ static size_t header(char *out, char kind, size_t n)
     return (size_t)(p - out);
 }
 
+size_t redlock__fmt_i64(char *out, int64_t v)
+{
+    char digits[24];
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    size_t k = 0, n = 0;
+    do {
+        digits[k++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        out[n++] = '-';
+    while (k)
+        out[n++] = digits[--k];
+    out[n] = '\0';
+    return n;
+}
+
 int redlock__resp_append(redlock__buf *b, int argc, const char *const *argv,
                          const size_t *argvlen)
 {
