@@ -146,6 +146,7 @@ typedef struct redlock__node {
     redlock__url url;
     char name[300]; /* redlock__url_describe(), for messages */
     const redlock_options *opts;
+    int64_t recv_slice_ms; /* a blocking recv()'s bound: see io.c */
 
     pthread_mutex_t mu; /* guards idle[], nidle, ghosts */
     redlock__conn **idle;

@@ -13,6 +13,7 @@
 #include <hiredis/hiredis.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,7 +57,7 @@ int redlock__conn_flush(redlock__conn *c)
 {
     while (c->sent < c->out.len) {
         ssize_t w = send(c->ctx->fd, c->out.data + c->sent,
-                         c->out.len - c->sent, MSG_NOSIGNAL);
+                         c->out.len - c->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w > 0) {
             c->sent += (size_t)w;
             continue;
@@ -175,7 +176,49 @@ static int connect_done(redlock__batch *b)
         batch_fail(b, REDLOCK_IO, msg);
         return -1;
     }
+    /* Connected: from now on the socket is blocking, with a receive
+     * timeout of a slice of the node's budget.  Writes say MSG_DONTWAIT and
+     * reads through hiredis follow a poll(), so only the one-node fast
+     * path below ever blocks, and never longer than the slice. */
+    int fd = b->conn->ctx->fd;
+    int64_t slice = b->node->recv_slice_ms;
+    struct timeval tv = {.tv_sec = slice / 1000,
+                         .tv_usec = (suseconds_t)(slice % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     b->conn->connecting = 0;
+    return 0;
+}
+
+/* One connection waiting for replies, all of its output sent: wait in
+ * recv() itself rather than in poll() and then read(), which saves a
+ * system call per command.  Each recv() is bounded by the socket's receive
+ * timeout (a slice of the budget) and is made only while at least a slice
+ * is left, so the deadline holds exactly.  0 when done or failed, 1 when
+ * the rest must go through poll(). */
+static int wait_one(redlock__batch *b, int64_t deadline_ns)
+{
+    redlock__conn *c = b->conn;
+    int64_t slice_ns = b->node->recv_slice_ms * 1000000;
+    char buf[16384];
+    while (b->st == REDLOCK_OK && (b->pending > 0 || c->prefix.count > 0)) {
+        if (deadline_ns - redlock__now_ns() < slice_ns)
+            return 1;
+        ssize_t r = recv(c->ctx->fd, buf, sizeof buf, 0);
+        if (r > 0) {
+            if (redisReaderFeed(c->ctx->reader, buf, (size_t)r) != REDIS_OK) {
+                batch_fail(b, REDLOCK_IO, "bad reply");
+                return 0;
+            }
+            drain_replies(b);
+        } else if (r == 0) {
+            batch_fail(b, REDLOCK_IO, "connection closed by the server");
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "read failed: %s", strerror(errno));
+            batch_fail(b, REDLOCK_IO, msg);
+        }
+    }
     return 0;
 }
 
@@ -201,11 +244,20 @@ void redlock__io_run(redlock__batch *b, int n, int64_t deadline_ns)
     struct pollfd pfd[REDLOCK_MAX_NODES];
     int idx[REDLOCK_MAX_NODES];
 
+    int nactive = 0, last = -1;
     for (int i = 0; i < n; i++) {
         b[i].cursor = 0;
         if (active(&b[i]) && !b[i].conn->connecting)
             flush_some(&b[i]);
+        if (active(&b[i])) {
+            nactive++;
+            last = i;
+        }
     }
+    if (nactive == 1 && !b[last].conn->connecting &&
+        b[last].conn->sent == b[last].conn->out.len &&
+        wait_one(&b[last], deadline_ns) == 0)
+        return;
     for (;;) {
         int k = 0;
         int64_t now = redlock__now_ns(), wake = INT64_MAX;

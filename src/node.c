@@ -34,6 +34,11 @@ redlock_status redlock__node_init(redlock__node *n, const char *url,
         return st;
     redlock__url_describe(&n->url, n->name, sizeof n->name);
     n->opts = opts;
+    /* A quarter of the node's budget, at most 100 ms (the one-node path
+     * blocks in recv() only while a whole slice is left). */
+    int budget = opts->node_timeout_ms ? opts->node_timeout_ms
+                                       : opts->io_timeout_ms;
+    n->recv_slice_ms = budget / 4 > 100 ? 100 : budget / 4 < 1 ? 1 : budget / 4;
     n->idle = calloc(POOL_CAP, sizeof *n->idle);
     if (!n->idle) {
         redlock__url_clear(&n->url);
