@@ -560,7 +560,16 @@ static void command_statuses(void **state)
     assert_non_null(strstr(p.err, "/nonexistent/command"));
     expect_code(&p, cli(&p, ARGV("run", "cli:st", "--", "/")), 126);
     one_error_line(&p);
+    expect_code(&p, cli(&p, ARGV("run", "-w", "forever", "cli:st", "--", "true")), 0);
     assert_key(&G->main, "cli:st", NULL);
+
+    /* a key that is no lock: Redis says no (76), one line naming the key */
+    redisReply *r = rt_cmd(&G->main, "RPUSH cli:list x");
+    assert_non_null(r);
+    freeReplyObject(r);
+    expect_code(&p, cli(&p, ARGV("run", "cli:list", "--", "true")), 76);
+    one_error_line(&p);
+    assert_non_null(strstr(p.err, "cli:list"));
 }
 
 /* COMMAND inherits no lock socket and no pipe of redlock's. */
@@ -868,6 +877,13 @@ static void rediscli_auth_and_passwords(void **state)
     one_error_line(&p);
     assert_null(strstr(p.err, "Wr0ngPa55"));
     assert_non_null(strstr(p.err, "127.0.0.1"));
+    /* nor does a bad URL that got $REDISCLI_AUTH */
+    expect_code(&p, cli_env(&p, good, ARGV("-u", "redis://127.0.0.1:notaport", "status", "k"),
+                            15000),
+                64);
+    one_error_line(&p);
+    assert_null(strstr(p.err, "pa@ss"));
+    assert_null(strstr(p.err, "pa%40ss"));
     /* -v shows no password either */
     expect_code(&p, cli_env(&p, good, ARGV("-v", "run", "cli:auth", "--", "true"), 15000), 0);
     assert_null(strstr(p.err, "pa@ss"));
