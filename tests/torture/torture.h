@@ -1,0 +1,90 @@
+/*
+ * The torture test's shared definitions: one critical section's record, as
+ * the worker threads write it, and the checker that judges a run's records
+ * (check.c, pure: it is self-tested on made-up records before every run).
+ * The rules are explained at the top of torture.c.
+ */
+#ifndef REDLOCK_TORTURE_H
+#define REDLOCK_TORTURE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* "Never": a time that did not happen. */
+#define T_NEVER INT64_MAX
+/* Slack for comparing a sampled validity end (t + validity, where the
+ * library counts validity in whole ms) with an event: 2 ms. */
+#define T_SLACK_NS ((int64_t)2000000)
+
+/* How a section ended (rec.release_st): a redlock_status, or this. */
+#define T_DETACHED 100
+
+enum {
+    T_F_KEEPALIVE = 1, /* handed to the watchdog */
+    T_F_EXTENDED = 2,  /* redlock_extend() was called at least once */
+    T_F_DETACHED = 4,  /* ended with redlock_detach(), not release */
+    T_F_LOST_HELD0 = 8 /* lost_at: held() was 0, not just validity 0 */
+};
+
+/* One critical section.  Times are CLOCK_MONOTONIC nanoseconds (one clock
+ * for every process on the machine). */
+typedef struct t_rec {
+    int64_t start;       /* redlock_acquire() returned OK */
+    int64_t end;         /* redlock_release()/detach() called */
+    int64_t rel_ret;     /* ... and returned */
+    int64_t acq_call;    /* redlock_acquire() called */
+    int64_t valid_until; /* t + validity_ms(t) of the last check that said
+                            held (the right-after-acquire one included) */
+    int64_t last_ok;     /* the time of that check */
+    int64_t lost_at;     /* first check that saw held 0 or validity 0 */
+    int64_t cb_at;       /* on_lost callback ran */
+    int64_t ext_lost_at; /* redlock_extend() returned NOT_HELD */
+    int64_t fence;       /* redlock_fence() (0 without fencing) */
+    int64_t ttl_ms;
+    int32_t key;
+    int32_t proc, thread;
+    int32_t flags;       /* T_F_* */
+    int32_t release_st;  /* redlock_status of the release, or T_DETACHED */
+    int32_t commits;     /* checks that said held, each followed by a write */
+    char token[40];
+    _Atomic int done;    /* the record is complete */
+} t_rec;
+
+/* What the checker found. */
+typedef struct t_result {
+    long sections, commits, keepalive, extended, detached;
+    long told;            /* sections told of a loss while inside */
+    long told_validity;   /* ... by validity 0 with held 1 */
+    long told_held0;      /* ... by held 0 (the watchdog found it lost) */
+    long told_extend;     /* ... by redlock_extend() NOT_HELD */
+    long callbacks;
+    long rel[8];          /* release statuses */
+    long overlaps;        /* pairs of sections of one key that intersect */
+    long explained;       /* one of the two was told before the other began */
+    long reported;        /* not explained, but told (or release NOT_HELD) */
+    long undetermined;    /* neither: and a release failed or was skipped */
+    long unreported;      /* neither was ever told */
+    long silent;          /* NOT_HELD before the validity it had been given */
+    long fence_pairs;     /* successive fenced sections compared */
+    long fence_back;      /* ... whose fence did not increase */
+    long violations;      /* what fails the scenario */
+} t_result;
+
+/*
+ * Judge n records (not modified; complete ones only).  strict: the
+ * nodes keep their keys across faults (AOF appendfsync always), so every
+ * overlap must be explained, no loss may come before its validity ran out,
+ * and fences (when non-zero) must strictly increase.  Not strict: overlaps
+ * are allowed when the library reported them (told the holder, or its
+ * release returned NOT_HELD).  Violations are described on out (at most
+ * max_details of each kind), with times relative to t0.
+ */
+void t_check(const t_rec *recs, long n, int strict, t_result *res, FILE *out,
+             int64_t t0, int max_details);
+
+/* The checker's own test on made-up records: 0 when it classifies them as
+ * it should.  Describes what went wrong on out. */
+int t_check_selftest(FILE *out);
+
+#endif
