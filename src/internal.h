@@ -75,6 +75,12 @@ void redlock__url_clear(redlock__url *u);
 /* "host:port", "[v6]:port" or "unix:/path" for messages: never secrets. */
 void redlock__url_describe(const redlock__url *u, char *buf, size_t len);
 
+/* ---- sock.c: opening sockets ------------------------------------------ */
+
+/* A socket to the URL's node, close-on-exec and non-blocking, its connect()
+ * started (or done); -1 with a reason in err. */
+int redlock__sock_open(const redlock__url *u, char *err, size_t errlen);
+
 /* ---- resp.c: RESP command formatting (pure) ---------------------------- */
 
 typedef struct redlock__buf {

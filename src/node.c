@@ -13,6 +13,7 @@
 #include <hiredis/hiredis.h>
 
 #include <fcntl.h>
+#include <unistd.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,14 +123,6 @@ void redlock__conn_free(redlock__conn *c)
     free(c);
 }
 
-static struct timeval tv_ms(int64_t ms)
-{
-    if (ms < 1)
-        ms = 1;
-    struct timeval tv = {.tv_sec = ms / 1000,
-                         .tv_usec = (suseconds_t)(ms % 1000) * 1000};
-    return tv;
-}
 
 static int append(redlock__conn *c, int argc, const char **argv)
 {
@@ -175,30 +168,24 @@ redlock__conn *redlock__node_connect(redlock__node *n, redlock_status *st)
         *st = redlock__fail(REDLOCK_NOMEM, "out of memory");
         return NULL;
     }
-    c->ctx = n->url.is_unix ? redisConnectUnixNonBlock(n->url.path)
-                            : redisConnectNonBlock(n->url.host, n->url.port);
+    char err[160];
+    int fd = redlock__sock_open(&n->url, err, sizeof err);
+    if (fd < 0) {
+        free(c);
+        *st = redlock__fail(REDLOCK_IO, "%s: cannot connect: %s", n->name,
+                            err);
+        return NULL;
+    }
+    c->ctx = redisConnectFd(fd);
     if (!c->ctx) {
+        close(fd);
         free(c);
         *st = redlock__fail(REDLOCK_NOMEM, "out of memory");
         return NULL;
     }
-    if (c->ctx->err) {
-        *st = redlock__fail(REDLOCK_IO, "%s: cannot connect: %s", n->name,
-                            c->ctx->errstr);
-        redlock__conn_free(c);
-        return NULL;
-    }
-    int fd = c->ctx->fd;
-    /* hiredis sets no FD_CLOEXEC: a job exec'd by the host must not
-     * inherit our sockets.  (A fork in another thread between socket()
-     * and here can still leak one; hiredis 0.14 gives no SOCK_CLOEXEC.) */
-    fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
-    /* Our poll() under one monotonic deadline bounds all I/O; the socket
-     * timeouts are set anyway, should anything ever block. */
-    redisSetTimeout(c->ctx, tv_ms(n->opts->io_timeout_ms));
-    if (!n->url.is_unix)
-        redisEnableKeepAlive(c->ctx);
-    c->ctx->err = 0; /* keepalive is best effort */
+    /* hiredis marks a wrapped descriptor blocking and connected; ours is
+     * neither yet (see io.c: connect_done). */
+    c->ctx->flags &= ~REDIS_BLOCK;
     c->connecting = 1;
     c->connect_deadline_ns =
         redlock__now_ns() + (int64_t)n->opts->connect_timeout_ms * 1000000;
