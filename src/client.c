@@ -194,6 +194,36 @@ redlock_client *redlock_connect(const char *const *urls, size_t n,
     return c;
 }
 
+/* Last contact: delete the ghost tokens still owed (a PING carries them,
+ * see node.c), so that a client freed right after a timed-out acquire
+ * leaves no lock behind for a whole ttl.  Best effort, one node timeout. */
+static void bury_ghosts(redlock_client *c)
+{
+    redlock__call calls[REDLOCK_MAX_NODES];
+    redlock__batch b[REDLOCK_MAX_NODES];
+    int any = 0;
+    memset(calls, 0, sizeof calls[0] * (size_t)c->nnodes);
+    memset(b, 0, sizeof b[0] * (size_t)c->nnodes);
+    for (int i = 0; i < c->nnodes; i++) {
+        redlock__node *n = &c->nodes[i];
+        b[i].node = n;
+        b[i].calls = &calls[i];
+        pthread_mutex_lock(&n->mu);
+        b[i].ncalls = n->nghosts > 0;
+        pthread_mutex_unlock(&n->mu);
+        calls[i].argc = 1;
+        calls[i].argv[0] = "PING";
+        calls[i].argvlen[0] = 4;
+        any |= b[i].ncalls;
+    }
+    if (!any)
+        return;
+    redlock__exchange(b, c->nnodes,
+                      redlock__now_ns() +
+                          (int64_t)c->opts.node_timeout_ms * 1000000);
+    redlock__batches_clear(b, c->nnodes);
+}
+
 void redlock_client_free(redlock_client *c)
 {
     if (!c)
@@ -201,6 +231,7 @@ void redlock_client_free(redlock_client *c)
     redlock__notify_stop(c);
     redlock__watchdog_stop(c);
     redlock__release_all(c);
+    bury_ghosts(c);
     for (int i = 0; i < c->nnodes; i++)
         redlock__node_destroy(&c->nodes[i]);
     free(c->nodes);

@@ -75,6 +75,13 @@ void redlock__url_clear(redlock__url *u);
 /* "host:port", "[v6]:port" or "unix:/path" for messages: never secrets. */
 void redlock__url_describe(const redlock__url *u, char *buf, size_t len);
 
+/* ---- reply.c: bounded reply parsing ------------------------------------ */
+
+/* Make ctx's parser refuse absurd arrays (see reply.c). */
+void redlock__reply_limits(struct redisContext *ctx);
+/* 1 when more is buffered towards one reply than any of ours needs. */
+int redlock__reply_too_big(const struct redisContext *ctx);
+
 /* ---- sock.c: opening sockets ------------------------------------------ */
 
 /* A socket to the URL's node, close-on-exec and non-blocking, its connect()

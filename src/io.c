@@ -117,6 +117,15 @@ static int take_prefix(redlock__batch *b, redisReply *r)
     return 0;
 }
 
+/* A reply still incomplete after this much is hostile or broken. */
+static int check_size(redlock__batch *b)
+{
+    if (!redlock__reply_too_big(b->conn->ctx))
+        return 0;
+    batch_fail(b, REDLOCK_IO, "reply too large (over 16 MiB)");
+    return -1;
+}
+
 /* Take every complete reply out of the reader. */
 static int drain_replies(redlock__batch *b)
 {
@@ -160,7 +169,7 @@ static int read_some(redlock__batch *b)
         batch_fail(b, REDLOCK_IO, msg);
         return -1;
     }
-    return drain_replies(b);
+    return drain_replies(b) != 0 ? -1 : check_size(b);
 }
 
 /* The non-blocking connect() finished: did it succeed? */
@@ -210,7 +219,8 @@ static int wait_one(redlock__batch *b, int64_t deadline_ns)
                 batch_fail(b, REDLOCK_IO, "bad reply");
                 return 0;
             }
-            drain_replies(b);
+            if (drain_replies(b) == 0)
+                check_size(b);
         } else if (r == 0) {
             batch_fail(b, REDLOCK_IO, "connection closed by the server");
         } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {

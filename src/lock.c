@@ -303,27 +303,30 @@ static redlock_status acquire_once(redlock_client *c, const char *key,
             tally_fail(&t, b[i].st, "%s", b[i].err);
             continue;
         }
-        if (r->type == REDIS_REPLY_STATUS ||
-            (r->type == REDIS_REPLY_INTEGER && r->integer > 0)) {
+        /* SET answers +OK or nil; the scripts an integer (0: refused). */
+        int scripted = calls[i][0].script != NULL;
+        if (r->type == REDIS_REPLY_ERROR) {
+            tally_fail(&t, redlock__reply_error_status(r), "%s: %s",
+                       b[i].node->name, r->str);
+        } else if (scripted ? r->type != REDIS_REPLY_INTEGER
+                            : r->type != REDIS_REPLY_NIL &&
+                                  !(r->type == REDIS_REPLY_STATUS &&
+                                    strcmp(r->str, "OK") == 0)) {
+            tally_fail(&t, REDLOCK_SERVER, "%s: unexpected reply type %d",
+                       b[i].node->name, r->type);
+        } else if (r->type == REDIS_REPLY_STATUS || r->integer > 0) {
             t.placed++;
             if (r->type == REDIS_REPLY_INTEGER && fkey)
                 got_fence = r->integer;
             if (!wait_at ||
                 replicas_ok(c, calls[i][wait_at].reply, &t, b[i].node))
                 t.yes++;
-        } else if (r->type == REDIS_REPLY_NIL ||
-                   r->type == REDIS_REPLY_INTEGER) {
+        } else {
             t.no++;
             redisReply *p = pttl_at ? calls[i][pttl_at].reply : NULL;
             if (p && p->type == REDIS_REPLY_INTEGER && p->integer >= 0 &&
                 (hint < 0 || p->integer < hint))
                 hint = p->integer;
-        } else if (r->type == REDIS_REPLY_ERROR) {
-            tally_fail(&t, redlock__reply_error_status(r), "%s: %s",
-                       b[i].node->name, r->str);
-        } else {
-            tally_fail(&t, REDLOCK_SERVER, "%s: unexpected reply type %d",
-                       b[i].node->name, r->type);
         }
     }
     if (pttl_hint)
@@ -539,8 +542,9 @@ static void multi_tally(multi *m, redlock_client *c, int k, int nlocks)
         redisReply *r = b->calls[k].reply;
         if (b->st != REDLOCK_OK) {
             tally_fail(t, b->st, "%s", b->err);
-        } else if (r->type == REDIS_REPLY_INTEGER) {
-            if (r->integer != 1)
+        } else if (r->type == REDIS_REPLY_INTEGER &&
+                   (r->integer == 0 || r->integer == 1)) {
+            if (r->integer == 0)
                 t->no++;
             else if (m->stride == nlocks || /* no WAIT asked */
                      replicas_ok(c, b->calls[nlocks].reply, t, b->node))
@@ -704,35 +708,39 @@ static void inspect_all(redlock_client *c, const char *key, size_t keylen,
     redlock__exchange(b, c->nnodes, op_deadline_ns(c));
 }
 
-/* The value node i holds (NULL when none or failed); its pttl in *pttl. */
-static const redisReply *inspected(const redlock__batch *b,
-                                   const redlock__call *call, tally *t,
-                                   long long *pttl)
+/* What node i answered to inspect: 1 with *val (NULL when the key is free
+ * or handed off) and *pttl, or 0 (counted as a failure) when it failed or
+ * the answer is not the script's {value|nil, integer}. */
+static int inspected(const redlock__batch *b, const redlock__call *call,
+                     tally *t, const redisReply **val, long long *pttl)
 {
     const redisReply *r = call->reply;
+    *val = NULL;
     if (b->st != REDLOCK_OK) {
         tally_fail(t, b->st, "%s", b->err);
-        return NULL;
+        return 0;
     }
     if (r->type == REDIS_REPLY_ERROR) {
         tally_fail(t, redlock__reply_error_status(r), "%s: %s",
                    b->node->name, r->str);
-        return NULL;
+        return 0;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[1]->type != REDIS_REPLY_INTEGER) {
+        r->element[1]->type != REDIS_REPLY_INTEGER ||
+        (r->element[0]->type != REDIS_REPLY_STRING &&
+         r->element[0]->type != REDIS_REPLY_NIL)) {
         tally_fail(t, REDLOCK_SERVER, "%s: unexpected reply to inspect",
                    b->node->name);
-        return NULL;
+        return 0;
     }
     *pttl = r->element[1]->integer;
     const redisReply *v = r->element[0];
     /* A key handed off to waiters is free: nobody holds it. */
-    if (v->type != REDIS_REPLY_STRING ||
-        (v->len == strlen(REDLOCK__HANDOFF_VALUE) &&
-         memcmp(v->str, REDLOCK__HANDOFF_VALUE, v->len) == 0))
-        return NULL;
-    return v;
+    if (v->type == REDIS_REPLY_STRING &&
+        !(v->len == strlen(REDLOCK__HANDOFF_VALUE) &&
+          memcmp(v->str, REDLOCK__HANDOFF_VALUE, v->len) == 0))
+        *val = v;
+    return 1;
 }
 
 static int same(const redisReply *a, const char *s, size_t len)
@@ -776,12 +784,13 @@ redlock_status redlock_adopt(redlock_client *c, const char *key,
     long long pttl = -1;
     for (int i = 0; i < c->nnodes; i++) {
         long long p = -1;
-        const redisReply *v = inspected(&b[i], &calls[i], &t, &p);
+        const redisReply *v;
+        if (!inspected(&b[i], &calls[i], &t, &v, &p))
+            continue;
         if (same(v, token, toklen)) {
             t.yes++;
             pttl = t.yes == 1 ? p : min_pttl(pttl, p);
-        } else if (b[i].st == REDLOCK_OK &&
-                   calls[i].reply->type == REDIS_REPLY_ARRAY) {
+        } else {
             t.no++;
         }
     }
@@ -827,9 +836,7 @@ redlock_status redlock_inspect(redlock_client *c, const char *key, char *buf,
     int answered = 0;
     for (int i = 0; i < c->nnodes; i++) {
         pt[i] = -1;
-        val[i] = inspected(&b[i], &calls[i], &t, &pt[i]);
-        if (b[i].st == REDLOCK_OK && calls[i].reply->type == REDIS_REPLY_ARRAY)
-            answered++;
+        answered += inspected(&b[i], &calls[i], &t, &val[i], &pt[i]);
     }
     /* The holder is a value a quorum of nodes agree on. */
     int best = -1, votes = 0;

@@ -263,7 +263,8 @@ static void *notifier_main(void *arg)
             }
             if (!(pfd[j].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
-            if (redisBufferRead(s->ctx) != REDIS_OK) {
+            if (redisBufferRead(s->ctx) != REDIS_OK ||
+                redlock__reply_too_big(s->ctx)) {
                 drop_sub(nf, i);
                 continue;
             }
