@@ -26,7 +26,7 @@ jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 # shellcheck source=scripts/deps.sh
 . "$root/scripts/deps.sh"
-install_missing build-essential cmake pkg-config libhiredis-dev uuid-dev redis-server
+install_missing "${REDLOCK_PACKAGES[@]}"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
