@@ -8,14 +8,16 @@
 
 #include "redlock.h"
 
+#include <hiredis/hiredis.h>
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct redisContext;
-struct redisReply;
+typedef struct redlock__conn redlock__conn;
+
 
 /* ---- error.c: the thread's last error ---------------------------------- */
 
@@ -77,8 +79,12 @@ void redlock__url_describe(const redlock__url *u, char *buf, size_t len);
 
 /* ---- reply.c: bounded reply parsing ------------------------------------ */
 
-/* Make ctx's parser refuse absurd arrays (see reply.c). */
-void redlock__reply_limits(struct redisContext *ctx);
+/* Make c's parser build replies with reply.c's functions: bounded, and
+ * from c's arena while it lasts. */
+void redlock__reply_setup(redlock__conn *c);
+/* Free a reply made by reply.c (never hiredis's freeReplyObject: a reply
+ * may live in an arena or keep its string inline).  NULL-safe. */
+void redlock__reply_free(void *reply);
 /* 1 when more is buffered towards one reply than any of ours needs. */
 int redlock__reply_too_big(const struct redisContext *ctx);
 
@@ -146,14 +152,27 @@ typedef struct redlock__prefix {
     int nghosts;
 } redlock__prefix;
 
-typedef struct redlock__conn {
+/* A reply object as reply.c makes it: a redisReply with room for a short
+ * string, which a connection keeps a few of so that the replies of an
+ * ordinary exchange need no allocation (see reply.c). */
+typedef struct redlock__reply_slot {
+    redisReply r;
+    unsigned char pooled; /* lives in a connection's arena */
+    char inline_str[47];
+} redlock__reply_slot;
+
+#define REDLOCK__ARENA 6
+
+struct redlock__conn {
     struct redisContext *ctx;
     redlock__buf out;    /* commands not yet sent */
     size_t sent;         /* bytes of out already written */
     int connecting;      /* non-blocking connect() still in progress */
     int64_t connect_deadline_ns;
     redlock__prefix prefix;
-} redlock__conn;
+    int arena_used; /* slots handed out since the last exchange began */
+    redlock__reply_slot arena[REDLOCK__ARENA];
+};
 
 typedef struct redlock__node {
     redlock__url url;
@@ -232,10 +251,12 @@ void redlock__io_run(redlock__batch *b, int n, int64_t deadline_ns);
 
 /* Send every batch's calls to its node concurrently (pipelined per node),
  * and read the replies until all are in or deadline_ns passes.  A NOSCRIPT
- * reply to an EVALSHA is answered by one EVAL to that node.  Connections
- * that failed or timed out are discarded, the others go back to the pool.
- * Replies are owned by the calls: free with redlock__batches_clear(). */
+ * reply to an EVALSHA is answered by one EVAL to that node.  The replies
+ * (in the calls) and the connections stay with the batches until
+ * redlock__batches_clear(), which every exchange must be followed by. */
 void redlock__exchange(redlock__batch *b, int n, int64_t deadline_ns);
+/* Free the replies, then give the connections back: to the pool, or
+ * closed when they failed or timed out. */
 void redlock__batches_clear(redlock__batch *b, int n);
 /* Classify an error reply: REDLOCK_AUTH (NOAUTH, WRONGPASS, NOPERM) or
  * REDLOCK_SERVER. */

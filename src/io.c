@@ -110,10 +110,10 @@ static int take_prefix(redlock__batch *b, redisReply *r)
                      r->str);
         batch_fail(b, is_auth ? REDLOCK_AUTH : redlock__reply_error_status(r),
                    msg);
-        freeReplyObject(r);
+        redlock__reply_free(r);
         return -1;
     }
-    freeReplyObject(r);
+    redlock__reply_free(r);
     return 0;
 }
 
@@ -147,7 +147,7 @@ static int drain_replies(redlock__batch *b)
         while (b->cursor < b->ncalls && b->calls[b->cursor].reply)
             b->cursor++;
         if (b->cursor >= b->ncalls) { /* more replies than commands */
-            freeReplyObject(reply);
+            redlock__reply_free(reply);
             batch_fail(b, REDLOCK_IO, "protocol out of step");
             return -1;
         }

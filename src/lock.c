@@ -345,10 +345,12 @@ static redlock_status acquire_once(redlock_client *c, const char *key,
                                key, ttl_ms);
         else
             st = verdict(c, &t, REDLOCK_BUSY, "acquire", key);
-        if (t.placed > 0 || t.failed > 0)
-            undo_acquire(c, b, key, keylen, token);
     }
+    /* Connections back first, so that the undo can reuse them; it reads
+     * only each batch's outcome (st, uncertain), which clearing keeps. */
     redlock__batches_clear(b, c->nnodes);
+    if (st != REDLOCK_OK && (t.placed > 0 || t.failed > 0))
+        undo_acquire(c, b, key, keylen, token);
     free(fkey);
     return st;
 }

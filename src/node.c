@@ -186,7 +186,7 @@ redlock__conn *redlock__node_connect(redlock__node *n, redlock_status *st)
     /* hiredis marks a wrapped descriptor blocking and connected; ours is
      * neither yet (see io.c: connect_done). */
     c->ctx->flags &= ~REDIS_BLOCK;
-    redlock__reply_limits(c->ctx);
+    redlock__reply_setup(c);
     c->connecting = 1;
     c->connect_deadline_ns =
         redlock__now_ns() + (int64_t)n->opts->connect_timeout_ms * 1000000;

@@ -103,7 +103,7 @@ static redlock__conn *open_sub(struct redlock_notifier *nf, int i)
                                ((int64_t)c->opts.connect_timeout_ms +
                                 c->opts.io_timeout_ms) * 1000000);
     if (ping.reply)
-        freeReplyObject(ping.reply);
+        redlock__reply_free(ping.reply);
     if (b.st != REDLOCK_OK) {
         redlock__conn_free(s);
         return NULL;
@@ -278,7 +278,7 @@ static void *notifier_main(void *arg)
                     break;
                 else {
                     handle_push(nf, reply);
-                    freeReplyObject(reply);
+                    redlock__reply_free(reply);
                 }
             }
             if (bad)

@@ -44,6 +44,7 @@ void redlock__exchange(redlock__batch *b, int n, int64_t deadline_ns)
             bi->err[sizeof bi->err - 1] = '\0';
             continue;
         }
+        bi->conn->arena_used = 0; /* the last exchange's replies are gone */
         for (int k = 0; k < bi->ncalls; k++) {
             if (redlock__conn_append_call(bi->conn, &bi->calls[k], 0) != 0) {
                 bi->st = REDLOCK_NOMEM;
@@ -64,7 +65,7 @@ void redlock__exchange(redlock__batch *b, int n, int64_t deadline_ns)
             redlock__call *c = &bi->calls[k];
             if (!c->script || !is_noscript(c->reply))
                 continue;
-            freeReplyObject(c->reply);
+            redlock__reply_free(c->reply);
             c->reply = NULL;
             if (redlock__conn_append_call(bi->conn, c, 1) != 0) {
                 bi->st = REDLOCK_NOMEM;
@@ -78,19 +79,18 @@ void redlock__exchange(redlock__batch *b, int n, int64_t deadline_ns)
     if (again)
         redlock__io_run(b, n, deadline_ns);
 
-    for (int i = 0; i < n; i++) {
-        redlock__batch *bi = &b[i];
-        redlock__node_put(bi->node, bi->conn, bi->st != REDLOCK_OK);
-        bi->conn = NULL;
-    }
 }
 
 void redlock__batches_clear(redlock__batch *b, int n)
 {
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         for (int k = 0; k < b[i].ncalls; k++)
             if (b[i].calls[k].reply) {
-                freeReplyObject(b[i].calls[k].reply);
+                redlock__reply_free(b[i].calls[k].reply);
                 b[i].calls[k].reply = NULL;
             }
+        /* Only now: the replies may live in the connection's arena. */
+        redlock__node_put(b[i].node, b[i].conn, b[i].st != REDLOCK_OK);
+        b[i].conn = NULL;
+    }
 }
