@@ -5,6 +5,11 @@
  *
  *   redlock_torture [--seed N] [--duration S] [--processes P] [--threads T]
  *                   [--keys K] [--nodes N] [--scenario A,B,...] [--log DIR]
+ *                   [--probes yes|no|only]
+ *
+ * First the probes (probes.c): short deterministic fault sequences, each
+ * reproducing one way a lock was found to break, so that it fails every
+ * time and not once in many seeds.  Then the random scenarios:
  *
  * Scenarios (all by default; --duration is shared among them by weight):
  *   1node-aof    1 node, AOF appendfsync always, fencing.       strict
@@ -170,6 +175,7 @@ typedef struct config {
     int procs, threads, keys, nodes;
     unsigned mask; /* scenarios to run */
     const char *logdir;
+    int probes;    /* 0 no, 1 yes, 2 only */
 } config;
 
 /* ---- faults ---------------------------------------------------------------------- */
@@ -1011,6 +1017,7 @@ static void usage(FILE *f)
             " [--threads T]\n"
             "                       [--keys K] [--nodes N] [--scenario "
             "A,B,...] [--log DIR]\n"
+            "                       [--probes yes|no|only]\n"
             "defaults: random seed (printed), 60 s shared by the scenarios, "
             "4 x 4, 3 keys, 5 nodes\n"
             "scenarios:");
@@ -1057,7 +1064,7 @@ static int parse_scenarios(const char *s, unsigned *mask)
 int main(int argc, char **argv)
 {
     config cfg = {.duration_s = 60, .procs = 4, .threads = 4, .keys = 3,
-                  .nodes = 5, .mask = (1u << NSCEN) - 1};
+                  .nodes = 5, .mask = (1u << NSCEN) - 1, .probes = 1};
     int seeded = 0;
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1090,6 +1097,12 @@ int main(int argc, char **argv)
             bad = parse_scenarios(v, &cfg.mask);
         } else if (strcmp(a, "--log") == 0) {
             cfg.logdir = v;
+        } else if (strcmp(a, "--probes") == 0) {
+            cfg.probes = strcmp(v, "no") == 0     ? 0
+                         : strcmp(v, "yes") == 0  ? 1
+                         : strcmp(v, "only") == 0 ? 2
+                                                  : -1;
+            bad = cfg.probes < 0;
         } else {
             bad = 1;
         }
@@ -1120,6 +1133,13 @@ int main(int argc, char **argv)
            cfg.seed, cfg.duration_s, cfg.procs, cfg.threads, cfg.keys,
            cfg.nodes);
 
+    int probes_failed = cfg.probes ? t_probes(stdout) : 0;
+    if (cfg.probes == 2) {
+        printf("\nredlock_torture: %s: %d probe(s) failed\n",
+               probes_failed ? "FAIL" : "PASS", probes_failed);
+        return probes_failed ? 1 : 0;
+    }
+
     int weights = 0;
     for (int i = 0; i < NSCEN; i++)
         if (cfg.mask & (1u << i))
@@ -1137,9 +1157,12 @@ int main(int argc, char **argv)
         if (r > rc)
             rc = r;
     }
+    if (probes_failed && rc < 1)
+        rc = 1;
     printf("\nredlock_torture: %s: %ld sections, %ld overlaps, %ld faults, "
-           "%ld violations in %d failed scenario(s); seed %" PRIu64 "\n",
+           "%ld violations in %d failed scenario(s), %d failed probe(s); "
+           "seed %" PRIu64 "\n",
            rc ? "FAIL" : "PASS", tot.sections, tot.overlaps, tot.faults,
-           tot.violations, tot.failed, cfg.seed);
+           tot.violations, tot.failed, probes_failed, cfg.seed);
     return rc;
 }

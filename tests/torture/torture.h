@@ -87,4 +87,7 @@ void t_check(const t_rec *recs, long n, int strict, t_result *res, FILE *out,
  * it should.  Describes what went wrong on out. */
 int t_check_selftest(FILE *out);
 
+/* The deterministic probes (probes.c): how many failed. */
+int t_probes(FILE *out);
+
 #endif
