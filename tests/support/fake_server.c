@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_CONNS 64
@@ -134,7 +135,16 @@ typedef struct conn {
     mode mode;
     char *flood;
     size_t flood_len, flood_left, flood_pos;
+    size_t pause_at;    /* > 0: stop sending when out.len is down to this */
+    int64_t resume_ns;  /* > 0: paused until then */
 } conn;
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 typedef struct log_entry {
     fs_kind kind;
@@ -477,6 +487,13 @@ static int serve(fs_server *s, conn *c)
         fs_default(s, &cmd, &r);
         if (s->handler)
             s->handler(s->arg, &cmd, &r);
+        /* A split reply: pause when what is left to send is its tail
+         * (and whatever is queued after it). */
+        if (r.split > 0 && r.split < r.len && c->pause_at == 0 &&
+            c->resume_ns == 0)
+            c->pause_at = r.len - r.split;
+        else if (c->pause_at > 0)
+            c->pause_at += r.len;
         int ok = buf_add(&c->out, r.data, r.len) == 0;
         switch (r.action) {
         case FS_SEND:
@@ -522,9 +539,23 @@ static int write_some(conn *c)
     for (;;) {
         const char *p;
         size_t n;
+        if (c->resume_ns > 0) {
+            if (now_ns() < c->resume_ns)
+                return 0;
+            c->resume_ns = 0;
+        }
         if (c->out.len > 0) {
             p = c->out.data;
             n = c->out.len;
+            if (c->pause_at > 0) {
+                if (c->out.len <= c->pause_at) {
+                    c->pause_at = 0;
+                    c->resume_ns =
+                        now_ns() + (int64_t)FS_SPLIT_PAUSE_MS * 1000000;
+                    return 0;
+                }
+                n = c->out.len - c->pause_at;
+            }
         } else if (c->mode == M_FLOOD && c->flood_left > 0) {
             p = c->flood + c->flood_pos;
             n = c->flood_len - c->flood_pos;
@@ -553,6 +584,8 @@ static int write_some(conn *c)
 
 static int wants_write(const conn *c)
 {
+    if (c->resume_ns > 0)
+        return 0; /* paused: the poll timeout wakes us */
     return c->out.len > 0 || (c->mode == M_FLOOD && c->flood_left > 0);
 }
 
@@ -586,6 +619,52 @@ static void accept_one(fs_server *s)
     s->conns[s->nconns++] = c;
 }
 
+/* What poll() reported; called with s->mu held. */
+static void handle_events(fs_server *s, struct pollfd *pfd, conn **who, int k)
+{
+    if (pfd[0].revents) {
+        char b[64];
+        while (read(s->wake[0], b, sizeof b) > 0) {
+        }
+        return; /* connections may have changed under us */
+    }
+    if (pfd[1].revents & POLLIN)
+        accept_one(s);
+    for (int j = 2; j < k; j++) {
+        conn *c = who[j];
+        int i;
+        for (i = 0; i < s->nconns && s->conns[i] != c; i++) {
+        }
+        if (i == s->nconns || !pfd[j].revents)
+            continue;
+        int dead = 0;
+        if (pfd[j].revents & (POLLIN | POLLHUP | POLLERR)) {
+            char b[16384];
+            ssize_t n = recv(c->fd, b, sizeof b, MSG_DONTWAIT);
+            if (n == 0 || (n < 0 && errno != EAGAIN &&
+                           errno != EWOULDBLOCK && errno != EINTR))
+                dead = 1;
+            else if (n > 0 && (c->mode == M_HANG || c->mode == M_FLOOD))
+                ; /* dropped */
+            else if (n > 0 && (buf_add(&c->in, b, (size_t)n) != 0 ||
+                               serve(s, c) != 0))
+                dead = 1;
+        }
+        if (!dead && write_some(c) != 0)
+            dead = 1;
+        if (!dead && !wants_write(c) && c->resume_ns == 0 &&
+            (c->mode == M_CLOSE || c->mode == M_RESET)) {
+            drop_conn(s, i, c->mode == M_RESET);
+            continue;
+        }
+        /* RST rather than FIN: a client that closed first then never
+         * sits in TIME_WAIT (thousands of connections a minute under the
+         * fuzzer would run out of ephemeral ports). */
+        if (dead)
+            drop_conn(s, i, 1);
+    }
+}
+
 static void *server_main(void *arg)
 {
     fs_server *s = arg;
@@ -599,55 +678,35 @@ static void *server_main(void *arg)
         who[k++] = NULL;
         pfd[k] = (struct pollfd){.fd = s->lfd, .events = POLLIN};
         who[k++] = NULL;
+        int timeout = 1000;
         for (int i = 0; i < s->nconns; i++) {
             conn *c = s->conns[i];
+            if (c->resume_ns > 0) {
+                int64_t ms = (c->resume_ns - now_ns() + 999999) / 1000000;
+                if (ms < timeout)
+                    timeout = ms < 0 ? 0 : (int)ms;
+            }
             pfd[k] = (struct pollfd){
                 .fd = c->fd,
                 .events = (short)(POLLIN | (wants_write(c) ? POLLOUT : 0))};
             who[k++] = c;
         }
         pthread_mutex_unlock(&s->mu);
-        int rc = poll(pfd, (nfds_t)k, 1000);
+        int rc = poll(pfd, (nfds_t)k, timeout);
         pthread_mutex_lock(&s->mu);
-        if (rc <= 0)
-            continue;
-        if (pfd[0].revents) {
-            char b[64];
-            while (read(s->wake[0], b, sizeof b) > 0) {
-            }
-            continue; /* connections may have changed under us */
-        }
-        if (pfd[1].revents & POLLIN)
-            accept_one(s);
-        for (int j = 2; j < k; j++) {
-            conn *c = who[j];
-            int i;
-            for (i = 0; i < s->nconns && s->conns[i] != c; i++) {
-            }
-            if (i == s->nconns || !pfd[j].revents)
+        if (rc > 0)
+            handle_events(s, pfd, who, k);
+        /* Paused connections whose pause is over. */
+        for (int i = 0; i < s->nconns; i++) {
+            conn *c = s->conns[i];
+            if (c->resume_ns == 0 || now_ns() < c->resume_ns)
                 continue;
-            int dead = 0;
-            if (pfd[j].revents & (POLLIN | POLLHUP | POLLERR)) {
-                char b[16384];
-                ssize_t n = recv(c->fd, b, sizeof b, MSG_DONTWAIT);
-                if (n == 0 || (n < 0 && errno != EAGAIN &&
-                               errno != EWOULDBLOCK && errno != EINTR))
-                    dead = 1;
-                else if (n > 0 && (c->mode == M_HANG || c->mode == M_FLOOD))
-                    ; /* dropped */
-                else if (n > 0 && (buf_add(&c->in, b, (size_t)n) != 0 ||
-                                   serve(s, c) != 0))
-                    dead = 1;
+            if (write_some(c) != 0) {
+                drop_conn(s, i--, 0);
+            } else if (!wants_write(c) && c->resume_ns == 0 &&
+                       (c->mode == M_CLOSE || c->mode == M_RESET)) {
+                drop_conn(s, i--, c->mode == M_RESET);
             }
-            if (!dead && write_some(c) != 0)
-                dead = 1;
-            if (!dead && !wants_write(c) &&
-                (c->mode == M_CLOSE || c->mode == M_RESET)) {
-                drop_conn(s, i, c->mode == M_RESET);
-                continue;
-            }
-            if (dead)
-                drop_conn(s, i, 0);
         }
     }
     pthread_mutex_unlock(&s->mu);

@@ -88,7 +88,12 @@ typedef struct fs_reply {
     const char *flood;
     size_t flood_len;
     size_t flood_limit;
+    /* 0 < split < len: send data[0..split), pause FS_SPLIT_PAUSE_MS, then
+     * the rest (the client sees a reply arrive in two parts). */
+    size_t split;
 } fs_reply;
+
+#define FS_SPLIT_PAUSE_MS 2
 
 typedef void (*fs_handler)(void *arg, const fs_command *cmd, fs_reply *reply);
 
