@@ -73,6 +73,10 @@ extern "C" {
 /* The largest ttl_ms accepted: 2^40 ms, about 34 years. */
 #define REDLOCK_TTL_MAX ((int64_t)1 << 40)
 
+/* The longest token redlock_acquire_as() and redlock_adopt() accept, in
+ * bytes (without the NUL). */
+#define REDLOCK_TOKEN_MAX 65536
+
 /* The most Redis nodes one client may use. */
 #define REDLOCK_MAX_NODES 32
 
@@ -220,7 +224,8 @@ REDLOCK_API redlock_status redlock_acquire(redlock_client *c, const char *key,
                                            redlock_lock **lock);
 
 /*
- * redlock_acquire() with the caller's token (a non-empty string, copied).
+ * redlock_acquire() with the caller's token (a non-empty string of at most
+ * REDLOCK_TOKEN_MAX bytes, copied; "redlock:handoff" is reserved).
  * Two acquires with one token do not exclude each other: the token is the
  * identity of the holder.
  */

@@ -122,7 +122,7 @@ static int check_size(redlock__batch *b)
 {
     if (!redlock__reply_too_big(b->conn->ctx))
         return 0;
-    batch_fail(b, REDLOCK_IO, "reply too large (over 16 MiB)");
+    batch_fail(b, REDLOCK_IO, "reply too large (over 1 MiB)");
     return -1;
 }
 

@@ -159,6 +159,24 @@ static redlock_status check_key(const char *key)
     return REDLOCK_OK;
 }
 
+static redlock_status check_token(const char *token)
+{
+    if (!token || !*token)
+        return redlock__fail(REDLOCK_INVALID, "token is %s",
+                             token ? "empty" : "NULL");
+    size_t len = strlen(token);
+    if (len > REDLOCK_TOKEN_MAX)
+        return redlock__fail(REDLOCK_INVALID,
+                             "token of %zu bytes is longer than "
+                             "REDLOCK_TOKEN_MAX (%d)",
+                             len, REDLOCK_TOKEN_MAX);
+    if (strcmp(token, REDLOCK__HANDOFF_VALUE) == 0)
+        return redlock__fail(REDLOCK_INVALID,
+                             "token \"%s\" is reserved for the handoff",
+                             token);
+    return REDLOCK_OK;
+}
+
 static redlock_status check_ttl(int64_t ttl_ms)
 {
     if (ttl_ms < 1 || ttl_ms > REDLOCK_TTL_MAX)
@@ -464,13 +482,9 @@ redlock_status redlock_acquire_as(redlock_client *c, const char *key,
 {
     if (lock)
         *lock = NULL;
-    if (!token || !*token)
-        return redlock__fail(REDLOCK_INVALID, "token is %s",
-                             token ? "empty" : "NULL");
-    if (strcmp(token, REDLOCK__HANDOFF_VALUE) == 0)
-        return redlock__fail(REDLOCK_INVALID,
-                             "token \"%s\" is reserved for the handoff",
-                             token);
+    redlock_status st = check_token(token);
+    if (st != REDLOCK_OK)
+        return st;
     return acquire(c, key, token, ttl_ms, wait_ms, lock);
 }
 
@@ -770,11 +784,9 @@ redlock_status redlock_adopt(redlock_client *c, const char *key,
     if (!c || !lock)
         return redlock__fail(REDLOCK_INVALID, "%s is NULL",
                              c ? "lock out-pointer" : "client");
-    if ((st = check_key(key)) != REDLOCK_OK)
+    if ((st = check_key(key)) != REDLOCK_OK ||
+        (st = check_token(token)) != REDLOCK_OK)
         return st;
-    if (!token || !*token)
-        return redlock__fail(REDLOCK_INVALID, "token is %s",
-                             token ? "empty" : "NULL");
     size_t keylen = strlen(key), toklen = strlen(token);
     redlock__call calls[REDLOCK_MAX_NODES];
     redlock__batch b[REDLOCK_MAX_NODES];

@@ -4,7 +4,7 @@
  *  - bounded: an array header announcing more elements than any reply of
  *    ours has is refused before anything is allocated (hiredis's own
  *    functions would calloc 8 GB for "*1000000000"), and a connection fails
- *    once more than 16 MiB are buffered towards one reply;
+ *    once more than 1 MiB is buffered towards one reply;
  *  - without allocation in the common case: each connection keeps a few
  *    reply slots with room for a short string (+OK, a token), handed out
  *    from the start of every exchange, so an acquire or a release allocates
@@ -21,8 +21,9 @@
 
 /* No reply of ours has more elements (inspect: 2; pub/sub: 3). */
 #define MAX_ELEMENTS 64
-/* Nor comes near this size: tokens and statuses are short. */
-#define MAX_BUFFERED ((size_t)16 << 20)
+/* Nor comes near this size: statuses are short, tokens at most
+ * REDLOCK_TOKEN_MAX bytes. */
+#define MAX_BUFFERED ((size_t)1 << 20)
 
 static redlock__reply_slot *slot_of(void *reply)
 {

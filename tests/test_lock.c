@@ -330,6 +330,25 @@ static void bad_input(void **state)
     INVALID(redlock_adopt(c, "", "t", &l), "empty");
     INVALID(redlock_adopt(c, "k", "t", NULL), "lock");
     INVALID(redlock_inspect(c, NULL, NULL, 0, NULL), "key");
+    char *long_token = malloc(REDLOCK_TOKEN_MAX + 2);
+    assert_non_null(long_token);
+    memset(long_token, 't', REDLOCK_TOKEN_MAX + 1);
+    long_token[REDLOCK_TOKEN_MAX + 1] = '\0';
+    INVALID(redlock_acquire_as(c, "k", long_token, 1000, 0, &l),
+            "REDLOCK_TOKEN_MAX");
+    INVALID(redlock_adopt(c, "k", long_token, &l), "REDLOCK_TOKEN_MAX");
+    long_token[REDLOCK_TOKEN_MAX] = '\0'; /* the longest allowed */
+    assert_int_equal(redlock_acquire_as(c, "t:longtok", long_token, 10000, 0, &l),
+                     REDLOCK_OK);
+    char *held = rt_get(&srv, "t:longtok");
+    assert_int_equal(strlen(held), REDLOCK_TOKEN_MAX);
+    free(held);
+    assert_int_equal(redlock_inspect(c, "t:longtok", long_token,
+                                     REDLOCK_TOKEN_MAX + 1, NULL),
+                     REDLOCK_OK);
+    assert_int_equal(redlock_release(l), REDLOCK_OK);
+    free(long_token);
+    INVALID(redlock_adopt(c, "k", "redlock:handoff", &l), "reserved");
 #undef INVALID
     /* nothing was written by any of them */
     assert_null(rt_get(&srv, "k"));
