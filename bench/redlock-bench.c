@@ -58,10 +58,11 @@
  * what the library sends. */
 #define RELEASE_LUA                                                           \
     "if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end "             \
-    "if redis.call('publish', 'redlock:release:' .. KEYS[1], '') > 0 then "   \
+    "if redis.call('publish', 'redlock:release:' .. KEYS[1], '') > "          \
+    "tonumber(ARGV[3] or '0') then "                                          \
     "redis.call('set', KEYS[1], 'redlock:handoff', 'PX', ARGV[2]) "           \
     "else redis.call('del', KEYS[1]) end return 1"
-#define RELEASE_SHA "bdb5f8297b1932460e8dd653b5bf4f1cb922563a"
+#define RELEASE_SHA "768d13877382233ffe7abc7f1452452999137bdd"
 #define EXTEND_LUA                                                            \
     "if redis.call('get', KEYS[1]) == ARGV[1] then "                          \
     "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
@@ -261,7 +262,7 @@ static int raw_acquire(redisContext *c, const char *key, const char *token, long
 /* EVALSHA release: 1 deleted, 0 not ours, -1 error. */
 static int raw_release(redisContext *c, const char *key, const char *token)
 {
-    redisReply *r = redisCommand(c, "EVALSHA %s 1 %s %s 50", RELEASE_SHA, key, token);
+    redisReply *r = redisCommand(c, "EVALSHA %s 1 %s %s 50 0", RELEASE_SHA, key, token);
     if (r == NULL) {
         fprintf(stderr, "redlock-bench: raw EVALSHA: %s\n", c->errstr);
         return -1;

@@ -86,7 +86,7 @@ run_stage() {
     (trap - ERR; cd "$root/$dir" && "${stage_env[@]}" "${stage_wrap[@]}" \
         ctest --output-on-failure -j"$ctest_jobs" $ctest_args) | tee "$log"
     local result
-    result=$(grep -E 'tests passed' "$log" | tail -n 1 || true)
+    result=$(grep -aE 'tests passed' "$log" | tail -n 1 || true)
     summary+=("$(printf 'stage %-8s OK  %4ds  %s' "$name" "$(($(date +%s) - stage_start))" "${result:-no tests}")")
     printf '%s\n' "${summary[-1]}"
 }

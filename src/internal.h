@@ -326,6 +326,11 @@ int redlock__notify_wait(redlock_client *c, redlock__watch *w, uint64_t *seen,
 /* 1 while notifications for w can be trusted to arrive. */
 int redlock__notify_live(redlock_client *c, redlock__watch *w);
 void redlock__notify_unwatch(redlock_client *c, redlock__watch *w);
+/* 1 when this client's notifier still has key's channel subscribed with
+ * nobody waiting (the subscription outlives the wait by a round trip): a
+ * release by this client must not count it as a waiter to hand off to. */
+int redlock__notify_draining(redlock_client *c, const char *key,
+                             size_t keylen);
 void redlock__notify_stop(redlock_client *c);
 
 /* ---- thread.c ---------------------------------------------------------- */

@@ -196,6 +196,7 @@ static void undo_acquire(redlock_client *c, const redlock__batch *acq,
 {
     redlock__call calls[REDLOCK_MAX_NODES];
     redlock__batch b[REDLOCK_MAX_NODES];
+    const char *own = redlock__notify_draining(c, key, keylen) ? "1" : "0";
     memset(calls, 0, sizeof calls[0] * (size_t)c->nnodes);
     memset(b, 0, sizeof b[0] * (size_t)c->nnodes);
     for (int i = 0; i < c->nnodes; i++) {
@@ -210,6 +211,7 @@ static void undo_acquire(redlock_client *c, const redlock__batch *acq,
         set_arg(&calls[i], key, keylen);
         set_arg(&calls[i], token, strlen(token));
         set_arg(&calls[i], REDLOCK__HANDOFF_MS, strlen(REDLOCK__HANDOFF_MS));
+        set_arg(&calls[i], own, 1);
         b[i].ncalls = 1;
     }
     redlock__exchange(b, c->nnodes, op_deadline_ns(c));
@@ -628,14 +630,21 @@ static void release_many(redlock_client *c, redlock_lock **locks, int n,
             st[k] = redlock__fail(REDLOCK_NOMEM, "out of memory");
         return;
     }
-    for (int k = 0; k < n; k++)
+    for (int k = 0; k < n; k++) {
+        /* Our own leftover subscription is nobody to hand off to. */
+        const char *own =
+            redlock__notify_draining(c, locks[k]->key, locks[k]->keylen)
+                ? "1"
+                : "0";
         for (int i = 0; i < c->nnodes; i++) {
             redlock__call *cl = &m.calls[i * m.stride + k];
             cl->script = &redlock__script_release;
             set_arg(cl, locks[k]->key, locks[k]->keylen);
             set_arg(cl, locks[k]->token, strlen(locks[k]->token));
             set_arg(cl, REDLOCK__HANDOFF_MS, strlen(REDLOCK__HANDOFF_MS));
+            set_arg(cl, own, 1);
         }
+    }
     redlock__exchange(m.b, c->nnodes, op_deadline_ns(c));
     for (int k = 0; k < n; k++) {
         redlock_lock *l = locks[k];

@@ -224,10 +224,10 @@ static void queue_ghosts(redlock__node *n, redlock__conn *c)
     size_t mark = c->out.len;
     for (redlock__ghost *g = list; g; g = g->next) {
         const char *argv[] = {"EVAL", redlock__script_release.body, "1",
-                              g->key, g->token, REDLOCK__HANDOFF_MS};
+                              g->key, g->token, REDLOCK__HANDOFF_MS, "0"};
         size_t len[] = {4, strlen(argv[1]), 1, g->keylen, strlen(g->token),
-                        strlen(REDLOCK__HANDOFF_MS)};
-        if (redlock__resp_append(&c->out, 6, argv, len) != 0) {
+                        strlen(REDLOCK__HANDOFF_MS), 1};
+        if (redlock__resp_append(&c->out, 7, argv, len) != 0) {
             c->out.len = mark; /* out of memory: keep them for later */
             return_ghosts(n, list, count);
             return;

@@ -30,9 +30,11 @@
 struct redlock__watch {
     char *key;
     size_t keylen;
-    int refs;       /* waiting threads; 0: to be unsubscribed and freed */
+    int refs;       /* waiting threads; 0: to be unsubscribed */
     int announced;  /* SUBSCRIBE queued on the live connections */
     int confirmed;  /* some node confirmed the subscription */
+    int draining;   /* UNSUBSCRIBE queued; freed once every node confirms */
+    int unconfirmed; /* UNSUBSCRIBEs not yet confirmed */
     uint64_t gen;
     struct redlock__watch *next;
 };
@@ -111,22 +113,41 @@ static redlock__conn *open_sub(struct redlock_notifier *nf, int i)
     return s;
 }
 
+static void unlink_watch(struct redlock_notifier *nf, redlock__watch *w)
+{
+    for (redlock__watch **pp = &nf->watches; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    free(w->key);
+    free(w);
+}
+
 static void drop_sub(struct redlock_notifier *nf, int i)
 {
     redlock__conn_free(nf->sub[i]);
     nf->sub[i] = NULL;
     nf->retry_ns[i] = redlock__now_ns() + (int64_t)RECONNECT_MS * 1000000;
     nf->live--;
+    /* Subscriptions die with their connection: whatever was draining is
+     * gone there, and its confirmation will never come.  (Swept by
+     * sync_watches, where freeing is safe.) */
+    for (redlock__watch *w = nf->watches; w; w = w->next)
+        if (w->draining)
+            w->unconfirmed = 0;
 }
 
+/* The watch of a channel: the draining one, or the live one. */
 static redlock__watch *find(struct redlock_notifier *nf, const char *ch,
-                            size_t len)
+                            size_t len, int draining)
 {
     size_t plen = strlen(REDLOCK__CHANNEL_PREFIX);
     if (len < plen || memcmp(ch, REDLOCK__CHANNEL_PREFIX, plen) != 0)
         return NULL;
     for (redlock__watch *w = nf->watches; w; w = w->next)
-        if (w->keylen == len - plen && memcmp(w->key, ch + plen, w->keylen) == 0)
+        if (w->draining == draining && w->keylen == len - plen &&
+            memcmp(w->key, ch + plen, w->keylen) == 0)
             return w;
     return NULL;
 }
@@ -141,9 +162,15 @@ static void handle_push(struct redlock_notifier *nf, const redisReply *r)
         return;
     const char *kind = r->element[0]->str;
     int is_sub = strcmp(kind, "subscribe") == 0;
+    if (strcmp(kind, "unsubscribe") == 0) {
+        redlock__watch *w = find(nf, r->element[1]->str, r->element[1]->len, 1);
+        if (w)
+            w->unconfirmed--; /* swept by sync_watches at 0 */
+        return;
+    }
     if (!is_sub && strcmp(kind, "message") != 0)
         return;
-    redlock__watch *w = find(nf, r->element[1]->str, r->element[1]->len);
+    redlock__watch *w = find(nf, r->element[1]->str, r->element[1]->len, 0);
     if (!w)
         return;
     if (is_sub)
@@ -156,23 +183,34 @@ static void handle_push(struct redlock_notifier *nf, const redisReply *r)
  * with nf->mu held. */
 static void sync_watches(struct redlock_notifier *nf)
 {
-    redlock__watch **pp = &nf->watches;
-    while (*pp) {
-        redlock__watch *w = *pp;
-        for (int i = 0; i < nf->c->nnodes; i++) {
-            if (!nf->sub[i])
-                continue;
-            if (w->refs == 0 || !w->announced)
-                if (queue_sub(nf->sub[i], w, w->refs > 0) != 0)
+    redlock__watch *w = nf->watches;
+    while (w) { /* sweep what is fully unsubscribed */
+        redlock__watch *next = w->next;
+        if (w->draining && w->unconfirmed <= 0)
+            unlink_watch(nf, w);
+        w = next;
+    }
+    for (w = nf->watches; w; w = w->next) {
+        int unsub = w->refs == 0 && !w->draining;
+        if (unsub || !w->announced) {
+            int sent = 0;
+            for (int i = 0; i < nf->c->nnodes; i++) {
+                if (!nf->sub[i])
+                    continue;
+                if (queue_sub(nf->sub[i], w, !unsub) != 0)
                     drop_sub(nf, i);
-        }
-        w->announced = 1;
-        if (w->refs == 0) {
-            *pp = w->next;
-            free(w->key);
-            free(w);
-        } else {
-            pp = &w->next;
+                else
+                    sent++;
+            }
+            w->announced = 1;
+            if (unsub) {
+                /* Kept until confirmed: meanwhile the server still counts
+                 * this subscription as a listener of the key's releases
+                 * (see redlock__notify_draining).  With no connection
+                 * up it is swept next time. */
+                w->draining = 1;
+                w->unconfirmed = sent;
+            }
         }
     }
 }
@@ -338,7 +376,8 @@ redlock__watch *redlock__notify_watch(redlock_client *c, const char *key,
     pthread_mutex_lock(&nf->mu);
     redlock__watch *w;
     for (w = nf->watches; w; w = w->next)
-        if (w->keylen == keylen && memcmp(w->key, key, keylen) == 0)
+        if (!w->draining && w->keylen == keylen &&
+            memcmp(w->key, key, keylen) == 0)
             break; /* even at refs 0: the channel is still subscribed */
     if (!w && (w = calloc(1, sizeof *w)) && (w->key = malloc(keylen))) {
         memcpy(w->key, key, keylen);
@@ -379,6 +418,23 @@ int redlock__notify_live(redlock_client *c, redlock__watch *w)
     int live = w->confirmed && nf->live > 0;
     pthread_mutex_unlock(&nf->mu);
     return live;
+}
+
+int redlock__notify_draining(redlock_client *c, const char *key,
+                             size_t keylen)
+{
+    pthread_mutex_lock(&c->notify_mu);
+    struct redlock_notifier *nf = c->notify;
+    pthread_mutex_unlock(&c->notify_mu);
+    if (!nf)
+        return 0;
+    int idle = 0;
+    pthread_mutex_lock(&nf->mu);
+    for (redlock__watch *w = nf->watches; w && !idle; w = w->next)
+        idle = (w->draining || w->refs == 0) && w->keylen == keylen &&
+               memcmp(w->key, key, keylen) == 0;
+    pthread_mutex_unlock(&nf->mu);
+    return idle;
 }
 
 void redlock__notify_unwatch(redlock_client *c, redlock__watch *w)

@@ -4,19 +4,23 @@
  * checks them against SCRIPT LOAD on a real server. */
 #include "internal.h"
 
-/* KEYS[1] = lock key; ARGV[1] = token, ARGV[2] = handoff ms.  1 released,
- * 0 not ours.  The release is published on "redlock:release:<key>", so
- * that waiters wake at once instead of polling.  When someone listens, the
- * key is not deleted but handed off: it holds "redlock:handoff" for a few
- * ms, which SET NX (the releaser looping back, a newcomer) cannot take and
- * a waiter's acquire (below) can: the lock passes to those who waited. */
+/* KEYS[1] = lock key; ARGV[1] = token, ARGV[2] = handoff ms, ARGV[3] =
+ * how many of the listeners are the releasing client's own leftovers (a
+ * subscription that outlived its wait by a round trip), 0 if absent.  1
+ * released, 0 not ours.  The release is published on
+ * "redlock:release:<key>", so that waiters wake at once instead of
+ * polling.  When someone else listens, the key is not deleted but handed
+ * off: it holds "redlock:handoff" for a few ms, which SET NX (the releaser
+ * looping back, a newcomer) cannot take and a waiter's acquire (below)
+ * can: the lock passes to those who waited. */
 const redlock__script redlock__script_release = {
     "release",
     "if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end "
-    "if redis.call('publish', 'redlock:release:' .. KEYS[1], '') > 0 then "
+    "if redis.call('publish', 'redlock:release:' .. KEYS[1], '') > "
+    "tonumber(ARGV[3] or '0') then "
     "redis.call('set', KEYS[1], 'redlock:handoff', 'PX', ARGV[2]) "
     "else redis.call('del', KEYS[1]) end return 1",
-    "bdb5f8297b1932460e8dd653b5bf4f1cb922563a", 1};
+    "768d13877382233ffe7abc7f1452452999137bdd", 1};
 
 /* KEYS[1] = lock key, KEYS[2] = fence counter (optional); ARGV[1] = token,
  * ARGV[2] = ttl ms.  A waiter's acquire: takes a free key or one handed

@@ -193,6 +193,30 @@ static void handoff_is_free_to_waiters_only(void **state)
     redlock_client_free(a);
 }
 
+static void own_leftover_subscription(void **state)
+{
+    (void)state;
+    /* A client that waited, got the lock and released it at once still
+     * has its subscription for a moment: that is nobody to hand off to,
+     * so another client's plain try right after succeeds (it was BUSY for
+     * the 50 ms of a handoff to no one). */
+    redlock_client *a = client(100), *b = client(2000);
+    for (int round = 0; round < 20; round++) {
+        redlock_lock *la, *lb, *again;
+        assert_int_equal(redlock_acquire(a, "n:own", 300, 0, &la), REDLOCK_OK);
+        redlock_detach(la); /* expires in 300 ms, publishing nothing */
+        assert_int_equal(redlock_acquire(b, "n:own", 10000, 5000, &lb),
+                         REDLOCK_OK);
+        assert_int_equal(redlock_release(lb), REDLOCK_OK);
+        assert_int_equal(redlock_acquire(a, "n:own", 10000, 0, &again),
+                         REDLOCK_OK);
+        redlock_release(again);
+        usleep(20 * 1000);
+    }
+    redlock_client_free(a);
+    redlock_client_free(b);
+}
+
 static void subscriber_killed(void **state)
 {
     (void)state;
@@ -279,6 +303,7 @@ int main(void)
         cmocka_unit_test(vanished_holder_by_ttl),
         cmocka_unit_test(releaser_does_not_win_again),
         cmocka_unit_test(handoff_is_free_to_waiters_only),
+        cmocka_unit_test(own_leftover_subscription),
         cmocka_unit_test(subscriber_killed),
         cmocka_unit_test(many_waiters_one_client),
     };
