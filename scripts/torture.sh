@@ -6,7 +6,8 @@
 #   scripts/torture.sh --seed 42 --scenario 1node-aof,5node-mem
 #
 # Every argument goes to redlock_torture (see --help there: --seed,
-# --duration, --processes, --threads, --keys, --nodes, --scenario, --log).
+# --duration, --processes, --threads, --keys, --nodes, --scenario, --log,
+# --probes yes|no|only: the deterministic probes run first by default).
 # Defaults: 60 s shared by four scenarios (one node and five, each with AOF
 # appendfsync always and without persistence), 4 processes x 4 threads,
 # 3 keys.
@@ -14,7 +15,9 @@
 # Built in build-torture/ (Debug) with ASan + UBSan, so that the fault
 # paths are also checked for memory errors and leaks (in every forked
 # worker process too).  Environment: TORTURE_SANITIZE ("address,undefined"
-# by default; "" for a plain build, "thread" for TSan with clang), JOBS.
+# by default, in build-torture/; "" for a plain build in
+# build-torture-plain/; "thread" for TSan with clang in
+# build-torture-thread/), JOBS.
 # Missing Debian packages are installed first (scripts/deps.sh).
 # Exit status: redlock_torture's (0 pass, 1 a violation, 2 setup failed).
 set -euo pipefail
@@ -24,7 +27,7 @@ cd "$root"
 
 case "${1:-}" in
 -h | --help)
-    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 esac
@@ -41,7 +44,11 @@ fi
 install_missing "${packages[@]}"
 
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
-dir="$root/build-torture"
+case "$sanitize" in
+address,undefined) dir="$root/build-torture" ;;
+"") dir="$root/build-torture-plain" ;;
+*) dir="$root/build-torture-${sanitize//,/-}" ;;
+esac
 cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DBUILD_SHARED_LIBS=ON \
     -DCMAKE_C_COMPILER="$cc" -DREDLOCK_SANITIZE="$sanitize" \
     -DREDLOCK_TORTURE=ON >/dev/null

@@ -29,7 +29,8 @@
  * deadline, takes a random key with a short ttl (300..1200 ms) and a short
  * wait, works a short while (75 %: < 30 ms; 17 %: < ttl/3; 8 %: ttl/2 to
  * 2 ttl, kept alive), keeps it alive (those, and half the others),
- * sometimes extends it (15 %), and while working,
+ * sometimes extends it (a fifth of the sections, at 5 % of their checks, to
+ * a new random ttl), and while working,
  * every 1..5 ms, checks redlock_validity_ms()/redlock_held() and, when
  * told it still holds the lock, commits (a write to a fenced resource that
  * counts stale fences).  It stops at the first check that says held 0 or
@@ -64,8 +65,10 @@
  * forgets, which Redlock cannot survive) expect overlaps and fail only on an
  * UNREPORTED one: the library must tell one of the two holders.  Every
  * scenario fails on a child that crashed or hung, a status that must never
- * come (AUTH, INVALID, NOMEM), no sections at all, or a checker whose own
- * test fails.  An explained overlap means a holder was told in time but
+ * come (AUTH, INVALID, NOMEM), an acquire that answered BUSY before its
+ * wait ran out, a call that ran more than 3 s past its bound (the wait
+ * asked for; every call is bounded by the timeouts), no sections at all,
+ * or a checker whose own test fails.  An explained overlap means a holder was told in time but
  * its thread had not yet reached redlock_release() when the next holder
  * began (scheduling); it never committed after being told.
  *
@@ -228,6 +231,9 @@ typedef struct shared {
     _Atomic int64_t resource_fence[MAX_KEYS];
     _Atomic long stale_writes;
     _Atomic long acq[8], ext[8], keepalive_err;
+    /* Bounds: how far calls ran past what they may take. */
+    _Atomic int64_t acq_over_max, rel_max, ext_max;
+    _Atomic long early_busy, late_calls;
     _Atomic long unexpected;
     _Atomic int nmsg, nserver_msg;
     char msg[NMSG][200];
@@ -325,6 +331,19 @@ static void commit(shared *sh, t_rec *r)
     }
 }
 
+/* Every call is bounded by the timeouts (plus the wait asked for): a
+ * call that took longer than LATE_MS past that is counted as late. */
+#define LATE_MS 3000
+
+static void bound(shared *sh, _Atomic int64_t *max, int64_t over_ns)
+{
+    int64_t cur = atomic_load(max);
+    while (over_ns > cur && !atomic_compare_exchange_weak(max, &cur, over_ns)) {
+    }
+    if (over_ns > LATE_MS * MS)
+        atomic_fetch_add(&sh->late_calls, 1);
+}
+
 static void append_rec(shared *sh, const t_rec *r)
 {
     long i = atomic_fetch_add(&sh->nrec, 1);
@@ -379,7 +398,15 @@ static void *worker_main(void *arg)
         redlock_lock *l = NULL;
         int64_t t_call = now_ns();
         redlock_status st = redlock_acquire(w->c, key, ttl, wait, &l);
+        int64_t took = now_ns() - t_call;
         atomic_fetch_add(&sh->acq[st & 7], 1);
+        bound(sh, &sh->acq_over_max, took - wait * MS);
+        if (st == REDLOCK_BUSY && took < (wait - 5) * MS) {
+            atomic_fetch_add(&sh->early_busy, 1);
+            note_msg(sh, "acquire: BUSY after %.1f ms of a %" PRId64
+                         " ms wait",
+                     (double)took / 1e6, wait);
+        }
         if (st != REDLOCK_OK) {
             if (unexpected_status(st)) {
                 atomic_fetch_add(&sh->unexpected, 1);
@@ -433,18 +460,18 @@ static void *worker_main(void *arg)
         int64_t work_end = r.start + work * MS;
         if (work_end > sh->deadline)
             work_end = sh->deadline;
-        int64_t ext_at = range(&w->rng, 0, 99) < 15
-                             ? r.start + range(&w->rng, 0, work) * MS
-                             : T_NEVER;
+        /* A fifth of the sections extend, at 5 % of their checks. */
+        int extender = range(&w->rng, 0, 99) < 20;
         if (alive)
             commit(sh, &r);
         while (alive && now_ns() < work_end) {
             sleep_ms(range(&w->rng, 1, 5));
-            if (now_ns() >= ext_at) {
-                ext_at = T_NEVER;
+            if (extender && range(&w->rng, 0, 99) < 5) {
                 r.flags |= T_F_EXTENDED;
+                int64_t t0 = now_ns();
                 st = redlock_extend(l, range(&w->rng, TTL_MIN, TTL_MAX));
                 int64_t t = now_ns();
+                bound(sh, &sh->ext_max, t - t0);
                 atomic_fetch_add(&sh->ext[st & 7], 1);
                 if (st == REDLOCK_NOT_HELD) {
                     r.ext_lost_at = t;
@@ -468,6 +495,7 @@ static void *worker_main(void *arg)
             r.flags |= T_F_DETACHED;
         } else {
             st = redlock_release(l);
+            bound(sh, &sh->rel_max, now_ns() - r.end);
             r.release_st = (int32_t)st;
             if (unexpected_status(st)) {
                 atomic_fetch_add(&sh->unexpected, 1);
@@ -951,6 +979,11 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
                "fenced resource refused %ld stale writes\n",
                res.fence_pairs, res.fence_back,
                atomic_load(&sh->stale_writes));
+    printf("  bounds    acquire ran %.0f ms past its wait at most; release "
+           "took %.0f ms, extend %.0f ms at most (I/O timeout %d ms)\n",
+           (double)atomic_load(&sh->acq_over_max) / 1e6,
+           (double)atomic_load(&sh->rel_max) / 1e6,
+           (double)atomic_load(&sh->ext_max) / 1e6, IO_MS);
     int nmsg = atomic_load(&sh->nmsg);
     for (int i = 0; i < nmsg && i < NMSG; i++)
         printf("  message   %s\n", sh->msg[i]);
@@ -963,6 +996,17 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
     if (atomic_load(&sh->unexpected) > 0) {
         printf("  FAIL: %ld unexpected statuses (AUTH, INVALID, NOMEM)\n",
                atomic_load(&sh->unexpected));
+        violations++;
+    }
+    if (atomic_load(&sh->early_busy) > 0) {
+        printf("  FAIL: %ld acquires gave up (BUSY) before their wait ran "
+               "out\n",
+               atomic_load(&sh->early_busy));
+        violations++;
+    }
+    if (atomic_load(&sh->late_calls) > 0) {
+        printf("  FAIL: %ld calls ran more than %d ms past their bound\n",
+               atomic_load(&sh->late_calls), LATE_MS);
         violations++;
     }
     if (atomic_load(&sh->keepalive_err) > 0) {
