@@ -607,15 +607,23 @@ void redlock__renew(redlock_client *c, redlock_lock **locks, int n,
         if (m.t[k].yes >= c->quorum && vend > now) {
             atomic_store(&l->validity_end_ms, vend);
             st[k] = REDLOCK_OK;
-        } else if (m.t[k].yes >= c->quorum) {
-            st[k] = redlock__fail(REDLOCK_IO,
-                                  "extend \"%.80s\": quorum took longer than "
-                                  "the validity of a %" PRId64 " ms ttl",
-                                  l->key, ttl[k]);
         } else {
-            st[k] = verdict(c, &m.t[k], REDLOCK_NOT_HELD, "extend", l->key);
-            if (st[k] == REDLOCK_NOT_HELD)
+            if (m.t[k].yes >= c->quorum)
+                st[k] = redlock__fail(REDLOCK_IO,
+                                      "extend \"%.80s\": quorum took longer "
+                                      "than the validity of a %" PRId64
+                                      " ms ttl",
+                                      l->key, ttl[k]);
+            else
+                st[k] = verdict(c, &m.t[k], REDLOCK_NOT_HELD, "extend",
+                                l->key);
+            if (st[k] == REDLOCK_NOT_HELD) {
                 redlock__mark_lost(l);
+            } else if (vend < atomic_load(&l->validity_end_ms)) {
+                /* Nodes that did not answer may have applied it: a
+                 * shorter ttl now bounds what we can count on. */
+                atomic_store(&l->validity_end_ms, vend);
+            }
         }
     }
     multi_free(&m, c);

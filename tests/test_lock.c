@@ -154,6 +154,31 @@ static void extend_works(void **state)
     redlock_client_free(c);
 }
 
+static void extend_shorter_unanswered(void **state)
+{
+    (void)state;
+    /* An extend to a shorter ttl whose answer never came may still have
+     * been applied: validity must not count on the old, longer ttl. */
+    redlock_options o;
+    redlock_options_init(&o);
+    o.io_timeout_ms = 300;
+    redlock_client *c = client_with(&o);
+    redlock_lock *l;
+    assert_int_equal(redlock_acquire(c, "t:shrink", 20000, 0, &l), REDLOCK_OK);
+    assert_true(redlock_validity_ms(l) > 19000);
+    assert_int_equal(rt_server_pause(&srv), 0);
+    assert_int_equal(redlock_extend(l, 2000), REDLOCK_IO);
+    assert_int_equal(rt_server_resume(&srv), 0);
+    assert_true(redlock_validity_ms(l) <= 2000);
+    assert_int_equal(redlock_held(l), 1); /* not known lost */
+    usleep(100 * 1000);
+    long long pttl = rt_pttl(&srv, "t:shrink");
+    assert_true(pttl > 0 && pttl <= 2000); /* the server did apply it */
+    assert_true(redlock_validity_ms(l) <= pttl);
+    redlock_release(l);
+    redlock_client_free(c);
+}
+
 static void extend_deleted(void **state)
 {
     (void)state;
@@ -495,6 +520,7 @@ int main(void)
         cmocka_unit_test(release_frees),
         cmocka_unit_test(stale_release),
         cmocka_unit_test(extend_works),
+        cmocka_unit_test(extend_shorter_unanswered),
         cmocka_unit_test(extend_deleted),
         cmocka_unit_test(adopt_inspect_detach),
         cmocka_unit_test(script_flush),
