@@ -36,6 +36,8 @@
  * counts stale fences).  It stops at the first check that says held 0 or
  * validity 0, or when its work is done, then releases (96 %) or detaches.
  * A per-key occupancy counter in the shared map counts live collisions.
+ * At the end each child frees its client and checks that the descriptors
+ * and threads it had before connecting are all it has left.
  *
  * The record of a section (tests/torture/torture.h) holds: key, token,
  * fence, start = when redlock_acquire() returned, end = when release (or
@@ -80,6 +82,7 @@
 #include "redis_server.h"
 #include "redlock.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -513,6 +516,21 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* Entries of a /proc/self directory (fd, task): to find descriptors or
+ * threads a client left behind. */
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
 static void child_main(shared *sh, const config *cfg, const scenario *sc,
                        const char *const *urls, int n, int proc,
                        pid_t parent)
@@ -531,6 +549,8 @@ static void child_main(shared *sh, const config *cfg, const scenario *sc,
     o.on_lost = on_lost;
     o.on_lost_arg = NULL;
 
+    int fds_before = count_entries("/proc/self/fd");
+    int threads_before = count_entries("/proc/self/task");
     redlock_client *c = NULL;
     redlock_status st = REDLOCK_OK;
     while (!c && now_ns() < sh->deadline) {
@@ -571,6 +591,16 @@ static void child_main(shared *sh, const config *cfg, const scenario *sc,
     for (int i = 0; i < started; i++)
         pthread_join(w[i].tid, NULL);
     redlock_client_free(c);
+    /* Everything the client made must be gone with it. */
+    int fds_after = count_entries("/proc/self/fd");
+    int threads_after = count_entries("/proc/self/task");
+    if (fds_after != fds_before || threads_after != threads_before) {
+        fprintf(stderr,
+                "torture: child %d: after redlock_client_free: %d "
+                "descriptors (%d before connect), %d threads (%d before)\n",
+                proc, fds_after, fds_before, threads_after, threads_before);
+        exit(6);
+    }
     exit(started == cfg->threads ? 0 : 5);
 }
 
