@@ -17,7 +17,9 @@
 # worker process too).  Environment: TORTURE_SANITIZE ("address,undefined"
 # by default, in build-torture/; "" for a plain build in
 # build-torture-plain/; "thread" for TSan with clang in
-# build-torture-thread/), JOBS.
+# build-torture-thread/); TORTURE_BUILD_DIR (a build directory already
+# configured, e.g. build-asan after test.sh: only the torture target is
+# built there, with its sanitizers); JOBS.
 # Missing Debian packages are installed first (scripts/deps.sh).
 # Exit status: redlock_torture's (0 pass, 1 a violation, 2 setup failed).
 set -euo pipefail
@@ -27,7 +29,7 @@ cd "$root"
 
 case "${1:-}" in
 -h | --help)
-    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^set -/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 esac
@@ -44,14 +46,21 @@ fi
 install_missing "${packages[@]}"
 
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
-case "$sanitize" in
-address,undefined) dir="$root/build-torture" ;;
-"") dir="$root/build-torture-plain" ;;
-*) dir="$root/build-torture-${sanitize//,/-}" ;;
-esac
-cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DBUILD_SHARED_LIBS=ON \
-    -DCMAKE_C_COMPILER="$cc" -DREDLOCK_SANITIZE="$sanitize" \
-    -DREDLOCK_TORTURE=ON >/dev/null
+if [ -n "${TORTURE_BUILD_DIR:-}" ]; then
+    # A build directory configured already (e.g. test.sh's build-asan):
+    # only the torture target is built there.
+    dir=$(cd "$TORTURE_BUILD_DIR" && pwd)
+    sanitize=$(sed -n 's/^REDLOCK_SANITIZE:[A-Z]*=//p' "$dir/CMakeCache.txt")
+else
+    case "$sanitize" in
+    address,undefined) dir="$root/build-torture" ;;
+    "") dir="$root/build-torture-plain" ;;
+    *) dir="$root/build-torture-${sanitize//,/-}" ;;
+    esac
+    cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DBUILD_SHARED_LIBS=ON \
+        -DCMAKE_C_COMPILER="$cc" -DREDLOCK_SANITIZE="$sanitize" \
+        -DREDLOCK_TORTURE=ON >/dev/null
+fi
 cmake --build "$dir" --parallel "$jobs" --target redlock_torture
 
 # The clang 14 / gcc 12 sanitizer runtimes can fail on kernels with
@@ -62,7 +71,7 @@ if [ -n "$sanitize" ] && setarch "$(uname -m)" -R true 2>/dev/null; then
 fi
 
 cd "$dir"
-exec env ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
+env ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
     UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
     TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}" \
     "${wrap[@]}" "$dir/tests/redlock_torture" --duration 60 "$@"
