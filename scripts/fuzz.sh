@@ -2,7 +2,8 @@
 # Build the libFuzzer targets (fuzz/) with clang and run each one for a
 # bounded time, the way CI does.
 #
-#   scripts/fuzz.sh [SECONDS]     each target for SECONDS (default 60)
+#   scripts/fuzz.sh [SECONDS]     each target for SECONDS (default 60;
+#                                 0: until interrupted)
 #
 # Targets: url (the URL parser), reply (a fake server's replies to connect,
 # acquire, inspect, extend, keepalive, adopt and release).  Each run starts
@@ -25,7 +26,7 @@ cd "$root"
 seconds=${1:-60}
 case "$seconds" in
 -h | --help)
-    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 '' | *[!0-9]*)
