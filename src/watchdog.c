@@ -170,7 +170,15 @@ redlock_status redlock__watchdog_add(redlock_lock *l)
         st = redlock__fail(REDLOCK_NOT_HELD, "lock \"%.80s\" is already lost",
                            l->key);
     } else if (!l->wd_keep) {
-        l->wd_due_ms = redlock__now_ms() + interval_ms(c, l);
+        /* Normally one interval from now; but a lock handed over late,
+         * with less validity left than that, is renewed at half of what
+         * is left (at once when nothing is), not after it expired. */
+        int64_t now = redlock__now_ms();
+        int64_t left = atomic_load(&l->validity_end_ms) - now;
+        int64_t wait = interval_ms(c, l);
+        if (left / 2 < wait)
+            wait = left > 0 ? left / 2 : 0;
+        l->wd_due_ms = now + wait;
         if (!l->wd_busy && redlock__heap_push(&c->wd->heap, l) != 0)
             st = redlock__fail(REDLOCK_NOMEM, "out of memory");
         else

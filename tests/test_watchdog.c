@@ -250,6 +250,27 @@ static void many_locks(void **state)
     }
 }
 
+static void late_keepalive(void **state)
+{
+    (void)state;
+    /* Handed to the watchdog with less validity left than one interval
+     * (ttl 6 s, default floor: interval 3 s, but 1.5 s left): renewed in
+     * time, not found expired at its first renewal. */
+    lost_log log = {0};
+    redlock_client *c = client_opts(5000, 0, &log);
+    redlock_lock *l;
+    assert_int_equal(redlock_acquire(c, "w:late", 6000, 0, &l), REDLOCK_OK);
+    usleep(4500 * 1000);
+    assert_true(redlock_validity_ms(l) < 1600);
+    assert_int_equal(redlock_keepalive(l), REDLOCK_OK);
+    usleep(2500 * 1000); /* past the original expiry */
+    assert_int_equal(redlock_held(l), 1);
+    assert_true(rt_pttl(&srv, "w:late") > 1000);
+    assert_int_equal(atomic_load(&log.calls), 0);
+    assert_int_equal(redlock_release(l), REDLOCK_OK);
+    redlock_client_free(c);
+}
+
 static void detach_stops_renewal(void **state)
 {
     (void)state;
@@ -277,6 +298,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(io_failure_loses_at_validity_end,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(many_locks, setup, teardown),
+        cmocka_unit_test_setup_teardown(late_keepalive, setup, teardown),
         cmocka_unit_test_setup_teardown(detach_stops_renewal, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
