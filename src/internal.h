@@ -207,6 +207,10 @@ void redlock__node_put(redlock__node *n, redlock__conn *c, int broken);
  * knowing; it is deleted, token-checked, on the next contact. */
 void redlock__node_add_ghost(redlock__node *n, const char *key, size_t keylen,
                              const char *token);
+/* Forget any ghost delete owed for (key, token): the token holds the key
+ * again, by a later acquire of the same caller's token. */
+void redlock__node_forget_ghost(redlock__node *n, const char *key,
+                                size_t keylen, const char *token);
 void redlock__conn_free(redlock__conn *c);
 
 /* ---- io.c and quorum.c: commands to N nodes at once -------------------- */
@@ -347,8 +351,9 @@ void redlock__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
 /* ---- watchdog.c -------------------------------------------------------- */
 
 redlock_status redlock__watchdog_add(redlock_lock *l);
-/* Take the lock out of the watchdog, waiting for a renewal in flight. */
-void redlock__watchdog_remove(redlock_lock *l);
+/* Take the lock out of the watchdog, waiting for a renewal in flight; 1
+ * when it was kept alive. */
+int redlock__watchdog_remove(redlock_lock *l);
 void redlock__watchdog_stop(redlock_client *c);
 
 /* ---- heap.c: the deadline heap (pure) ---------------------------------- */

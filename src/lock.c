@@ -398,9 +398,13 @@ static void wait_turn(redlock_client *c, redlock__watch *w, uint64_t *seen,
         redlock__sleep_until_ns(wake);
 }
 
+/* own_token: the token is ours (redlock_acquire), so each try gets a new
+ * one: a ghost delete owed for an earlier try (a node that timed out) can
+ * then never match, and delete, the lock a later try took. */
 static redlock_status acquire(redlock_client *c, const char *key,
-                              const char *token, int64_t ttl_ms,
-                              int64_t wait_ms, redlock_lock **lock)
+                              const char *token, int own_token,
+                              int64_t ttl_ms, int64_t wait_ms,
+                              redlock_lock **lock)
 {
     redlock_status st;
     if (lock)
@@ -433,8 +437,11 @@ static redlock_status acquire(redlock_client *c, const char *key,
     redlock__watch *w = NULL;
     uint64_t seen = 0;
     for (int attempt = 0;; attempt++) {
-        st = acquire_once(c, key, keylen, token, ttl_ms, attempt > 0, &vend,
-                          &fence, wait_ms != 0 ? &pttl_hint : NULL);
+        if (attempt > 0 && own_token &&
+            (st = redlock__new_token(l->token)) != REDLOCK_OK)
+            break;
+        st = acquire_once(c, key, keylen, l->token, ttl_ms, attempt > 0,
+                          &vend, &fence, wait_ms != 0 ? &pttl_hint : NULL);
         if (st != REDLOCK_BUSY)
             break;
         if (attempt == 0 && (st = check_type(c, key, keylen)) != REDLOCK_OK)
@@ -457,6 +464,11 @@ static redlock_status acquire(redlock_client *c, const char *key,
         handle_free(l);
         return st;
     }
+    /* A caller's token may be owed a ghost delete from an earlier call
+     * that timed out: it must not delete this lock. */
+    if (!own_token)
+        for (int i = 0; i < c->nnodes; i++)
+            redlock__node_forget_ghost(&c->nodes[i], key, keylen, l->token);
     l->ttl_ms = ttl_ms;
     l->acquired_ms = redlock__now_ms();
     l->fence = fence;
@@ -475,7 +487,7 @@ redlock_status redlock_acquire(redlock_client *c, const char *key,
     redlock_status st = redlock__new_token(token);
     if (st != REDLOCK_OK)
         return st;
-    return acquire(c, key, token, ttl_ms, wait_ms, lock);
+    return acquire(c, key, token, 1, ttl_ms, wait_ms, lock);
 }
 
 redlock_status redlock_acquire_as(redlock_client *c, const char *key,
@@ -487,7 +499,7 @@ redlock_status redlock_acquire_as(redlock_client *c, const char *key,
     redlock_status st = check_token(token);
     if (st != REDLOCK_OK)
         return st;
-    return acquire(c, key, token, ttl_ms, wait_ms, lock);
+    return acquire(c, key, token, 0, ttl_ms, wait_ms, lock);
 }
 
 /* ---- extend and release, many locks at once ---------------------------- */
@@ -678,9 +690,18 @@ redlock_status redlock_extend(redlock_lock *lock, int64_t ttl_ms)
         return redlock__fail(REDLOCK_INVALID, "lock is NULL");
     if ((st = check_ttl(ttl_ms)) != REDLOCK_OK)
         return st;
+    /* Not while the watchdog renews it too: whichever reply is stored
+     * last would set the validity, maybe the longer of two ttls while the
+     * server applied the shorter last. */
+    int kept = redlock__watchdog_remove(lock);
     redlock__renew(lock->client, &lock, 1, &ttl_ms, &st);
     if (st == REDLOCK_OK)
         lock->ttl_ms = ttl_ms;
+    if (kept && st != REDLOCK_NOT_HELD) {
+        redlock_status again = redlock__watchdog_add(lock);
+        if (st == REDLOCK_OK)
+            st = again;
+    }
     return st;
 }
 

@@ -306,3 +306,24 @@ void redlock__node_add_ghost(redlock__node *n, const char *key, size_t keylen,
     pthread_mutex_unlock(&n->mu);
     free_ghosts(drop);
 }
+
+void redlock__node_forget_ghost(redlock__node *n, const char *key,
+                                size_t keylen, const char *token)
+{
+    redlock__ghost *drop = NULL;
+    pthread_mutex_lock(&n->mu);
+    for (redlock__ghost **pp = &n->ghosts; *pp;) {
+        redlock__ghost *g = *pp;
+        if (g->keylen == keylen && memcmp(g->key, key, keylen) == 0 &&
+            strcmp(g->token, token) == 0) {
+            *pp = g->next;
+            g->next = drop;
+            drop = g;
+            n->nghosts--;
+        } else {
+            pp = &g->next;
+        }
+    }
+    pthread_mutex_unlock(&n->mu);
+    free_ghosts(drop);
+}

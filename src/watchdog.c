@@ -189,17 +189,20 @@ redlock_status redlock__watchdog_add(redlock_lock *l)
     return st;
 }
 
-void redlock__watchdog_remove(redlock_lock *l)
+int redlock__watchdog_remove(redlock_lock *l)
 {
     redlock_client *c = l->client;
+    int kept = 0;
     pthread_mutex_lock(&c->wd_mu);
     if (c->wd) {
+        kept = l->wd_keep;
         l->wd_keep = 0;
         redlock__heap_remove(&c->wd->heap, l);
         while (l->wd_busy)
             pthread_cond_wait(&c->wd->idle, &c->wd_mu);
     }
     pthread_mutex_unlock(&c->wd_mu);
+    return kept;
 }
 
 void redlock__watchdog_stop(redlock_client *c)
