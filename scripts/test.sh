@@ -9,6 +9,9 @@
 #   asan     build-asan/    gcc, -fsanitize=address,undefined, every test
 #   tsan     build-tsan/    clang, -fsanitize=thread, every test
 #   static   build-static/  BUILD_SHARED_LIBS=OFF, the packaging and symbols tests
+#   torture  scripts/torture.sh on build-asan/ (60 s of faults)
+#   valgrind scripts/valgrind.sh: every test under memcheck
+#   fuzz     scripts/fuzz.sh: each libFuzzer target for $FUZZ_SECONDS (60)
 # (Under sanitizers the symbols and consumers tests are not registered.)
 #
 # Missing Debian packages are installed first (apt-get; sudo when not root).
@@ -25,7 +28,7 @@ for arg in "$@"; do
     case "$arg" in
     --quick) quick=1 ;;
     -h | --help)
-        sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -114,6 +117,26 @@ if [ "$quick" -eq 0 ]; then
     stage_wrap=()
     run_stage static build-static "-L packaging|symbols" \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_SHARED_LIBS=OFF -DREDLOCK_SANITIZE=
+
+    # Stages that are scripts of their own (each runnable alone; see them).
+    run_script() {
+        local name=$1
+        shift
+        stage=$name
+        stage_start=$(date +%s)
+        printf '\n==== stage %s: %s\n' "$name" "$*"
+        "$@"
+        summary+=("$(printf 'stage %-8s OK  %4ds' "$name" "$(($(date +%s) - stage_start))")")
+        printf '%s\n' "${summary[-1]}"
+    }
+    # P processes x T threads against killed, stalled, paused and flushed
+    # nodes for 60 s, on the ASan build above.
+    run_script torture env TORTURE_BUILD_DIR="$root/build-asan" \
+        bash "$root/scripts/torture.sh"
+    # Every unit and integration test under valgrind memcheck.
+    run_script valgrind bash "$root/scripts/valgrind.sh"
+    # Each libFuzzer target for FUZZ_SECONDS (60).
+    run_script fuzz bash "$root/scripts/fuzz.sh" "${FUZZ_SECONDS:-60}"
 fi
 
 trap - ERR
