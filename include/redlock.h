@@ -175,7 +175,9 @@ REDLOCK_API void redlock_options_init(redlock_options *opts);
  * opts may be NULL for the defaults; it is copied.
  *
  * Succeeds when a quorum (n/2 + 1) of the nodes answered; the others are
- * retried on later calls.
+ * retried on later calls.  The nodes are contacted concurrently, and the
+ * call takes at most connect_timeout_ms + io_timeout_ms (name lookup
+ * aside): it opens a connection to each node and loads the scripts there.
  *
  * Returns a client the caller owns (free with redlock_client_free()), or
  * NULL with *status (if status is not NULL) set to:
@@ -218,6 +220,11 @@ REDLOCK_API void redlock_client_free(redlock_client *c);
  * REDLOCK_AUTH; REDLOCK_INVALID (NULL c, key or lock, empty key, ttl or
  * wait out of range); REDLOCK_NOMEM.  Partial keys of a failed attempt are
  * deleted on every node.  Thread-safe on a shared client.
+ *
+ * Waiting sleeps until a release of the key is published (or the holder's
+ * ttl runs out), not by polling.  A lock released while others wait is
+ * handed off to them for 50 ms: during that time a try (wait_ms 0) gets
+ * REDLOCK_BUSY, and a waiter gets the lock.
  */
 REDLOCK_API redlock_status redlock_acquire(redlock_client *c, const char *key,
                                            int64_t ttl_ms, int64_t wait_ms,
