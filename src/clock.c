@@ -23,7 +23,7 @@ void redlock__sleep_until_ns(int64_t deadline_ns)
         ;
 }
 
-/* xorshift64*: jitter needs spread, not secrecy; tokens use libuuid. */
+/* xorshift64*: jitter needs spread, not secrecy (tokens: token.c). */
 static _Thread_local uint64_t rng_state;
 
 static uint64_t rng_next(void)
