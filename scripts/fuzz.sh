@@ -39,8 +39,7 @@ jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 # shellcheck source=scripts/deps.sh
 . "$root/scripts/deps.sh"
-install_missing build-essential cmake pkg-config libhiredis-dev uuid-dev \
-    clang libclang-rt-dev
+install_missing "${REDLOCK_PACKAGES[@]}" clang libclang-rt-dev
 
 build="$root/build-fuzz"
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang \
