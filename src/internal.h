@@ -85,6 +85,8 @@ void redlock__reply_setup(redlock__conn *c);
 /* Free a reply made by reply.c (never hiredis's freeReplyObject: a reply
  * may live in an arena or keep its string inline).  NULL-safe. */
 void redlock__reply_free(void *reply);
+/* "an integer", "a bulk string"...: for messages. */
+const char *redlock__reply_type_name(int type);
 /* 1 when more is buffered towards one reply than any of ours needs. */
 int redlock__reply_too_big(const struct redisContext *ctx);
 
@@ -171,6 +173,7 @@ struct redlock__conn {
     int64_t connect_deadline_ns;
     redlock__prefix prefix;
     int arena_used; /* slots handed out since the last exchange began */
+    int refused_elements; /* an array reply.c refused, for the message */
     redlock__reply_slot arena[REDLOCK__ARENA];
 };
 

@@ -133,7 +133,13 @@ static int drain_replies(redlock__batch *b)
         void *reply = NULL;
         if (redisGetReplyFromReader(b->conn->ctx, &reply) != REDIS_OK) {
             char msg[160];
-            snprintf(msg, sizeof msg, "bad reply: %s", b->conn->ctx->errstr);
+            if (b->conn->refused_elements)
+                snprintf(msg, sizeof msg,
+                         "bad reply: an array of %d elements (refused)",
+                         b->conn->refused_elements);
+            else
+                snprintf(msg, sizeof msg, "bad reply: %s",
+                         b->conn->ctx->errstr);
             batch_fail(b, REDLOCK_IO, msg);
             return -1;
         }

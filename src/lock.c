@@ -332,8 +332,8 @@ static redlock_status acquire_once(redlock_client *c, const char *key,
                             : r->type != REDIS_REPLY_NIL &&
                                   !(r->type == REDIS_REPLY_STATUS &&
                                     strcmp(r->str, "OK") == 0)) {
-            tally_fail(&t, REDLOCK_SERVER, "%s: unexpected reply type %d",
-                       b[i].node->name, r->type);
+            tally_fail(&t, REDLOCK_SERVER, "%s: unexpected reply type (%s)",
+                       b[i].node->name, redlock__reply_type_name(r->type));
         } else if (r->type == REDIS_REPLY_STATUS || r->integer > 0) {
             t.placed++;
             if (r->type == REDIS_REPLY_INTEGER && fkey)
@@ -583,8 +583,8 @@ static void multi_tally(multi *m, redlock_client *c, int k, int nlocks)
             tally_fail(t, redlock__reply_error_status(r), "%s: %s",
                        b->node->name, r->str);
         } else {
-            tally_fail(t, REDLOCK_SERVER, "%s: unexpected reply type %d",
-                       b->node->name, r->type);
+            tally_fail(t, REDLOCK_SERVER, "%s: unexpected reply type (%s)",
+                       b->node->name, redlock__reply_type_name(r->type));
         }
     }
 }

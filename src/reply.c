@@ -98,8 +98,12 @@ static void *create_string(const redisReadTask *task, char *str, size_t len)
 
 static void *create_array(const redisReadTask *task, int elements)
 {
-    if (elements < 0 || elements > MAX_ELEMENTS)
-        return NULL; /* the parser reports it as an error */
+    if (elements < 0 || elements > MAX_ELEMENTS) {
+        redlock__conn *c = task->privdata;
+        if (c)
+            c->refused_elements = elements;
+        return NULL; /* the parser reports it as out of memory */
+    }
     redlock__reply_slot *s = object(task, REDIS_REPLY_ARRAY);
     if (!s)
         return NULL;
@@ -140,4 +144,23 @@ void redlock__reply_setup(redlock__conn *c)
 int redlock__reply_too_big(const struct redisContext *ctx)
 {
     return ctx->reader->len - ctx->reader->pos > MAX_BUFFERED;
+}
+
+const char *redlock__reply_type_name(int type)
+{
+    switch (type) {
+    case REDIS_REPLY_STRING:
+        return "a bulk string";
+    case REDIS_REPLY_ARRAY:
+        return "an array";
+    case REDIS_REPLY_INTEGER:
+        return "an integer";
+    case REDIS_REPLY_NIL:
+        return "nil";
+    case REDIS_REPLY_STATUS:
+        return "a status";
+    case REDIS_REPLY_ERROR:
+        return "an error";
+    }
+    return "an unknown type";
 }
