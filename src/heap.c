@@ -1,5 +1,5 @@
 /* A binary min-heap of locks ordered by their next renewal time.  Each lock
- * knows its index, so that removal and re-keying are O(log n). */
+ * knows its index, so that removal is O(log n). */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -77,15 +77,6 @@ void redlock__heap_remove(redlock__heap *h, redlock_lock *l)
     put(h, i, last);
     sift_down(h, i);
     sift_up(h, last->wd_index);
-}
-
-void redlock__heap_fix(redlock__heap *h, redlock_lock *l)
-{
-    int i = l->wd_index;
-    if (i < 0 || i >= h->n || h->items[i] != l)
-        return;
-    sift_down(h, i);
-    sift_up(h, l->wd_index);
 }
 
 void redlock__heap_free(redlock__heap *h)

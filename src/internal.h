@@ -302,8 +302,10 @@ struct redlock_client {
     pthread_mutex_t wd_mu; /* guards wd and every lock's wd_* fields */
     struct redlock_watchdog *wd; /* NULL until the first keepalive */
 
-    pthread_mutex_t notify_mu;         /* guards notify's creation */
-    struct redlock_notifier *notify;   /* NULL until the first wait */
+    pthread_mutex_t notify_mu; /* guards notify's creation */
+    /* NULL until the first wait; read without the mutex (every release
+     * looks), set once, cleared only by redlock_client_free. */
+    struct redlock_notifier *_Atomic notify;
 };
 
 /* Extend each lock by its ttl_ms on every node at once (the watchdog's
@@ -369,7 +371,6 @@ typedef struct redlock__heap {
 int redlock__heap_push(redlock__heap *h, redlock_lock *l); /* 0 or -1 */
 redlock_lock *redlock__heap_top(const redlock__heap *h);
 void redlock__heap_remove(redlock__heap *h, redlock_lock *l);
-void redlock__heap_fix(redlock__heap *h, redlock_lock *l); /* after due change */
 void redlock__heap_free(redlock__heap *h);
 
 #endif

@@ -44,6 +44,30 @@ static void set_arg(redlock__call *c, const char *s, size_t len)
     c->argvlen[c->argc++] = len;
 }
 
+/* One call per node: b[i] holds calls[i] for node i. */
+static void one_call_each(const redlock_client *c, redlock__batch *b,
+                          redlock__call *calls)
+{
+    memset(calls, 0, sizeof calls[0] * (size_t)c->nnodes);
+    memset(b, 0, sizeof b[0] * (size_t)c->nnodes);
+    for (int i = 0; i < c->nnodes; i++) {
+        b[i].node = &c->nodes[i];
+        b[i].calls = &calls[i];
+        b[i].ncalls = 1;
+    }
+}
+
+/* The release script's call; own: see redlock__notify_draining. */
+static void release_call(redlock__call *cl, const char *key, size_t keylen,
+                         const char *token, int own)
+{
+    cl->script = &redlock__script_release;
+    set_arg(cl, key, keylen);
+    set_arg(cl, token, strlen(token));
+    set_arg(cl, REDLOCK__HANDOFF_MS, strlen(REDLOCK__HANDOFF_MS));
+    set_arg(cl, own ? "1" : "0", 1);
+}
+
 static int64_t op_deadline_ns(const redlock_client *c)
 {
     return redlock__now_ns() + (int64_t)c->opts.node_timeout_ms * 1000000;
@@ -196,23 +220,16 @@ static void undo_acquire(redlock_client *c, const redlock__batch *acq,
 {
     redlock__call calls[REDLOCK_MAX_NODES];
     redlock__batch b[REDLOCK_MAX_NODES];
-    const char *own = redlock__notify_draining(c, key, keylen) ? "1" : "0";
-    memset(calls, 0, sizeof calls[0] * (size_t)c->nnodes);
-    memset(b, 0, sizeof b[0] * (size_t)c->nnodes);
+    int own = redlock__notify_draining(c, key, keylen);
+    one_call_each(c, b, calls);
     for (int i = 0; i < c->nnodes; i++) {
-        b[i].node = &c->nodes[i];
-        b[i].calls = &calls[i];
         if (acq[i].st != REDLOCK_OK) {
             if (acq[i].uncertain)
                 redlock__node_add_ghost(&c->nodes[i], key, keylen, token);
+            b[i].ncalls = 0;
             continue;
         }
-        calls[i].script = &redlock__script_release;
-        set_arg(&calls[i], key, keylen);
-        set_arg(&calls[i], token, strlen(token));
-        set_arg(&calls[i], REDLOCK__HANDOFF_MS, strlen(REDLOCK__HANDOFF_MS));
-        set_arg(&calls[i], own, 1);
-        b[i].ncalls = 1;
+        release_call(&calls[i], key, keylen, token, own);
     }
     redlock__exchange(b, c->nnodes, op_deadline_ns(c));
     for (int i = 0; i < c->nnodes; i++)
@@ -228,14 +245,10 @@ static redlock_status check_type(redlock_client *c, const char *key,
 {
     redlock__call calls[REDLOCK_MAX_NODES];
     redlock__batch b[REDLOCK_MAX_NODES];
-    memset(calls, 0, sizeof calls[0] * (size_t)c->nnodes);
-    memset(b, 0, sizeof b[0] * (size_t)c->nnodes);
+    one_call_each(c, b, calls);
     for (int i = 0; i < c->nnodes; i++) {
         set_arg(&calls[i], "TYPE", 4);
         set_arg(&calls[i], key, keylen);
-        b[i].node = &c->nodes[i];
-        b[i].calls = &calls[i];
-        b[i].ncalls = 1;
     }
     redlock__exchange(b, c->nnodes, op_deadline_ns(c));
     redlock_status st = REDLOCK_OK;
@@ -652,18 +665,10 @@ static void release_many(redlock_client *c, redlock_lock **locks, int n,
     }
     for (int k = 0; k < n; k++) {
         /* Our own leftover subscription is nobody to hand off to. */
-        const char *own =
-            redlock__notify_draining(c, locks[k]->key, locks[k]->keylen)
-                ? "1"
-                : "0";
-        for (int i = 0; i < c->nnodes; i++) {
-            redlock__call *cl = &m.calls[i * m.stride + k];
-            cl->script = &redlock__script_release;
-            set_arg(cl, locks[k]->key, locks[k]->keylen);
-            set_arg(cl, locks[k]->token, strlen(locks[k]->token));
-            set_arg(cl, REDLOCK__HANDOFF_MS, strlen(REDLOCK__HANDOFF_MS));
-            set_arg(cl, own, 1);
-        }
+        int own = redlock__notify_draining(c, locks[k]->key, locks[k]->keylen);
+        for (int i = 0; i < c->nnodes; i++)
+            release_call(&m.calls[i * m.stride + k], locks[k]->key,
+                         locks[k]->keylen, locks[k]->token, own);
     }
     redlock__exchange(m.b, c->nnodes, op_deadline_ns(c));
     for (int k = 0; k < n; k++) {
@@ -750,14 +755,10 @@ void redlock__release_all(redlock_client *c)
 static void inspect_all(redlock_client *c, const char *key, size_t keylen,
                         redlock__batch *b, redlock__call *calls)
 {
-    memset(calls, 0, sizeof *calls * (size_t)c->nnodes);
-    memset(b, 0, sizeof *b * (size_t)c->nnodes);
+    one_call_each(c, b, calls);
     for (int i = 0; i < c->nnodes; i++) {
         calls[i].script = &redlock__script_inspect;
         set_arg(&calls[i], key, keylen);
-        b[i].node = &c->nodes[i];
-        b[i].calls = &calls[i];
-        b[i].ncalls = 1;
     }
     redlock__exchange(b, c->nnodes, op_deadline_ns(c));
 }

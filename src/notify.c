@@ -423,10 +423,8 @@ int redlock__notify_live(redlock_client *c, redlock__watch *w)
 int redlock__notify_draining(redlock_client *c, const char *key,
                              size_t keylen)
 {
-    pthread_mutex_lock(&c->notify_mu);
-    struct redlock_notifier *nf = c->notify;
-    pthread_mutex_unlock(&c->notify_mu);
-    if (!nf)
+    struct redlock_notifier *nf = atomic_load(&c->notify);
+    if (!nf) /* this client never waited: nothing of its own listens */
         return 0;
     int idle = 0;
     pthread_mutex_lock(&nf->mu);

@@ -23,6 +23,7 @@ struct redlock_watchdog {
     redlock__heap heap;
     int stop;
     redlock_lock *round[ROUND_MAX];
+    redlock_lock *renew[ROUND_MAX];
     int64_t ttl[ROUND_MAX];
     redlock_status st[ROUND_MAX];
     redlock_lock *lost[ROUND_MAX];
@@ -38,8 +39,8 @@ static int64_t interval_ms(const redlock_client *c, const redlock_lock *l)
 static int work_round(struct redlock_watchdog *wd, int n)
 {
     redlock_client *c = wd->c;
-    redlock_lock *renew[ROUND_MAX];
-    int64_t ttl[ROUND_MAX];
+    redlock_lock **renew = wd->renew; /* kept in wd: 16 KB off the stack */
+    int64_t *ttl = wd->ttl;
     int nrenew = 0, nlost = 0;
     int64_t now = redlock__now_ms();
 
