@@ -32,8 +32,10 @@
  * while the watchdog works on the lock.
  *
  * Signals: the library writes to sockets with MSG_NOSIGNAL, so a closed
- * connection never raises SIGPIPE, and the watchdog thread blocks every
- * asynchronous signal so that it never steals one meant for the host.
+ * connection never raises SIGPIPE, and the library's threads (the
+ * watchdog, started by the first redlock_keepalive(), and the notifier,
+ * started by the first wait) block every asynchronous signal so that they
+ * never steal one meant for the host.
  * Calls are not async-signal-safe.
  *
  * fork(): a child process may not use a client or lock created before the
