@@ -2,19 +2,30 @@
 # Build the torture test (tests/torture) and run it, the way CI does.
 #
 #   scripts/torture.sh                     60 s, random seed (printed)
-#   scripts/torture.sh --duration 600      longer
+#   TORTURE_SECONDS=600 scripts/torture.sh the 10-minute run
+#   scripts/torture.sh --duration 600      the same
 #   scripts/torture.sh --seed 42 --scenario 1node-aof,5node-mem
+#   scripts/torture.sh --scenario 3node-minority --workloads herd \
+#       --faults minority-stall            one workload, one fault kind
 #
 # Every argument goes to redlock_torture (see --help there: --seed,
 # --duration, --processes, --threads, --keys, --nodes, --scenario, --log,
-# --probes yes|no|only: the deterministic probes run first by default).
-# Defaults: 60 s shared by four scenarios (one node and five, each with AOF
-# appendfsync always and without persistence), 4 processes x 4 threads,
-# 3 keys.
+# --probes yes|no|only: the deterministic probes run first by default;
+# --workloads, --faults, --psubscribe, --herd, --cli).
+# Defaults: 60 s (TORTURE_SECONDS) shared by six scenarios: one node and
+# five, each with AOF appendfsync always and without persistence; three
+# nodes with one at a time down, stalled (SIGSTOP) or slowed by a delay
+# proxy while many wait and 1 500 locks are kept alive; a master with a
+# replica and min_replicas 1 under SCRIPT FLUSH.  Workloads besides the
+# plain one: same-token re-acquires and adopts, private keys tried right
+# after their release (under PSUBSCRIBE * listeners), the herd of
+# kept-alive locks, and `redlock run` (the CLI, built with it) killed with
+# SIGKILL.  4 processes x 4 threads, 3 keys.  At the end: sections, faults
+# by kind, overlaps, reported and unreported overlaps.
 #
 # Built in build-torture/ (Debug) with ASan + UBSan, so that the fault
 # paths are also checked for memory errors and leaks (in every forked
-# worker process too).  Environment: TORTURE_SANITIZE ("address,undefined"
+# worker process too).  Environment: TORTURE_SECONDS (60); TORTURE_SANITIZE ("address,undefined"
 # by default, in build-torture/; "" for a plain build in
 # build-torture-plain/; "thread" for TSan with clang in
 # build-torture-thread/); TORTURE_BUILD_DIR (a build directory already
@@ -74,4 +85,4 @@ cd "$dir"
 env ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
     UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
     TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}" \
-    "${wrap[@]}" "$dir/tests/redlock_torture" --duration 60 "$@"
+    "${wrap[@]}" "$dir/tests/redlock_torture" --duration "${TORTURE_SECONDS:-60}" "$@"

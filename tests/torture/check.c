@@ -19,6 +19,15 @@
  *                  more than T_SLACK_NS before valid_until: the key was gone
  *                  while the library still promised it.
  *
+ *   one holder   = sections of one process with one token (acquire_as,
+ *                  adopt): a re-acquire by the token succeeds, and the key
+ *                  is deleted by the last release of its handles.  They
+ *                  never overlap one another (counted apart), but each may
+ *                  overlap a section of another token, judged as above.
+ *   unreplicated = an acquire or extend that returned OK (min_replicas 1)
+ *                  while the replica was stopped for the whole call: a
+ *                  violation in every scenario.
+ *
  * strict (persistent nodes): every overlap must be explained, there must be
  * no silent loss, and fences must strictly increase in order of start.
  * Not strict: only unreported overlaps are violations.
@@ -161,6 +170,16 @@ void t_check(const t_rec *recs, long n, int strict, t_result *res, FILE *out,
                 res->told_validity++;
         }
 
+        if (a->flags & T_F_UNREPLICATED) {
+            res->unreplicated++;
+            res->violations++;
+            if (out && shown_silent++ < max_details) {
+                fprintf(out, "  UNREPLICATED: OK (min_replicas 1) while the "
+                             "replica was stopped for the whole call\n");
+                describe(out, "section", a, t0);
+            }
+        }
+
         /* Silent loss: NOT_HELD while the promised validity still ran. */
         int64_t nh = not_held_at(a);
         if (nh != T_NEVER && nh + T_SLACK_NS < a->valid_until) {
@@ -201,6 +220,10 @@ void t_check(const t_rec *recs, long n, int strict, t_result *res, FILE *out,
                              v[j]->start < a->end;
              j++) {
             const t_rec *b = v[j];
+            if (a->proc == b->proc && strcmp(a->token, b->token) == 0) {
+                res->same_token++; /* one holder */
+                continue;
+            }
             res->overlaps++;
             const char *kind;
             int bad;
@@ -350,6 +373,27 @@ int t_check_selftest(FILE *out)
     s[2] = mk(0, 200, 400, 500, REDLOCK_OK, 0);
     t_check(s, 3, 0, &r, NULL, 0, 0);
     bad |= expect(out, "three: overlaps", r.overlaps, 3);
+
+    /* One process, one token: one holder, whose handles may overlap; but
+     * another token overlapping one of them is an overlap. */
+    s[0] = mk(0, 100, 400, 500, REDLOCK_OK, 0);
+    s[1] = mk(0, 150, 300, 500, REDLOCK_OK, 0);
+    snprintf(s[1].token, sizeof s[1].token, "%s", s[0].token);
+    s[2] = mk(0, 350, 450, 600, REDLOCK_OK, 0);
+    t_check(s, 3, 0, &r, NULL, 0, 0);
+    bad |= expect(out, "same token: same", r.same_token, 1);
+    bad |= expect(out, "same token: overlaps", r.overlaps, 1);
+    bad |= expect(out, "same token: unreported", r.unreported, 1);
+    s[1].proc = 1; /* another process: another holder */
+    t_check(s, 3, 0, &r, NULL, 0, 0);
+    bad |= expect(out, "same token, two processes: overlaps", r.overlaps, 2);
+
+    /* An acquire that no replica can have acknowledged. */
+    s[0] = mk(0, 100, 200, 300, REDLOCK_OK, 1);
+    s[0].flags |= T_F_UNREPLICATED;
+    t_check(s, 1, 0, &r, NULL, 0, 0);
+    bad |= expect(out, "unreplicated: count", r.unreplicated, 1);
+    bad |= expect(out, "unreplicated: violations", r.violations, 1);
 
     /* Incomplete records are skipped. */
     atomic_store(&s[2].done, 0);

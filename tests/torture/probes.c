@@ -11,6 +11,7 @@
  */
 #include "torture.h"
 
+#include "proxy.h"
 #include "redis_server.h"
 #include "redlock.h"
 
@@ -157,6 +158,228 @@ done:
     return rc;
 }
 
+/* Wait (10 s at most) until the master sees its replica online. */
+static int replica_online(rt_server *m)
+{
+    for (int i = 0; i < 200; i++) {
+        redisReply *r = rt_cmd(m, "INFO replication");
+        int ok = r && r->type == REDIS_REPLY_STRING &&
+                 strstr(r->str, "state=online");
+        if (r)
+            freeReplyObject(r);
+        if (ok)
+            return 0;
+        sleep_ms(50);
+    }
+    return -1;
+}
+
+/*
+ * noscript-min-replicas: a master with one replica, a client with
+ * fencing (the acquire is a script) and min_replicas 1.  A first lock is
+ * taken and released while the replica runs (this connection's writes are
+ * acknowledged, by the replica's once-a-second REPLCONF ACK); then the replica is stopped and the scripts flushed.  The
+ * next acquire's EVALSHA gets NOSCRIPT; a WAIT pipelined behind it counts
+ * the replica's acknowledgement of the earlier writes, and the script's
+ * EVAL retry has no WAIT of its own: no replica can have the new key, yet
+ * the acquire must not say OK.
+ * Returns 1 when it said OK, 0 when it did not, -1 when it could not run.
+ */
+static int probe_noscript_replicas(FILE *out)
+{
+    rt_server m, r;
+    static const char *const margs[] = {"--repl-diskless-sync-delay", "0",
+                                        NULL};
+    if (rt_server_start(&m, margs) != 0)
+        return -1;
+    char port[16];
+    snprintf(port, sizeof port, "%d", m.port);
+    const char *const rargs[] = {"--replicaof", "127.0.0.1", port, NULL};
+    if (rt_server_start(&r, rargs) != 0) {
+        rt_server_stop(&m);
+        return -1;
+    }
+    int rc = -1;
+    redlock_client *c = NULL;
+    redlock_lock *l = NULL;
+    if (replica_online(&m) != 0) {
+        fprintf(out, "    the replica did not come online\n");
+        goto done;
+    }
+    redlock_options o;
+    redlock_options_init(&o);
+    o.io_timeout_ms = 400;
+    o.fencing = 1;
+    o.min_replicas = 1;
+    redlock_status st;
+    c = redlock_connect((const char *const[]){m.url}, 1, &o, &st);
+    if (!c)
+        goto done;
+    st = redlock_acquire(c, "probe:a", 5000, 0, &l);
+    if (st != REDLOCK_OK) {
+        fprintf(out, "    first acquire (replica running): %s: %s\n",
+                redlock_strerror(st), redlock_last_error());
+        goto done;
+    }
+    redlock_release(l);
+    l = NULL;
+    sleep_ms(1200); /* the replica acknowledges once a second */
+    rt_server_pause(&r);
+    sleep_ms(20);
+    int flushed = rt_cmd_ok(&m, "SCRIPT FLUSH");
+    st = redlock_acquire(c, "probe:b", 5000, 0, &l);
+    fprintf(out, "    replica stopped, SCRIPT FLUSH %s; fenced acquire "
+                 "(min_replicas 1): %s%s%s\n",
+            flushed ? "done" : "FAILED", redlock_strerror(st),
+            st == REDLOCK_OK ? "" : ": ", st == REDLOCK_OK ? "" :
+            redlock_last_error());
+    rt_server_resume(&r);
+    rc = st == REDLOCK_OK;
+done:
+    if (l)
+        redlock_release(l);
+    redlock_client_free(c);
+    rt_server_stop(&r);
+    rt_server_stop(&m);
+    return rc;
+}
+
+/*
+ * same-token-minority: 3 nodes, one down.  A holds k with token T; B (a
+ * handle of the same client) re-acquires k with T.  Whatever B gets, A's
+ * lock must stay: a refused re-acquire must not clean up (delete) the
+ * token's key on the nodes that answered.  Then C, another token, tries k.
+ * Returns 1 when C got it while A was still promised validity (or B was
+ * refused as BUSY while A held it), 0 otherwise, -1 when it could not run.
+ */
+static int probe_same_token(FILE *out)
+{
+    rt_server s[3];
+    int started = 0;
+    for (; started < 3; started++)
+        if (rt_server_start(&s[started], NULL) != 0)
+            break;
+    int rc = -1;
+    redlock_client *c = NULL;
+    redlock_lock *la = NULL, *lb = NULL, *lc = NULL;
+    if (started < 3)
+        goto done;
+    const char *urls[3] = {s[0].url, s[1].url, s[2].url};
+    redlock_options o;
+    redlock_options_init(&o);
+    o.connect_timeout_ms = 200;
+    o.io_timeout_ms = 200;
+    o.node_timeout_ms = 100;
+    redlock_status st;
+    c = redlock_connect(urls, 3, &o, &st);
+    if (!c)
+        goto done;
+    rt_server_kill(&s[2]);
+    st = redlock_acquire_as(c, "probe:k", "token-T", 5000, 0, &la);
+    if (st != REDLOCK_OK) {
+        fprintf(out, "    A: %s: %s\n", redlock_strerror(st),
+                redlock_last_error());
+        goto done;
+    }
+    redlock_status sb = redlock_acquire_as(c, "probe:k", "token-T", 5000, 0,
+                                           &lb);
+    fprintf(out, "    node 2 down; A holds probe:k as token-T; B "
+                 "acquire_as(token-T): %s%s%s\n",
+            redlock_strerror(sb), sb == REDLOCK_OK ? "" : ": ",
+            sb == REDLOCK_OK ? "" : redlock_last_error());
+    st = redlock_acquire(c, "probe:k", 5000, 0, &lc);
+    int64_t va = redlock_validity_ms(la);
+    fprintf(out, "    C (a new token): %s; A: held %d, validity %" PRId64
+                 " ms\n",
+            redlock_strerror(st), redlock_held(la), va);
+    rc = (st == REDLOCK_OK && redlock_held(la) && va > 0) ||
+         sb == REDLOCK_BUSY;
+done:
+    if (lc)
+        redlock_release(lc);
+    if (lb)
+        redlock_release(lb);
+    if (la)
+        redlock_release(la);
+    redlock_client_free(c);
+    for (int i = 0; i < started; i++)
+        rt_server_stop(&s[i]);
+    return rc;
+}
+
+/*
+ * ghost-delete-late: one node behind the delay proxy.  A holds k with
+ * token T; every connection is delayed 400 ms while A releases, so the
+ * release times out (IO) and its delete is owed as a ghost.  The next call
+ * (an inspect) carries the ghost on a connection the proxy delays 800 ms:
+ * it times out too, and its delete is still on the way.  Then T re-takes k
+ * (acquire_as) on a healthy connection, and the late delete lands.  The
+ * new handle must not be left believing it holds a key that is gone.
+ * Returns 1 when another token took k while the new handle was still
+ * promised validity, 0 otherwise, -1 when it could not run.
+ */
+static int probe_ghost_late(FILE *out)
+{
+    rt_server s;
+    if (rt_server_start(&s, NULL) != 0)
+        return -1;
+    int rc = -1;
+    t_proxy *px = t_proxy_start(s.port);
+    redlock_client *c = NULL, *d = NULL;
+    redlock_lock *la = NULL, *lb = NULL, *lc = NULL;
+    if (!px)
+        goto done;
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", t_proxy_port(px));
+    redlock_options o;
+    redlock_options_init(&o);
+    o.connect_timeout_ms = 200;
+    o.io_timeout_ms = 200;
+    redlock_status st;
+    c = redlock_connect((const char *const[]){url}, 1, &o, &st);
+    d = connect_one(out, &s);
+    if (!c || !d)
+        goto done;
+    if (redlock_acquire_as(c, "probe:k", "token-T", 3000, 0, &la) !=
+        REDLOCK_OK)
+        goto done;
+    t_proxy_delay_all(px, 400, 250);
+    st = redlock_release(la);
+    la = NULL;
+    fprintf(out, "    release through a 400 ms delay: %s\n",
+            redlock_strerror(st));
+    sleep_ms(300); /* the release itself has landed by now */
+    t_proxy_delay_next(px, 800, 1000);
+    char buf[64];
+    st = redlock_inspect(c, "probe:k", buf, sizeof buf, NULL);
+    fprintf(out, "    inspect on a connection delayed 800 ms: %s\n",
+            redlock_strerror(st));
+    st = redlock_acquire_as(c, "probe:k", "token-T", 3000, 0, &lb);
+    fprintf(out, "    token-T re-takes probe:k: %s\n", redlock_strerror(st));
+    if (st != REDLOCK_OK)
+        goto done;
+    sleep_ms(1000); /* the delayed connection's bytes have landed */
+    st = redlock_acquire(d, "probe:k", 3000, 0, &lc);
+    int64_t vb = redlock_validity_ms(lb);
+    fprintf(out, "    another token: %s (key PTTL %lld); token-T's handle: "
+                 "held %d, validity %" PRId64 " ms\n",
+            redlock_strerror(st), rt_pttl(&s, "probe:k"), redlock_held(lb),
+            vb);
+    rc = st == REDLOCK_OK && redlock_held(lb) && vb > 0;
+done:
+    if (lc)
+        redlock_release(lc);
+    if (lb)
+        redlock_release(lb);
+    if (la)
+        redlock_release(la);
+    redlock_client_free(c);
+    redlock_client_free(d);
+    t_proxy_stop(px);
+    rt_server_stop(&s);
+    return rc;
+}
+
 typedef struct probe {
     const char *name;
     int (*run)(FILE *out);
@@ -168,6 +391,12 @@ static const probe probes[] = {
      "another holder acquired while the library still gave validity"},
     {"keepalive-late", probe_keepalive_late,
      "a kept-alive lock expired on a healthy node"},
+    {"same-token-minority", probe_same_token,
+     "a re-acquire by the holder's token was refused, or deleted its lock"},
+    {"ghost-delete-late", probe_ghost_late,
+     "a late token-checked delete removed the lock the token took again"},
+    {"noscript-min-replicas", probe_noscript_replicas,
+     "an acquire said OK that no replica can have acknowledged"},
 };
 
 int t_probes(FILE *out)

@@ -79,11 +79,13 @@
  */
 #include "torture.h"
 
+#include "proxy.h"
 #include "redis_server.h"
 #include "redlock.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -155,23 +157,53 @@ static int64_t range(uint64_t *s, int64_t lo, int64_t hi)
 
 typedef struct scenario {
     const char *name; /* "N" replaced by the node count when printed */
-    int multi;        /* N nodes, else 1 */
+    int multi;        /* several nodes, else 1 */
+    int nodes;        /* with multi: a fixed count (0: --nodes) */
     int aof;
     int fencing;
     int strict;
     int weight;       /* share of --duration */
+    int replica;      /* node 0 has a replica; clients use min_replicas 1 */
+    int proxy;        /* clients reach the nodes through delay proxies */
+    int psub;         /* PSUBSCRIBE * listeners on every node */
+    int minority;     /* at most a minority of nodes is ever faulty */
+    int keys;         /* at least this many keys (free keys are what an
+                         acquire needs to show a missing WAIT) */
+    unsigned work;    /* W_* workloads */
     const char *what;
 } scenario;
 
+/* Workloads (--workloads), on top of the plain random sections. */
+enum {
+    W_SAME = 1,    /* acquire_as with a token shared by the threads of a
+                      process, and adopt of a held token */
+    W_PRIVATE = 2, /* a key only one thread uses: release, then try at once */
+    W_HERD = 4,    /* thousands of kept-alive locks in one process */
+    W_CLI = 8,     /* `redlock run` processes, some killed with SIGKILL */
+    W_ALL = 15
+};
+static const char *const work_names[] = {"same-token", "private", "herd",
+                                         "cli"};
+#define NWORK 4
+
 static const scenario scenarios[] = {
-    {"1node-aof", 0, 1, 1, 1, 35,
-     "1 node, AOF appendfsync always, fencing: no overlap, fences rise"},
-    {"1node-mem", 0, 0, 1, 0, 15,
+    {"1node-aof", 0, 0, 1, 1, 1, 22, 0, 1, 1, 0, 0, W_SAME | W_PRIVATE | W_CLI,
+     "1 node (delay proxy, PSUBSCRIBE listener), AOF appendfsync always, "
+     "fencing: no overlap, fences rise"},
+    {"1node-mem", 0, 0, 0, 1, 0, 10, 0, 0, 0, 0, 0, W_SAME,
      "1 node, no persistence, fencing: overlaps after restarts, reported"},
-    {"Nnode-mem", 1, 0, 0, 0, 30,
+    {"Nnode-mem", 1, 0, 0, 0, 0, 14, 0, 0, 0, 0, 0, W_SAME,
      "Redlock, no persistence: overlaps after majority restarts, reported"},
-    {"Nnode-aof", 1, 1, 0, 1, 20,
+    {"Nnode-aof", 1, 0, 1, 0, 1, 12, 0, 0, 0, 0, 0, W_SAME | W_PRIVATE,
      "Redlock, AOF appendfsync always: no overlap"},
+    {"3node-minority", 1, 3, 1, 0, 1, 28, 0, 1, 1, 1, 0,
+     W_SAME | W_PRIVATE | W_HERD,
+     "Redlock over 3 nodes (delay proxies, PSUBSCRIBE listeners), AOF: one "
+     "node at a time down, stalled or slow while many wait and thousands of "
+     "locks are kept alive: no overlap, no IO, no lost lock"},
+    {"1node-replica", 0, 0, 1, 1, 1, 14, 1, 0, 0, 0, 12, W_SAME,
+     "1 master with a replica, min_replicas 1, fencing, AOF: SCRIPT FLUSH "
+     "while the replica is stopped: no acquire without a replica's ack"},
 };
 #define NSCEN ((int)(sizeof scenarios / sizeof scenarios[0]))
 
@@ -180,7 +212,13 @@ typedef struct config {
     double duration_s;
     int procs, threads, keys, nodes;
     unsigned mask; /* scenarios to run */
+    unsigned work; /* workloads allowed (W_*) */
+    unsigned faults; /* fault kinds allowed (1 << F_*) */
+    int psub;      /* -1 as the scenario says, 0 never, 1 always */
+    int herd;      /* locks of the herd */
     const char *logdir;
+    const char *cli; /* the redlock CLI, or NULL */
+    const char *self; /* this program (COMMAND of the CLI workload) */
     int probes;    /* 0 no, 1 yes, 2 only */
 } config;
 
@@ -195,21 +233,31 @@ enum fault_kind {
     F_PAUSE,         /* CLIENT PAUSE ms ALL|WRITE */
     F_FLUSH,         /* SCRIPT FLUSH */
     F_SLEEP,         /* DEBUG SLEEP */
+    F_DOWN,          /* kill -9 one node, keep it down 0.5..2.5 s, restart */
+    F_STALL,         /* SIGSTOP one node 0.3..2.5 s (a minority stalled) */
+    F_DELAY,         /* the proxy delays one connection 200..600 ms */
+    F_REPLICA_STOP,  /* SIGSTOP the replica (half the time: SCRIPT FLUSH
+                        on the master meanwhile) */
+    F_CLI_KILL,      /* SIGKILL of a `redlock run` (by the CLI workload) */
     NFAULT
 };
 
 static const char *const fault_names[NFAULT] = {
     "kill9+restart", "kill9+restart-majority", "sigstop/sigcont",
     "client-kill-normal", "client-kill-pubsub", "client-pause",
-    "script-flush", "debug-sleep"};
+    "script-flush", "debug-sleep", "minority-down", "minority-stall",
+    "delay-conn", "replica-stop", "sigkill-redlock-run"};
 
 /* Weights of the kinds, per scenario (in the order of scenarios[]):
  * restarts weigh more where they are what breaks the lock. */
 static const int fault_weight[][NFAULT] = {
-    {3, 0, 2, 2, 1, 2, 2, 2}, /* 1node-aof */
-    {5, 0, 1, 1, 1, 1, 1, 1}, /* 1node-mem */
-    {2, 4, 1, 1, 1, 1, 1, 1}, /* Nnode-mem */
-    {2, 3, 2, 2, 1, 2, 1, 2}, /* Nnode-aof */
+    /* kill maj stop ckill psub pause flush sleep down stall delay rep cli */
+    {3, 0, 2, 2, 1, 2, 2, 2, 0, 0, 4, 0, 1}, /* 1node-aof */
+    {5, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0}, /* 1node-mem */
+    {2, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0}, /* Nnode-mem */
+    {2, 3, 2, 2, 1, 2, 1, 2, 0, 0, 0, 0, 0}, /* Nnode-aof */
+    {1, 0, 0, 2, 1, 1, 1, 1, 3, 4, 4, 0, 0}, /* 3node-minority */
+    {1, 0, 0, 1, 0, 0, 2, 0, 0, 0, 0, 5, 0}, /* 1node-replica */
 };
 _Static_assert(sizeof fault_weight / sizeof fault_weight[0] == NSCEN,
                "one row of fault weights per scenario");
@@ -238,6 +286,16 @@ typedef struct shared {
     _Atomic int64_t acq_over_max, rel_max, ext_max;
     _Atomic long early_busy, late_calls;
     _Atomic long unexpected;
+    /* The workloads and rules added for the review's bugs. */
+    _Atomic long io_acquires;   /* acquires answered IO */
+    _Atomic long same_acq[8], adopt_st[8];
+    _Atomic long same_refused;  /* refused while a handle of the token held */
+    _Atomic long priv_checks, priv_busy;
+    _Atomic long herd_cycles, herd_locks, herd_lost, herd_acq_fail;
+    _Atomic long unreplicated;  /* OK while the replica was stopped */
+    _Atomic int replica_gen;    /* odd while the replica is stopped */
+    _Atomic long cli_runs, cli_kills, cli_sections, cli_overlaps,
+        cli_reported, cli_unreported, cli_exit[8];
     _Atomic int nmsg, nserver_msg;
     char msg[NMSG][200];
     long cap;
@@ -280,6 +338,53 @@ static void on_lost(const redlock_lock *l, void *arg)
         }
 }
 
+/* A token shared by the threads of one process for one key (W_SAME), and
+ * the handles that hold the key with it now.  Handles sharing a token are
+ * one holder: a re-acquire by the token succeeds and never shortens the
+ * ttl, and the key is deleted by the last release. */
+typedef struct group {
+    pthread_mutex_t mu;
+    char token[40];
+    const redlock_lock *member[MAX_THREADS];
+    int n;
+    unsigned long gen; /* changes whenever a member comes or goes */
+} group;
+
+static group g_groups[MAX_KEYS];
+
+static void group_add(group *g, const redlock_lock *l)
+{
+    pthread_mutex_lock(&g->mu);
+    if (g->n < MAX_THREADS)
+        g->member[g->n++] = l;
+    g->gen++;
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void group_remove(group *g, const redlock_lock *l)
+{
+    pthread_mutex_lock(&g->mu);
+    for (int i = 0; i < g->n; i++)
+        if (g->member[i] == l) {
+            g->member[i] = g->member[--g->n];
+            break;
+        }
+    g->gen++;
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* The generation, when a member is held with validity left; else 0. */
+static unsigned long group_live(group *g)
+{
+    unsigned long gen = 0;
+    pthread_mutex_lock(&g->mu);
+    for (int i = 0; i < g->n && !gen; i++)
+        if (redlock_held(g->member[i]) && redlock_validity_ms(g->member[i]) > 0)
+            gen = g->gen | 1;
+    pthread_mutex_unlock(&g->mu);
+    return gen;
+}
+
 typedef struct worker {
     shared *sh;
     redlock_client *c;
@@ -288,6 +393,7 @@ typedef struct worker {
     int proc, thread;
     uint64_t rng;
     pthread_t tid;
+    int64_t priv_clean_since; /* no failed private-key call since */
 } worker;
 
 static int unexpected_status(redlock_status st)
@@ -319,7 +425,7 @@ static int check(worker *w, t_rec *r, const redlock_lock *l)
 static void commit(shared *sh, t_rec *r)
 {
     r->commits++;
-    if (r->fence <= 0)
+    if (r->fence <= 0 || r->key >= MAX_KEYS)
         return;
     _Atomic int64_t *f = &sh->resource_fence[r->key];
     int64_t cur = atomic_load(f);
@@ -376,143 +482,414 @@ static void append_rec(shared *sh, const t_rec *r)
     atomic_store(&d->done, 1);
 }
 
-static void *worker_main(void *arg)
+/* The status of an acquire-like call: counted, and judged. */
+static void acquire_status(worker *w, const char *what, redlock_status st)
 {
-    worker *w = arg;
+    shared *sh = w->sh;
+    if (st == REDLOCK_IO && atomic_fetch_add(&sh->io_acquires, 1) < 3 &&
+        w->sc->minority)
+        note_msg(sh, "%s: IO with at most one node faulty: %s", what,
+                 redlock_last_error());
+    if (unexpected_status(st)) {
+        atomic_fetch_add(&sh->unexpected, 1);
+        note_msg(sh, "%s: %s: %s", what, redlock_strerror(st),
+                 redlock_last_error());
+    } else if (st == REDLOCK_SERVER &&
+               atomic_fetch_add(&sh->nserver_msg, 1) < 2) {
+        note_msg(sh, "%s: SERVER: %s", what, redlock_last_error());
+    }
+}
+
+/* The replica was stopped for the whole of a call that began at gen g1. */
+static int unreplicated(shared *sh, int g1)
+{
+    return (g1 & 1) && atomic_load(&sh->replica_gen) == g1;
+}
+
+/* One critical section on a lock just taken (l), until its work is done or
+ * it is told lost; then released (or detached).  g: the same-token group
+ * it belongs to (left before the release), or NULL. */
+static void section(worker *w, redlock_lock *l, int k, int64_t ttl,
+                    int64_t t_call, int flags, group *g, int rep_gen)
+{
     shared *sh = w->sh;
     slot *sl = &g_slots[w->thread];
-    char key[32];
+    redlock_status st;
+    t_rec r;
+    memset(&r, 0, sizeof r);
+    r.start = now_ns();
+    r.acq_call = t_call;
+    r.key = k;
+    r.proc = w->proc;
+    r.thread = w->thread;
+    r.ttl_ms = ttl;
+    r.fence = redlock_fence(l);
+    r.flags = flags;
+    r.lost_at = r.cb_at = r.ext_lost_at = T_NEVER;
+    r.valid_until = r.last_ok = r.start;
+    snprintf(r.token, sizeof r.token, "%s", redlock_token(l));
+    if (unreplicated(sh, rep_gen)) {
+        r.flags |= T_F_UNREPLICATED;
+        if (atomic_fetch_add(&sh->unreplicated, 1) < 2)
+            note_msg(sh, "acquire OK while the replica was stopped (the "
+                         "whole call): no replica can have acknowledged it");
+    }
+    int occ = k < MAX_KEYS;
+    if (occ && atomic_fetch_add(&sh->occupancy[k], 1) > 0 && !g)
+        atomic_fetch_add(&sh->occ_collisions, 1);
+    atomic_store(&sl->cb_at, T_NEVER);
+    atomic_store(&sl->lock, l);
+    if (g)
+        group_add(g, l);
 
-    while (now_ns() < sh->deadline) {
-        int k = (int)range(&w->rng, 0, w->cfg->keys - 1);
+    /* Most sections are short; some outlive their ttl (kept alive). */
+    int64_t work, shape = range(&w->rng, 0, 99);
+    if (shape < 75)
+        work = range(&w->rng, 0, 30);
+    else if (shape < 92)
+        work = range(&w->rng, 0, ttl / 3);
+    else
+        work = range(&w->rng, ttl / 2, 2 * ttl);
+    int keep = shape >= 92 || range(&w->rng, 0, 9) < 5;
+    int alive = check(w, &r, l);
+    if (alive && keep) {
+        r.flags |= T_F_KEEPALIVE;
+        st = redlock_keepalive(l);
+        if (st != REDLOCK_OK && st != REDLOCK_NOT_HELD) {
+            atomic_fetch_add(&sh->keepalive_err, 1);
+            note_msg(sh, "keepalive: %s: %s", redlock_strerror(st),
+                     redlock_last_error());
+        }
+    }
+    int64_t work_end = r.start + work * MS;
+    if (work_end > sh->deadline)
+        work_end = sh->deadline;
+    /* A fifth of the sections extend, at 5 % of their checks; not those
+     * that share a token (an extend sets the ttl of every handle's key). */
+    int extender = !g && range(&w->rng, 0, 99) < 20;
+    if (alive)
+        commit(sh, &r);
+    while (alive && now_ns() < work_end) {
+        sleep_ms(range(&w->rng, 1, 5));
+        if (extender && range(&w->rng, 0, 99) < 5) {
+            r.flags |= T_F_EXTENDED;
+            int64_t t0 = now_ns();
+            int g1 = atomic_load(&sh->replica_gen);
+            st = redlock_extend(l, range(&w->rng, TTL_MIN, TTL_MAX));
+            int64_t t = now_ns();
+            bound(sh, &sh->ext_max, t - t0);
+            atomic_fetch_add(&sh->ext[st & 7], 1);
+            if (st == REDLOCK_NOT_HELD) {
+                r.ext_lost_at = t;
+                break;
+            }
+            if (st == REDLOCK_OK && unreplicated(sh, g1)) {
+                r.flags |= T_F_UNREPLICATED;
+                if (atomic_fetch_add(&sh->unreplicated, 1) < 2)
+                    note_msg(sh, "extend OK while the replica was stopped "
+                                 "(the whole call)");
+            }
+            if (unexpected_status(st)) {
+                atomic_fetch_add(&sh->unexpected, 1);
+                note_msg(sh, "extend: %s: %s", redlock_strerror(st),
+                         redlock_last_error());
+            }
+        }
+        if ((alive = check(w, &r, l)))
+            commit(sh, &r);
+    }
+    if (occ)
+        atomic_fetch_sub(&sh->occupancy[k], 1);
+
+    if (g)
+        group_remove(g, l);
+    r.end = now_ns();
+    if (range(&w->rng, 0, 99) < 4) {
+        redlock_detach(l);
+        r.release_st = T_DETACHED;
+        r.flags |= T_F_DETACHED;
+    } else {
+        st = redlock_release(l);
+        bound(sh, &sh->rel_max, now_ns() - r.end);
+        r.release_st = (int32_t)st;
+        if (unexpected_status(st)) {
+            atomic_fetch_add(&sh->unexpected, 1);
+            note_msg(sh, "release: %s: %s", redlock_strerror(st),
+                     redlock_last_error());
+        }
+    }
+    r.rel_ret = now_ns();
+    /* Release and detach wait for a callback in progress. */
+    r.cb_at = atomic_load(&sl->cb_at);
+    atomic_store(&sl->lock, NULL);
+    append_rec(sh, &r);
+}
+
+static int nkeys(const worker *w)
+{
+    int k = w->cfg->keys > w->sc->keys ? w->cfg->keys : w->sc->keys;
+    return k < MAX_KEYS ? k : MAX_KEYS;
+}
+
+static int64_t pick_wait(worker *w)
+{
+    int64_t wait, dice = range(&w->rng, 0, 9);
+    if (dice < 2)
+        wait = 0;
+    else if (dice < 9)
+        wait = range(&w->rng, 20, 800);
+    else
+        wait = 1500;
+    int64_t left = (w->sh->deadline - now_ns()) / MS;
+    if (wait > left)
+        wait = left > 0 ? left : 0;
+    return wait;
+}
+
+/* Plain: a random token per acquire (or a poacher's try on a herd key). */
+static void plain_turn(worker *w)
+{
+    shared *sh = w->sh;
+    char key[48];
+    int k;
+    int64_t wait;
+    if ((w->sc->work & w->cfg->work & W_HERD) && range(&w->rng, 0, 99) < 3) {
+        k = T_HERD_KEY0 + (int)range(&w->rng, 0, w->cfg->herd - 1);
+        snprintf(key, sizeof key, "torture:herd:%d", k - T_HERD_KEY0);
+        wait = 0;
+    } else {
+        k = (int)range(&w->rng, 0, nkeys(w) - 1);
         snprintf(key, sizeof key, "torture:%d", k);
-        int64_t ttl = range(&w->rng, TTL_MIN, TTL_MAX);
-        int64_t wait, dice = range(&w->rng, 0, 9);
-        if (dice < 2)
-            wait = 0;
-        else if (dice < 9)
-            wait = range(&w->rng, 20, 800);
-        else
-            wait = 1500;
-        int64_t left = (sh->deadline - now_ns()) / MS;
-        if (wait > left)
-            wait = left > 0 ? left : 0;
+        wait = pick_wait(w);
+    }
+    int64_t ttl = range(&w->rng, TTL_MIN, TTL_MAX);
+    redlock_lock *l = NULL;
+    int g1 = atomic_load(&sh->replica_gen);
+    int64_t t_call = now_ns();
+    redlock_status st = redlock_acquire(w->c, key, ttl, wait, &l);
+    int64_t took = now_ns() - t_call;
+    atomic_fetch_add(&sh->acq[st & 7], 1);
+    bound(sh, &sh->acq_over_max, took - wait * MS);
+    if (st == REDLOCK_BUSY && took < (wait - 5) * MS) {
+        atomic_fetch_add(&sh->early_busy, 1);
+        note_msg(sh, "acquire: BUSY after %.1f ms of a %" PRId64 " ms wait",
+                 (double)took / 1e6, wait);
+    }
+    if (st != REDLOCK_OK) {
+        acquire_status(w, "acquire", st);
+        if (st != REDLOCK_BUSY)
+            sleep_ms(range(&w->rng, 5, 30));
+        return;
+    }
+    section(w, l, k, ttl, t_call, 0, NULL, g1);
+}
 
-        redlock_lock *l = NULL;
-        int64_t t_call = now_ns();
-        redlock_status st = redlock_acquire(w->c, key, ttl, wait, &l);
-        int64_t took = now_ns() - t_call;
+/* Same token: acquire_as with the process's token for the key, or adopt
+ * it while another thread of this process holds the key with it. */
+static void same_turn(worker *w)
+{
+    shared *sh = w->sh;
+    int k = (int)range(&w->rng, 0, nkeys(w) - 1);
+    group *g = &g_groups[k];
+    char key[32];
+    snprintf(key, sizeof key, "torture:%d", k);
+    int64_t ttl = range(&w->rng, TTL_MIN, TTL_MAX);
+    unsigned long live = group_live(g);
+    int adopt = live && range(&w->rng, 0, 99) < 35;
+    int64_t wait = adopt ? 0 : pick_wait(w);
+    redlock_lock *l = NULL;
+    int g1 = atomic_load(&sh->replica_gen);
+    int64_t t_call = now_ns();
+    redlock_status st = adopt ? redlock_adopt(w->c, key, g->token, &l)
+                              : redlock_acquire_as(w->c, key, g->token, ttl,
+                                                   wait, &l);
+    int64_t took = now_ns() - t_call;
+    atomic_fetch_add(adopt ? &sh->adopt_st[st & 7] : &sh->same_acq[st & 7], 1);
+    if (!adopt) {
         atomic_fetch_add(&sh->acq[st & 7], 1);
         bound(sh, &sh->acq_over_max, took - wait * MS);
         if (st == REDLOCK_BUSY && took < (wait - 5) * MS) {
             atomic_fetch_add(&sh->early_busy, 1);
-            note_msg(sh, "acquire: BUSY after %.1f ms of a %" PRId64
+            note_msg(sh, "acquire_as: BUSY after %.1f ms of a %" PRId64
                          " ms wait",
                      (double)took / 1e6, wait);
         }
-        if (st != REDLOCK_OK) {
-            if (unexpected_status(st)) {
-                atomic_fetch_add(&sh->unexpected, 1);
-                note_msg(sh, "acquire: %s: %s", redlock_strerror(st),
-                         redlock_last_error());
-            } else if (st == REDLOCK_SERVER &&
-                       atomic_fetch_add(&sh->nserver_msg, 1) < 2) {
-                note_msg(sh, "acquire: SERVER: %s", redlock_last_error());
-            }
-            if (st != REDLOCK_BUSY)
-                sleep_ms(range(&w->rng, 5, 30));
-            continue;
-        }
+    }
+    /* Refused while the same handle of this token held the key, with
+     * validity, from before the call to after it: the key was this
+     * token's on a quorum all along, so the token's re-acquire (or adopt)
+     * must succeed. */
+    if ((st == REDLOCK_BUSY || st == REDLOCK_NOT_HELD) && live &&
+        group_live(g) == live) {
+        if (atomic_fetch_add(&sh->same_refused, 1) < 2)
+            note_msg(sh, "%s of a token another thread holds the key with: "
+                         "%s: %s",
+                     adopt ? "adopt" : "acquire_as", redlock_strerror(st),
+                     redlock_last_error());
+    }
+    if (st != REDLOCK_OK) {
+        if (!adopt)
+            acquire_status(w, "acquire_as", st);
+        else if (unexpected_status(st))
+            acquire_status(w, "adopt", st);
+        if (st != REDLOCK_BUSY && st != REDLOCK_NOT_HELD)
+            sleep_ms(range(&w->rng, 5, 30));
+        return;
+    }
+    if (adopt)
+        ttl = redlock_validity_ms(l);
+    section(w, l, k, ttl, t_call, T_F_SHARED | (adopt ? T_F_ADOPTED : 0), g,
+            adopt ? 0 : g1);
+}
 
-        t_rec r;
-        memset(&r, 0, sizeof r);
-        r.start = now_ns();
-        r.acq_call = t_call;
-        r.key = k;
-        r.proc = w->proc;
-        r.thread = w->thread;
-        r.ttl_ms = ttl;
-        r.fence = redlock_fence(l);
-        r.lost_at = r.cb_at = r.ext_lost_at = T_NEVER;
-        r.valid_until = r.last_ok = r.start;
-        snprintf(r.token, sizeof r.token, "%s", redlock_token(l));
-        if (atomic_fetch_add(&sh->occupancy[k], 1) > 0)
-            atomic_fetch_add(&sh->occ_collisions, 1);
-        atomic_store(&sl->cb_at, T_NEVER);
-        atomic_store(&sl->lock, l);
-
-        /* Most sections are short; some outlive their ttl (kept alive). */
-        int64_t work, shape = range(&w->rng, 0, 99);
-        if (shape < 75)
-            work = range(&w->rng, 0, 30);
-        else if (shape < 92)
-            work = range(&w->rng, 0, ttl / 3);
-        else
-            work = range(&w->rng, ttl / 2, 2 * ttl);
-        int keep = shape >= 92 || range(&w->rng, 0, 9) < 5;
-        int alive = check(w, &r, l);
-        if (alive && keep) {
-            r.flags |= T_F_KEEPALIVE;
-            st = redlock_keepalive(l);
-            if (st != REDLOCK_OK && st != REDLOCK_NOT_HELD) {
-                atomic_fetch_add(&sh->keepalive_err, 1);
-                note_msg(sh, "keepalive: %s: %s", redlock_strerror(st),
-                         redlock_last_error());
-            }
-        }
-        int64_t work_end = r.start + work * MS;
-        if (work_end > sh->deadline)
-            work_end = sh->deadline;
-        /* A fifth of the sections extend, at 5 % of their checks. */
-        int extender = range(&w->rng, 0, 99) < 20;
-        if (alive)
-            commit(sh, &r);
-        while (alive && now_ns() < work_end) {
-            sleep_ms(range(&w->rng, 1, 5));
-            if (extender && range(&w->rng, 0, 99) < 5) {
-                r.flags |= T_F_EXTENDED;
-                int64_t t0 = now_ns();
-                st = redlock_extend(l, range(&w->rng, TTL_MIN, TTL_MAX));
-                int64_t t = now_ns();
-                bound(sh, &sh->ext_max, t - t0);
-                atomic_fetch_add(&sh->ext[st & 7], 1);
-                if (st == REDLOCK_NOT_HELD) {
-                    r.ext_lost_at = t;
-                    break;
-                }
-                if (unexpected_status(st)) {
-                    atomic_fetch_add(&sh->unexpected, 1);
-                    note_msg(sh, "extend: %s: %s", redlock_strerror(st),
+/* Private key (only this thread uses it, never waits for it): taken,
+ * released, and tried again at once.  Nobody waits, so the try must not
+ * find it BUSY (a release hands a key off only to waiters). */
+static void private_turn(worker *w)
+{
+    shared *sh = w->sh;
+    char key[48];
+    snprintf(key, sizeof key, "torture:priv:%d:%d", w->proc, w->thread);
+    redlock_lock *l = NULL;
+    redlock_status st = redlock_acquire(w->c, key, 1000, 0, &l);
+    int64_t now = now_ns();
+    if (st == REDLOCK_OK) {
+        st = redlock_release(l);
+        l = NULL;
+        if (st == REDLOCK_OK) {
+            int clean = now - w->priv_clean_since > 1300 * MS;
+            redlock_status st2 = redlock_acquire(w->c, key, 1000, 0, &l);
+            if (clean) {
+                atomic_fetch_add(&sh->priv_checks, 1);
+                if (st2 == REDLOCK_BUSY &&
+                    atomic_fetch_add(&sh->priv_busy, 1) < 2)
+                    note_msg(sh, "a try right after a release of a key no "
+                                 "one waits for: BUSY: %s",
                              redlock_last_error());
-                }
             }
-            if ((alive = check(w, &r, l)))
-                commit(sh, &r);
+            if (st2 == REDLOCK_OK)
+                st2 = redlock_release(l);
+            if (st2 != REDLOCK_OK)
+                w->priv_clean_since = now_ns();
+            return;
         }
-        atomic_fetch_sub(&sh->occupancy[k], 1);
+    } else if (st == REDLOCK_BUSY && now - w->priv_clean_since > 1300 * MS) {
+        /* The last call ended OK and 1.3 s (> the ttl) passed: free. */
+        atomic_fetch_add(&sh->priv_checks, 1);
+        if (atomic_fetch_add(&sh->priv_busy, 1) < 2)
+            note_msg(sh, "a try on a key no one holds or waits for: BUSY: %s",
+                     redlock_last_error());
+    }
+    if (st != REDLOCK_OK)
+        w->priv_clean_since = now_ns();
+}
 
-        r.end = now_ns();
-        if (range(&w->rng, 0, 99) < 4) {
-            redlock_detach(l);
-            r.release_st = T_DETACHED;
-            r.flags |= T_F_DETACHED;
-        } else {
-            st = redlock_release(l);
-            bound(sh, &sh->rel_max, now_ns() - r.end);
-            r.release_st = (int32_t)st;
-            if (unexpected_status(st)) {
-                atomic_fetch_add(&sh->unexpected, 1);
-                note_msg(sh, "release: %s: %s", redlock_strerror(st),
-                         redlock_last_error());
-            }
-        }
-        r.rel_ret = now_ns();
-        /* Release and detach wait for a callback in progress. */
-        r.cb_at = atomic_load(&sl->cb_at);
-        atomic_store(&sl->lock, NULL);
-        append_rec(sh, &r);
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    shared *sh = w->sh;
+    unsigned work = w->sc->work & w->cfg->work;
+    w->priv_clean_since = now_ns();
+
+    while (now_ns() < sh->deadline) {
+        int64_t dice = range(&w->rng, 0, 99);
+        if ((work & W_PRIVATE) && dice < 8)
+            private_turn(w);
+        else if ((work & W_SAME) && dice >= 70)
+            same_turn(w);
+        else
+            plain_turn(w);
         sleep_ms(range(&w->rng, 0, 10));
     }
+    return NULL;
+}
+
+/* The herd: thousands of locks taken and kept alive by one thread, held
+ * for a few seconds while faults happen, checked every 100 ms, released. */
+#define HERD_TTL 2000
+
+static void *herd_main(void *arg)
+{
+    worker *w = arg;
+    shared *sh = w->sh;
+    int n = w->cfg->herd;
+    redlock_lock **locks = calloc((size_t)n, sizeof *locks);
+    t_rec *recs = calloc((size_t)n, sizeof *recs);
+    char key[48];
+    if (!locks || !recs) {
+        free(locks);
+        free(recs);
+        return NULL;
+    }
+    while (now_ns() + 3000 * MS < sh->deadline) {
+        int held = 0;
+        for (int i = 0; i < n && now_ns() + 2000 * MS < sh->deadline; i++) {
+            snprintf(key, sizeof key, "torture:herd:%d", i);
+            t_rec *r = &recs[i];
+            memset(r, 0, sizeof *r);
+            r->acq_call = now_ns();
+            redlock_status st = redlock_acquire(w->c, key, HERD_TTL, 0,
+                                                &locks[i]);
+            atomic_fetch_add(&sh->acq[st & 7], 1);
+            if (st != REDLOCK_OK) {
+                atomic_fetch_add(&sh->herd_acq_fail, 1);
+                acquire_status(w, "herd acquire", st);
+                continue;
+            }
+            r->start = now_ns();
+            r->key = T_HERD_KEY0 + i;
+            r->proc = w->proc;
+            r->thread = w->thread;
+            r->ttl_ms = HERD_TTL;
+            r->flags = T_F_KEEPALIVE | T_F_HERD;
+            r->lost_at = r->cb_at = r->ext_lost_at = T_NEVER;
+            r->valid_until = r->last_ok = r->start;
+            snprintf(r->token, sizeof r->token, "%s", redlock_token(locks[i]));
+            if (check(w, r, locks[i])) {
+                commit(sh, r);
+                redlock_status ks = redlock_keepalive(locks[i]);
+                if (ks != REDLOCK_OK && ks != REDLOCK_NOT_HELD)
+                    atomic_fetch_add(&sh->keepalive_err, 1);
+            }
+            held++;
+        }
+        atomic_fetch_add(&sh->herd_cycles, 1);
+        atomic_fetch_add(&sh->herd_locks, held);
+        int64_t until = now_ns() + range(&w->rng, 3000, 5000) * MS;
+        if (until > sh->deadline - 1000 * MS)
+            until = sh->deadline - 1000 * MS;
+        long lost = 0;
+        int last = 0;
+        while (!last) {
+            last = now_ns() >= until;
+            if (!last)
+                sleep_ms(100);
+            for (int i = 0; i < n; i++) {
+                if (!locks[i] || recs[i].lost_at != T_NEVER)
+                    continue;
+                if (check(w, &recs[i], locks[i]))
+                    commit(sh, &recs[i]);
+                else
+                    lost++;
+            }
+        }
+        if (lost && atomic_fetch_add(&sh->herd_lost, lost) == 0)
+            note_msg(sh, "herd: %ld of %d kept-alive locks lost in one "
+                         "cycle",
+                     lost, held);
+        for (int i = 0; i < n; i++) {
+            if (!locks[i])
+                continue;
+            t_rec *r = &recs[i];
+            r->end = now_ns();
+            r->release_st = (int32_t)redlock_release(locks[i]);
+            r->rel_ret = now_ns();
+            locks[i] = NULL;
+            append_rec(sh, r);
+        }
+    }
+    free(locks);
+    free(recs);
     return NULL;
 }
 
@@ -546,6 +923,7 @@ static void child_main(shared *sh, const config *cfg, const scenario *sc,
     o.retry_delay_ms = RETRY_MS;
     o.renew_floor_ms = 0;
     o.fencing = sc->fencing;
+    o.min_replicas = sc->replica ? 1 : 0;
     o.on_lost = on_lost;
     o.on_lost_arg = NULL;
 
@@ -572,7 +950,12 @@ static void child_main(shared *sh, const config *cfg, const scenario *sc,
     }
 
     g_nthreads = cfg->threads;
-    worker w[MAX_THREADS];
+    for (int k = 0; k < MAX_KEYS; k++) {
+        pthread_mutex_init(&g_groups[k].mu, NULL);
+        snprintf(g_groups[k].token, sizeof g_groups[k].token,
+                 "shared-p%d-k%d-%d", proc, k, (int)getpid());
+    }
+    static worker w[MAX_THREADS + 1];
     int started = 0;
     for (int i = 0; i < cfg->threads; i++) {
         atomic_init(&g_slots[i].lock, NULL);
@@ -588,8 +971,20 @@ static void child_main(shared *sh, const config *cfg, const scenario *sc,
         }
         started++;
     }
+    /* The herd: one more thread, in the first process. */
+    int herd = proc == 0 && (sc->work & cfg->work & W_HERD) && cfg->herd > 0;
+    worker *hw = &w[cfg->threads];
+    if (herd) {
+        *hw = (worker){.sh = sh, .c = c, .cfg = cfg, .sc = sc, .proc = proc,
+                       .thread = cfg->threads};
+        hw->rng = cfg->seed ^ UINT64_C(0x4e5244) ^ (uint64_t)getpid();
+        if (pthread_create(&hw->tid, NULL, herd_main, hw) != 0)
+            herd = 0;
+    }
     for (int i = 0; i < started; i++)
         pthread_join(w[i].tid, NULL);
+    if (herd)
+        pthread_join(hw->tid, NULL);
     redlock_client_free(c);
     /* Everything the client made must be gone with it. */
     int fds_after = count_entries("/proc/self/fd");
@@ -604,36 +999,351 @@ static void child_main(shared *sh, const config *cfg, const scenario *sc,
     exit(started == cfg->threads ? 0 : 5);
 }
 
+/* ---- the CLI workload: `redlock run` processes -------------------------------- */
+
+/* COMMAND of the CLI workload (redlock_torture --cli-section FILE MS):
+ * appends "S pid ppid t", a "T pid t" every 10 ms while it works, and
+ * "E pid t" to FILE (t: CLOCK_MONOTONIC ns).  Its ppid is the `redlock
+ * run` that started it. */
+static int cli_section_main(const char *file, int ms)
+{
+    int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return 1;
+    char line[96];
+    int64_t t0 = now_ns();
+    int len = snprintf(line, sizeof line, "S %d %d %" PRId64 "\n",
+                       (int)getpid(), (int)getppid(), t0);
+    if (write(fd, line, (size_t)len) != len)
+        return 1;
+    while (now_ns() < t0 + ms * MS) {
+        sleep_ms(10);
+        len = snprintf(line, sizeof line, "T %d %" PRId64 "\n", (int)getpid(),
+                       now_ns());
+        if (write(fd, line, (size_t)len) != len)
+            return 1;
+    }
+    len = snprintf(line, sizeof line, "E %d %" PRId64 "\n", (int)getpid(),
+                   now_ns());
+    if (write(fd, line, (size_t)len) != len)
+        return 1;
+    close(fd);
+    return 0;
+}
+
+#define CLI_PAR 3      /* `redlock run` processes at a time */
+#define CLI_MAX 512
+#define CLI_TTL "600ms"
+#define CLI_WAIT "3s"
+
+typedef struct cli_run {
+    pid_t pid;
+    int64_t started;
+    int killed, done, status;
+} cli_run;
+
+typedef struct cli_sec {
+    pid_t pid, run;
+    int64_t start, last;
+    int ended;
+} cli_sec;
+
+static int cmp_cli_sec(const void *pa, const void *pb)
+{
+    const cli_sec *a = pa, *b = pb;
+    return a->start < b->start ? -1 : a->start > b->start;
+}
+
+static pid_t cli_spawn(const config *cfg, const char *const *urls, int n,
+                       const char *file, int ms)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int dn = open("/dev/null", O_RDWR);
+    if (dn >= 0) {
+        dup2(dn, 1);
+        dup2(dn, 2);
+        close(dn);
+    }
+    char msbuf[16];
+    snprintf(msbuf, sizeof msbuf, "%d", ms);
+    const char *argv[2 * MAX_NODES + 16];
+    int a = 0;
+    argv[a++] = cfg->cli;
+    for (int i = 0; i < n; i++) {
+        argv[a++] = "-u";
+        argv[a++] = urls[i];
+    }
+    const char *rest[] = {"run", "-t", CLI_TTL, "-w", CLI_WAIT,
+                          "torture:cli", "--", cfg->self, "--cli-section",
+                          file, msbuf, NULL};
+    for (int i = 0; rest[i]; i++)
+        argv[a++] = rest[i];
+    argv[a] = NULL;
+    execv(cfg->cli, (char *const *)argv);
+    _exit(127);
+}
+
+static cli_run *cli_find(cli_run *runs, int nr, pid_t pid)
+{
+    for (int i = 0; i < nr; i++)
+        if (runs[i].pid == pid)
+            return &runs[i];
+    return NULL;
+}
+
+static void cli_reap(shared *sh, cli_run *runs, int nr)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        cli_run *r = cli_find(runs, nr, pid);
+        if (!r)
+            continue; /* an orphaned COMMAND (we are its subreaper) */
+        r->done = 1;
+        r->status = status;
+        int b = r->killed                 ? 7
+                : !WIFEXITED(status)      ? 6
+                : WEXITSTATUS(status) == 0  ? 0
+                : WEXITSTATUS(status) == 69 ? 1
+                : WEXITSTATUS(status) == 70 ? 2
+                : WEXITSTATUS(status) == 75 ? 3
+                                            : 5;
+        atomic_fetch_add(&sh->cli_exit[b], 1);
+    }
+}
+
+/* A child process: keeps CLI_PAR `redlock run` at a time fighting over one
+ * key, kills one with SIGKILL now and then (kills), then checks that no two
+ * COMMANDs ran at once unless one of their runs reported the loss (exit
+ * 70). */
+static void cli_main(shared *sh, const config *cfg, const char *const *urls,
+                     int n, uint64_t seed, int kills, pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(3);
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    char file[] = "/tmp/redlock-torture-cli-XXXXXX";
+    int fd = mkstemp(file);
+    if (fd < 0)
+        _exit(4);
+    close(fd);
+    static cli_run runs[CLI_MAX];
+    int nr = 0;
+    uint64_t rng = seed;
+    int64_t stop_at = sh->deadline - 1500 * MS;
+    int64_t next_kill = now_ns() + range(&rng, 300, 1500) * MS;
+    while (now_ns() < stop_at) {
+        int active = 0;
+        for (int i = 0; i < nr; i++)
+            active += !runs[i].done;
+        if (active < CLI_PAR && nr < CLI_MAX) {
+            int ms = (int)range(&rng, 100, 1200);
+            pid_t pid = cli_spawn(cfg, urls, n, file, ms);
+            if (pid > 0) {
+                runs[nr++] = (cli_run){.pid = pid, .started = now_ns()};
+                atomic_fetch_add(&sh->cli_runs, 1);
+            }
+        }
+        cli_reap(sh, runs, nr);
+        if (kills && now_ns() >= next_kill) {
+            int cand[CLI_PAR * 2], nc = 0;
+            for (int i = 0; i < nr && nc < CLI_PAR * 2; i++)
+                if (!runs[i].done && now_ns() - runs[i].started > 150 * MS)
+                    cand[nc++] = i;
+            if (nc > 0) {
+                cli_run *r = &runs[cand[range(&rng, 0, nc - 1)]];
+                r->killed = 1;
+                kill(r->pid, SIGKILL);
+                atomic_fetch_add(&sh->cli_kills, 1);
+            }
+            next_kill = now_ns() + range(&rng, 300, 1500) * MS;
+        }
+        sleep_ms(20);
+    }
+    /* Wind down: the runs finish (their wait is 3 s), then the COMMANDs
+     * left behind by killed runs are waited for, and killed after 3 s. */
+    int64_t until = now_ns() + 4000 * MS;
+    for (;;) {
+        cli_reap(sh, runs, nr);
+        int active = 0;
+        for (int i = 0; i < nr; i++)
+            active += !runs[i].done;
+        if (!active || now_ns() > until)
+            break;
+        sleep_ms(20);
+    }
+    for (int i = 0; i < nr; i++)
+        if (!runs[i].done) {
+            runs[i].killed = 1;
+            kill(runs[i].pid, SIGKILL);
+        }
+    until = now_ns() + 3000 * MS;
+    while (now_ns() < until) {
+        cli_reap(sh, runs, nr);
+        if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD)
+            break;
+        sleep_ms(20);
+    }
+
+    /* The log. */
+    static cli_sec secs[CLI_MAX];
+    int ns = 0;
+    FILE *f = fopen(file, "r");
+    char line[128];
+    while (f && fgets(line, sizeof line, f)) {
+        char kind;
+        int pid, ppid;
+        int64_t t;
+        if (line[0] == 'S' &&
+            sscanf(line, "%c %d %d %" SCNd64, &kind, &pid, &ppid, &t) == 4 &&
+            ns < CLI_MAX) {
+            secs[ns++] = (cli_sec){.pid = pid, .run = ppid, .start = t,
+                                   .last = t};
+        } else if (sscanf(line, "%c %d %" SCNd64, &kind, &pid, &t) == 3) {
+            for (int i = ns - 1; i >= 0; i--)
+                if (secs[i].pid == pid) {
+                    if (t > secs[i].last)
+                        secs[i].last = t;
+                    secs[i].ended |= kind == 'E';
+                    break;
+                }
+        }
+    }
+    if (f)
+        fclose(f);
+    unlink(file);
+    /* COMMANDs still running now (they outlived the wind-down): stop. */
+    for (int i = 0; i < ns; i++)
+        if (!secs[i].ended && kill(secs[i].pid, 0) == 0 &&
+            waitpid(secs[i].pid, NULL, WNOHANG) == 0) {
+            kill(secs[i].pid, SIGKILL);
+            waitpid(secs[i].pid, NULL, 0);
+        }
+    qsort(secs, (size_t)ns, sizeof secs[0], cmp_cli_sec);
+    atomic_fetch_add(&sh->cli_sections, ns);
+    for (int i = 0; i < ns; i++)
+        for (int j = i + 1; j < ns && secs[j].start < secs[i].last; j++) {
+            atomic_fetch_add(&sh->cli_overlaps, 1);
+            cli_run *a = cli_find(runs, nr, secs[i].run),
+                    *b = cli_find(runs, nr, secs[j].run);
+            int told = (a && !a->killed && WIFEXITED(a->status) &&
+                        WEXITSTATUS(a->status) == 70) ||
+                       (b && !b->killed && WIFEXITED(b->status) &&
+                        WEXITSTATUS(b->status) == 70);
+            if (told) {
+                atomic_fetch_add(&sh->cli_reported, 1);
+            } else if (atomic_fetch_add(&sh->cli_unreported, 1) < 2) {
+                note_msg(sh, "cli: COMMAND of run %d (%s) ran %.0f ms into "
+                             "the COMMAND of the next holder (run %d); "
+                             "neither run reported a loss",
+                         (int)secs[i].run,
+                         a && a->killed ? "killed with SIGKILL" : "not killed",
+                         (double)(secs[i].last - secs[j].start) / 1e6,
+                         (int)secs[j].run);
+            }
+        }
+    _exit(0);
+}
+
 /* ---- the parent: servers and faults -------------------------------------------- */
 
 typedef struct cluster {
     int n;
     rt_server s[MAX_NODES];
     int aof;
+    int has_replica;
+    rt_server replica;       /* --replicaof node 0 */
+    t_proxy *px[MAX_NODES];  /* delay proxies, when the scenario has them */
+    char urls[MAX_NODES][64];/* what the clients use (through the proxies) */
+    shared *sh;
 } cluster;
 
-static int cluster_start(cluster *cl, int n, int aof)
+static redisReply *cmd_reply(rt_server *s, const char *fmt, ...)
 {
-    static const char *const aof_args[] = {"--appendonly", "yes",
-                                           "--appendfsync", "always", NULL};
-    memset(cl, 0, sizeof *cl);
-    cl->aof = aof;
-    for (int i = 0; i < n; i++) {
-        if (rt_server_start(&cl->s[i], aof ? aof_args : NULL) != 0) {
-            for (int j = 0; j < i; j++)
-                rt_server_stop(&cl->s[j]);
-            return -1;
-        }
-        cl->s[i].cmd_timeout_ms = 3000;
-        cl->n++;
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = rt_vcmd(s, NULL, NULL, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* Wait (10 s at most) until node 0 sees its replica online. */
+static int replica_online(cluster *cl)
+{
+    for (int i = 0; i < 200; i++) {
+        redisReply *r = cmd_reply(&cl->s[0], "INFO replication");
+        int ok = r && r->type == REDIS_REPLY_STRING &&
+                 strstr(r->str, "connected_slaves:1") &&
+                 strstr(r->str, "state=online");
+        if (r)
+            freeReplyObject(r);
+        if (ok)
+            return 0;
+        sleep_ms(50);
     }
-    return 0;
+    return -1;
 }
 
 static void cluster_stop(cluster *cl)
 {
-    for (int i = 0; i < cl->n; i++)
+    for (int i = 0; i < cl->n; i++) {
+        t_proxy_stop(cl->px[i]);
+        cl->px[i] = NULL;
         rt_server_stop(&cl->s[i]);
+    }
+    if (cl->has_replica)
+        rt_server_stop(&cl->replica);
+}
+
+static int cluster_start(cluster *cl, int n, int aof, int replica, int proxy)
+{
+    static const char *const aof_args[] = {"--appendonly", "yes",
+                                           "--appendfsync", "always",
+                                           "--repl-diskless-sync-delay", "0",
+                                           NULL};
+    static const char *const mem_args[] = {"--repl-diskless-sync-delay", "0",
+                                           NULL};
+    memset(cl, 0, sizeof *cl);
+    cl->aof = aof;
+    for (int i = 0; i < n; i++) {
+        if (rt_server_start(&cl->s[i], aof ? aof_args : mem_args) != 0) {
+            cluster_stop(cl);
+            return -1;
+        }
+        cl->s[i].cmd_timeout_ms = 3000;
+        cl->n++;
+        snprintf(cl->urls[i], sizeof cl->urls[i], "%s", cl->s[i].url);
+        if (proxy) {
+            /* Its thread starts after the fork (t_proxy_run). */
+            if (!(cl->px[i] = t_proxy_new(cl->s[i].port))) {
+                cluster_stop(cl);
+                return -1;
+            }
+            snprintf(cl->urls[i], sizeof cl->urls[i],
+                     "redis://127.0.0.1:%d", t_proxy_port(cl->px[i]));
+        }
+    }
+    if (replica) {
+        char port[16];
+        snprintf(port, sizeof port, "%d", cl->s[0].port);
+        const char *const args[] = {"--replicaof", "127.0.0.1", port, NULL};
+        if (rt_server_start(&cl->replica, args) != 0) {
+            cluster_stop(cl);
+            return -1;
+        }
+        cl->has_replica = 1;
+        cl->replica.cmd_timeout_ms = 3000;
+        if (replica_online(cl) != 0) {
+            printf("  the replica did not come online\n");
+            cluster_stop(cl);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* A node may be left stopped or dead by a failed fault: bring it back. */
@@ -644,6 +1354,31 @@ static void cluster_heal(cluster *cl)
             rt_server_resume(&cl->s[i]);
         else
             rt_server_restart(&cl->s[i]);
+    }
+    if (cl->has_replica) {
+        if (cl->replica.pid > 0)
+            rt_server_resume(&cl->replica);
+        else
+            rt_server_restart(&cl->replica);
+    }
+}
+
+/* Wait (100 ms at most) until the process is stopped (state T). */
+static void wait_stopped(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    for (int i = 0; i < 100; i++) {
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = 0;
+        const char *p = strrchr(buf, ')');
+        if (p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't'))
+            return;
+        sleep_ms(1);
     }
 }
 
@@ -663,27 +1398,35 @@ static int cmd_ok(rt_server *s, const char *fmt, ...)
     return ok;
 }
 
-static int pick_kind(uint64_t *rng, int scen)
+/* A kind the scenario and --faults allow, or -1 when there is none. */
+static int pick_kind(uint64_t *rng, int scen, unsigned allowed)
 {
     int total = 0;
     for (int k = 0; k < NFAULT; k++)
-        total += fault_weight[scen][k];
+        if (allowed & (1u << k) && k != F_CLI_KILL)
+            total += fault_weight[scen][k];
+    if (total == 0)
+        return -1;
     int x = (int)range(rng, 0, total - 1);
     for (int k = 0; k < NFAULT; k++) {
+        if (!(allowed & (1u << k)) || k == F_CLI_KILL)
+            continue;
         if (x < fault_weight[scen][k])
             return k;
         x -= fault_weight[scen][k];
     }
-    return F_FLUSH;
+    return -1;
 }
 
 /* Inject one fault, synchronously (a stopped node is resumed, a killed one
  * restarted, before this returns). */
-static void inject(cluster *cl, uint64_t *rng, int scen, fault *f)
+static void inject(cluster *cl, uint64_t *rng, int scen, unsigned allowed,
+                   fault *f)
 {
+    const scenario *sc = &scenarios[scen];
     int node = (int)range(rng, 0, cl->n - 1);
     rt_server *s = &cl->s[node];
-    f->kind = pick_kind(rng, scen);
+    f->kind = pick_kind(rng, scen, allowed);
     f->nodes = 1u << node;
     f->ok = 1;
     f->t = now_ns();
@@ -741,6 +1484,57 @@ static void inject(cluster *cl, uint64_t *rng, int scen, fault *f)
         f->ms = (int)range(rng, 100, 1000);
         snprintf(f->note, sizeof f->note, "%s", all ? "ALL" : "WRITE");
         f->ok = cmd_ok(s, "CLIENT PAUSE %d %s", f->ms, all ? "ALL" : "WRITE");
+        if (sc->minority)
+            sleep_ms(f->ms); /* one faulty node at a time */
+        break;
+    }
+    case F_DOWN:
+        f->ms = (int)range(rng, 500, 2500);
+        rt_server_kill(s);
+        sleep_ms(f->ms);
+        f->ok = rt_server_restart(s) == 0;
+        break;
+    case F_STALL:
+        f->ms = (int)range(rng, 300, 2500);
+        f->ok = rt_server_pause(s) == 0;
+        sleep_ms(f->ms);
+        f->ok &= rt_server_resume(s) == 0;
+        break;
+    case F_DELAY: {
+        f->ms = (int)range(rng, 200, 600);
+        int window = (int)range(rng, f->ms, 2 * f->ms);
+        snprintf(f->note, sizeof f->note, "for %d ms", window);
+        if (!cl->px[node]) {
+            f->ok = 0;
+            break;
+        }
+        long before = t_proxy_windows(cl->px[node]);
+        t_proxy_delay_next(cl->px[node], f->ms, window);
+        sleep_ms(window + f->ms + 50); /* until its bytes are through */
+        f->ok = t_proxy_windows(cl->px[node]) > before;
+        break;
+    }
+    case F_REPLICA_STOP: {
+        f->nodes = 0;
+        f->ms = (int)range(rng, 300, 1500);
+        if (!cl->has_replica) {
+            f->ok = 0;
+            break;
+        }
+        /* The flush right after the stop: the first EVALSHA after it
+         * (NOSCRIPT) then comes on a connection whose last write the
+         * replica acknowledged before it stopped. */
+        int flush = range(rng, 0, 3) > 0;
+        snprintf(f->note, sizeof f->note, "replica%s",
+                 flush ? ", SCRIPT FLUSH on node 0" : "");
+        f->ok = rt_server_pause(&cl->replica) == 0;
+        wait_stopped(cl->replica.pid);
+        atomic_fetch_add(&cl->sh->replica_gen, 1); /* odd: stopped */
+        if (flush)
+            f->ok &= cmd_ok(&cl->s[0], "SCRIPT FLUSH");
+        sleep_ms(f->ms);
+        atomic_fetch_add(&cl->sh->replica_gen, 1); /* even: running */
+        f->ok &= rt_server_resume(&cl->replica) == 0;
         break;
     }
     case F_FLUSH:
@@ -885,33 +1679,54 @@ static void print_counts(const char *label, _Atomic long *v)
 }
 
 typedef struct totals {
-    long sections, overlaps, faults, violations;
+    long sections, cli_sections, overlaps, faults, violations;
+    long explained, reported, undetermined, unreported, same_token;
+    long fk[NFAULT];
     int failed;
 } totals;
 
 static int run_scenario(const config *cfg, const scenario *sc, double secs,
                         uint64_t sched_seed, totals *tot)
 {
-    int n = sc->multi ? cfg->nodes : 1;
+    int n = !sc->multi ? 1 : sc->nodes ? sc->nodes : cfg->nodes;
+    int scen = (int)(sc - scenarios);
+    unsigned work = sc->work & cfg->work;
+    if (!cfg->cli)
+        work &= ~(unsigned)W_CLI;
+    int psub = cfg->psub < 0 ? sc->psub : cfg->psub;
     char name[32];
     snprintf(name, sizeof name, "%s", sc->name);
-    if (sc->multi)
+    if (sc->multi && !sc->nodes)
         name[0] = (char)('0' + (n % 10));
     printf("\n==== %s: %s\n", name, sc->what);
-    printf("  %d node(s)%s, %d processes x %d threads, %d keys, %.1f s, "
+    printf("  %d node(s)%s%s%s%s, %d processes x %d threads, %d keys, %.1f s, "
            "seed %" PRIu64 "\n",
            n, sc->aof ? " with AOF appendfsync always" : ", no persistence",
-           cfg->procs, cfg->threads, cfg->keys, secs, cfg->seed);
+           sc->replica ? ", a replica (min_replicas 1)" : "",
+           sc->proxy ? ", delay proxies" : "",
+           psub ? ", PSUBSCRIBE * listeners" : "", cfg->procs, cfg->threads,
+           cfg->keys > sc->keys ? cfg->keys : sc->keys, secs, cfg->seed);
+    printf("  workloads: plain");
+    for (int i = 0; i < NWORK; i++)
+        if (work & (1u << i))
+            printf(", %s", work_names[i]);
+    if ((sc->work & cfg->work & W_CLI) && !cfg->cli)
+        printf(" (cli skipped: no redlock CLI found; --cli PATH)");
+    printf("\n");
     fflush(stdout);
 
     cluster cl;
-    if (cluster_start(&cl, n, sc->aof) != 0) {
+    if (cluster_start(&cl, n, sc->aof, sc->replica, sc->proxy) != 0) {
         printf("  SETUP FAILED: cannot start %d redis-server(s)\n", n);
         return 2;
     }
-    const char *urls[MAX_NODES];
-    for (int i = 0; i < n; i++)
-        urls[i] = cl.s[i].url;
+    const char *urls[MAX_NODES], *direct[MAX_NODES];
+    int ports[MAX_NODES];
+    for (int i = 0; i < n; i++) {
+        urls[i] = cl.urls[i];
+        direct[i] = cl.s[i].url;
+        ports[i] = cl.s[i].port;
+    }
 
     size_t size = sizeof(shared) + sizeof(t_rec) * (size_t)REC_CAP;
     shared *sh = mmap(NULL, size, PROT_READ | PROT_WRITE,
@@ -924,10 +1739,11 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
     sh->cap = REC_CAP;
     sh->t0 = now_ns();
     sh->deadline = sh->t0 + (int64_t)(secs * 1e9);
+    cl.sh = sh;
 
     fflush(stdout);
     fflush(stderr);
-    pid_t parent = getpid(), pids[MAX_PROCS];
+    pid_t parent = getpid(), pids[MAX_PROCS + 1];
     int nchild = 0;
     for (int p = 0; p < cfg->procs; p++) {
         pid_t pid = fork();
@@ -939,6 +1755,25 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
             child_main(sh, cfg, sc, urls, n, p, parent);
         pids[nchild++] = pid;
     }
+    int ncli = 0;
+    if (work & W_CLI) {
+        uint64_t cs = sched_seed ^ UINT64_C(0xc11);
+        pid_t pid = fork();
+        if (pid == 0)
+            cli_main(sh, cfg, direct, n, splitmix(&cs),
+                     (cfg->faults >> F_CLI_KILL) & 1 &&
+                         fault_weight[scen][F_CLI_KILL] > 0,
+                     parent);
+        if (pid > 0) {
+            pids[nchild++] = pid;
+            ncli = 1;
+        }
+    }
+    /* Threads of the driver only after the fork. */
+    for (int i = 0; i < n; i++)
+        if (cl.px[i] && t_proxy_run(cl.px[i]) != 0)
+            printf("  proxy %d: cannot start its thread\n", i);
+    t_psub *ps = psub ? t_psub_start(ports, n) : NULL;
 
     /* The fault injector, until the deadline. */
     static fault fl[MAX_FAULTS];
@@ -951,16 +1786,20 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
             break;
         sleep_ns(gap);
         memset(&fl[nf], 0, sizeof fl[nf]);
-        inject(&cl, &rng, (int)(sc - scenarios), &fl[nf]);
-        nf++;
+        inject(&cl, &rng, scen, cfg->faults, &fl[nf]);
+        if (fl[nf].kind < 0)
+            sleep_ms(100); /* no kind allowed here: none */
+        else
+            nf++;
     }
     cluster_heal(&cl);
     sleep_ns(sh->deadline - now_ns());
 
     int bad_children = 0;
-    if (nchild < cfg->procs)
+    if (nchild < cfg->procs + ncli)
         bad_children++;
     bad_children += reap_children(pids, nchild, sh->deadline + 20000 * MS, 20);
+    t_psub_stop(ps);
     double took = (double)(now_ns() - sh->t0) / 1e9;
 
     long nrec = atomic_load(&sh->nrec);
@@ -975,6 +1814,8 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
         fk[fl[i].kind]++;
         failed_faults += !fl[i].ok;
     }
+    fk[F_CLI_KILL] += atomic_load(&sh->cli_kills);
+    nf += (int)atomic_load(&sh->cli_kills);
     printf("  -- summary (%.1f s) --\n", took);
     printf("  faults    %d:", nf);
     for (int k = 0; k < NFAULT; k++)
@@ -1004,6 +1845,44 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
     printf("  losses    %ld NOT_HELD before the validity given ran out "
            "(silent)\n",
            res.silent);
+    if (work & W_SAME) {
+        print_counts("same-tok", sh->same_acq);
+        print_counts("adopt", sh->adopt_st);
+        printf("  same tok  %ld intersecting sections of one token (one "
+               "holder); %ld re-acquires/adopts refused while a handle of "
+               "the token held the key\n",
+               res.same_token, atomic_load(&sh->same_refused));
+    }
+    if (work & W_PRIVATE)
+        printf("  private   %ld tries right after a release of a key nobody "
+               "waits for: %ld BUSY\n",
+               atomic_load(&sh->priv_checks), atomic_load(&sh->priv_busy));
+    if (work & W_HERD)
+        printf("  herd      %ld cycles, %ld locks kept alive (%d at a time), "
+               "%ld lost, %ld acquires failed\n",
+               atomic_load(&sh->herd_cycles), atomic_load(&sh->herd_locks),
+               cfg->herd, atomic_load(&sh->herd_lost),
+               atomic_load(&sh->herd_acq_fail));
+    if (sc->minority)
+        printf("  quorum    %ld acquires answered IO with at most one node "
+               "faulty\n",
+               atomic_load(&sh->io_acquires));
+    if (sc->replica)
+        printf("  replica   %ld acquires/extends OK while the replica was "
+               "stopped\n",
+               atomic_load(&sh->unreplicated));
+    if (work & W_CLI) {
+        printf("  cli       %ld runs (exit 0 %ld, 69 %ld, 70 %ld, 75 %ld, "
+               "other %ld, signal %ld, killed %ld); %ld COMMANDs, %ld "
+               "overlaps: reported %ld, unreported %ld\n",
+               atomic_load(&sh->cli_runs), atomic_load(&sh->cli_exit[0]),
+               atomic_load(&sh->cli_exit[1]), atomic_load(&sh->cli_exit[2]),
+               atomic_load(&sh->cli_exit[3]), atomic_load(&sh->cli_exit[5]),
+               atomic_load(&sh->cli_exit[6]), atomic_load(&sh->cli_exit[7]),
+               atomic_load(&sh->cli_sections), atomic_load(&sh->cli_overlaps),
+               atomic_load(&sh->cli_reported),
+               atomic_load(&sh->cli_unreported));
+    }
     if (sc->fencing)
         printf("  fences    %ld successive pairs, %ld did not increase; the "
                "fenced resource refused %ld stale writes\n",
@@ -1050,10 +1929,40 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
                "checker is wrong\n");
         violations++;
     }
+    if (sc->minority && atomic_load(&sh->io_acquires) > 0) {
+        printf("  FAIL: %ld acquires answered IO while at most one node of "
+               "%d was down, stalled or slow (a quorum answered)\n",
+               atomic_load(&sh->io_acquires), n);
+        violations++;
+    }
+    if (sc->minority && atomic_load(&sh->herd_lost) > 0) {
+        printf("  FAIL: %ld kept-alive locks lost while a quorum was "
+               "healthy\n",
+               atomic_load(&sh->herd_lost));
+        violations++;
+    }
+    if (sc->strict && atomic_load(&sh->same_refused) > 0) {
+        printf("  FAIL: %ld re-acquires (acquire_as, adopt) by a token that "
+               "held the key were refused\n",
+               atomic_load(&sh->same_refused));
+        violations++;
+    }
+    if (atomic_load(&sh->priv_busy) > 0) {
+        printf("  FAIL: %ld tries found a key BUSY that nobody held or "
+               "waited for\n",
+               atomic_load(&sh->priv_busy));
+        violations++;
+    }
+    if (atomic_load(&sh->cli_unreported) > 0) {
+        printf("  FAIL: %ld COMMANDs of `redlock run` overlapped, no run "
+               "reporting a loss\n",
+               atomic_load(&sh->cli_unreported));
+        violations++;
+    }
     if (atomic_load(&sh->dropped) > 0)
         printf("  note: %ld records dropped (log full)\n",
                atomic_load(&sh->dropped));
-    if (secs >= 5 && nf == 0) {
+    if (secs >= 5 && nf == 0 && pick_kind(&rng, scen, cfg->faults) >= 0) {
         printf("  FAIL: no fault injected\n");
         violations++;
     }
@@ -1071,8 +1980,16 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
     fflush(stdout);
 
     dump_log(cfg, name, sh, nrec, fl, nf);
-    tot->sections += res.sections;
-    tot->overlaps += res.overlaps;
+    tot->sections += res.sections + atomic_load(&sh->cli_sections);
+    tot->cli_sections += atomic_load(&sh->cli_sections);
+    tot->overlaps += res.overlaps + atomic_load(&sh->cli_overlaps);
+    tot->explained += res.explained;
+    tot->reported += res.reported + atomic_load(&sh->cli_reported);
+    tot->undetermined += res.undetermined;
+    tot->unreported += res.unreported + atomic_load(&sh->cli_unreported);
+    tot->same_token += res.same_token;
+    for (int k = 0; k < NFAULT; k++)
+        tot->fk[k] += fk[k];
     tot->faults += nf;
     tot->violations += violations;
     tot->failed += violations > 0;
@@ -1091,13 +2008,26 @@ static void usage(FILE *f)
             " [--threads T]\n"
             "                       [--keys K] [--nodes N] [--scenario "
             "A,B,...] [--log DIR]\n"
-            "                       [--probes yes|no|only]\n"
+            "                       [--probes yes|no|only] [--workloads "
+            "A,B,...|all|none]\n"
+            "                       [--faults A,B,...|all] [--psubscribe "
+            "yes|no|scenario]\n"
+            "                       [--herd LOCKS] [--cli PATH]\n"
             "defaults: random seed (printed), 60 s shared by the scenarios, "
-            "4 x 4, 3 keys, 5 nodes\n"
+            "4 x 4, 3 keys, 5 nodes,\n"
+            "  every workload and fault kind where its scenario has it, a "
+            "herd of 1500 locks,\n"
+            "  the CLI at ../tools/redlock beside this program\n"
             "scenarios:");
     for (int i = 0; i < NSCEN; i++)
         fprintf(f, " %s", scenarios[i].name);
-    fprintf(f, " (N = --nodes)\n");
+    fprintf(f, " (N = --nodes)\nworkloads:");
+    for (int i = 0; i < NWORK; i++)
+        fprintf(f, " %s", work_names[i]);
+    fprintf(f, " (plain sections always)\nfaults:");
+    for (int i = 0; i < NFAULT; i++)
+        fprintf(f, " %s", fault_names[i]);
+    fprintf(f, "\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -1123,7 +2053,8 @@ static int parse_scenarios(const char *s, unsigned *mask)
             const char *nm = scenarios[i].name;
             /* "Nnode-mem" also answers to "5node-mem" and the like. */
             if (strcmp(tok, nm) == 0 ||
-                (scenarios[i].multi && tok[0] >= '2' && tok[0] <= '9' &&
+                (scenarios[i].multi && !scenarios[i].nodes && tok[0] >= '2' &&
+                 tok[0] <= '9' &&
                  strcmp(tok + 1, nm + 1) == 0)) {
                 *mask |= 1u << i;
                 found = 1;
@@ -1135,10 +2066,55 @@ static int parse_scenarios(const char *s, unsigned *mask)
     return *mask ? 0 : -1;
 }
 
+/* A comma-separated list of names (or "all", "none") as a bit mask. */
+static int parse_names(const char *s, const char *const *names, int n,
+                       unsigned *mask)
+{
+    if (strcmp(s, "all") == 0) {
+        *mask = (1u << n) - 1;
+        return 0;
+    }
+    *mask = 0;
+    if (strcmp(s, "none") == 0)
+        return 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        int found = 0;
+        for (int i = 0; i < n; i++)
+            if (strcmp(tok, names[i]) == 0) {
+                *mask |= 1u << i;
+                found = 1;
+            }
+        if (!found)
+            return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "--cli-section") == 0)
+        return cli_section_main(argv[2], atoi(argv[3]));
     config cfg = {.duration_s = 60, .procs = 4, .threads = 4, .keys = 3,
-                  .nodes = 5, .mask = (1u << NSCEN) - 1, .probes = 1};
+                  .nodes = 5, .mask = (1u << NSCEN) - 1, .probes = 1,
+                  .work = W_ALL, .faults = (1u << NFAULT) - 1, .psub = -1,
+                  .herd = 1500};
+    static char self[4096], cli[4096];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl > 0) {
+        self[sl] = 0;
+        cfg.self = self;
+        char *slash = strrchr(self, '/');
+        snprintf(cli, sizeof cli, "%.*s/../tools/redlock",
+                 slash ? (int)(slash - self) : 1, slash ? self : ".");
+#ifdef REDLOCK_CLI_PATH
+        snprintf(cli, sizeof cli, "%s", REDLOCK_CLI_PATH);
+#endif
+        if (access(cli, X_OK) == 0)
+            cfg.cli = cli;
+    }
     int seeded = 0;
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1169,6 +2145,21 @@ int main(int argc, char **argv)
             bad = parse_int(v, 3, MAX_NODES, &cfg.nodes);
         } else if (strcmp(a, "--scenario") == 0) {
             bad = parse_scenarios(v, &cfg.mask);
+        } else if (strcmp(a, "--workloads") == 0) {
+            bad = parse_names(v, work_names, NWORK, &cfg.work);
+        } else if (strcmp(a, "--faults") == 0) {
+            bad = parse_names(v, fault_names, NFAULT, &cfg.faults);
+        } else if (strcmp(a, "--psubscribe") == 0) {
+            cfg.psub = strcmp(v, "no") == 0         ? 0
+                       : strcmp(v, "yes") == 0      ? 1
+                       : strcmp(v, "scenario") == 0 ? -1
+                                                    : -2;
+            bad = cfg.psub == -2;
+        } else if (strcmp(a, "--herd") == 0) {
+            bad = parse_int(v, 0, 100000, &cfg.herd);
+        } else if (strcmp(a, "--cli") == 0) {
+            cfg.cli = v;
+            bad = access(v, X_OK) != 0;
         } else if (strcmp(a, "--log") == 0) {
             cfg.logdir = v;
         } else if (strcmp(a, "--probes") == 0) {
@@ -1233,10 +2224,29 @@ int main(int argc, char **argv)
     }
     if (probes_failed && rc < 1)
         rc = 1;
-    printf("\nredlock_torture: %s: %ld sections, %ld overlaps, %ld faults, "
+    printf("\n==== totals\n");
+    printf("  sections            %ld (of them %ld COMMANDs of redlock "
+           "run)\n",
+           tot.sections, tot.cli_sections);
+    printf("  faults              %ld:", tot.faults);
+    for (int k = 0; k < NFAULT; k++)
+        if (tot.fk[k])
+            printf(" %s %ld", fault_names[k], tot.fk[k]);
+    printf("\n");
+    printf("  overlaps            %ld (and %ld of handles sharing a "
+           "token: one holder)\n",
+           tot.overlaps, tot.same_token);
+    printf("  reported overlaps   %ld (told before the other began %ld, "
+           "told later %ld)\n",
+           tot.explained + tot.reported, tot.explained, tot.reported);
+    printf("  undetermined        %ld (a release failed or was a detach)\n",
+           tot.undetermined);
+    printf("  unreported overlaps %ld\n", tot.unreported);
+    printf("\nredlock_torture: %s: %ld sections, %ld overlaps, %ld "
+           "unreported, %ld faults, "
            "%ld violations in %d failed scenario(s), %d failed probe(s); "
            "seed %" PRIu64 "\n",
-           rc ? "FAIL" : "PASS", tot.sections, tot.overlaps, tot.faults,
-           tot.violations, tot.failed, probes_failed, cfg.seed);
+           rc ? "FAIL" : "PASS", tot.sections, tot.overlaps, tot.unreported,
+           tot.faults, tot.violations, tot.failed, probes_failed, cfg.seed);
     return rc;
 }

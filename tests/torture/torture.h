@@ -24,8 +24,19 @@ enum {
     T_F_KEEPALIVE = 1, /* handed to the watchdog */
     T_F_EXTENDED = 2,  /* redlock_extend() was called at least once */
     T_F_DETACHED = 4,  /* ended with redlock_detach(), not release */
-    T_F_LOST_HELD0 = 8 /* lost_at: held() was 0, not just validity 0 */
+    T_F_LOST_HELD0 = 8, /* lost_at: held() was 0, not just validity 0 */
+    T_F_SHARED = 16,    /* redlock_acquire_as() with a token the threads of
+                           one process share for the key */
+    T_F_ADOPTED = 32,   /* redlock_adopt() of that token, held by another
+                           thread */
+    T_F_HERD = 64,      /* one of the herd's thousands of kept-alive locks */
+    T_F_UNREPLICATED = 128 /* acquired or extended (OK, min_replicas 1)
+                              while the replica was stopped for the whole
+                              call: no replica can have acknowledged it */
 };
+
+/* Keys of the herd are numbered from here (the plain ones from 0). */
+#define T_HERD_KEY0 1000
 
 /* One critical section.  Times are CLOCK_MONOTONIC nanoseconds (one clock
  * for every process on the machine). */
@@ -68,11 +79,19 @@ typedef struct t_result {
     long silent;          /* NOT_HELD before the validity it had been given */
     long fence_pairs;     /* successive fenced sections compared */
     long fence_back;      /* ... whose fence did not increase */
+    long same_token;      /* pairs of one process and token that intersect:
+                             one holder, no overlap */
+    long unreplicated;    /* T_F_UNREPLICATED sections */
     long violations;      /* what fails the scenario */
 } t_result;
 
 /*
- * Judge n records (not modified; complete ones only).  strict: the
+ * Judge n records (not modified; complete ones only).  Sections of one
+ * process with one token are one holder (a re-acquire by the token
+ * succeeds, and the key is deleted by the last release of its handles):
+ * they never overlap each other, but each of them may overlap a section of
+ * another token.  A section flagged T_F_UNREPLICATED is always a
+ * violation.  strict: the
  * nodes keep their keys across faults (AOF appendfsync always), so every
  * overlap must be explained, no loss may come before its validity ran out,
  * and fences (when non-zero) must strictly increase.  Not strict: overlaps
