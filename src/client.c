@@ -163,6 +163,7 @@ redlock_client *redlock_connect(const char *const *urls, size_t n,
         return NULL;
     }
     pthread_mutex_init(&c->mu, NULL);
+    redlock__cond_init_monotonic(&c->ids_cv);
     pthread_mutex_init(&c->wd_mu, NULL);
     pthread_mutex_init(&c->notify_mu, NULL);
     for (size_t i = 0; i < n; i++) {
@@ -235,6 +236,8 @@ void redlock_client_free(redlock_client *c)
     for (int i = 0; i < c->nnodes; i++)
         redlock__node_destroy(&c->nodes[i]);
     free(c->nodes);
+    free(c->ids);
+    pthread_cond_destroy(&c->ids_cv);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->wd_mu);
     pthread_mutex_destroy(&c->notify_mu);

@@ -123,10 +123,9 @@ typedef struct redlock__script {
 
 extern const redlock__script redlock__script_release;
 extern const redlock__script redlock__script_extend;
+extern const redlock__script redlock__script_acquire;
 extern const redlock__script redlock__script_acquire_fenced;
 extern const redlock__script redlock__script_inspect;
-extern const redlock__script redlock__script_acquire_waiter;
-extern const redlock__script redlock__script_acquire_waiter_fenced;
 /* The value a released key holds while handed off to waiters, and for how
  * long (ARGV[2] of the release script). */
 #define REDLOCK__HANDOFF_VALUE "redlock:handoff"
@@ -137,10 +136,13 @@ extern const size_t redlock__nscripts;
 
 /* ---- node.c: one Redis node, its connection pool and ghost tokens ------ */
 
+/* A token-checked delete owed to a node: pending in the node's list, or
+ * in flight on the connection `carrier` until that exchange settles. */
 typedef struct redlock__ghost {
     char *key;
     char *token;
     size_t keylen;
+    const struct redlock__conn *carrier; /* NULL while pending */
     struct redlock__ghost *next;
 } redlock__ghost;
 
@@ -150,8 +152,7 @@ typedef struct redlock__prefix {
     int count;     /* replies still to swallow */
     int auth;      /* the next one answers AUTH */
     int select;    /* then one answers SELECT */
-    redlock__ghost *ghosts; /* in flight; back to the node on failure */
-    int nghosts;
+    int nghosts;   /* ghost deletes queued (see redlock__ghost.carrier) */
 } redlock__prefix;
 
 /* A reply object as reply.c makes it: a redisReply with room for a short
@@ -183,11 +184,15 @@ typedef struct redlock__node {
     const redlock_options *opts;
     int64_t recv_slice_ms; /* a blocking recv()'s bound: see io.c */
 
-    pthread_mutex_t mu; /* guards idle[], nidle, ghosts */
+    pthread_mutex_t mu; /* guards idle[], nidle, the ghost lists */
     redlock__conn **idle;
     int nidle, idle_cap;
-    redlock__ghost *ghosts;
+    redlock__ghost *ghosts; /* pending */
     int nghosts;
+    redlock__ghost *flying; /* in flight, each on its carrier */
+    int nflying;
+    pthread_cond_t settled; /* monotonic: a flying ghost settled */
+    int settle_waiters;
 } redlock__node;
 
 redlock_status redlock__node_init(redlock__node *n, const char *url,
@@ -210,10 +215,15 @@ void redlock__node_put(redlock__node *n, redlock__conn *c, int broken);
  * knowing; it is deleted, token-checked, on the next contact. */
 void redlock__node_add_ghost(redlock__node *n, const char *key, size_t keylen,
                              const char *token);
-/* Forget any ghost delete owed for (key, token): the token holds the key
- * again, by a later acquire of the same caller's token. */
-void redlock__node_forget_ghost(redlock__node *n, const char *key,
-                                size_t keylen, const char *token);
+/* Before (key, token) is taken again (acquire by a caller's token,
+ * adopt): cancel the ghost deletes of it still pending, and wait until
+ * those in flight on other threads' connections have settled, so that none
+ * can land after the new SET.  0, or -1 when one is still in flight at
+ * deadline_ns (the caller must not count this node).  (model rule:
+ * claim_ghosts) */
+int redlock__node_claim_ghosts(redlock__node *n, const char *key,
+                               size_t keylen, const char *token,
+                               int64_t deadline_ns);
 void redlock__conn_free(redlock__conn *c);
 
 /* ---- io.c and quorum.c: commands to N nodes at once -------------------- */
@@ -285,6 +295,10 @@ struct redlock_lock {
     int wd_keep;   /* handed to the watchdog and not yet taken back */
     int wd_busy;   /* the watchdog works on it outside the mutex */
     int64_t wd_due_ms;
+    /* Identity (handles.c), guarded by the client's mu. */
+    struct redlock_lock *id_next;
+    uint32_t id_hash;
+    int id_state; /* REDLOCK__H_* */
     char *key;   /* in the same allocation as the handle */
     char *token; /* ditto */
 };
@@ -296,8 +310,12 @@ struct redlock_client {
     int nnodes, quorum;
     redlock__node *nodes;
 
-    pthread_mutex_t mu; /* guards the list of live handles */
+    pthread_mutex_t mu; /* guards the handles: list, identity table */
     redlock_lock *locks;
+    redlock_lock **ids; /* by (key, token), chained through id_next */
+    size_t ids_cap, nids;
+    pthread_cond_t ids_cv; /* monotonic: a delete of some identity ended */
+    int ids_waiters;
 
     pthread_mutex_t wd_mu; /* guards wd and every lock's wd_* fields */
     struct redlock_watchdog *wd; /* NULL until the first keepalive */
@@ -317,6 +335,43 @@ void redlock__renew(redlock_client *c, redlock_lock **locks, int n,
 void redlock__mark_lost(redlock_lock *l);
 /* Release, best effort, every handle still alive and free them. */
 void redlock__release_all(redlock_client *c);
+
+/* ---- handles.c: a client's handles and their identities ---------------- */
+
+/* A handle's part in its identity (key, token). */
+enum {
+    REDLOCK__H_ATTEMPT,  /* being acquired (or adopted) */
+    REDLOCK__H_HELD,     /* acquired */
+    REDLOCK__H_DELETING, /* its release or undo is in flight */
+    REDLOCK__H_GONE      /* released without deleting: others hold the key */
+};
+
+/* A new handle, in state ATTEMPT, listed in the client; NULL when out of
+ * memory. */
+redlock_lock *redlock__handle_new(redlock_client *c, const char *key,
+                                  size_t keylen, const char *token);
+/* Unlist and free it, waking claimers that waited for its delete. */
+void redlock__handle_free(redlock_lock *l);
+/* Give an own-token attempt a new random token (each try its own, so that
+ * a ghost delete of an earlier try can never match a later one). */
+redlock_status redlock__handle_retoken(redlock_lock *l);
+/* The attempt succeeded. */
+void redlock__handle_held(redlock_lock *l);
+/* About to delete l's token on the nodes (release, undo): 1 when l is the
+ * only handle of its identity held or being acquired, and it is now
+ * DELETING; 0 when another one is, and nothing may be deleted (leaving:
+ * l is being released, and stops counting).  (model rules: release, undo) */
+int redlock__handle_begin_delete(redlock_lock *l, int leaving);
+/* An undo is over: back to ATTEMPT. */
+void redlock__handle_end_delete(redlock_lock *l);
+/* Before sending an attempt of a token that is not new: wait until no
+ * delete of l's identity by this client is in flight, and claim the ghost
+ * deletes of it (redlock__node_claim_ghosts), all by deadline_ns.  0, or -1
+ * with the last error set (REDLOCK_IO).  (model rule: claim) */
+int redlock__handle_claim(redlock_lock *l, int64_t deadline_ns);
+/* l's validity was lowered (an extend to a shorter ttl): no other handle of
+ * its identity may count on more. */
+void redlock__handle_bound_siblings(redlock_lock *l);
 
 /* ---- notify.c: waiters woken by release notifications ------------------ */
 

@@ -129,44 +129,9 @@ static redlock_status verdict(const redlock_client *c, const tally *t,
 
 /* ---- handles ----------------------------------------------------------- */
 
-static redlock_lock *handle_new(redlock_client *c, const char *key,
-                                size_t keylen, const char *token)
-{
-    size_t toklen = strlen(token);
-    redlock_lock *l = calloc(1, sizeof *l + keylen + 1 + toklen + 1);
-    if (!l)
-        return NULL;
-    l->client = c;
-    l->key = (char *)(l + 1);
-    memcpy(l->key, key, keylen);
-    l->keylen = keylen;
-    l->token = l->key + keylen + 1;
-    memcpy(l->token, token, toklen);
-    l->wd_index = -1;
-    atomic_init(&l->held, 1);
-    atomic_init(&l->validity_end_ms, 0);
-    pthread_mutex_lock(&c->mu);
-    l->next = c->locks;
-    if (c->locks)
-        c->locks->prev = l;
-    c->locks = l;
-    pthread_mutex_unlock(&c->mu);
-    return l;
-}
-
-static void handle_free(redlock_lock *l)
-{
-    redlock_client *c = l->client;
-    pthread_mutex_lock(&c->mu);
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        c->locks = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
-    pthread_mutex_unlock(&c->mu);
-    free(l);
-}
+/* Handles live in handles.c, with the identity rules of deleting. */
+#define handle_new redlock__handle_new
+#define handle_free redlock__handle_free
 
 void redlock__mark_lost(redlock_lock *l)
 {
@@ -201,60 +166,93 @@ static redlock_status check_token(const char *token)
     return REDLOCK_OK;
 }
 
-static redlock_status check_ttl(int64_t ttl_ms)
+/* A ttl whose drift allowance eats all of it could never be held: every
+ * acquire would "succeed" on the nodes and fail with no validity left. */
+static redlock_status check_ttl(const redlock_client *c, int64_t ttl_ms)
 {
     if (ttl_ms < 1 || ttl_ms > REDLOCK_TTL_MAX)
         return redlock__fail(REDLOCK_INVALID,
                              "ttl_ms %" PRId64 " is outside 1..%" PRId64,
                              ttl_ms, REDLOCK_TTL_MAX);
+    int64_t drift = redlock__drift_ms(ttl_ms, c->opts.drift_factor);
+    if (ttl_ms <= drift) {
+        int64_t min = ttl_ms + 1;
+        while (min <= redlock__drift_ms(min, c->opts.drift_factor))
+            min++;
+        return redlock__fail(REDLOCK_INVALID,
+                             "ttl_ms %" PRId64 " leaves no validity after "
+                             "the clock drift allowance of %" PRId64
+                             " ms; the smallest usable ttl is %" PRId64
+                             " ms",
+                             ttl_ms, drift, min);
+    }
     return REDLOCK_OK;
 }
 
 /* ---- acquire ----------------------------------------------------------- */
 
-/* Delete our token wherever it may have landed: now on the nodes that
- * answered, later (as a ghost) on those that did not, so that a failed
- * attempt neither waits out a stalled node twice nor leaves a lock. */
-static void undo_acquire(redlock_client *c, const redlock__batch *acq,
-                         const char *key, size_t keylen, const char *token)
+/* Delete our token where this attempt may have placed it (placed[]: it
+ * said so, or answered something else than a plain no), now on the nodes
+ * that answered, later (as a ghost) on those that did not, so that a failed
+ * attempt neither waits out a stalled node twice nor leaves a lock.  A node
+ * that answered "already ours" is left alone: the key was this token's
+ * before the attempt.  So is one that did not answer, unless the token is
+ * fresh (made for this try): a caller's token may have been there before,
+ * held by another process, and its key expires with its ttl.  Nothing at all is deleted while another handle of
+ * this client holds or takes the same token: the key is theirs too.
+ * (model rule: undo) */
+static void undo_acquire(redlock_client *c, redlock_lock *l, int fresh,
+                         const redlock__batch *acq, const char *placed)
 {
+    if (!redlock__handle_begin_delete(l, 0))
+        return;
     redlock__call calls[REDLOCK_MAX_NODES];
     redlock__batch b[REDLOCK_MAX_NODES];
-    int own = redlock__notify_draining(c, key, keylen);
+    int own = redlock__notify_draining(c, l->key, l->keylen);
     one_call_each(c, b, calls);
     for (int i = 0; i < c->nnodes; i++) {
+        b[i].ncalls = 0;
         if (acq[i].st != REDLOCK_OK) {
-            if (acq[i].uncertain)
-                redlock__node_add_ghost(&c->nodes[i], key, keylen, token);
-            b[i].ncalls = 0;
-            continue;
+            if (acq[i].uncertain && fresh)
+                redlock__node_add_ghost(&c->nodes[i], l->key, l->keylen,
+                                        l->token);
+        } else if (placed[i]) {
+            b[i].ncalls = 1;
+            release_call(&calls[i], l->key, l->keylen, l->token, own);
         }
-        release_call(&calls[i], key, keylen, token, own);
     }
     redlock__exchange(b, c->nnodes, op_deadline_ns(c));
     for (int i = 0; i < c->nnodes; i++)
         if (b[i].ncalls && b[i].st != REDLOCK_OK)
-            redlock__node_add_ghost(&c->nodes[i], key, keylen, token);
+            redlock__node_add_ghost(&c->nodes[i], l->key, l->keylen,
+                                    l->token);
     redlock__batches_clear(b, c->nnodes);
+    redlock__handle_end_delete(l);
 }
 
 /* A key of another type answers SET NX with nil, like a held lock; say so
- * rather than wait for it forever. */
+ * rather than wait for it forever.  Asked only of the nodes that said no
+ * (never again of one that just failed), within the try's own deadline. */
 static redlock_status check_type(redlock_client *c, const char *key,
-                                 size_t keylen)
+                                 size_t keylen, const char *said_no,
+                                 int64_t deadline_ns)
 {
     redlock__call calls[REDLOCK_MAX_NODES];
     redlock__batch b[REDLOCK_MAX_NODES];
+    if (redlock__now_ns() >= deadline_ns)
+        return REDLOCK_OK;
     one_call_each(c, b, calls);
     for (int i = 0; i < c->nnodes; i++) {
+        b[i].ncalls = said_no[i] ? 1 : 0;
         set_arg(&calls[i], "TYPE", 4);
         set_arg(&calls[i], key, keylen);
     }
-    redlock__exchange(b, c->nnodes, op_deadline_ns(c));
+    redlock__exchange(b, c->nnodes, deadline_ns);
     redlock_status st = REDLOCK_OK;
     for (int i = 0; i < c->nnodes && st == REDLOCK_OK; i++) {
         redisReply *r = calls[i].reply;
-        if (b[i].st != REDLOCK_OK || !r || r->type != REDIS_REPLY_STATUS)
+        if (!b[i].ncalls || b[i].st != REDLOCK_OK || !r ||
+            r->type != REDIS_REPLY_STATUS)
             continue;
         if (strcmp(r->str, "string") != 0 && strcmp(r->str, "none") != 0)
             st = redlock__fail(REDLOCK_SERVER,
@@ -265,25 +263,36 @@ static redlock_status check_type(redlock_client *c, const char *key,
     return st;
 }
 
-/* One attempt on every node.  On success fills validity and fence.  A
- * waiter's attempt (as_waiter) may take a key handed off to waiters; with
- * pttl_hint it also asks how long the holder has left (the smallest ttl
- * among the nodes that said no, -1 when unknown). */
-static redlock_status acquire_once(redlock_client *c, const char *key,
-                                   size_t keylen, const char *token,
-                                   int64_t ttl_ms, int as_waiter,
-                                   int64_t *validity_end, int64_t *fence,
-                                   int64_t *pttl_hint)
+/* How one try went, beyond its status. */
+typedef struct attempt {
+    int64_t validity_end, fence;
+    int64_t pttl_hint; /* smallest ttl among the nodes that said no, or -1 */
+    char said_no[REDLOCK_MAX_NODES];
+} attempt;
+
+/* One try on every node, by deadline_ns.  plain: SET NX PX, for a token
+ * that is new (nobody can hold it yet) and no fence; else the acquire
+ * script, which also recognizes a re-acquire by the same token and, for a
+ * waiter (as_waiter), takes a key handed off to waiters.  want_hint: also
+ * ask how long the holder has left.  fresh: the token was made for this
+ * try.  (model rules: acquire, reacquire) */
+static redlock_status acquire_once(redlock_client *c, redlock_lock *l,
+                                   int64_t ttl_ms, int fresh, int plain,
+                                   int as_waiter, int want_hint,
+                                   int64_t deadline_ns, attempt *out)
 {
     redlock__call calls[REDLOCK_MAX_NODES][3];
     redlock__batch b[REDLOCK_MAX_NODES];
     char ttl[24], nrep[16], tmo[16];
     size_t ttllen = redlock__fmt_i64(ttl, ttl_ms);
-    size_t toklen = strlen(token);
+    size_t toklen = strlen(l->token);
+    const char *key = l->key;
+    size_t keylen = l->keylen;
     char *fkey = NULL;
     int wait_at = c->opts.min_replicas > 0 ? 1 : 0;
-    int pttl_at = pttl_hint ? wait_at + 1 : 0;
+    int pttl_at = want_hint ? wait_at + 1 : 0;
     int per = 1 + (wait_at > 0) + (pttl_at > 0);
+    char placed[REDLOCK_MAX_NODES];
 
     if (c->opts.fencing) {
         fkey = malloc(keylen + 7);
@@ -291,24 +300,27 @@ static redlock_status acquire_once(redlock_client *c, const char *key,
             return redlock__fail(REDLOCK_NOMEM, "out of memory");
         memcpy(fkey, key, keylen);
         memcpy(fkey + keylen, ":fence", 6);
+        plain = 0;
     }
     memset(calls, 0, sizeof calls[0] * (size_t)c->nnodes);
     memset(b, 0, sizeof b[0] * (size_t)c->nnodes);
+    memset(placed, 0, sizeof placed);
+    memset(out->said_no, 0, sizeof out->said_no);
     for (int i = 0; i < c->nnodes; i++) {
         redlock__call *cl = &calls[i][0];
-        if (fkey || as_waiter) {
-            cl->script = !as_waiter ? &redlock__script_acquire_fenced
-                         : fkey     ? &redlock__script_acquire_waiter_fenced
-                                    : &redlock__script_acquire_waiter;
+        if (!plain) {
+            cl->script = fkey ? &redlock__script_acquire_fenced
+                              : &redlock__script_acquire;
             set_arg(cl, key, keylen);
             if (fkey)
                 set_arg(cl, fkey, keylen + 6);
-            set_arg(cl, token, toklen);
+            set_arg(cl, l->token, toklen);
             set_arg(cl, ttl, ttllen);
+            set_arg(cl, as_waiter ? "1" : "0", 1);
         } else {
             set_arg(cl, "SET", 3);
             set_arg(cl, key, keylen);
-            set_arg(cl, token, toklen);
+            set_arg(cl, l->token, toklen);
             set_arg(cl, "NX", 2);
             set_arg(cl, "PX", 2);
             set_arg(cl, ttl, ttllen);
@@ -325,7 +337,7 @@ static redlock_status acquire_once(redlock_client *c, const char *key,
     }
 
     int64_t start = redlock__now_ms();
-    redlock__exchange(b, c->nnodes, op_deadline_ns(c));
+    redlock__exchange(b, c->nnodes, deadline_ns);
 
     tally t;
     memset(&t, 0, sizeof t);
@@ -336,54 +348,72 @@ static redlock_status acquire_once(redlock_client *c, const char *key,
             tally_fail(&t, b[i].st, "%s", b[i].err);
             continue;
         }
-        /* SET answers +OK or nil; the scripts an integer (0: refused). */
-        int scripted = calls[i][0].script != NULL;
+        /* SET answers +OK or nil; the script an integer: > 0 placed, < 0
+         * already ours, 0 refused. */
         if (r->type == REDIS_REPLY_ERROR) {
+            placed[i] = 1; /* a lying server may have set it anyway */
             tally_fail(&t, redlock__reply_error_status(r), "%s: %s",
                        b[i].node->name, r->str);
-        } else if (scripted ? r->type != REDIS_REPLY_INTEGER
-                            : r->type != REDIS_REPLY_NIL &&
-                                  !(r->type == REDIS_REPLY_STATUS &&
-                                    strcmp(r->str, "OK") == 0)) {
+        } else if (!plain ? r->type != REDIS_REPLY_INTEGER
+                          : r->type != REDIS_REPLY_NIL &&
+                                !(r->type == REDIS_REPLY_STATUS &&
+                                  strcmp(r->str, "OK") == 0)) {
+            placed[i] = 1; /* ditto */
             tally_fail(&t, REDLOCK_SERVER, "%s: unexpected reply type (%s)",
                        b[i].node->name, redlock__reply_type_name(r->type));
-        } else if (r->type == REDIS_REPLY_STATUS || r->integer > 0) {
-            t.placed++;
+        } else if (r->type == REDIS_REPLY_STATUS || r->integer != 0) {
+            if (r->type == REDIS_REPLY_STATUS || r->integer > 0) {
+                placed[i] = 1;
+                t.placed++;
+            }
             if (r->type == REDIS_REPLY_INTEGER && fkey)
-                got_fence = r->integer;
+                got_fence = r->integer > 0 ? r->integer : -r->integer;
             if (!wait_at ||
                 replicas_ok(c, calls[i][wait_at].reply, &t, b[i].node))
                 t.yes++;
         } else {
             t.no++;
+            out->said_no[i] = 1;
             redisReply *p = pttl_at ? calls[i][pttl_at].reply : NULL;
             if (p && p->type == REDIS_REPLY_INTEGER && p->integer >= 0 &&
                 (hint < 0 || p->integer < hint))
                 hint = p->integer;
         }
     }
-    if (pttl_hint)
-        *pttl_hint = hint;
+    out->pttl_hint = hint;
     redlock_status st = REDLOCK_OK;
     int64_t vend = redlock__validity_end_ms(start, ttl_ms,
                                             c->opts.drift_factor);
     if (t.yes >= c->quorum && vend > redlock__now_ms()) {
-        *validity_end = vend;
-        *fence = got_fence;
+        out->validity_end = vend;
+        out->fence = got_fence;
+    } else if (t.yes >= c->quorum) {
+        st = redlock__fail(REDLOCK_IO,
+                           "acquire \"%.80s\": quorum took longer than the "
+                           "validity of a %" PRId64 " ms ttl",
+                           key, ttl_ms);
+    } else if (t.no > 0 && t.yes + t.no >= c->quorum &&
+               t.no <= c->nnodes - c->quorum) {
+        /* A split vote among a quorum that answered (1 yes, 1 no, 1
+         * failed): another token holds the key on a node we heard from,
+         * so it is busy, whatever the silent node would have said.  A wait
+         * retries it like any busy key. */
+        st = redlock__fail(REDLOCK_BUSY,
+                           "acquire \"%.80s\": %d of %d nodes said yes, %d "
+                           "no, %d failed; %d needed",
+                           key, t.yes, c->nnodes, t.no, t.failed, c->quorum);
     } else {
-        if (t.yes >= c->quorum)
-            st = redlock__fail(REDLOCK_IO,
-                               "acquire \"%.80s\": quorum took longer than "
-                               "the validity of a %" PRId64 " ms ttl",
-                               key, ttl_ms);
-        else
-            st = verdict(c, &t, REDLOCK_BUSY, "acquire", key);
+        st = verdict(c, &t, REDLOCK_BUSY, "acquire", key);
     }
     /* Connections back first, so that the undo can reuse them; it reads
      * only each batch's outcome (st, uncertain), which clearing keeps. */
     redlock__batches_clear(b, c->nnodes);
-    if (st != REDLOCK_OK && (t.placed > 0 || t.failed > 0))
-        undo_acquire(c, b, key, keylen, token);
+    if (st != REDLOCK_OK && (t.placed > 0 || t.failed > 0)) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", redlock_last_error());
+        undo_acquire(c, l, fresh, b, placed);
+        redlock__fail(st, "%s", msg); /* the attempt's, not the undo's */
+    }
     free(fkey);
     return st;
 }
@@ -411,9 +441,21 @@ static void wait_turn(redlock_client *c, redlock__watch *w, uint64_t *seen,
         redlock__sleep_until_ns(wake);
 }
 
-/* own_token: the token is ours (redlock_acquire), so each try gets a new
+/* What a wait rides out: a busy key, and failures that pass by themselves
+ * (a node unreachable, timed out, restarting with -LOADING, running a
+ * -BUSY script, -MASTERDOWN, -TRYAGAIN: all REDLOCK_IO).  A refused
+ * password, a bad argument, a key of another type or a lack of memory end
+ * it at once. */
+static int retryable(redlock_status st)
+{
+    return st == REDLOCK_BUSY || st == REDLOCK_IO;
+}
+
+/* own_token: the token is new (redlock_acquire), so each try gets a new
  * one: a ghost delete owed for an earlier try (a node that timed out) can
- * then never match, and delete, the lock a later try took. */
+ * then never match, and delete, the lock a later try took; and the first
+ * try can be a plain SET NX.  A caller's token is claimed before each try
+ * instead (redlock__handle_claim). */
 static redlock_status acquire(redlock_client *c, const char *key,
                               const char *token, int own_token,
                               int64_t ttl_ms, int64_t wait_ms,
@@ -428,7 +470,7 @@ static redlock_status acquire(redlock_client *c, const char *key,
     if (!lock)
         return redlock__fail(REDLOCK_INVALID, "lock out-pointer is NULL");
     if ((st = check_key(key)) != REDLOCK_OK ||
-        (st = check_ttl(ttl_ms)) != REDLOCK_OK)
+        (st = check_ttl(c, ttl_ms)) != REDLOCK_OK)
         return st;
     if (wait_ms < REDLOCK_WAIT_FOREVER)
         return redlock__fail(REDLOCK_INVALID,
@@ -446,25 +488,48 @@ static redlock_status acquire(redlock_client *c, const char *key,
                             wait_ms > (INT64_MAX - now) / 1000000
                         ? INT64_MAX
                         : now + wait_ms * 1000000;
-    int64_t vend = 0, fence = 0, pttl_hint = -1;
+    attempt at = {.pttl_hint = -1};
     redlock__watch *w = NULL;
     uint64_t seen = 0;
-    for (int attempt = 0;; attempt++) {
-        if (attempt > 0 && own_token &&
-            (st = redlock__new_token(l->token)) != REDLOCK_OK)
+    int checked_type = 0;
+    for (int tries = 0;; tries++) {
+        if (tries > 0 && own_token &&
+            (st = redlock__handle_retoken(l)) != REDLOCK_OK)
             break;
-        st = acquire_once(c, key, keylen, l->token, ttl_ms, attempt > 0,
-                          &vend, &fence, wait_ms != 0 ? &pttl_hint : NULL);
-        if (st != REDLOCK_BUSY)
+        /* One bound for the whole try: claim, exchange, type check. */
+        int64_t deadline = op_deadline_ns(c);
+        if (!own_token && redlock__handle_claim(l, deadline) != 0)
+            st = REDLOCK_IO;
+        else
+            st = acquire_once(c, l, ttl_ms, own_token,
+                              own_token && tries == 0, tries > 0,
+                              wait_ms != 0, deadline, &at);
+        if (st == REDLOCK_OK)
             break;
-        if (attempt == 0 && (st = check_type(c, key, keylen)) != REDLOCK_OK)
+        if (st == REDLOCK_BUSY && !checked_type) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", redlock_last_error());
+            checked_type = 1;
+            if (check_type(c, key, keylen, at.said_no, deadline) !=
+                REDLOCK_OK) {
+                st = REDLOCK_SERVER;
+                break;
+            }
+            redlock__fail(st, "%s", msg);
+        }
+        if (!retryable(st) || wait_ms == 0 || redlock__now_ns() >= until)
             break;
-        st = REDLOCK_BUSY;
-        if (wait_ms == 0 || redlock__now_ns() >= until)
-            break;
-        if (!w)
-            w = redlock__notify_watch(c, key, keylen, &seen);
-        wait_turn(c, w, &seen, pttl_hint, until);
+        if (st == REDLOCK_BUSY) {
+            if (!w)
+                w = redlock__notify_watch(c, key, keylen, &seen);
+            wait_turn(c, w, &seen, at.pttl_hint, until);
+        } else {
+            /* A failure: no release will be published for it. */
+            int64_t wake = redlock__now_ns() +
+                           redlock__jitter_ms(c->opts.retry_delay_ms) *
+                               1000000;
+            redlock__sleep_until_ns(wake < until ? wake : until);
+        }
     }
     if (w)
         redlock__notify_unwatch(c, w);
@@ -477,15 +542,11 @@ static redlock_status acquire(redlock_client *c, const char *key,
         handle_free(l);
         return st;
     }
-    /* A caller's token may be owed a ghost delete from an earlier call
-     * that timed out: it must not delete this lock. */
-    if (!own_token)
-        for (int i = 0; i < c->nnodes; i++)
-            redlock__node_forget_ghost(&c->nodes[i], key, keylen, l->token);
     l->ttl_ms = ttl_ms;
     l->acquired_ms = redlock__now_ms();
-    l->fence = fence;
-    atomic_store(&l->validity_end_ms, vend);
+    l->fence = at.fence;
+    atomic_store(&l->validity_end_ms, at.validity_end);
+    redlock__handle_held(l);
     *lock = l;
     return REDLOCK_OK;
 }
@@ -654,9 +715,26 @@ void redlock__renew(redlock_client *c, redlock_lock **locks, int n,
     multi_free(&m, c);
 }
 
+/* locks may come back reordered: st[k] is the outcome of locks[k] as they
+ * are on return. */
 static void release_many(redlock_client *c, redlock_lock **locks, int n,
                          redlock_status *st)
 {
+    /* A handle whose token another handle of this client still holds, or
+     * is taking, leaves the key to it: the last one deletes (model rule:
+     * release).  Those go to the end, and are done. */
+    for (int k = 0; k < n;) {
+        if (redlock__handle_begin_delete(locks[k], 1)) {
+            k++;
+            continue;
+        }
+        redlock_lock *kept = locks[k];
+        locks[k] = locks[--n];
+        locks[n] = kept;
+        st[n] = REDLOCK_OK;
+    }
+    if (n == 0)
+        return;
     multi m;
     if (multi_init(&m, c, n, 0) != 0) {
         for (int k = 0; k < n; k++)
@@ -693,7 +771,7 @@ redlock_status redlock_extend(redlock_lock *lock, int64_t ttl_ms)
     redlock__clear_error();
     if (!lock)
         return redlock__fail(REDLOCK_INVALID, "lock is NULL");
-    if ((st = check_ttl(ttl_ms)) != REDLOCK_OK)
+    if ((st = check_ttl(lock->client, ttl_ms)) != REDLOCK_OK)
         return st;
     /* Not while the watchdog renews it too: whichever reply is stored
      * last would set the validity, maybe the longer of two ttls while the
@@ -753,14 +831,15 @@ void redlock__release_all(redlock_client *c)
 
 /* Run the inspect script on every node: replies are {value|nil, pttl}. */
 static void inspect_all(redlock_client *c, const char *key, size_t keylen,
-                        redlock__batch *b, redlock__call *calls)
+                        redlock__batch *b, redlock__call *calls,
+                        int64_t deadline_ns)
 {
     one_call_each(c, b, calls);
     for (int i = 0; i < c->nnodes; i++) {
         calls[i].script = &redlock__script_inspect;
         set_arg(&calls[i], key, keylen);
     }
-    redlock__exchange(b, c->nnodes, op_deadline_ns(c));
+    redlock__exchange(b, c->nnodes, deadline_ns);
 }
 
 /* What node i answered to inspect: 1 with *val (NULL when the key is free
@@ -829,8 +908,19 @@ redlock_status redlock_adopt(redlock_client *c, const char *key,
     size_t keylen = strlen(key), toklen = strlen(token);
     redlock__call calls[REDLOCK_MAX_NODES];
     redlock__batch b[REDLOCK_MAX_NODES];
+    /* Listed before looking, so that no delete of this token by this
+     * client can land after the look: the new handle counts as one of its
+     * holders from here on (model rule: claim). */
+    redlock_lock *l = handle_new(c, key, keylen, token);
+    if (!l)
+        return redlock__fail(REDLOCK_NOMEM, "out of memory");
+    int64_t deadline = op_deadline_ns(c);
+    if (redlock__handle_claim(l, deadline) != 0) {
+        handle_free(l);
+        return REDLOCK_IO;
+    }
     int64_t start = redlock__now_ms();
-    inspect_all(c, key, keylen, b, calls);
+    inspect_all(c, key, keylen, b, calls, deadline);
 
     tally t;
     memset(&t, 0, sizeof t);
@@ -848,12 +938,10 @@ redlock_status redlock_adopt(redlock_client *c, const char *key,
         }
     }
     redlock__batches_clear(b, c->nnodes);
-    if (t.yes < c->quorum)
+    if (t.yes < c->quorum) {
+        handle_free(l);
         return verdict(c, &t, REDLOCK_NOT_HELD, "adopt", key);
-
-    redlock_lock *l = handle_new(c, key, keylen, token);
-    if (!l)
-        return redlock__fail(REDLOCK_NOMEM, "out of memory");
+    }
     /* A key without expiry is held until deleted: renew it as the longest
      * lock we know. */
     int64_t ttl = pttl < 0 ? REDLOCK_TTL_MAX : (int64_t)pttl;
@@ -861,6 +949,7 @@ redlock_status redlock_adopt(redlock_client *c, const char *key,
     l->acquired_ms = start;
     atomic_store(&l->validity_end_ms,
                  redlock__validity_end_ms(start, ttl, c->opts.drift_factor));
+    redlock__handle_held(l);
     *lock = l;
     return REDLOCK_OK;
 }
@@ -882,7 +971,7 @@ redlock_status redlock_inspect(redlock_client *c, const char *key, char *buf,
     redlock__batch b[REDLOCK_MAX_NODES];
     const redisReply *val[REDLOCK_MAX_NODES];
     long long pt[REDLOCK_MAX_NODES];
-    inspect_all(c, key, keylen, b, calls);
+    inspect_all(c, key, keylen, b, calls, op_deadline_ns(c));
 
     tally t;
     memset(&t, 0, sizeof t);

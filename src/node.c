@@ -47,6 +47,7 @@ redlock_status redlock__node_init(redlock__node *n, const char *url,
     }
     n->idle_cap = POOL_CAP;
     pthread_mutex_init(&n->mu, NULL);
+    redlock__cond_init_monotonic(&n->settled);
     return REDLOCK_OK;
 }
 
@@ -82,23 +83,6 @@ static redlock__ghost *trim_ghosts(redlock__node *n)
     return drop;
 }
 
-/* Put ghosts whose deletes did not complete back, for the next contact. */
-static void return_ghosts(redlock__node *n, redlock__ghost *list, int count)
-{
-    if (!list)
-        return;
-    redlock__ghost *tail = list;
-    while (tail->next)
-        tail = tail->next;
-    pthread_mutex_lock(&n->mu);
-    tail->next = n->ghosts;
-    n->ghosts = list;
-    n->nghosts += count;
-    redlock__ghost *drop = trim_ghosts(n);
-    pthread_mutex_unlock(&n->mu);
-    free_ghosts(drop);
-}
-
 void redlock__node_destroy(redlock__node *n)
 {
     if (!n->idle)
@@ -109,6 +93,9 @@ void redlock__node_destroy(redlock__node *n)
     n->idle = NULL;
     free_ghosts(n->ghosts);
     n->ghosts = NULL;
+    free_ghosts(n->flying);
+    n->flying = NULL;
+    pthread_cond_destroy(&n->settled);
     pthread_mutex_destroy(&n->mu);
     redlock__url_clear(&n->url);
 }
@@ -211,31 +198,74 @@ static int idle_conn_alive(const redlock__conn *c)
 }
 
 /* Queue the token-checked deletes of the node's ghosts on c.  EVAL rather
- * than EVALSHA: rare, and it must not depend on the script cache. */
+ * than EVALSHA: rare, and it must not depend on the script cache.  They
+ * move to the flying list, carried by c, under the same mutex a claimer
+ * takes: a ghost is always either pending (cancellable) or visibly in
+ * flight (waited for), never neither.  (model rule: carry_ghosts) */
 static void queue_ghosts(redlock__node *n, redlock__conn *c)
 {
     pthread_mutex_lock(&n->mu);
-    redlock__ghost *list = n->ghosts;
-    int count = n->nghosts;
-    n->ghosts = NULL;
-    n->nghosts = 0;
-    pthread_mutex_unlock(&n->mu);
-
     size_t mark = c->out.len;
-    for (redlock__ghost *g = list; g; g = g->next) {
+    int count = 0;
+    redlock__ghost *g;
+    for (g = n->ghosts; g; g = g->next, count++) {
         const char *argv[] = {"EVAL", redlock__script_release.body, "1",
                               g->key, g->token, REDLOCK__HANDOFF_MS, "0"};
         size_t len[] = {4, strlen(argv[1]), 1, g->keylen, strlen(g->token),
                         strlen(REDLOCK__HANDOFF_MS), 1};
-        if (redlock__resp_append(&c->out, 7, argv, len) != 0) {
-            c->out.len = mark; /* out of memory: keep them for later */
-            return_ghosts(n, list, count);
-            return;
-        }
+        if (redlock__resp_append(&c->out, 7, argv, len) != 0)
+            break;
     }
-    c->prefix.ghosts = list;
+    if (g) { /* out of memory: keep them all for later */
+        c->out.len = mark;
+        pthread_mutex_unlock(&n->mu);
+        return;
+    }
+    redlock__ghost *tail = NULL;
+    for (g = n->ghosts; g; g = g->next) {
+        g->carrier = c;
+        tail = g;
+    }
+    if (tail) {
+        tail->next = n->flying;
+        n->flying = n->ghosts;
+        n->nflying += count;
+    }
+    n->ghosts = NULL;
+    n->nghosts = 0;
+    pthread_mutex_unlock(&n->mu);
     c->prefix.nghosts = count;
     c->prefix.count += count;
+}
+
+/* The exchange that carried c's ghosts is over: answered ones are done,
+ * the others (the connection failed) are pending again.  Called with
+ * n->mu held; returns what to free outside it. */
+static redlock__ghost *settle_ghosts(redlock__node *n, const redlock__conn *c,
+                                     int broken)
+{
+    redlock__ghost *done = NULL;
+    for (redlock__ghost **pp = &n->flying; *pp;) {
+        redlock__ghost *g = *pp;
+        if (g->carrier != c) {
+            pp = &g->next;
+            continue;
+        }
+        *pp = g->next;
+        n->nflying--;
+        g->carrier = NULL;
+        if (broken) {
+            g->next = n->ghosts;
+            n->ghosts = g;
+            n->nghosts++;
+        } else {
+            g->next = done;
+            done = g;
+        }
+    }
+    if (n->settle_waiters > 0)
+        pthread_cond_broadcast(&n->settled);
+    return done;
 }
 
 redlock__conn *redlock__node_get(redlock__node *n, redlock_status *st)
@@ -265,21 +295,21 @@ void redlock__node_put(redlock__node *n, redlock__conn *c, int broken)
         return;
     broken = broken || c->ctx->err || c->connecting || c->out.len != 0 ||
              c->prefix.count != 0;
-    redlock__ghost *g = c->prefix.ghosts;
-    int ng = c->prefix.nghosts;
+    int carried = c->prefix.nghosts > 0;
     c->prefix = (redlock__prefix){0};
-    if (broken) {
-        return_ghosts(n, g, ng);
-        redlock__conn_free(c);
-        return;
-    }
-    free_ghosts(g);
+    redlock__ghost *done = NULL, *drop = NULL;
     pthread_mutex_lock(&n->mu);
-    if (n->nidle < n->idle_cap) {
+    if (carried) {
+        done = settle_ghosts(n, c, broken);
+        drop = trim_ghosts(n);
+    }
+    if (!broken && n->nidle < n->idle_cap) {
         n->idle[n->nidle++] = c;
         c = NULL;
     }
     pthread_mutex_unlock(&n->mu);
+    free_ghosts(done);
+    free_ghosts(drop);
     redlock__conn_free(c);
 }
 
@@ -307,23 +337,48 @@ void redlock__node_add_ghost(redlock__node *n, const char *key, size_t keylen,
     free_ghosts(drop);
 }
 
-void redlock__node_forget_ghost(redlock__node *n, const char *key,
-                                size_t keylen, const char *token)
+static int ghost_is(const redlock__ghost *g, const char *key, size_t keylen,
+                    const char *token)
+{
+    return g->keylen == keylen && memcmp(g->key, key, keylen) == 0 &&
+           strcmp(g->token, token) == 0;
+}
+
+int redlock__node_claim_ghosts(redlock__node *n, const char *key,
+                               size_t keylen, const char *token,
+                               int64_t deadline_ns)
 {
     redlock__ghost *drop = NULL;
+    int rc = 0;
     pthread_mutex_lock(&n->mu);
-    for (redlock__ghost **pp = &n->ghosts; *pp;) {
-        redlock__ghost *g = *pp;
-        if (g->keylen == keylen && memcmp(g->key, key, keylen) == 0 &&
-            strcmp(g->token, token) == 0) {
-            *pp = g->next;
-            g->next = drop;
-            drop = g;
-            n->nghosts--;
-        } else {
-            pp = &g->next;
+    for (;;) {
+        for (redlock__ghost **pp = &n->ghosts; *pp;) {
+            redlock__ghost *g = *pp;
+            if (ghost_is(g, key, keylen, token)) {
+                *pp = g->next;
+                g->next = drop;
+                drop = g;
+                n->nghosts--;
+            } else {
+                pp = &g->next;
+            }
         }
+        int flying = 0;
+        for (redlock__ghost *g = n->flying; g && !flying; g = g->next)
+            flying = ghost_is(g, key, keylen, token);
+        if (!flying)
+            break;
+        if (redlock__now_ns() >= deadline_ns) {
+            rc = -1;
+            break;
+        }
+        /* Settled ones come back pending (failed) or go (answered): look
+         * again then. */
+        n->settle_waiters++;
+        redlock__cond_wait_until(&n->settled, &n->mu, deadline_ns);
+        n->settle_waiters--;
     }
     pthread_mutex_unlock(&n->mu);
     free_ghosts(drop);
+    return rc;
 }

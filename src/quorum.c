@@ -16,12 +16,22 @@ static int is_noscript(const redisReply *r)
            strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
+/* Errors of a node that cannot serve for now but will (restarting,
+ * running a long script, cut off from its master, a cluster in motion):
+ * to the caller that is the node being unavailable, REDLOCK_IO, which a
+ * wait rides out, not an answer. */
+static const char *const transient[] = {"LOADING ", "BUSY ", "MASTERDOWN ",
+                                        "TRYAGAIN ", "CLUSTERDOWN "};
+
 redlock_status redlock__reply_error_status(const redisReply *r)
 {
     static const char *const auth[] = {"NOAUTH", "WRONGPASS", "NOPERM"};
     for (size_t i = 0; i < sizeof auth / sizeof auth[0]; i++)
         if (strncmp(r->str, auth[i], strlen(auth[i])) == 0)
             return REDLOCK_AUTH;
+    for (size_t i = 0; i < sizeof transient / sizeof transient[0]; i++)
+        if (strncmp(r->str, transient[i], strlen(transient[i])) == 0)
+            return REDLOCK_IO;
     return REDLOCK_SERVER;
 }
 
@@ -61,13 +71,32 @@ void redlock__exchange(redlock__batch *b, int n, int64_t deadline_ns)
         redlock__batch *bi = &b[i];
         if (bi->st != REDLOCK_OK || !bi->conn)
             continue;
+        /* A call after the first NOSCRIPT ran before the EVAL that now
+         * replaces it: a WAIT there counted replicas for older writes, a
+         * PTTL read the key before our write.  Send those again after the
+         * EVAL, in their order; scripts that did run stay answered. */
+        int redo = 0;
         for (int k = 0; k < bi->ncalls; k++) {
             redlock__call *c = &bi->calls[k];
-            if (!c->script || !is_noscript(c->reply))
+            int noscript = c->script && is_noscript(c->reply);
+            if (noscript)
+                redo = 1;
+            if (!noscript && (!redo || c->script))
                 continue;
             redlock__reply_free(c->reply);
             c->reply = NULL;
-            if (redlock__conn_append_call(bi->conn, c, 1) != 0) {
+            /* The first WAIT spent its timeout already: the second gets
+             * half of what is left, so that its answer still comes in. */
+            redlock__call wait = *c;
+            char tmo[24];
+            if (c->argc == 3 && c->argvlen[0] == 4 &&
+                memcmp(c->argv[0], "WAIT", 4) == 0) {
+                int64_t left = (deadline_ns - redlock__now_ns()) / 2000000;
+                wait.argv[2] = tmo;
+                wait.argvlen[2] = redlock__fmt_i64(tmo, left > 0 ? left : 1);
+                c = &wait;
+            }
+            if (redlock__conn_append_call(bi->conn, c, noscript) != 0) {
                 bi->st = REDLOCK_NOMEM;
                 strcpy(bi->err, "out of memory");
                 break;

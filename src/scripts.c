@@ -9,54 +9,65 @@
  * subscription that outlived its wait by a round trip), 0 if absent.  1
  * released, 0 not ours.  The release is published on
  * "redlock:release:<key>", so that waiters wake at once instead of
- * polling.  When someone else listens, the key is not deleted but handed
+ * polling.  When someone else waits, the key is not deleted but handed
  * off: it holds "redlock:handoff" for a few ms, which SET NX (the releaser
  * looping back, a newcomer) cannot take and a waiter's acquire (below)
- * can: the lock passes to those who waited. */
+ * can: the lock passes to those who waited.  Waiters are counted with
+ * PUBSUB NUMSUB, which sees only subscribers of this very channel: a
+ * PSUBSCRIBE listener (a monitor, a keyspace-event consumer) waits for
+ * nothing, and counting it (PUBLISH's answer does) would park every
+ * release as a handoff to nobody.  (model rule: release) */
 const redlock__script redlock__script_release = {
     "release",
-    "if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end "
-    "if redis.call('publish', 'redlock:release:' .. KEYS[1], '') > "
-    "tonumber(ARGV[3] or '0') then "
-    "redis.call('set', KEYS[1], 'redlock:handoff', 'PX', ARGV[2]) "
-    "else redis.call('del', KEYS[1]) end return 1",
-    "768d13877382233ffe7abc7f1452452999137bdd", 1};
+    "if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end local "
+    "ch = 'redlock:release:' .. KEYS[1] local n = redis.call('pubsub', "
+    "'numsub', ch)[2] if n > 0 then redis.call('publish', ch, '') end "
+    "if n > tonumber(ARGV[3] or '0') then redis.call('set', KEYS[1], "
+    "'redlock:handoff', 'PX', ARGV[2]) else redis.call('del', KEYS[1]) "
+    "end return 1",
+    "620448574facf51bdde98f5c5bb217a970361534", 1};
 
 /* KEYS[1] = lock key, KEYS[2] = fence counter (optional); ARGV[1] = token,
- * ARGV[2] = ttl ms.  A waiter's acquire: takes a free key or one handed
- * off.  1 (or the fence number) taken, 0 held. */
-const redlock__script redlock__script_acquire_waiter = {
-    "acquire_waiter",
-    "local v = redis.call('get', KEYS[1]) "
-    "if v and v ~= 'redlock:handoff' then return 0 end "
-    "redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
-    "if KEYS[2] then return redis.call('incr', KEYS[2]) end return 1",
-    "99fc4c0d8feb37076cbd69dabe47377aff880dc0", 1};
-/* The same script with the fence counter as KEYS[2]. */
-const redlock__script redlock__script_acquire_waiter_fenced = {
-    "acquire_waiter_fenced",
-    "local v = redis.call('get', KEYS[1]) "
-    "if v and v ~= 'redlock:handoff' then return 0 end "
-    "redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
-    "if KEYS[2] then return redis.call('incr', KEYS[2]) end return 1",
-    "99fc4c0d8feb37076cbd69dabe47377aff880dc0", 2};
+ * ARGV[2] = ttl ms, ARGV[3] = "1" for a waiter (may take a key handed off
+ * to waiters).  Answers 0 when another value holds the key; r > 0 when the
+ * key was free (or handed off) and is now ours; r < 0 when our token held
+ * it already (a re-acquire by the same token): its ttl is raised to ARGV[2]
+ * but never lowered, since another handle of this token may count on the
+ * longer one.  |r| is the fence number when KEYS[2] is given, else 1.  The
+ * sign tells a failed attempt's undo what it may delete: only what it
+ * placed.  GET raises WRONGTYPE on a key that is no lock.
+ * (model rules: acquire, reacquire) */
+#define ACQUIRE_BODY                                                          \
+    "local v = redis.call('get', KEYS[1]) local r = 1 " \
+    "if v == ARGV[1] then r = -1 " \
+    "local p = redis.call('pttl', KEYS[1]) " \
+    "if p >= 0 and p < tonumber(ARGV[2]) then " \
+    "redis.call('pexpire', KEYS[1], ARGV[2]) end " \
+    "elseif v and not (ARGV[3] == '1' and v == 'redlock:handoff') then " \
+    "return 0 " \
+    "else redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) end " \
+    "if KEYS[2] then return r * redis.call('incr', KEYS[2]) end return r"
+#define ACQUIRE_SHA "f040e529e47feadcca1cdb8a56377741cb983622"
+const redlock__script redlock__script_acquire = {"acquire", ACQUIRE_BODY,
+                                                 ACQUIRE_SHA, 1};
+/* The same script with the fence counter as KEYS[2]: the counter moves
+ * in the same atomic step as the key, so fence numbers follow the order of
+ * holders. */
+const redlock__script redlock__script_acquire_fenced = {
+    "acquire_fenced", ACQUIRE_BODY, ACQUIRE_SHA, 2};
 
-/* KEYS[1] = lock key; ARGV[1] = token, ARGV[2] = ttl ms.  PEXPIRE never
- * creates a key, so a lock that expired meanwhile stays free. */
+/* KEYS[1] = lock key; ARGV[1] = token, ARGV[2] = ttl ms, ARGV[3] = "1" to
+ * only raise the ttl (the watchdog: another handle of this token may have
+ * set a longer one).  1 extended (or already long enough), 0 not ours.
+ * PEXPIRE never creates a key, so a lock that expired meanwhile stays
+ * free.  (model rule: extend) */
 const redlock__script redlock__script_extend = {
     "extend",
-    "if redis.call('get', KEYS[1]) == ARGV[1] then "
-    "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0",
-    "e95849a1757fe494b3c802dc09b717d0c074eb21", 1};
-
-/* KEYS[1] = lock key, KEYS[2] = fence counter; ARGV[1] = token, ARGV[2] =
- * ttl ms.  The counter moves only when the lock is taken, in the same
- * atomic step, so fence numbers follow the order of holders. */
-const redlock__script redlock__script_acquire_fenced = {
-    "acquire_fenced",
-    "if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then "
-    "return redis.call('incr', KEYS[2]) end return 0",
-    "ad5dd071890b0f55e0cda86cb50af46797a0b081", 2};
+    "if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end if "
+    "ARGV[3] == '1' then local p = redis.call('pttl', KEYS[1]) if p < "
+    "0 or p >= tonumber(ARGV[2]) then return 1 end end return "
+    "redis.call('pexpire', KEYS[1], ARGV[2])",
+    "0f09eadd72aa6767deaa1a510df29f88e4506f38", 1};
 
 /* KEYS[1] = lock key.  {value or nil, pttl} read in one atomic step. */
 const redlock__script redlock__script_inspect = {
@@ -66,7 +77,6 @@ const redlock__script redlock__script_inspect = {
 
 const redlock__script *const redlock__scripts[] = {
     &redlock__script_release, &redlock__script_extend,
-    &redlock__script_acquire_fenced, &redlock__script_inspect,
-    &redlock__script_acquire_waiter};
+    &redlock__script_acquire, &redlock__script_inspect};
 const size_t redlock__nscripts =
     sizeof redlock__scripts / sizeof redlock__scripts[0];

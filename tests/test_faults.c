@@ -547,13 +547,16 @@ static void ghost_lock_deleted_by_next_acquire(void **state)
     redlock_client *c = connect_fast(s);
     redlock_lock *l = NULL;
 
+    /* A token made for the attempt: only such a token is deleted as a
+     * ghost (a caller's may be held by another process: see lock.c,
+     * undo_acquire), so the acquire is redlock_acquire's. */
     assert_int_equal(rt_server_pause(s), 0);
-    assert_int_equal(redlock_acquire_as(c, "faults:ghost2", "ghost-token", 60000, 0, &l),
+    assert_int_equal(redlock_acquire(c, "faults:ghost2", 60000, 0, &l),
                      REDLOCK_IO);
     assert_int_equal(rt_server_resume(s), 0);
     char *v = wait_for_key(s, "faults:ghost2", 3000);
     assert_non_null(v);
-    assert_string_equal(v, "ghost-token");
+    assert_int_equal(strlen(v), 36);
     free(v);
 
     redlock_status st = REDLOCK_IO;
@@ -573,12 +576,12 @@ static void ghost_spares_new_holder(void **state)
     redlock_lock *l = NULL;
 
     assert_int_equal(rt_server_pause(s), 0);
-    assert_int_equal(redlock_acquire_as(c, "faults:ghost3", "ghost-token", 60000, 0, &l),
+    assert_int_equal(redlock_acquire(c, "faults:ghost3", 60000, 0, &l),
                      REDLOCK_IO);
     assert_int_equal(rt_server_resume(s), 0);
     char *v = wait_for_key(s, "faults:ghost3", 3000);
     assert_non_null(v);
-    assert_string_equal(v, "ghost-token");
+    assert_int_equal(strlen(v), 36);
     free(v);
     assert_true(rt_cmd_ok(s, "SET %s %s PX %d", "faults:ghost3", "intruder", 60000));
 

@@ -1108,7 +1108,7 @@ static row rows[] = {
     ROW("acquire, ttl `INT64_MIN`", REDLOCK_INVALID, "is outside 1..",
         ON_REDIS, ttl_int64_min),
     ROW("acquire, ttl 1 (eaten by the drift allowance; no key left)",
-        REDLOCK_IO, "validity", ON_REDIS, ttl_one),
+        REDLOCK_INVALID, "leaves no validity", ON_REDIS, ttl_one),
     ROW("acquire, ttl `REDLOCK_TTL_MAX` (34 years)", REDLOCK_OK, NULL,
         ON_REDIS, ttl_max),
     ROW("acquire, wait -2", REDLOCK_INVALID, "wait_ms -2 is negative",

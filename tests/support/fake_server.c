@@ -262,12 +262,12 @@ static fs_kind script_kind(const char *body)
         return FS_OTHER;
     if (strstr(body, "publish"))
         return FS_RELEASE;
+    if (strstr(body, "'set'")) /* the acquire script also reads pttl */
+        return FS_ACQUIRE_SCRIPT;
     if (strstr(body, "pexpire"))
         return FS_EXTEND;
     if (strstr(body, "pttl"))
         return FS_INSPECT;
-    if (strstr(body, "'set'"))
-        return FS_ACQUIRE_SCRIPT;
     return FS_OTHER;
 }
 
@@ -314,6 +314,9 @@ void fs_default(fs_server *s, const fs_command *cmd, fs_reply *r)
     r->action = FS_SEND;
     const char *d = "-ERR unknown command\r\n";
     char sha[41];
+    /* Like Redis: a script it does not know (fs_set() forgets them). */
+    if (cmd->kind == FS_OTHER && is(cmd, 0, "EVALSHA"))
+        d = "-NOSCRIPT No matching script. Please use EVAL.\r\n";
     switch (cmd->kind) {
     case FS_AUTH:
     case FS_SELECT:

@@ -1,0 +1,241 @@
+/*
+ * A client's handles, and which of them share an identity.
+ *
+ * The token is the identity of a holder: two acquires of one key with one
+ * token do not exclude each other, so a client may hold several handles of
+ * the same (key, token), and other threads may be acquiring or releasing it
+ * at the same time.  Deleting a token-checked key is then a decision about
+ * all of them, not about one handle:
+ *
+ *  - a release, or the undo of a failed attempt, deletes only when no other
+ *    handle of the identity is held or being acquired (the last release
+ *    deletes, like a reference count);
+ *  - a new attempt (or adopt) of the identity waits until every delete of
+ *    it this client has sent has settled, and claims the ghost deletes still
+ *    owed for it, so that no delete of ours lands after its SET.
+ *
+ * Both decisions are taken under the client's mutex, which is what makes
+ * them exclusive: a handle is seen either before it deletes (and then the
+ * claimer waits for it) or after (and then it saw the claimer and kept the
+ * key).  Handles are found by a hash table of (key, token) chained through
+ * the handles themselves, so that taking a lock allocates nothing but the
+ * handle.  (model rules: release, undo, claim)
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define IDS_MIN 64
+
+static uint32_t id_hash(const char *key, size_t keylen, const char *token)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < keylen; i++)
+        h = (h ^ (unsigned char)key[i]) * 16777619u;
+    h = (h ^ 0xffu) * 16777619u; /* a byte no token holds: key|token apart */
+    for (const char *p = token; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h;
+}
+
+static int same_id(const redlock_lock *a, const redlock_lock *b)
+{
+    return a->id_hash == b->id_hash && a->keylen == b->keylen &&
+           memcmp(a->key, b->key, a->keylen) == 0 &&
+           strcmp(a->token, b->token) == 0;
+}
+
+/* With c->mu held. */
+static void ids_insert(redlock_client *c, redlock_lock *l)
+{
+    l->id_hash = id_hash(l->key, l->keylen, l->token);
+    if (c->nids >= c->ids_cap) { /* keep chains short; if we cannot, longer */
+        size_t cap = c->ids_cap ? c->ids_cap * 2 : IDS_MIN;
+        redlock_lock **t = calloc(cap, sizeof *t);
+        if (t) {
+            for (size_t i = 0; i < c->ids_cap; i++)
+                for (redlock_lock *h = c->ids[i], *next; h; h = next) {
+                    next = h->id_next;
+                    h->id_next = t[h->id_hash & (cap - 1)];
+                    t[h->id_hash & (cap - 1)] = h;
+                }
+            free(c->ids);
+            c->ids = t;
+            c->ids_cap = cap;
+        }
+    }
+    redlock_lock **slot = &c->ids[l->id_hash & (c->ids_cap - 1)];
+    l->id_next = *slot;
+    *slot = l;
+    c->nids++;
+}
+
+static void ids_remove(redlock_client *c, redlock_lock *l)
+{
+    for (redlock_lock **pp = &c->ids[l->id_hash & (c->ids_cap - 1)]; *pp;
+         pp = &(*pp)->id_next)
+        if (*pp == l) {
+            *pp = l->id_next;
+            c->nids--;
+            return;
+        }
+}
+
+/* Another handle of l's identity in one of the states of mask (bits of
+ * 1 << state)?  With c->mu held. */
+static int sibling(const redlock_client *c, const redlock_lock *l, int mask)
+{
+    for (const redlock_lock *h = c->ids[l->id_hash & (c->ids_cap - 1)]; h;
+         h = h->id_next)
+        if (h != l && (mask & (1 << h->id_state)) && same_id(h, l))
+            return 1;
+    return 0;
+}
+
+#define USERS ((1 << REDLOCK__H_ATTEMPT) | (1 << REDLOCK__H_HELD))
+
+redlock_lock *redlock__handle_new(redlock_client *c, const char *key,
+                                  size_t keylen, const char *token)
+{
+    size_t toklen = strlen(token);
+    redlock_lock *l = calloc(1, sizeof *l + keylen + 1 + toklen + 1);
+    if (!l)
+        return NULL;
+    l->client = c;
+    l->key = (char *)(l + 1);
+    memcpy(l->key, key, keylen);
+    l->keylen = keylen;
+    l->token = l->key + keylen + 1;
+    memcpy(l->token, token, toklen);
+    l->wd_index = -1;
+    l->id_state = REDLOCK__H_ATTEMPT;
+    atomic_init(&l->held, 1);
+    atomic_init(&l->validity_end_ms, 0);
+    pthread_mutex_lock(&c->mu);
+    if (!c->ids) {
+        c->ids = calloc(IDS_MIN, sizeof *c->ids);
+        if (!c->ids) {
+            pthread_mutex_unlock(&c->mu);
+            free(l);
+            return NULL;
+        }
+        c->ids_cap = IDS_MIN;
+    }
+    ids_insert(c, l);
+    l->next = c->locks;
+    if (c->locks)
+        c->locks->prev = l;
+    c->locks = l;
+    pthread_mutex_unlock(&c->mu);
+    return l;
+}
+
+void redlock__handle_free(redlock_lock *l)
+{
+    redlock_client *c = l->client;
+    pthread_mutex_lock(&c->mu);
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        c->locks = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    ids_remove(c, l);
+    if (c->ids_waiters > 0)
+        pthread_cond_broadcast(&c->ids_cv);
+    pthread_mutex_unlock(&c->mu);
+    free(l);
+}
+
+redlock_status redlock__handle_retoken(redlock_lock *l)
+{
+    redlock_client *c = l->client;
+    char token[REDLOCK__TOKEN_LEN + 1];
+    redlock_status st = redlock__new_token(token);
+    if (st != REDLOCK_OK)
+        return st;
+    pthread_mutex_lock(&c->mu);
+    ids_remove(c, l);
+    memcpy(l->token, token, sizeof token); /* own tokens: always this long */
+    ids_insert(c, l);
+    pthread_mutex_unlock(&c->mu);
+    return REDLOCK_OK;
+}
+
+void redlock__handle_held(redlock_lock *l)
+{
+    pthread_mutex_lock(&l->client->mu);
+    l->id_state = REDLOCK__H_HELD;
+    pthread_mutex_unlock(&l->client->mu);
+}
+
+int redlock__handle_begin_delete(redlock_lock *l, int leaving)
+{
+    redlock_client *c = l->client;
+    pthread_mutex_lock(&c->mu);
+    int alone = !sibling(c, l, USERS);
+    if (alone)
+        l->id_state = REDLOCK__H_DELETING;
+    else if (leaving)
+        l->id_state = REDLOCK__H_GONE; /* the others keep the key */
+    pthread_mutex_unlock(&c->mu);
+    return alone;
+}
+
+void redlock__handle_end_delete(redlock_lock *l)
+{
+    redlock_client *c = l->client;
+    pthread_mutex_lock(&c->mu);
+    l->id_state = REDLOCK__H_ATTEMPT;
+    if (c->ids_waiters > 0)
+        pthread_cond_broadcast(&c->ids_cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+int redlock__handle_claim(redlock_lock *l, int64_t deadline_ns)
+{
+    redlock_client *c = l->client;
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    while (sibling(c, l, 1 << REDLOCK__H_DELETING)) {
+        if (redlock__now_ns() >= deadline_ns) {
+            rc = -1;
+            break;
+        }
+        c->ids_waiters++;
+        redlock__cond_wait_until(&c->ids_cv, &c->mu, deadline_ns);
+        c->ids_waiters--;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (rc != 0) {
+        redlock__fail(REDLOCK_IO,
+                      "\"%.80s\": a release of the same token by this client "
+                      "is still in flight",
+                      l->key);
+        return -1;
+    }
+    for (int i = 0; i < c->nnodes; i++)
+        if (redlock__node_claim_ghosts(&c->nodes[i], l->key, l->keylen,
+                                       l->token, deadline_ns) != 0) {
+            redlock__fail(REDLOCK_IO,
+                          "%s: a delete of the same token for \"%.80s\" is "
+                          "still in flight",
+                          c->nodes[i].name, l->key);
+            return -1;
+        }
+    return 0;
+}
+
+void redlock__handle_bound_siblings(redlock_lock *l)
+{
+    redlock_client *c = l->client;
+    int64_t vend = atomic_load(&l->validity_end_ms);
+    pthread_mutex_lock(&c->mu);
+    for (redlock_lock *h = c->ids[l->id_hash & (c->ids_cap - 1)]; h;
+         h = h->id_next)
+        if (h != l && same_id(h, l) &&
+            atomic_load(&h->validity_end_ms) > vend)
+            atomic_store(&h->validity_end_ms, vend);
+    pthread_mutex_unlock(&c->mu);
+}
