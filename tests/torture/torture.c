@@ -1815,6 +1815,7 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
         failed_faults += !fl[i].ok;
     }
     fk[F_CLI_KILL] += atomic_load(&sh->cli_kills);
+    int nf_inj = nf; /* those in fl[]; the CLI workload counts its own */
     nf += (int)atomic_load(&sh->cli_kills);
     printf("  -- summary (%.1f s) --\n", took);
     printf("  faults    %d:", nf);
@@ -1973,13 +1974,13 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
     }
     if (violations > 0) {
         printf("  faults injected (ms from the start):\n");
-        print_faults(stdout, fl, nf, sh->t0);
+        print_faults(stdout, fl, nf_inj, sh->t0);
     }
     printf("  %s: %s (seed %" PRIu64 ")\n", name,
            violations ? "FAIL" : "PASS", cfg->seed);
     fflush(stdout);
 
-    dump_log(cfg, name, sh, nrec, fl, nf);
+    dump_log(cfg, name, sh, nrec, fl, nf_inj);
     tot->sections += res.sections + atomic_load(&sh->cli_sections);
     tot->cli_sections += atomic_load(&sh->cli_sections);
     tot->overlaps += res.overlaps + atomic_load(&sh->cli_overlaps);
