@@ -1,11 +1,13 @@
 /* Integration: the `redlock` command-line tool (tools/redlock.c), driven as
  * a program against real redis-server processes: help and usage errors,
  * exit statuses, keepalive, status/acquire/extend/release, forwarded
- * signals, a lost lock, $REDISCLI_AUTH and passwords, unreachable nodes,
- * and a Redlock quorum of three.
+ * signals (once, from a group signal, timeout(1) or a terminal's ^C),
+ * COMMAND killed with redlock, tiny ttls, a lost lock, $REDISCLI_AUTH and
+ * passwords, unreachable nodes, and a Redlock quorum of three.
  *
- * Every redlock is started in a process group of its own (COMMAND joins
- * it), so that a failed test can kill whatever it left running. */
+ * Every redlock is started in a process group of its own, so that a failed
+ * test can kill whatever it left running (COMMAND, in a group of its own,
+ * dies with redlock). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -198,20 +200,32 @@ static void close_inherited(posix_spawn_file_actions_t *fa)
  * that is ours minus REDLOCK_URL and REDISCLI_AUTH, plus env (NULL: just
  * REDLOCK_URL=<main server>).
  */
+static void prog_start(proc *p, const char *const *env, const char *const *args);
+
 static void cli_start(proc *p, const char *const *env, const char *const *argv)
 {
-    memset(p, 0, sizeof *p);
-    p->fd[0] = p->fd[1] = -1;
-    const char *const default_env[] = {G->env_url, NULL};
-    if (!env)
-        env = default_env;
-
     const char *args[64];
     int na = 0;
     args[na++] = REDLOCK_CLI_PATH;
     for (int i = 0; argv[i] && na < 63; i++)
         args[na++] = argv[i];
     args[na] = NULL;
+    prog_start(p, env, args);
+}
+
+/* The pty slave that prog_start gives as controlling terminal and stdin to
+ * a new session (NULL: /dev/null, in a new process group). */
+static const char *start_tty;
+
+/* The same for any program (args[0], searched in PATH), e.g. one that
+ * starts redlock. */
+static void prog_start(proc *p, const char *const *env, const char *const *args)
+{
+    memset(p, 0, sizeof *p);
+    p->fd[0] = p->fd[1] = -1;
+    const char *const default_env[] = {G->env_url, NULL};
+    if (!env)
+        env = default_env;
 
     const char *envp[512];
     int ne = 0;
@@ -227,7 +241,10 @@ static void cli_start(proc *p, const char *const *env, const char *const *argv)
     assert_int_equal(pipe2(err, O_CLOEXEC), 0);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    /* Opened after setsid() (glibc's order), a terminal becomes the new
+     * session's controlling terminal. */
+    posix_spawn_file_actions_addopen(&fa, 0, start_tty ? start_tty : "/dev/null",
+                                     start_tty ? O_RDWR : O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_adddup2(&fa, err[1], 2);
     close_inherited(&fa);
@@ -240,9 +257,10 @@ static void cli_start(proc *p, const char *const *env, const char *const *argv)
     posix_spawnattr_setsigdefault(&attr, &def);
     posix_spawnattr_setpgroup(&attr, 0);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                        POSIX_SPAWN_SETPGROUP);
-    int rc = posix_spawn(&p->pid, REDLOCK_CLI_PATH, &fa, &attr, (char *const *)args,
-                         (char *const *)envp);
+                                        (start_tty ? POSIX_SPAWN_SETSID
+                                                   : POSIX_SPAWN_SETPGROUP));
+    int rc = posix_spawnp(&p->pid, args[0], &fa, &attr, (char *const *)args,
+                          (char *const *)envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     close(out[1]);
@@ -250,7 +268,7 @@ static void cli_start(proc *p, const char *const *env, const char *const *argv)
     if (rc != 0) {
         close(out[0]);
         close(err[0]);
-        fail_msg("cannot start %s: %s", REDLOCK_CLI_PATH, strerror(rc));
+        fail_msg("cannot start %s: %s", args[0], strerror(rc));
     }
     live_add(p->pid);
     p->fd[0] = out[0];
@@ -1041,8 +1059,299 @@ static void redlock_with_three_nodes(void **state)
     assert_int_equal(strncmp(p.out, "other ", 6), 0);
 }
 
-int main(void)
+/* ---- COMMAND's life and signals ----------------------------------------------- */
+
+/* This program, which is also a COMMAND that counts signals (see main). */
+static char self_path[4096];
+
+/* The pid in a file that COMMAND wrote; 0 if none. */
+static pid_t read_pid(const char *path)
 {
+    FILE *f = fopen(path, "re");
+    long v = 0;
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = 0;
+        fclose(f);
+    }
+    return (pid_t)v;
+}
+
+/* pid has ended: gone, or a zombie that its new parent has not reaped. */
+static int ended(pid_t pid)
+{
+    if (kill(pid, 0) != 0 && errno == ESRCH)
+        return 1;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    return paren && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+/* The helper COMMAND (main: self_path --count-signal SIG PREFIX): blocks SIG
+ * and writes to PREFIX.count how many it took and who sent them ("N PID
+ * PID..."; 0 for the kernel), says "started" and ends (0) once PREFIX.gate
+ * exists.  Two that arrive before the first is taken are one (the kernel
+ * keeps the first's sender): so the tests check the sender too. */
+static int count_signal(int sig, const char *prefix)
+{
+    char count_path[512], gate_path[512];
+    snprintf(count_path, sizeof count_path, "%s.count", prefix);
+    snprintf(gate_path, sizeof gate_path, "%s.gate", prefix);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    long senders[16];
+    int n = 0;
+    for (int first = 1;; first = 0) {
+        FILE *f = fopen(count_path, "we");
+        if (f) {
+            fprintf(f, "%d", n);
+            for (int i = 0; i < n && i < 16; i++)
+                fprintf(f, " %ld", senders[i]);
+            fprintf(f, "\n");
+            fclose(f);
+        }
+        if (first) {
+            printf("started\n");
+            fflush(stdout);
+        }
+        for (;;) {
+            if (access(gate_path, F_OK) == 0)
+                return 0;
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000000L};
+            siginfo_t si;
+            if (sigtimedwait(&set, &si, &ts) == sig) {
+                if (n < 16)
+                    senders[n] = si.si_code == SI_USER ? (long)si.si_pid : 0;
+                n++;
+                break;
+            }
+        }
+    }
+}
+
+/* How many signals the helper took so far (-1: no file yet), and the
+ * sender of the first (-1: none). */
+static int counted(const char *prefix, long *first_sender)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s.count", prefix);
+    FILE *f = fopen(path, "re");
+    int n = -1;
+    long s = -1;
+    if (f) {
+        if (fscanf(f, "%d", &n) != 1)
+            n = -1;
+        else if (n > 0 && fscanf(f, "%ld", &s) != 1)
+            s = -1;
+        fclose(f);
+    }
+    if (first_sender)
+        *first_sender = s;
+    return n;
+}
+
+/* Wait until the helper has taken at least one, then a while for a second
+ * copy to arrive, and let it end.  Returns its count. */
+static int settle_count(const char *prefix, const char *gate, long *first_sender)
+{
+    int64_t t0 = now_ms();
+    while (counted(prefix, NULL) < 1 && now_ms() - t0 < 10000)
+        sleep_ms(20);
+    sleep_ms(500);
+    open_gate(gate);
+    return counted(prefix, first_sender);
+}
+
+/* Killed with SIGKILL, redlock cannot stop COMMAND itself: the kernel must
+ * (PR_SET_PDEATHSIG), or COMMAND would run on after the lock expires. */
+static void sigkill_of_run_kills_command(void **state)
+{
+    (void)state;
+    static proc p;
+    char pidfile[256], script[512];
+    snprintf(pidfile, sizeof pidfile, "%s/pdeath.pid", G->dir);
+    snprintf(script, sizeof script, "echo $$ > '%s'; echo started; exec sleep 30", pidfile);
+    cli_start(&p, NULL, ARGV("run", "-t", "3s", "cli:pdeath", "--", "sh", "-c", script));
+    wait_output(&p, "started", 10000);
+    pid_t cmd = read_pid(pidfile);
+    assert_true(cmd > 0);
+    char *tok = rt_get(&G->main, "cli:pdeath");
+    assert_non_null(tok);
+
+    assert_int_equal(kill(p.pid, SIGKILL), 0);
+    /* reaped, not finished: a COMMAND that lives on holds the pipes open */
+    for (try_reap(&p); !p.done; try_reap(&p))
+        sleep_ms(5);
+    assert_int_equal(p.code, 1000 + SIGKILL);
+    int64_t t0 = now_ms();
+    int dead;
+    while (!(dead = ended(cmd)) && now_ms() - t0 < 3000)
+        sleep_ms(20);
+    if (!dead) {
+        print_error("COMMAND (pid %ld) still runs after redlock was killed\n", (long)cmd);
+        kill(cmd, SIGKILL); /* ours: started through redlock */
+    }
+    assert_true(dead);
+    print_message("COMMAND ended %lld ms after redlock's SIGKILL",
+                  (long long)(now_ms() - t0));
+    cli_finish(&p, 10000); /* the rest of the output */
+    /* Nobody released the lock: it holds until its ttl ends, after
+     * COMMAND's end. */
+    assert_key(&G->main, "cli:pdeath", tok);
+    free(tok);
+}
+
+/* kill -TERM -- -PGID: the kernel gives redlock's group the signal; COMMAND
+ * must get it once (forwarded), not a second time as a member. */
+static void group_signal_reaches_command_once(void **state)
+{
+    (void)state;
+    static proc p;
+    char prefix[256], sig[8];
+    snprintf(prefix, sizeof prefix, "%s/grp", G->dir);
+    snprintf(sig, sizeof sig, "%d", SIGTERM);
+    cli_start(&p, NULL,
+              ARGV("-v", "run", "cli:grp", "--", self_path, "--count-signal", sig, prefix));
+    wait_output(&p, "started", 10000);
+    assert_int_equal(kill(-p.pid, SIGTERM), 0);
+    long sender;
+    int n = settle_count(prefix, "grp.gate", &sender);
+    expect_code(&p, cli_finish(&p, 10000), 0);
+    if (n != 1 || sender != (long)p.pid)
+        print_error("COMMAND got SIGTERM %d times, first from pid %ld (redlock: %ld)\n"
+                    "stderr: %s\n", n, sender, (long)p.pid, p.err);
+    assert_int_equal(n, 1);
+    /* from redlock: the group's copy (sent by us) never reached COMMAND; a
+     * second copy merged into the first would keep the first's sender */
+    assert_int_equal(sender, (long)p.pid);
+    assert_key(&G->main, "cli:grp", NULL);
+}
+
+/* timeout(1) sends its signal to redlock and then to redlock's process
+ * group: one signal for COMMAND all the same. */
+static void timeout_signal_reaches_command_once(void **state)
+{
+    (void)state;
+    static proc p;
+    if (access("/usr/bin/timeout", X_OK) != 0 && access("/bin/timeout", X_OK) != 0) {
+        print_message("no timeout(1): skipped");
+        skip();
+    }
+    char prefix[256], sig[8];
+    snprintf(prefix, sizeof prefix, "%s/tmo", G->dir);
+    snprintf(sig, sizeof sig, "%d", SIGTERM);
+    prog_start(&p, NULL,
+               ARGV("timeout", "-s", "TERM", "1", REDLOCK_CLI_PATH, "-v", "run",
+                    "cli:timeout", "--", self_path, "--count-signal", sig, prefix));
+    wait_output(&p, "started", 10000);
+    long sender;
+    int n = settle_count(prefix, "tmo.gate", &sender);
+    expect_code(&p, cli_finish(&p, 10000), 124); /* timeout's "timed out" */
+    if (n != 1 || sender == (long)p.pid)
+        print_error("COMMAND got SIGTERM %d times, first from pid %ld (timeout: %ld)\n"
+                    "stderr: %s\n", n, sender, (long)p.pid, p.err);
+    assert_int_equal(n, 1);
+    assert_true(sender != (long)p.pid); /* from redlock, not from timeout */
+    assert_key(&G->main, "cli:timeout", NULL);
+}
+
+/* In a terminal's foreground, ^C stops COMMAND once: the terminal's SIGINT
+ * goes to COMMAND's group (the foreground once redlock gave it), and
+ * redlock sends no second copy. */
+static void terminal_ctrl_c_reaches_command_once(void **state)
+{
+    (void)state;
+    static proc p;
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(m >= 0);
+    char slave[128];
+    assert_int_equal(grantpt(m), 0);
+    assert_int_equal(unlockpt(m), 0);
+    assert_int_equal(ptsname_r(m, slave, sizeof slave), 0);
+
+    char prefix[256], sig[8];
+    snprintf(prefix, sizeof prefix, "%s/tty", G->dir);
+    snprintf(sig, sizeof sig, "%d", SIGINT);
+    start_tty = slave; /* redlock leads a session on the pty, in its foreground */
+    cli_start(&p, NULL,
+              ARGV("-v", "run", "cli:tty", "--", self_path, "--count-signal", sig, prefix));
+    start_tty = NULL;
+    wait_output(&p, "started", 10000);
+    pid_t fg = tcgetpgrp(m);
+    print_message("foreground group %ld, redlock %ld", (long)fg, (long)p.pid);
+    assert_true(fg > 0);
+    assert_int_equal(write(m, "\x03", 1), 1); /* ^C */
+    long sender;
+    int n = settle_count(prefix, "tty.gate", &sender);
+    expect_code(&p, cli_finish(&p, 10000), 0);
+    close(m);
+    if (n != 1 || sender != 0)
+        print_error("COMMAND got SIGINT %d times, first from pid %ld\nstderr: %s\n", n,
+                    sender, p.err);
+    assert_int_equal(n, 1);
+    assert_int_equal(sender, 0); /* from the terminal */
+    assert_key(&G->main, "cli:tty", NULL);
+}
+
+/* A ttl whose drift allowance (1 % + 2 ms) leaves no validity is a usage
+ * error, found before any contact with Redis, not "Redis unreachable". */
+static void ttl_without_validity_is_a_usage_error(void **state)
+{
+    (void)state;
+    static proc p;
+    char unreachable[64];
+    snprintf(unreachable, sizeof unreachable, "redis://127.0.0.1:%d", rt_free_port());
+    const char *const ttls[] = {"1ms", "2ms", "3ms"};
+    for (size_t i = 0; i < sizeof ttls / sizeof ttls[0]; i++) {
+        const char *const *cases[] = {
+            ARGV("run", "-t", ttls[i], "cli:tiny", "--", "true"),
+            ARGV("acquire", "-t", ttls[i], "cli:tiny"),
+            ARGV("extend", "-t", ttls[i], "cli:tiny", "some-token"),
+            /* before contacting Redis: not 69 for a node that is down */
+            ARGV("-u", unreachable, "acquire", "--ttl", ttls[i], "cli:tiny"),
+        };
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            expect_code(&p, cli(&p, cases[k]), 64);
+            one_error_line(&p);
+            assert_non_null(strstr(p.err, ttls[i]));
+            assert_non_null(strstr(p.err, "smallest usable TTL is 4ms"));
+            assert_int_equal(p.nout, 0);
+        }
+    }
+    /* 4 ms leaves 1 ms: accepted (taken, or "no validity left" if the
+     * round trip took that millisecond, but never a usage error) */
+    int code = cli(&p, ARGV("acquire", "-t", "4ms", "cli:tiny4"));
+    print_message("acquire -t 4ms: %d %s", code, p.err);
+    assert_true(code == 0 || code == 69);
+    code = cli(&p, ARGV("run", "-t", "4ms", "cli:tiny5", "--", "true"));
+    print_message("run -t 4ms: %d %s", code, p.err);
+    assert_true(code != 64);
+
+    /* an argument the library refuses (REDLOCK_INVALID) is a usage error */
+    expect_code(&p, cli(&p, ARGV("release", "cli:tiny", "redlock:handoff")), 64);
+    one_error_line(&p);
+    expect_code(&p, cli(&p, ARGV("extend", "cli:tiny", "redlock:handoff")), 64);
+    one_error_line(&p);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "--count-signal") == 0)
+        return count_signal(atoi(argv[2]), argv[3]);
+    ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
+    if (n <= 0)
+        return 1;
+    self_path[n] = '\0';
+
 #define T(f) cmocka_unit_test_teardown(f, reap_all)
     const struct CMUnitTest tests[] = {
         T(help_and_version),
@@ -1060,6 +1369,11 @@ int main(void)
         T(rediscli_auth_and_passwords),
         T(unreachable_exits_69),
         T(redlock_with_three_nodes),
+        T(sigkill_of_run_kills_command),
+        T(group_signal_reaches_command_once),
+        T(timeout_signal_reaches_command_once),
+        T(terminal_ctrl_c_reaches_command_once),
+        T(ttl_without_validity_is_a_usage_error),
     };
 #undef T
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -17,11 +17,18 @@
  *    escalating to SIGKILL) itself: no work in handlers, no race between
  *    SIGCHLD and forwarding (the child is reaped only by the loop that
  *    forwards, so its pid cannot be reused meanwhile).
- *  - COMMAND is started with posix_spawnp(): nothing runs in a forked copy
- *    of this multi-threaded process.  The signals redlock handles are
- *    blocked from before the spawn until the loop runs, and the child gets
- *    the signal mask redlock started with and default dispositions for
- *    them.  Lock sockets and the self-pipe are close-on-exec.
+ *  - COMMAND is started with fork() and execve(), because only the child
+ *    itself can ask the kernel (PR_SET_PDEATHSIG) to kill it when redlock
+ *    dies: a COMMAND that outlived a killed redlock would run on without
+ *    the lock once its ttl ended.  The child of this multi-threaded process
+ *    calls only async-signal-safe functions: PATH is searched, as execvp()
+ *    would, into names made before fork().  The child gets the signal mask
+ *    redlock started with and default dispositions for what redlock
+ *    handles.  Lock sockets and the self-pipes are close-on-exec.
+ *  - COMMAND runs in a process group of its own, so that a signal sent to
+ *    redlock's group reaches COMMAND once (forwarded), not twice; in the
+ *    terminal's foreground it gets the terminal, and redlock follows its
+ *    stops, as a shell would (follow_stop).
  *  - Passwords: $REDISCLI_AUTH is percent-encoded into URLs that carry
  *    none; no message of this tool ever prints a URL (the library's
  *    messages name host:port only).
@@ -37,13 +44,13 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -220,7 +227,8 @@ static const char usage_text[] =
     "           exit with COMMAND's status (128+N if signal N killed it).\n"
     "           SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are\n"
     "           forwarded to COMMAND.  If the lock is lost, COMMAND gets SIGTERM,\n"
-    "           then SIGKILL after GRACE, and redlock exits 70.\n"
+    "           then SIGKILL after GRACE, and redlock exits 70.  If redlock\n"
+    "           dies, the kernel kills COMMAND (SIGKILL).\n"
     "  acquire  take the lock, print its token and leave it held for TTL\n"
     "  extend   give the lock that TOKEN holds a fresh TTL\n"
     "  release  delete the lock if TOKEN still holds it\n"
@@ -232,7 +240,8 @@ static const char usage_text[] =
     "                     a Redlock quorum.  Default: $REDLOCK_URL (comma-separated),\n"
     "                     then " DEFAULT_URL "\n"
     "  -v, --verbose      log each step (acquired, renewed, released, lost) to stderr\n"
-    "  -t, --ttl TTL      lock time to live [30s]; `run` renews it every TTL/3\n"
+    "  -t, --ttl TTL      lock time to live [30s], at least 4ms; `run` renews it\n"
+    "                     every TTL/3\n"
     "  -w, --wait WAIT    wait that long for a busy lock (\"forever\" too) [0]\n"
     "  -E, --conflict-exit-code CODE\n"
     "                     exit status when the lock is held elsewhere [75]\n"
@@ -245,7 +254,7 @@ static const char usage_text[] =
     "Exit status:\n"
     "    0  success; status: the key is held\n"
     "    1  release/extend: TOKEN does not hold KEY; status: the key is free\n"
-    "   64  usage error (bad option, duration or URL)\n"
+    "   64  usage error (bad option, duration, TTL or URL)\n"
     "   69  Redis unreachable, timed out, or too few nodes for a quorum\n"
     "   70  run: the lock was lost while COMMAND ran\n"
     "   71  system error (out of memory, cannot start COMMAND)\n"
@@ -303,6 +312,28 @@ static int parse_duration(const char *s, int allow_forever, int64_t *ms)
         return -1;
     *ms = v * mult;
     return 0;
+}
+
+/* ttl * drift, rounded up, + 2 ms: the library's allowance for clock drift
+ * (redlock__drift_ms in src/timing.c, the same arithmetic). */
+static int64_t drift_ms(int64_t ttl_ms, double drift_factor)
+{
+    double d = (double)ttl_ms * drift_factor;
+    int64_t ms = (int64_t)d;
+    return ms + ((double)ms < d) + 2;
+}
+
+/* The smallest ttl that leaves 1 ms of validity after the drift allowance,
+ * at the default drift factor, which is the one redlock uses. */
+static int64_t min_ttl_ms(double *drift_factor)
+{
+    redlock_options o;
+    redlock_options_init(&o);
+    *drift_factor = o.drift_factor;
+    int64_t ttl = 1;
+    while (ttl - drift_ms(ttl, o.drift_factor) < 1)
+        ttl++;
+    return ttl;
 }
 
 typedef struct args {
@@ -415,6 +446,18 @@ static int command_opt(args *a, char **argv, int argc, int *i)
             return OPT_ERROR;
         if (parse_duration(v, 0, &a->ttl_ms) != 0 || a->ttl_ms < 1) {
             usage_error("%s: bad TTL \"%s\" (e.g. 250ms, 30s, 5m, 1h)", a->cmd, v);
+            return OPT_ERROR;
+        }
+        /* Refused here, before any contact with Redis: the library would
+         * take such a lock and find it had no validity at all, which looks
+         * like a slow Redis (69) rather than the bad TTL it is. */
+        double drift;
+        int64_t min = min_ttl_ms(&drift);
+        if (a->ttl_ms < min) {
+            usage_error("%s: TTL \"%s\" is too short: the clock-drift allowance "
+                        "(%g%% of it, rounded up, + 2ms) leaves no time to hold "
+                        "the lock; the smallest usable TTL is %" PRId64 "ms",
+                        a->cmd, v, drift * 100, min);
             return OPT_ERROR;
         }
         return OPT_TAKEN;
@@ -687,24 +730,43 @@ static int make_urls(const args *a, urls *u)
  * main loop.  Set before either can run, never changed while they can. */
 static int wake_fd[2] = {-1, -1};
 
-/* Event bytes on the pipe: a signal number (+ FROM_KERNEL when the kernel
- * sent it: a terminal's ^C reaches COMMAND's process group by itself), or
- * EV_LOST. */
+/* One event on the pipe.  A record is far below PIPE_BUF, so every write
+ * is atomic and a read never splits one. */
+typedef struct event {
+    int sig;       /* the signal, or EV_LOST */
+    pid_t sender;  /* who sent it (0: the kernel, as for a terminal's ^C) */
+    int64_t at_ms; /* when it arrived */
+} event;
 #define EV_LOST 0
-#define FROM_KERNEL 0x80
+
+/* One signal from one sender twice within this is one signal: timeout(1)
+ * sends its signal to redlock and then to redlock's process group, which
+ * reaches redlock again (and not COMMAND, which has a group of its own).
+ * The kernel already merges the two when they come before the handler
+ * runs; this makes it so when they do not. */
+#define DUP_WINDOW_MS 100
+
+/* Set by SIGCONT: after stopping itself, redlock learns whether it was
+ * really stopped and continued (a stop signal to an orphaned process group
+ * is discarded). */
+static volatile sig_atomic_t continued;
 
 static void on_signal(int sig, siginfo_t *si, void *ctx)
 {
     (void)ctx;
     int saved = errno;
-    unsigned char b = (unsigned char)sig;
-#ifdef SI_KERNEL
-    if (si && si->si_code == SI_KERNEL)
-        b |= FROM_KERNEL;
-#else
-    (void)si;
-#endif
-    if (write(wake_fd[1], &b, 1) < 0) {
+    if (sig == SIGCONT) {
+        continued = 1;
+        errno = saved;
+        return;
+    }
+    event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sig = sig;
+    if (si && (si->si_code == SI_USER || si->si_code == SI_QUEUE))
+        ev.sender = si->si_pid;
+    ev.at_ms = now_ms(); /* clock_gettime() is async-signal-safe */
+    if (write(wake_fd[1], &ev, sizeof ev) < 0) {
         /* full pipe: the loop is awake anyway */
     }
     errno = saved;
@@ -714,8 +776,10 @@ static void on_lost(const redlock_lock *lock, void *arg)
 {
     (void)lock;
     (void)arg;
-    unsigned char b = EV_LOST;
-    if (write(wake_fd[1], &b, 1) < 0) {
+    event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sig = EV_LOST;
+    if (write(wake_fd[1], &ev, sizeof ev) < 0) {
         /* nothing to do: the loop also checks redlock_held() */
     }
 }
@@ -746,12 +810,16 @@ static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUS
 #define NFORWARDED (sizeof forwarded / sizeof forwarded[0])
 
 typedef struct run_state {
-    pid_t pid;
+    pid_t pid;           /* COMMAND, also its process group */
     int status;
     int lost;            /* known lost: COMMAND was told */
     int64_t kill_at_ms;  /* SIGKILL due (0: none) */
     int killed;
     int64_t valid_end_ms; /* last observed end of validity, for "renewed" */
+    int tty;             /* the controlling terminal, or -1 */
+    int last_sig;        /* the last signal forwarded, its sender and time */
+    pid_t last_sender;
+    int64_t last_at_ms;
 } run_state;
 
 static int status_of_child(int wstatus)
@@ -762,6 +830,202 @@ static int status_of_child(int wstatus)
         return 128 + WTERMSIG(wstatus);
     return XS_OSERR;
 }
+
+/* ---- starting COMMAND ---- */
+
+/* Make pgid the terminal's foreground process group. */
+static int give_tty(int tty, pid_t pgid)
+{
+    /* A process outside the foreground that calls tcsetpgrp() gets SIGTTOU
+     * (and stops) unless it blocks it. */
+    sigset_t ttou, old;
+    sigemptyset(&ttou);
+    sigaddset(&ttou, SIGTTOU);
+    sigprocmask(SIG_BLOCK, &ttou, &old);
+    int rc = tcsetpgrp(tty, pgid);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+/* The full names execvp() would try for COMMAND, in its order, made before
+ * fork(): the child of a multi-threaded process may call only
+ * async-signal-safe functions, which malloc() and execvp() are not. */
+typedef struct exec_plan {
+    char **path;
+    size_t n;
+} exec_plan;
+
+static void plan_free(exec_plan *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        free(p->path[i]);
+    free(p->path);
+    memset(p, 0, sizeof *p);
+}
+
+static int plan_exec(const char *file, exec_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    if (*file == '\0')
+        return 0; /* found nowhere: ENOENT, as execvp() says */
+    const char *search = strchr(file, '/') ? NULL : getenv("PATH");
+    if (!strchr(file, '/') && !search)
+        search = "/bin:/usr/bin"; /* execvp()'s default in glibc */
+    size_t parts = 1;
+    for (const char *s = search; s && *s; s++)
+        parts += *s == ':';
+    if (!(p->path = calloc(parts, sizeof *p->path)))
+        return -1;
+    if (!search) {
+        if (!(p->path[0] = strdup(file)))
+            return -1;
+        p->n = 1;
+        return 0;
+    }
+    size_t flen = strlen(file);
+    for (const char *s = search;;) {
+        size_t len = strcspn(s, ":");
+        char *full = malloc(len + flen + 3);
+        if (!full)
+            return -1;
+        if (len == 0) /* an empty PATH entry is the current directory */
+            memcpy(full, ".", (len = 1));
+        else
+            memcpy(full, s, len);
+        full[len] = '/';
+        memcpy(full + len + 1, file, flen + 1);
+        p->path[p->n++] = full;
+        s += strcspn(s, ":");
+        if (*s == '\0')
+            break;
+        s++;
+    }
+    return 0;
+}
+
+/* The child, between fork() and exec: async-signal-safe calls only.  Every
+ * signal is blocked on entry. */
+static void exec_child(const exec_plan *plan, char **argv, const sigset_t *mask,
+                       const sigset_t *sigdef, pid_t parent, int tty, int take_tty,
+                       int errfd)
+{
+    int e = 0;
+    /* A group of its own: a signal sent to redlock's process group (kill
+     * -TERM -PGID) reaches redlock alone, which passes it on once. */
+    if (setpgid(0, 0) != 0)
+        e = errno;
+    if (e == 0 && take_tty)
+        (void)tcsetpgrp(tty, getpid()); /* SIGTTOU is blocked here */
+    /* COMMAND lives no longer than redlock: if redlock dies, even by
+     * SIGKILL, the kernel kills COMMAND at once, while the lock still holds
+     * (it then stays in Redis until its ttl ends).  SIGKILL because a dead
+     * redlock could not escalate a SIGTERM that COMMAND ignores.  It fires
+     * when the forking thread ends: this is the main thread, which lives
+     * as long as redlock. */
+    if (e == 0 && prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        e = errno;
+    /* redlock died before prctl() took effect: nobody holds the lock. */
+    if (e == 0 && getppid() != parent)
+        _exit(XS_OSERR);
+    if (e == 0) {
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        sigemptyset(&dfl.sa_mask);
+        for (int s = 1; s < 32; s++)
+            if (sigismember(sigdef, s) == 1)
+                sigaction(s, &dfl, NULL);
+        sigprocmask(SIG_SETMASK, mask, NULL);
+
+        /* PATH is searched as execvp() does: on to the next entry after a
+         * name that is not there, EACCES if some entry refused. */
+        int saw_eacces = 0;
+        e = ENOENT;
+        for (size_t i = 0; i < plan->n; i++) {
+            execve(plan->path[i], argv, environ);
+            e = errno;
+            if (e == EACCES)
+                saw_eacces = 1;
+            else if (e != ENOENT && e != ENOTDIR && e != ESTALE && e != ENODEV &&
+                     e != ETIMEDOUT)
+                break;
+        }
+        if (saw_eacces && (e == ENOENT || e == ENOTDIR || e == ESTALE ||
+                           e == ENODEV || e == ETIMEDOUT))
+            e = EACCES;
+    }
+    if (write(errfd, &e, sizeof e) < 0) {
+        /* the parent then sees no error and the exit status 127 */
+    }
+    _exit(XS_NOT_FOUND);
+}
+
+/*
+ * Start COMMAND in a process group of its own, the terminal's foreground
+ * if redlock held it (as a shell gives it to a job).  Returns 0 with
+ * rs->pid set, or the errno of what failed (of exec, as posix_spawnp()
+ * reports it).  mask: COMMAND's signal mask; sigdef: signals it gets with
+ * their default action.
+ */
+static int start_command(run_state *rs, char **argv, const sigset_t *mask,
+                         const sigset_t *sigdef, int take_tty)
+{
+    exec_plan plan;
+    if (plan_exec(argv[0], &plan) != 0) {
+        plan_free(&plan);
+        return ENOMEM;
+    }
+    int ep[2];
+    if (pipe(ep) != 0) {
+        int e = errno;
+        plan_free(&plan);
+        return e;
+    }
+    fcntl(ep[0], F_SETFD, FD_CLOEXEC);
+    fcntl(ep[1], F_SETFD, FD_CLOEXEC);
+
+    /* Until the child has reset them, no handler of ours may run there
+     * (they write to our pipe); and its tcsetpgrp() must not meet
+     * SIGTTOU. */
+    sigset_t all, before;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &before);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0)
+        exec_child(&plan, argv, mask, sigdef, parent, rs->tty, take_tty, ep[1]);
+    int e = pid < 0 ? errno : 0;
+    if (pid > 0) {
+        /* Here too, so that the group and the terminal are COMMAND's
+         * whichever of the two runs first (EACCES once it has exec'd: it
+         * did so itself). */
+        setpgid(pid, pid);
+        if (take_tty)
+            (void)tcsetpgrp(rs->tty, pid);
+    }
+    sigprocmask(SIG_SETMASK, &before, NULL);
+    close(ep[1]);
+    if (pid > 0) {
+        int child_errno = 0;
+        ssize_t r;
+        while ((r = read(ep[0], &child_errno, sizeof child_errno)) < 0 && errno == EINTR) {
+        }
+        if (r == (ssize_t)sizeof child_errno) {
+            e = child_errno;
+            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+            }
+            if (take_tty)
+                give_tty(rs->tty, getpgrp());
+        } else {
+            rs->pid = pid;
+        }
+    }
+    close(ep[0]);
+    plan_free(&plan);
+    return e;
+}
+
+/* ---- watching COMMAND ---- */
 
 /* Why the lock is gone, as far as Redis tells (one bounded round trip). */
 static void describe_loss(redlock_client *c, const char *key, const char *ours,
@@ -788,8 +1052,10 @@ static void lose(run_state *rs, const args *a, redlock_client *c,
     if (rs->lost)
         return;
     rs->lost = 1;
-    /* COMMAND first: it must stop working on what is no longer ours. */
+    /* COMMAND first: it must stop working on what is no longer ours.  A
+     * stopped COMMAND (^Z) acts on SIGTERM only once continued. */
     kill(rs->pid, SIGTERM);
+    kill(rs->pid, SIGCONT);
     rs->kill_at_ms = now_ms() + a->grace_ms;
     char why[160];
     describe_loss(c, a->pos[0], redlock_token(lock), why, sizeof why);
@@ -798,6 +1064,77 @@ static void lose(run_state *rs, const args *a, redlock_client *c,
     err("lost the lock \"%s\" while COMMAND ran (%s): sent SIGTERM to "
         "COMMAND (pid %ld), SIGKILL in %" PRId64 "ms if it has not ended",
         a->pos[0], why, (long)rs->pid, a->grace_ms);
+}
+
+/*
+ * COMMAND was stopped by sig.  In a terminal, a job is what the shell
+ * sees: redlock.  So when COMMAND stops for the terminal (^Z, or reading
+ * it from the background), redlock takes the terminal back and stops
+ * itself with the same signal, for the shell to report; once continued
+ * (fg, bg), it gives the terminal back if it is in the foreground and
+ * continues COMMAND.  A COMMAND stopped for another reason (SIGSTOP, a
+ * debugger) is left to whoever stopped it.
+ */
+static void follow_stop(run_state *rs, int sig)
+{
+    if (rs->tty < 0 || (sig != SIGTSTP && sig != SIGTTIN && sig != SIGTTOU)) {
+        note("COMMAND (pid %ld) was stopped by signal %d", (long)rs->pid, sig);
+        return;
+    }
+    pid_t fg = tcgetpgrp(rs->tty);
+    if (sig != SIGTSTP && fg == getpgrp()) {
+        /* redlock is in the foreground (fg after a start in the
+         * background): the terminal is COMMAND's to use. */
+        give_tty(rs->tty, rs->pid);
+        kill(-rs->pid, SIGCONT);
+        note("gave the terminal to COMMAND (pid %ld)", (long)rs->pid);
+        return;
+    }
+    if (fg == rs->pid)
+        give_tty(rs->tty, getpgrp());
+    note("COMMAND (pid %ld) was stopped by signal %d: stopping too", (long)rs->pid,
+         sig);
+    continued = 0;
+    kill(getpid(), sig);
+    if (!continued) {
+        /* The stop was discarded (an orphaned process group): continuing
+         * COMMAND would only stop it again. */
+        note("could not stop: COMMAND (pid %ld) stays stopped", (long)rs->pid);
+        return;
+    }
+    if (tcgetpgrp(rs->tty) == getpgrp())
+        give_tty(rs->tty, rs->pid);
+    kill(-rs->pid, SIGCONT);
+    note("continued COMMAND (pid %ld)", (long)rs->pid);
+}
+
+/* Forward what the handlers saw. */
+static void forward_events(run_state *rs)
+{
+    event ev[32];
+    ssize_t nb;
+    while ((nb = read(wake_fd[0], ev, sizeof ev)) > 0) {
+        for (size_t k = 0; k < (size_t)nb / sizeof ev[0]; k++) {
+            int sig = ev[k].sig;
+            if (sig == EV_LOST || sig == SIGCHLD)
+                continue; /* looked at by the loop */
+            if (sig == rs->last_sig && ev[k].sender == rs->last_sender &&
+                ev[k].at_ms - rs->last_at_ms < DUP_WINDOW_MS) {
+                note("got %s again from pid %ld: forwarded once", signame(sig),
+                     (long)ev[k].sender);
+                continue;
+            }
+            rs->last_sig = sig;
+            rs->last_sender = ev[k].sender;
+            rs->last_at_ms = ev[k].at_ms;
+            /* Not reaped yet, so the pid is still COMMAND's (at worst a
+             * zombie), never a stranger's.  COMMAND is in a group of its
+             * own, so nothing sent to redlock or its group (a terminal's
+             * ^C included) has reached COMMAND: this is its only copy. */
+            kill(rs->pid, sig);
+            note("forwarded %s to COMMAND (pid %ld)", signame(sig), (long)rs->pid);
+        }
+    }
 }
 
 /* Forward signals, watch the lock, reap COMMAND.  Returns 0 once COMMAND
@@ -832,31 +1169,17 @@ static int supervise(run_state *rs, const args *a, redlock_client *c,
             }
             return -1;
         }
-        unsigned char ev[64];
-        ssize_t nev;
-        while ((nev = read(wake_fd[0], ev, sizeof ev)) > 0) {
-            for (ssize_t k = 0; k < nev; k++) {
-                int sig = ev[k] & ~FROM_KERNEL;
-                if (ev[k] == EV_LOST || sig == SIGCHLD)
-                    continue; /* looked at below */
-                if (ev[k] & FROM_KERNEL) {
-                    note("got %s from the terminal: COMMAND's process group "
-                         "has it too", signame(sig));
-                    continue;
-                }
-                /* Not reaped yet, so the pid is still COMMAND's (at worst
-                 * a zombie), never a stranger's. */
-                kill(rs->pid, sig);
-                note("forwarded %s to COMMAND (pid %ld)", signame(sig),
-                     (long)rs->pid);
-            }
-        }
+        forward_events(rs);
         pid_t w;
-        while ((w = waitpid(rs->pid, &rs->status, WNOHANG)) < 0 && errno == EINTR) {
+        int ws;
+        while ((w = waitpid(rs->pid, &ws, WNOHANG | WUNTRACED)) < 0 && errno == EINTR) {
         }
-        if (w == rs->pid)
+        if (w == rs->pid && WIFSTOPPED(ws)) {
+            follow_stop(rs, WSTOPSIG(ws));
+        } else if (w == rs->pid) {
+            rs->status = ws;
             return 0;
-        if (w < 0) {
+        } else if (w < 0) {
             err("run: waiting for COMMAND (pid %ld): %s", (long)rs->pid,
                 strerror(errno));
             return -1;
@@ -914,11 +1237,12 @@ static int cmd_run(const args *a, redlock_client *c)
     sigset_t handled, orig_mask;
     sigemptyset(&handled);
     sigaddset(&handled, SIGCHLD);
+    sigaddset(&handled, SIGCONT);
     for (size_t k = 0; k < NFORWARDED; k++)
         sigaddset(&handled, forwarded[k]);
     sigprocmask(SIG_BLOCK, &handled, &orig_mask);
 
-    struct sigaction sa, old[NFORWARDED], old_chld;
+    struct sigaction sa, old[NFORWARDED], old_chld, old_cont;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_signal;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
@@ -934,23 +1258,23 @@ static int cmd_run(const args *a, redlock_client *c)
         sigaction(forwarded[k], &sa, NULL);
         sigaddset(&sigdef, forwarded[k]);
     }
-    sa.sa_flags |= SA_NOCLDSTOP;
+    /* Stops too (no SA_NOCLDSTOP): a COMMAND stopped by the terminal
+     * stops redlock (follow_stop). */
     sigaction(SIGCHLD, &sa, &old_chld);
     sigaddset(&sigdef, SIGCHLD);
+    sigaction(SIGCONT, &sa, &old_cont);
+    sigaddset(&sigdef, SIGCONT);
     if (!sigpipe_was_ignored)
         sigaddset(&sigdef, SIGPIPE); /* redlock ignores it, COMMAND not */
 
     run_state rs;
     memset(&rs, 0, sizeof rs);
-    posix_spawnattr_t attr;
-    int rc = posix_spawnattr_init(&attr);
-    if (rc == 0) {
-        posix_spawnattr_setsigmask(&attr, &orig_mask);
-        posix_spawnattr_setsigdefault(&attr, &sigdef);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        rc = posix_spawnp(&rs.pid, a->command[0], NULL, &attr, a->command, environ);
-        posix_spawnattr_destroy(&attr);
-    }
+    /* In the terminal's foreground, COMMAND (in its own group) gets the
+     * foreground, as a shell gives it to a job: ^C and ^Z then reach it
+     * once, from the terminal, and it may read the terminal. */
+    rs.tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    int take_tty = rs.tty >= 0 && tcgetpgrp(rs.tty) == getpgrp();
+    int rc = start_command(&rs, a->command, &orig_mask, &sigdef, take_tty);
     int result;
     if (rc != 0) {
         err("run: cannot execute \"%s\": %s", a->command[0], strerror(rc));
@@ -961,7 +1285,8 @@ static int cmd_run(const args *a, redlock_client *c)
         st = redlock_release(lock);
         note("released \"%s\": %s", key, redlock_strerror(st));
     } else {
-        note("started COMMAND \"%s\" (pid %ld)", a->command[0], (long)rs.pid);
+        note("started COMMAND \"%s\" (pid %ld%s)", a->command[0], (long)rs.pid,
+             take_tty ? ", in the terminal's foreground" : "");
         sigprocmask(SIG_SETMASK, &orig_mask, NULL);
         if (supervise(&rs, a, c, lock) == 0) {
             result = status_of_child(rs.status);
@@ -974,6 +1299,10 @@ static int cmd_run(const args *a, redlock_client *c)
         } else {
             result = XS_OSERR;
         }
+        /* The group is gone with COMMAND: the terminal comes back to
+         * redlock's, where the shell expects it. */
+        if (rs.tty >= 0 && tcgetpgrp(rs.tty) == rs.pid)
+            give_tty(rs.tty, getpgrp());
         if (rs.lost) {
             /* Token-checked: deletes nothing of another owner's. */
             redlock_release(lock);
@@ -994,10 +1323,13 @@ static int cmd_run(const args *a, redlock_client *c)
             err_status(what, st);
         }
     }
+    if (rs.tty >= 0)
+        close(rs.tty);
 
     for (size_t k = 0; k < NFORWARDED; k++)
         sigaction(forwarded[k], &old[k], NULL);
     sigaction(SIGCHLD, &old_chld, NULL);
+    sigaction(SIGCONT, &old_cont, NULL);
     sigprocmask(SIG_SETMASK, &orig_mask, NULL);
     return result;
 }
