@@ -143,6 +143,10 @@ typedef struct redlock__ghost {
     char *token;
     size_t keylen;
     const struct redlock__conn *carrier; /* NULL while pending */
+    /* A request for it was given up on (timed out, connection failed) at
+     * most one node timeout ago, and may still be applied until then: see
+     * redlock__node_claim_ghosts. */
+    int64_t late_until_ns;
     struct redlock__ghost *next;
 } redlock__ghost;
 
@@ -217,10 +221,11 @@ void redlock__node_add_ghost(redlock__node *n, const char *key, size_t keylen,
                              const char *token);
 /* Before (key, token) is taken again (acquire by a caller's token,
  * adopt): cancel the ghost deletes of it still pending, and wait until
- * those in flight on other threads' connections have settled, so that none
- * can land after the new SET.  0, or -1 when one is still in flight at
- * deadline_ns (the caller must not count this node).  (model rule:
- * claim_ghosts) */
+ * those in flight on other threads' connections have settled, and until a
+ * delete given up on can no longer arrive (one node timeout after it was
+ * given up: the delivery bound the protocol assumes), so that none can
+ * land after the new SET.  0, or -1 when one may still land at
+ * deadline_ns.  (model rule: claim) */
 int redlock__node_claim_ghosts(redlock__node *n, const char *key,
                                size_t keylen, const char *token,
                                int64_t deadline_ns);

@@ -238,6 +238,16 @@ static void queue_ghosts(redlock__node *n, redlock__conn *c)
     c->prefix.count += count;
 }
 
+/* Until when a request given up on now may still be applied: a network
+ * (or a proxy) may hold it back past our timeout, by at most one more
+ * node timeout (the bound the protocol assumes; see README). */
+static int64_t late_until(const redlock__node *n)
+{
+    int budget = n->opts->node_timeout_ms ? n->opts->node_timeout_ms
+                                          : n->opts->io_timeout_ms;
+    return redlock__now_ns() + (int64_t)budget * 1000000;
+}
+
 /* The exchange that carried c's ghosts is over: answered ones are done,
  * the others (the connection failed) are pending again.  Called with
  * n->mu held; returns what to free outside it. */
@@ -255,6 +265,7 @@ static redlock__ghost *settle_ghosts(redlock__node *n, const redlock__conn *c,
         n->nflying--;
         g->carrier = NULL;
         if (broken) {
+            g->late_until_ns = late_until(n);
             g->next = n->ghosts;
             n->ghosts = g;
             n->nghosts++;
@@ -327,6 +338,7 @@ void redlock__node_add_ghost(redlock__node *n, const char *key, size_t keylen,
     }
     memcpy(g->key, key, keylen);
     g->keylen = keylen;
+    g->late_until_ns = late_until(n);
 
     pthread_mutex_lock(&n->mu);
     g->next = n->ghosts;
@@ -352,30 +364,36 @@ int redlock__node_claim_ghosts(redlock__node *n, const char *key,
     int rc = 0;
     pthread_mutex_lock(&n->mu);
     for (;;) {
+        int64_t now = redlock__now_ns(), wake = deadline_ns;
+        int busy = 0;
         for (redlock__ghost **pp = &n->ghosts; *pp;) {
             redlock__ghost *g = *pp;
-            if (ghost_is(g, key, keylen, token)) {
+            if (!ghost_is(g, key, keylen, token)) {
+                pp = &g->next;
+            } else if (g->late_until_ns > now) {
+                busy = 1; /* an earlier request for it may still land */
+                if (g->late_until_ns < wake)
+                    wake = g->late_until_ns;
+                pp = &g->next;
+            } else {
                 *pp = g->next;
                 g->next = drop;
                 drop = g;
                 n->nghosts--;
-            } else {
-                pp = &g->next;
             }
         }
-        int flying = 0;
-        for (redlock__ghost *g = n->flying; g && !flying; g = g->next)
-            flying = ghost_is(g, key, keylen, token);
-        if (!flying)
+        for (redlock__ghost *g = n->flying; g && !busy; g = g->next)
+            busy = ghost_is(g, key, keylen, token);
+        if (!busy)
             break;
-        if (redlock__now_ns() >= deadline_ns) {
+        if (now >= deadline_ns) {
             rc = -1;
             break;
         }
         /* Settled ones come back pending (failed) or go (answered): look
-         * again then. */
+         * again then, or when a late window closes. */
         n->settle_waiters++;
-        redlock__cond_wait_until(&n->settled, &n->mu, deadline_ns);
+        redlock__cond_wait_until(&n->settled, &n->mu, wake);
         n->settle_waiters--;
     }
     pthread_mutex_unlock(&n->mu);
