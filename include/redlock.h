@@ -108,7 +108,10 @@ typedef enum redlock_status {
  *                    or other holders took the votes.
  *  REDLOCK_NOT_HELD  our token is gone: expired, released or taken over.
  *  REDLOCK_IO        unreachable, timed out, too few nodes answered for a
- *                    quorum, or no validity left after a slow quorum.
+ *                    quorum, no validity left after a slow quorum, or a
+ *                    node not serving for now (-LOADING, -BUSY,
+ *                    -MASTERDOWN, -TRYAGAIN, -CLUSTERDOWN).  Passes by
+ *                    itself: a wait retries it.
  *  REDLOCK_SERVER    Redis answered with an error (WRONGTYPE, OOM,
  *                    READONLY...), or the key is not a lock (wrong type).
  *  REDLOCK_AUTH      NOAUTH, WRONGPASS, or a refused ACL user.
@@ -209,19 +212,27 @@ REDLOCK_API void redlock_client_free(redlock_client *c);
  * Take the lock on key with a new random token (128 bits from the system's
  * random source, printed as 36 characters).
  *
- * ttl_ms: 1..REDLOCK_TTL_MAX.  wait_ms: 0 tries once; > 0 retries until
- * that much time has passed; REDLOCK_WAIT_FOREVER retries until it gets it
- * or a failure other than BUSY occurs.
+ * ttl_ms: 1..REDLOCK_TTL_MAX, and more than its drift allowance
+ * (ttl * drift_factor + 2 ms, rounded up), which would leave no validity:
+ * 4 ms is the smallest at the default drift.  wait_ms: 0 tries once; > 0
+ * retries until that much time has passed; REDLOCK_WAIT_FOREVER retries
+ * for as long as it takes.  A wait rides out BUSY and IO (a node down,
+ * stalled or restarting, up to the deadline) and returns the last of them
+ * when it ends; REDLOCK_AUTH, REDLOCK_INVALID, REDLOCK_SERVER (a key that
+ * is not a lock) and REDLOCK_NOMEM end it at once.  Each try is bounded by
+ * node_timeout_ms (connect included), whatever N.
  *
  * On REDLOCK_OK, *lock is a handle the caller owns: end it with
  * redlock_release() or redlock_detach() (or redlock_client_free()).
  * Otherwise *lock is set to NULL.
  *
- * Returns REDLOCK_OK; REDLOCK_BUSY (held elsewhere; after the wait);
+ * Returns REDLOCK_OK; REDLOCK_BUSY (held elsewhere, also when a quorum
+ * answered and a node that answered holds another token; after the wait);
  * REDLOCK_IO; REDLOCK_SERVER (an error reply, or key holds another type);
  * REDLOCK_AUTH; REDLOCK_INVALID (NULL c, key or lock, empty key, ttl or
- * wait out of range); REDLOCK_NOMEM.  Partial keys of a failed attempt are
- * deleted on every node.  Thread-safe on a shared client.
+ * wait out of range); REDLOCK_NOMEM.  A failed attempt deletes its token
+ * wherever it may have placed it (on a node that did not answer: at the
+ * next contact).  Thread-safe on a shared client.
  *
  * Waiting sleeps until a release of the key is published (or the holder's
  * ttl runs out), not by polling.  A lock released while others wait is
@@ -235,8 +246,24 @@ REDLOCK_API redlock_status redlock_acquire(redlock_client *c, const char *key,
 /*
  * redlock_acquire() with the caller's token (a non-empty string of at most
  * REDLOCK_TOKEN_MAX bytes, copied; "redlock:handoff" is reserved).
- * Two acquires with one token do not exclude each other: the token is the
- * identity of the holder.
+ *
+ * The token is the identity of the holder, so two acquires with one token
+ * do not exclude each other: when the token holds the key already, the
+ * acquire succeeds (a re-acquire) and raises the key's remaining ttl to
+ * ttl_ms if it is shorter, never lowering it.  A failed or refused acquire
+ * never deletes or shortens a key its token held before it.  Handles of
+ * one client with the same key and token are one holder: redlock_release()
+ * of one of them deletes the key only when it is the last (the others keep
+ * it), and an extend to a shorter ttl lowers the validity of all of them.
+ * Across clients (processes) nothing is counted: a release by any holder
+ * of the token ends the lock for every holder of it.
+ *
+ * Unlike redlock_acquire()'s own token, a caller's token may be held by
+ * another process: an attempt that fails with a node silent leaves the key
+ * on that node to expire with its ttl rather than delete it later.  A
+ * delete of the token this client gave up on (a release or cleanup that
+ * timed out) may still arrive for up to one node timeout: a re-acquire of
+ * the token waits that out first (within its wait_ms, else REDLOCK_IO).
  */
 REDLOCK_API redlock_status redlock_acquire_as(redlock_client *c,
                                               const char *key,
@@ -250,6 +277,10 @@ REDLOCK_API redlock_status redlock_acquire_as(redlock_client *c,
  * so does the ttl the watchdog renews it with, until redlock_extend() sets
  * another.  On REDLOCK_OK *lock is owned by the caller, as for
  * redlock_acquire(); otherwise it is NULL.
+ *
+ * The new handle joins the client's handles of that token as described at
+ * redlock_acquire_as(), and a delete of the token this client gave up on
+ * is waited out first, so that it cannot land after the look.
  *
  * Returns REDLOCK_OK; REDLOCK_NOT_HELD (token does not hold key on a
  * quorum); REDLOCK_IO; REDLOCK_SERVER; REDLOCK_AUTH; REDLOCK_INVALID (NULL
@@ -304,7 +335,10 @@ REDLOCK_API redlock_status redlock_extend(redlock_lock *lock, int64_t ttl_ms);
  * Stop keeping the lock alive, delete the key on every node where our token
  * still holds it, and free the handle: always, even when an error is
  * returned.  A key that could not be reached is deleted (token-checked) on
- * the next contact with its node.
+ * the next contact with its node.  While another handle of this client
+ * holds (or is taking) the same key with the same token, nothing is
+ * deleted and REDLOCK_OK is returned: the key is theirs (see
+ * redlock_acquire_as()).
  *
  * Returns REDLOCK_OK; REDLOCK_NOT_HELD (our token was already gone: the
  * critical section may have overlapped another holder); REDLOCK_IO;
