@@ -201,10 +201,16 @@ REDLOCK_API redlock_client *redlock_connect(const char *const *urls, size_t n,
                                             redlock_status *status);
 
 /*
- * Stop the watchdog, release (best effort, bounded by the timeouts) every
- * lock of this client that is still held, free all their handles, close the
- * connections and free the client.  NULL is a no-op.  No other thread may
- * use the client or its locks during or after this call.
+ * Stop the watchdog, release (best effort) every lock of this client that
+ * is still held, free all their handles, close the connections and free
+ * the client.  NULL is a no-op.  No other thread may use the client or its
+ * locks during or after this call.
+ *
+ * It takes at most connect_timeout_ms + io_timeout_ms in all, however many
+ * locks are left (or node_timeout_ms, if that is longer, while the watchdog
+ * finishes a renewal already under way): a node that fails or times out
+ * once is not contacted again, and locks not released by then are left to
+ * expire with their ttl.
  */
 REDLOCK_API void redlock_client_free(redlock_client *c);
 

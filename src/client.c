@@ -197,8 +197,9 @@ redlock_client *redlock_connect(const char *const *urls, size_t n,
 
 /* Last contact: delete the ghost tokens still owed (a PING carries them,
  * see node.c), so that a client freed right after a timed-out acquire
- * leaves no lock behind for a whole ttl.  Best effort, one node timeout. */
-static void bury_ghosts(redlock_client *c)
+ * leaves no lock behind for a whole ttl.  Best effort, by deadline_ns, and
+ * not on the nodes the teardown gave up on. */
+static void bury_ghosts(redlock_client *c, int64_t deadline_ns, uint32_t dead)
 {
     redlock__call calls[REDLOCK_MAX_NODES];
     redlock__batch b[REDLOCK_MAX_NODES];
@@ -210,18 +211,18 @@ static void bury_ghosts(redlock_client *c)
         b[i].node = n;
         b[i].calls = &calls[i];
         pthread_mutex_lock(&n->mu);
-        b[i].ncalls = n->nghosts > 0;
+        b[i].ncalls = n->nghosts > 0 && !(dead & (UINT32_C(1) << i));
         pthread_mutex_unlock(&n->mu);
         calls[i].argc = 1;
         calls[i].argv[0] = "PING";
         calls[i].argvlen[0] = 4;
         any |= b[i].ncalls;
     }
-    if (!any)
+    int64_t now = redlock__now_ns();
+    if (!any || now >= deadline_ns)
         return;
-    redlock__exchange(b, c->nnodes,
-                      redlock__now_ns() +
-                          (int64_t)c->opts.node_timeout_ms * 1000000);
+    int64_t dl = now + (int64_t)c->opts.node_timeout_ms * 1000000;
+    redlock__exchange(b, c->nnodes, dl < deadline_ns ? dl : deadline_ns);
     redlock__batches_clear(b, c->nnodes);
 }
 
@@ -229,10 +230,16 @@ void redlock_client_free(redlock_client *c)
 {
     if (!c)
         return;
+    /* One bound for the whole teardown, however many locks are left: a
+     * node that fails once in it is not waited for again. */
+    int64_t deadline = redlock__now_ns() +
+                       ((int64_t)c->opts.connect_timeout_ms +
+                        c->opts.io_timeout_ms) * 1000000;
+    uint32_t dead = 0;
     redlock__notify_stop(c);
     redlock__watchdog_stop(c);
-    redlock__release_all(c);
-    bury_ghosts(c);
+    redlock__release_all(c, deadline, &dead);
+    bury_ghosts(c, deadline, dead);
     for (int i = 0; i < c->nnodes; i++)
         redlock__node_destroy(&c->nodes[i]);
     free(c->nodes);

@@ -197,6 +197,10 @@ typedef struct redlock__node {
     int nflying;
     pthread_cond_t settled; /* monotonic: a flying ghost settled */
     int settle_waiters;
+    /* 1 after the node timed out or was abandoned, until it answers an
+     * exchange in full: a decided exchange gives it only a short grace
+     * (io.c), so that a stalled node costs each exchange next to nothing. */
+    _Atomic int slow;
 } redlock__node;
 
 redlock_status redlock__node_init(redlock__node *n, const char *url,
@@ -271,12 +275,31 @@ int redlock__conn_flush(redlock__conn *c);
  * deadline_ns.  Sets st, uncertain and err of batches that fail. */
 void redlock__io_run(redlock__batch *b, int n, int64_t deadline_ns);
 
+/* When an operation's outcome is known before every node answered: once
+ * at least `quorum` batches have all their replies, decided(b, n, arg) is
+ * asked (again whenever a batch completes or fails); on 1 the batches
+ * still running get a grace (see io.c: grace_ns), then are abandoned:
+ * failed (REDLOCK_IO) and uncertain, their connections reset. */
+typedef struct redlock__decider {
+    int quorum;
+    int (*decided)(const redlock__batch *b, int n, void *arg);
+    void *arg;
+} redlock__decider;
+
+/* redlock__io_run that stops once d decides (d may be NULL). */
+void redlock__io_run_until(redlock__batch *b, int n, int64_t deadline_ns,
+                           const redlock__decider *d);
+
 /* Send every batch's calls to its node concurrently (pipelined per node),
  * and read the replies until all are in or deadline_ns passes.  A NOSCRIPT
  * reply to an EVALSHA is answered by one EVAL to that node.  The replies
  * (in the calls) and the connections stay with the batches until
  * redlock__batches_clear(), which every exchange must be followed by. */
 void redlock__exchange(redlock__batch *b, int n, int64_t deadline_ns);
+/* redlock__exchange that stops waiting once d decides (see
+ * redlock__decider): a stalled minority then holds nothing up. */
+void redlock__exchange_until(redlock__batch *b, int n, int64_t deadline_ns,
+                             const redlock__decider *d);
 /* Free the replies, then give the connections back: to the pool, or
  * closed when they failed or timed out. */
 void redlock__batches_clear(redlock__batch *b, int n);
@@ -338,8 +361,11 @@ void redlock__renew(redlock_client *c, redlock_lock **locks, int n,
                     const int64_t *ttl, redlock_status *st);
 /* Mark a lock lost: held 0, validity 0. */
 void redlock__mark_lost(redlock_lock *l);
-/* Release, best effort, every handle still alive and free them. */
-void redlock__release_all(redlock_client *c);
+/* Release, best effort, every handle still alive and free them, all by
+ * deadline_ns.  Nodes set in *dead are not contacted; a node that fails
+ * is added to it, so that the teardown waits for it once at most. */
+void redlock__release_all(redlock_client *c, int64_t deadline_ns,
+                          uint32_t *dead);
 
 /* ---- handles.c: a client's handles and their identities ---------------- */
 
@@ -419,6 +445,11 @@ redlock_status redlock__watchdog_add(redlock_lock *l);
 /* Take the lock out of the watchdog, waiting for a renewal in flight; 1
  * when it was kept alive. */
 int redlock__watchdog_remove(redlock_lock *l);
+/* The same in two steps: take it out (no renewal starts any more, and a
+ * loss found by one in flight is not reported to on_lost), then wait for
+ * the renewal in flight, if any, before freeing the handle. */
+int redlock__watchdog_take(redlock_lock *l);
+void redlock__watchdog_wait_idle(redlock_lock *l);
 void redlock__watchdog_stop(redlock_client *c);
 
 /* ---- heap.c: the deadline heap (pure) ---------------------------------- */

@@ -51,6 +51,14 @@ static void batch_fail(redlock__batch *b, redlock_status st, const char *what)
         return;
     b->st = st;
     snprintf(b->err, sizeof b->err, "%.100s: %.150s", b->node->name, what);
+    /* The connection is closed, never reused: make that close a reset, so
+     * that the kernel drops what is still unsent instead of delivering it
+     * to the server later, behind requests made since on other
+     * connections. */
+    if (b->conn && b->conn->ctx && b->conn->ctx->fd >= 0) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(b->conn->ctx->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
 }
 
 int redlock__conn_flush(redlock__conn *c)
@@ -255,7 +263,51 @@ static int64_t batch_deadline(const redlock__batch *b, int64_t deadline_ns)
                : deadline_ns;
 }
 
+/* Every reply is in. */
+static int complete(const redlock__batch *b)
+{
+    return b->st == REDLOCK_OK && b->conn && !active(b);
+}
+
+/* After the decision, how long a batch still running is waited for.  A
+ * node that answered lately keeps a generous margin (twice the decision's
+ * time, at least a quarter of its budget), so that a healthy node a little
+ * behind the others is not cut off.  One that stalled lately gets as long
+ * again as the decision took: enough to show it is back (a new connection
+ * costs it one more round trip), too little to slow anything down. */
+static int64_t grace_ns(const redlock__batch *b, int64_t decided_after_ns)
+{
+    if (atomic_load(&b->node->slow))
+        return decided_after_ns > 1000000 ? decided_after_ns : 1000000;
+    int64_t floor_ns = (int64_t)b->node->opts->node_timeout_ms * 250000;
+    int64_t g = 2 * decided_after_ns;
+    return g > floor_ns ? g : floor_ns;
+}
+
+/* Remember which nodes answered in full and which did not answer. */
+static void note_outcomes(redlock__batch *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (complete(&b[i]) && atomic_load(&b[i].node->slow))
+            atomic_store(&b[i].node->slow, 0);
+}
+
+/* A batch that timed out (or was abandoned) leaves its node marked slow. */
+static void give_up(redlock__batch *b, const char *why, int abandoned)
+{
+    batch_fail(b, REDLOCK_IO, why);
+    if (abandoned)
+        b->uncertain = 1; /* whatever was sent may still be applied */
+    atomic_store(&b->node->slow, 1);
+}
+
 void redlock__io_run(redlock__batch *b, int n, int64_t deadline_ns)
+{
+    redlock__io_run_until(b, n, deadline_ns, NULL);
+}
+
+void redlock__io_run_until(redlock__batch *b, int n, int64_t deadline_ns,
+                           const redlock__decider *d)
 {
     struct pollfd pfd[REDLOCK_MAX_NODES];
     int idx[REDLOCK_MAX_NODES];
@@ -272,21 +324,54 @@ void redlock__io_run(redlock__batch *b, int n, int64_t deadline_ns)
     }
     if (nactive == 1 && !b[last].conn->connecting &&
         b[last].conn->sent == b[last].conn->out.len &&
-        wait_one(&b[last], deadline_ns) == 0)
+        wait_one(&b[last], deadline_ns) == 0) {
+        note_outcomes(b, n);
         return;
+    }
+    int64_t t0 = redlock__now_ns();
+    int64_t decided_at = -1, decided_after = 0;
+    int asked = -1; /* batches finished when decided() was last asked */
     for (;;) {
         int k = 0;
         int64_t now = redlock__now_ns(), wake = INT64_MAX;
+        if (d && decided_at < 0) {
+            int done = 0, finished = 0;
+            for (int i = 0; i < n; i++) {
+                if (b[i].st != REDLOCK_OK)
+                    finished++;
+                else if (complete(&b[i])) {
+                    done++;
+                    finished++;
+                }
+            }
+            if (finished != asked) {
+                asked = finished;
+                if (done >= d->quorum && finished < n &&
+                    d->decided(b, n, d->arg)) {
+                    decided_at = now;
+                    decided_after = now - t0;
+                }
+            }
+        }
         for (int i = 0; i < n; i++) {
             if (!active(&b[i]))
                 continue;
             redlock__conn *c = b[i].conn;
             int64_t dl = batch_deadline(&b[i], deadline_ns);
             if (now >= dl) {
-                batch_fail(&b[i], REDLOCK_IO,
-                           c->connecting ? "timed out connecting"
-                                         : "timed out");
+                give_up(&b[i],
+                        c->connecting ? "timed out connecting" : "timed out",
+                        0);
                 continue;
+            }
+            if (decided_at >= 0) {
+                int64_t soft = decided_at + grace_ns(&b[i], decided_after);
+                if (now >= soft) {
+                    give_up(&b[i], "no answer before the others decided", 1);
+                    continue;
+                }
+                if (soft < dl)
+                    dl = soft;
             }
             if (dl < wake)
                 wake = dl;
@@ -299,12 +384,12 @@ void redlock__io_run(redlock__batch *b, int n, int64_t deadline_ns)
             idx[k++] = i;
         }
         if (k == 0)
-            return;
+            break;
         int rc = poll(pfd, (nfds_t)k, (int)((wake - now + 999999) / 1000000));
         if (rc < 0 && errno != EINTR) {
             for (int j = 0; j < k; j++)
                 batch_fail(&b[idx[j]], REDLOCK_IO, "poll failed");
-            return;
+            break;
         }
         for (int j = 0; j < k && rc > 0; j++) {
             redlock__batch *bj = &b[idx[j]];
@@ -326,4 +411,5 @@ void redlock__io_run(redlock__batch *b, int n, int64_t deadline_ns)
                 batch_fail(bj, REDLOCK_IO, "socket invalid");
         }
     }
+    note_outcomes(b, n);
 }

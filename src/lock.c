@@ -589,13 +589,52 @@ typedef struct multi {
     tally one_tally;
     char one_num[1][24];
     char nrep[16], tmo[16];
+    const redlock_client *c;
+    int nlocks;
+    redlock__decider decider; /* multi_decided */
 } multi;
+
+/* The answers in so far settle every lock: a quorum said yes, or too many
+ * said no for a quorum.  Nodes still silent then change nothing, and the
+ * exchange need not wait for them. */
+static int multi_decided(const redlock__batch *b, int n, void *arg)
+{
+    const multi *m = arg;
+    int q = m->c->quorum;
+    for (int k = 0; k < m->nlocks; k++) {
+        int yes = 0, no = 0;
+        for (int i = 0; i < n; i++) {
+            const redisReply *r = b[i].ncalls ? b[i].calls[k].reply : NULL;
+            if (b[i].st != REDLOCK_OK || !r || r->type != REDIS_REPLY_INTEGER)
+                continue;
+            if (r->integer == 0) {
+                no++;
+            } else if (r->integer == 1) {
+                const redisReply *w = m->stride == m->nlocks
+                                          ? NULL
+                                          : b[i].calls[m->nlocks].reply;
+                if (m->stride == m->nlocks ||
+                    (w && w->type == REDIS_REPLY_INTEGER &&
+                     w->integer >= m->c->opts.min_replicas))
+                    yes++;
+            }
+        }
+        if (yes < q && no <= n - q)
+            return 0;
+    }
+    return 1;
+}
 
 static int multi_init(multi *m, redlock_client *c, int nlocks, int wait)
 {
     /* Zero what is used, not the whole (large) struct: this is on the path
      * of every release. */
     m->stride = nlocks + (wait ? 1 : 0);
+    m->c = c;
+    m->nlocks = nlocks;
+    m->decider.quorum = c->quorum;
+    m->decider.decided = multi_decided;
+    m->decider.arg = m;
     memset(m->b, 0, sizeof m->b[0] * (size_t)c->nnodes);
     if (nlocks == 1) {
         m->calls = m->one_calls;
@@ -644,7 +683,10 @@ static void multi_tally(multi *m, redlock_client *c, int k, int nlocks)
     for (int i = 0; i < c->nnodes; i++) {
         redlock__batch *b = &m->b[i];
         redisReply *r = b->calls[k].reply;
-        if (b->st != REDLOCK_OK) {
+        if (b->ncalls == 0) {
+            tally_fail(t, REDLOCK_IO, "%s: not contacted (it failed earlier)",
+                       b->node->name);
+        } else if (b->st != REDLOCK_OK) {
             tally_fail(t, b->st, "%s", b->err);
         } else if (r->type == REDIS_REPLY_INTEGER &&
                    (r->integer == 0 || r->integer == 1)) {
@@ -683,7 +725,7 @@ void redlock__renew(redlock_client *c, redlock_lock **locks, int n,
         }
     }
     int64_t start = redlock__now_ms();
-    redlock__exchange(m.b, c->nnodes, op_deadline_ns(c));
+    redlock__exchange_until(m.b, c->nnodes, op_deadline_ns(c), &m.decider);
     int64_t now = redlock__now_ms();
     for (int k = 0; k < n; k++) {
         redlock_lock *l = locks[k];
@@ -716,9 +758,11 @@ void redlock__renew(redlock_client *c, redlock_lock **locks, int n,
 }
 
 /* locks may come back reordered: st[k] is the outcome of locks[k] as they
- * are on return. */
+ * are on return.  Nodes in *dead (when given) are skipped, and those that
+ * fail join it. */
 static void release_many(redlock_client *c, redlock_lock **locks, int n,
-                         redlock_status *st)
+                         redlock_status *st, int64_t deadline_ns,
+                         uint32_t *dead)
 {
     /* A handle whose token another handle of this client still holds, or
      * is taking, leaves the key to it: the last one deletes (model rule:
@@ -748,13 +792,21 @@ static void release_many(redlock_client *c, redlock_lock **locks, int n,
             release_call(&m.calls[i * m.stride + k], locks[k]->key,
                          locks[k]->keylen, locks[k]->token, own);
     }
-    redlock__exchange(m.b, c->nnodes, op_deadline_ns(c));
+    for (int i = 0; dead && i < c->nnodes; i++)
+        if (*dead & (UINT32_C(1) << i))
+            m.b[i].ncalls = 0;
+    redlock__exchange_until(m.b, c->nnodes, deadline_ns, &m.decider);
+    for (int i = 0; dead && i < c->nnodes; i++)
+        if (m.b[i].ncalls && m.b[i].st == REDLOCK_IO)
+            *dead |= UINT32_C(1) << i;
     for (int k = 0; k < n; k++) {
         redlock_lock *l = locks[k];
         multi_tally(&m, c, k, n);
-        /* Whether or not the request left: our token may still be there. */
+        /* Whether or not the request left: our token may still be there.
+         * Not for a node the teardown gives up on: no later contact. */
         for (int i = 0; i < c->nnodes; i++)
-            if (m.b[i].st != REDLOCK_OK)
+            if (m.b[i].ncalls && m.b[i].st != REDLOCK_OK &&
+                !(dead && (*dead & (UINT32_C(1) << i))))
                 redlock__node_add_ghost(&c->nodes[i], l->key, l->keylen,
                                         l->token);
         if (m.t[k].yes >= c->quorum)
@@ -794,8 +846,14 @@ redlock_status redlock_release(redlock_lock *lock)
     redlock__clear_error();
     if (!lock)
         return redlock__fail(REDLOCK_INVALID, "lock is NULL");
-    redlock__watchdog_remove(lock);
-    release_many(lock->client, &lock, 1, &st);
+    /* The release need not wait for a renewal in flight (that would be two
+     * timeouts on a stalled node): the renewal is a token-checked PEXPIRE,
+     * which never brings back a key we deleted.  Only freeing the handle
+     * waits for it. */
+    redlock__watchdog_take(lock);
+    release_many(lock->client, &lock, 1, &st, op_deadline_ns(lock->client),
+                 NULL);
+    redlock__watchdog_wait_idle(lock);
     handle_free(lock);
     return st;
 }
@@ -808,11 +866,14 @@ void redlock_detach(redlock_lock *lock)
     handle_free(lock);
 }
 
-void redlock__release_all(redlock_client *c)
+void redlock__release_all(redlock_client *c, int64_t deadline_ns,
+                          uint32_t *dead)
 {
     enum { CHUNK = 256 };
     redlock_lock *batch[CHUNK];
     redlock_status st[CHUNK];
+    uint32_t all = c->nnodes >= 32 ? UINT32_MAX
+                                   : (UINT32_C(1) << c->nnodes) - 1;
     for (;;) {
         int n = 0;
         pthread_mutex_lock(&c->mu);
@@ -821,7 +882,13 @@ void redlock__release_all(redlock_client *c)
         pthread_mutex_unlock(&c->mu);
         if (n == 0)
             return;
-        release_many(c, batch, n, st);
+        /* Past the deadline, or with every node given up, the rest are
+         * only freed: their keys expire with their ttl. */
+        int64_t now = redlock__now_ns();
+        int64_t dl = op_deadline_ns(c);
+        if (now < deadline_ns && (*dead & all) != all)
+            release_many(c, batch, n, st, dl < deadline_ns ? dl : deadline_ns,
+                         dead);
         for (int k = 0; k < n; k++)
             handle_free(batch[k]);
     }

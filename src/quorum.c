@@ -37,6 +37,12 @@ redlock_status redlock__reply_error_status(const redisReply *r)
 
 void redlock__exchange(redlock__batch *b, int n, int64_t deadline_ns)
 {
+    redlock__exchange_until(b, n, deadline_ns, NULL);
+}
+
+void redlock__exchange_until(redlock__batch *b, int n, int64_t deadline_ns,
+                             const redlock__decider *d)
+{
     for (int i = 0; i < n; i++) {
         redlock__batch *bi = &b[i];
         bi->st = REDLOCK_OK;
@@ -64,7 +70,9 @@ void redlock__exchange(redlock__batch *b, int n, int64_t deadline_ns)
             bi->pending++;
         }
     }
-    redlock__io_run(b, n, deadline_ns);
+    /* The NOSCRIPT retry below runs to the end: only nodes that answered
+     * are left in it, and their answers count. */
+    redlock__io_run_until(b, n, deadline_ns, d);
 
     int again = 0;
     for (int i = 0; i < n; i++) {

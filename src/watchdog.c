@@ -34,6 +34,16 @@ static int64_t interval_ms(const redlock_client *c, const redlock_lock *l)
     return redlock__renew_interval_ms(l->ttl_ms, c->opts.renew_floor_ms);
 }
 
+/* The shortest ttl that still leaves some validity after the drift
+ * allowance: a renewal to the max_hold_ms cap with less is pointless. */
+static int64_t min_useful_ttl(double drift_factor)
+{
+    int64_t t = 1;
+    while (t - redlock__drift_ms(t, drift_factor) <= 0)
+        t++;
+    return t;
+}
+
 /* Decide, outside the mutex, what each lock of the round needs; renew the
  * ones that should be; return how many were found lost (in wd->lost). */
 static int work_round(struct redlock_watchdog *wd, int n)
@@ -43,6 +53,7 @@ static int work_round(struct redlock_watchdog *wd, int n)
     int64_t *ttl = wd->ttl;
     int nrenew = 0, nlost = 0;
     int64_t now = redlock__now_ms();
+    int64_t min_ttl = min_useful_ttl(c->opts.drift_factor);
 
     for (int k = 0; k < n; k++) {
         redlock_lock *l = wd->round[k];
@@ -52,11 +63,15 @@ static int work_round(struct redlock_watchdog *wd, int n)
         l->wd_due_ms = -1; /* not renewed: decided below */
         if (!atomic_load(&l->held))
             continue; /* the owner learned it from redlock_extend */
-        /* Renew only while the whole new ttl fits in max_hold_ms: the key
-         * then expires by the cap at the latest. */
-        if (hold_end - now >= l->ttl_ms) {
+        /* Never past max_hold_ms: the last renewal is cut to the time left,
+         * so that the key expires at the cap, not up to a ttl before. */
+        int64_t left = hold_end - now;
+        if (left >= l->ttl_ms) {
             renew[nrenew] = l;
             ttl[nrenew++] = l->ttl_ms;
+        } else if (left >= min_ttl) {
+            renew[nrenew] = l;
+            ttl[nrenew++] = left;
         } else if (atomic_load(&l->validity_end_ms) <= now) {
             redlock__mark_lost(l);
             wd->lost[nlost++] = l;
@@ -74,7 +89,11 @@ static int work_round(struct redlock_watchdog *wd, int n)
         redlock_lock *l = renew[k];
         int64_t vend = atomic_load(&l->validity_end_ms);
         if (wd->st[k] == REDLOCK_OK) {
-            l->wd_due_ms = start + interval_ms(c, l);
+            /* Cut to the cap, the key now expires there: nothing is left
+             * to renew, only the end to notice. */
+            l->wd_due_ms = ttl[k] < l->ttl_ms
+                               ? l->acquired_ms + c->opts.max_hold_ms
+                               : start + interval_ms(c, l);
         } else if (wd->st[k] == REDLOCK_NOT_HELD || vend <= now) {
             redlock__mark_lost(l);
             wd->lost[nlost++] = l;
@@ -119,6 +138,13 @@ static void *watchdog_main(void *arg)
         int nlost = work_round(wd, n);
         pthread_mutex_lock(&c->wd_mu);
 
+        /* A lock its owner took back meanwhile (release, extend) is the
+         * owner's to report: its own call tells it the outcome. */
+        int nreport = 0;
+        for (int k = 0; k < nlost; k++)
+            if (wd->lost[k]->wd_keep)
+                wd->lost[nreport++] = wd->lost[k];
+        nlost = nreport;
         for (int k = 0; k < n; k++) {
             redlock_lock *l = wd->round[k];
             if (l->wd_keep && atomic_load(&l->held) && l->wd_due_ms >= 0 &&
@@ -190,7 +216,7 @@ redlock_status redlock__watchdog_add(redlock_lock *l)
     return st;
 }
 
-int redlock__watchdog_remove(redlock_lock *l)
+int redlock__watchdog_take(redlock_lock *l)
 {
     redlock_client *c = l->client;
     int kept = 0;
@@ -199,10 +225,24 @@ int redlock__watchdog_remove(redlock_lock *l)
         kept = l->wd_keep;
         l->wd_keep = 0;
         redlock__heap_remove(&c->wd->heap, l);
-        while (l->wd_busy)
-            pthread_cond_wait(&c->wd->idle, &c->wd_mu);
     }
     pthread_mutex_unlock(&c->wd_mu);
+    return kept;
+}
+
+void redlock__watchdog_wait_idle(redlock_lock *l)
+{
+    redlock_client *c = l->client;
+    pthread_mutex_lock(&c->wd_mu);
+    while (c->wd && l->wd_busy)
+        pthread_cond_wait(&c->wd->idle, &c->wd_mu);
+    pthread_mutex_unlock(&c->wd_mu);
+}
+
+int redlock__watchdog_remove(redlock_lock *l)
+{
+    int kept = redlock__watchdog_take(l);
+    redlock__watchdog_wait_idle(l);
     return kept;
 }
 
