@@ -11,8 +11,9 @@
  *    handle of the identity is held or being acquired (the last release
  *    deletes, like a reference count);
  *  - a new attempt (or adopt) of the identity waits until every delete of
- *    it this client has sent has settled, and claims the ghost deletes still
- *    owed for it, so that no delete of ours lands after its SET.
+ *    it this client has sent has settled, and has the ghost deletes still
+ *    owed for it sent and answered first, so that no delete of ours lands
+ *    after its SET.
  *
  * Both decisions are taken under the client's mutex, which is what makes
  * them exclusive: a handle is seen either before it deletes (and then the
@@ -193,6 +194,26 @@ void redlock__handle_end_delete(redlock_lock *l)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* Have the node's pending ghost deletes sent and answered now: a PING's
+ * connection carries them (redlock__node_get).  0 when answered. */
+static int send_ghosts(redlock__node *n, int64_t deadline_ns)
+{
+    redlock__call ping;
+    redlock__batch b;
+    memset(&ping, 0, sizeof ping);
+    memset(&b, 0, sizeof b);
+    ping.argc = 1;
+    ping.argv[0] = "PING";
+    ping.argvlen[0] = 4;
+    b.node = n;
+    b.calls = &ping;
+    b.ncalls = 1;
+    redlock__exchange(&b, 1, deadline_ns);
+    int rc = b.st == REDLOCK_OK ? 0 : -1;
+    redlock__batches_clear(&b, 1);
+    return rc;
+}
+
 int redlock__handle_claim(redlock_lock *l, int64_t deadline_ns)
 {
     redlock_client *c = l->client;
@@ -215,15 +236,21 @@ int redlock__handle_claim(redlock_lock *l, int64_t deadline_ns)
                       l->key);
         return -1;
     }
-    for (int i = 0; i < c->nnodes; i++)
-        if (redlock__node_claim_ghosts(&c->nodes[i], l->key, l->keylen,
-                                       l->token, deadline_ns) != 0) {
+    for (int i = 0; i < c->nnodes; i++) {
+        int rc;
+        while ((rc = redlock__node_claim_ghosts(&c->nodes[i], l->key,
+                                                l->keylen, l->token,
+                                                deadline_ns)) == 1)
+            if (send_ghosts(&c->nodes[i], deadline_ns) != 0)
+                break; /* given up on again: its late window starts anew */
+        if (rc != 0) {
             redlock__fail(REDLOCK_IO,
-                          "%s: a delete of the same token for \"%.80s\" is "
-                          "still in flight",
+                          "%s: a delete of the same token for \"%.80s\" may "
+                          "still be on its way",
                           c->nodes[i].name, l->key);
             return -1;
         }
+    }
     return 0;
 }
 

@@ -224,12 +224,15 @@ void redlock__node_put(redlock__node *n, redlock__conn *c, int broken);
 void redlock__node_add_ghost(redlock__node *n, const char *key, size_t keylen,
                              const char *token);
 /* Before (key, token) is taken again (acquire by a caller's token,
- * adopt): cancel the ghost deletes of it still pending, and wait until
- * those in flight on other threads' connections have settled, and until a
- * delete given up on can no longer arrive (one node timeout after it was
- * given up: the delivery bound the protocol assumes), so that none can
- * land after the new SET.  0, or -1 when one may still land at
- * deadline_ns.  (model rule: claim) */
+ * adopt): wait until no delete of it is in flight on another thread's
+ * connection, and until one given up on can no longer arrive from the
+ * network (one node timeout after it was given up: the delivery bound the
+ * protocol assumes).  0 when no delete of it is owed; 1 when some are
+ * still pending: the caller must have them sent and answered (an exchange
+ * with the node carries them) before its own request, since a request
+ * given up on may also sit in a stopped server's buffer, and only an
+ * answer to a later one shows it was processed; -1 at deadline_ns.
+ * (model rule: claim) */
 int redlock__node_claim_ghosts(redlock__node *n, const char *key,
                                size_t keylen, const char *token,
                                int64_t deadline_ns);

@@ -360,32 +360,28 @@ int redlock__node_claim_ghosts(redlock__node *n, const char *key,
                                size_t keylen, const char *token,
                                int64_t deadline_ns)
 {
-    redlock__ghost *drop = NULL;
     int rc = 0;
     pthread_mutex_lock(&n->mu);
     for (;;) {
         int64_t now = redlock__now_ns(), wake = deadline_ns;
-        int busy = 0;
-        for (redlock__ghost **pp = &n->ghosts; *pp;) {
-            redlock__ghost *g = *pp;
-            if (!ghost_is(g, key, keylen, token)) {
-                pp = &g->next;
-            } else if (g->late_until_ns > now) {
+        int busy = 0, due = 0;
+        for (redlock__ghost *g = n->ghosts; g; g = g->next) {
+            if (!ghost_is(g, key, keylen, token))
+                continue;
+            if (g->late_until_ns > now) {
                 busy = 1; /* an earlier request for it may still land */
                 if (g->late_until_ns < wake)
                     wake = g->late_until_ns;
-                pp = &g->next;
             } else {
-                *pp = g->next;
-                g->next = drop;
-                drop = g;
-                n->nghosts--;
+                due = 1;
             }
         }
         for (redlock__ghost *g = n->flying; g && !busy; g = g->next)
             busy = ghost_is(g, key, keylen, token);
-        if (!busy)
+        if (!busy) {
+            rc = due;
             break;
+        }
         if (now >= deadline_ns) {
             rc = -1;
             break;
@@ -397,6 +393,5 @@ int redlock__node_claim_ghosts(redlock__node *n, const char *key,
         n->settle_waiters--;
     }
     pthread_mutex_unlock(&n->mu);
-    free_ghosts(drop);
     return rc;
 }
