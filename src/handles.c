@@ -94,7 +94,12 @@ static int sibling(const redlock_client *c, const redlock_lock *l, int mask)
     return 0;
 }
 
-#define USERS ((1 << REDLOCK__H_ATTEMPT) | (1 << REDLOCK__H_HELD))
+#define USERS                                                                 \
+    ((1 << REDLOCK__H_ATTEMPT) | (1 << REDLOCK__H_HELD) |                     \
+     (1 << REDLOCK__H_SHORTENING))
+/* What a new attempt of the identity must wait for: deletes, and a ttl
+ * that may be lowered below what the attempt would count on. */
+#define CLAIM_WAITS ((1 << REDLOCK__H_DELETING) | (1 << REDLOCK__H_SHORTENING))
 
 redlock_lock *redlock__handle_new(redlock_client *c, const char *key,
                                   size_t keylen, const char *token)
@@ -219,7 +224,7 @@ int redlock__handle_claim(redlock_lock *l, int64_t deadline_ns)
     redlock_client *c = l->client;
     int rc = 0;
     pthread_mutex_lock(&c->mu);
-    while (sibling(c, l, 1 << REDLOCK__H_DELETING)) {
+    while (sibling(c, l, CLAIM_WAITS)) {
         if (redlock__now_ns() >= deadline_ns) {
             rc = -1;
             break;
@@ -254,15 +259,34 @@ int redlock__handle_claim(redlock_lock *l, int64_t deadline_ns)
     return 0;
 }
 
-void redlock__handle_bound_siblings(redlock_lock *l)
+void redlock__handles_begin_renew(redlock_lock **ls, int n, char *lower)
 {
-    redlock_client *c = l->client;
-    int64_t vend = atomic_load(&l->validity_end_ms);
+    if (n == 0)
+        return;
+    redlock_client *c = ls[0]->client;
     pthread_mutex_lock(&c->mu);
-    for (redlock_lock *h = c->ids[l->id_hash & (c->ids_cap - 1)]; h;
-         h = h->id_next)
-        if (h != l && same_id(h, l) &&
-            atomic_load(&h->validity_end_ms) > vend)
-            atomic_store(&h->validity_end_ms, vend);
+    for (int k = 0; k < n; k++) {
+        redlock_lock *l = ls[k];
+        lower[k] = l->id_state == REDLOCK__H_HELD && !sibling(c, l, USERS);
+        if (lower[k])
+            l->id_state = REDLOCK__H_SHORTENING;
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+void redlock__handles_end_renew(redlock_lock **ls, int n, const char *lower)
+{
+    if (n == 0)
+        return;
+    redlock_client *c = ls[0]->client;
+    int any = 0;
+    pthread_mutex_lock(&c->mu);
+    for (int k = 0; k < n; k++)
+        if (lower[k] && ls[k]->id_state == REDLOCK__H_SHORTENING) {
+            ls[k]->id_state = REDLOCK__H_HELD; /* unless released meanwhile */
+            any = 1;
+        }
+    if (any && c->ids_waiters > 0)
+        pthread_cond_broadcast(&c->ids_cv);
     pthread_mutex_unlock(&c->mu);
 }

@@ -377,7 +377,9 @@ enum {
     REDLOCK__H_ATTEMPT,  /* being acquired (or adopted) */
     REDLOCK__H_HELD,     /* acquired */
     REDLOCK__H_DELETING, /* its release or undo is in flight */
-    REDLOCK__H_GONE      /* released without deleting: others hold the key */
+    REDLOCK__H_GONE,     /* released without deleting: others hold the key */
+    REDLOCK__H_SHORTENING /* held, and a renewal that may lower the key's
+                             ttl is in flight */
 };
 
 /* A new handle, in state ATTEMPT, listed in the client; NULL when out of
@@ -403,9 +405,14 @@ void redlock__handle_end_delete(redlock_lock *l);
  * deletes of it (redlock__node_claim_ghosts), all by deadline_ns.  0, or -1
  * with the last error set (REDLOCK_IO).  (model rule: claim) */
 int redlock__handle_claim(redlock_lock *l, int64_t deadline_ns);
-/* l's validity was lowered (an extend to a shorter ttl): no other handle of
- * its identity may count on more. */
-void redlock__handle_bound_siblings(redlock_lock *l);
+/* About to renew (extend) ls[k] with some ttl: lower[k] = 1 when the
+ * renewal may also lower the key's ttl, which is so only for a held handle
+ * that is alone in its identity (it is SHORTENING until the end, and new
+ * attempts of the identity wait); 0 when it must only raise it, since
+ * another handle of the token may count on a longer one.  One mutex for
+ * the whole batch.  (model rule: extend) */
+void redlock__handles_begin_renew(redlock_lock **ls, int n, char *lower);
+void redlock__handles_end_renew(redlock_lock **ls, int n, const char *lower);
 
 /* ---- notify.c: waiters woken by release notifications ------------------ */
 

@@ -714,6 +714,14 @@ void redlock__renew(redlock_client *c, redlock_lock **locks, int n,
             st[k] = redlock__fail(REDLOCK_NOMEM, "out of memory");
         return;
     }
+    char one_lower, *lower = n == 1 ? &one_lower : malloc((size_t)n);
+    if (!lower) {
+        multi_free(&m, c);
+        for (int k = 0; k < n; k++)
+            st[k] = redlock__fail(REDLOCK_NOMEM, "out of memory");
+        return;
+    }
+    redlock__handles_begin_renew(locks, n, lower);
     for (int k = 0; k < n; k++) {
         size_t len = redlock__fmt_i64(m.num[k], ttl[k]);
         for (int i = 0; i < c->nnodes; i++) {
@@ -722,6 +730,7 @@ void redlock__renew(redlock_client *c, redlock_lock **locks, int n,
             set_arg(cl, locks[k]->key, locks[k]->keylen);
             set_arg(cl, locks[k]->token, strlen(locks[k]->token));
             set_arg(cl, m.num[k], len);
+            set_arg(cl, lower[k] ? "0" : "1", 1);
         }
     }
     int64_t start = redlock__now_ms();
@@ -754,6 +763,9 @@ void redlock__renew(redlock_client *c, redlock_lock **locks, int n,
             }
         }
     }
+    redlock__handles_end_renew(locks, n, lower);
+    if (lower != &one_lower)
+        free(lower);
     multi_free(&m, c);
 }
 

@@ -130,6 +130,41 @@ static void reacquire_same_token(void **state)
     trio_stop(&t);
 }
 
+/* Item 1: with two handles of one token, neither an extend nor the
+ * watchdog of one lowers the key's ttl below what the other counts on;
+ * alone again, an extend to a shorter ttl shortens. */
+static void sibling_extend_never_lowers(void **state)
+{
+    (void)state;
+    rt_server s;
+    assert_int_equal(rt_server_start(&s, NULL), 0);
+    redlock_options o;
+    redlock_options_init(&o);
+    o.renew_floor_ms = 50;
+    redlock_client *c = connect_n((const char *[]){s.url}, 1, &o);
+    redlock_lock *h1, *h2;
+    assert_int_equal(redlock_acquire_as(c, "s:sib", "tok", 60000, 0, &h1),
+                     REDLOCK_OK);
+    assert_int_equal(redlock_acquire_as(c, "s:sib", "tok", 600, 0, &h2),
+                     REDLOCK_OK);
+    assert_int_equal(redlock_extend(h2, 300), REDLOCK_OK);
+    assert_true(rt_pttl(&s, "s:sib") > 50000);
+    assert_true(redlock_validity_ms(h2) <= 300);
+    assert_int_equal(redlock_keepalive(h2), REDLOCK_OK);
+    sleep_ms(500); /* a few renewals with ttl 300 */
+    assert_true(rt_pttl(&s, "s:sib") > 50000);
+    assert_true(redlock_validity_ms(h1) > 50000);
+    assert_int_equal(redlock_release(h1), REDLOCK_OK);
+    assert_true(holds(&s, "s:sib", "tok")); /* h2 holds it on */
+    assert_int_equal(redlock_extend(h2, 400), REDLOCK_OK);
+    long long p = rt_pttl(&s, "s:sib");
+    assert_true(p > 0 && p <= 400);
+    assert_int_equal(redlock_release(h2), REDLOCK_OK);
+    assert_null(rt_get(&s, "s:sib"));
+    redlock_client_free(c);
+    rt_server_stop(&s);
+}
+
 /* Item 1, the undo of a failed attempt of a second handle in the same
  * client: it must not delete what the first handle holds, even where the
  * attempt placed nothing and the vote was lost. */
@@ -482,6 +517,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(reacquire_same_token),
         cmocka_unit_test(reacquire_undo_spares_sibling),
+        cmocka_unit_test(sibling_extend_never_lowers),
         cmocka_unit_test(ghost_delete_vs_reacquire),
         cmocka_unit_test(noscript_then_wait),
         cmocka_unit_test(split_vote_waits),
