@@ -327,13 +327,18 @@ REDLOCK_API redlock_status redlock_keepalive(redlock_lock *lock);
 
 /*
  * Extend the lock once: if our token still holds the key, its ttl becomes
- * ttl_ms (1..REDLOCK_TTL_MAX) on a quorum, and so does the ttl later
- * renewals use.  On REDLOCK_NOT_HELD the lock is marked lost (no on_lost
- * call: the caller learns it here).
+ * ttl_ms (1..REDLOCK_TTL_MAX, with validity left after the drift
+ * allowance, as for redlock_acquire()) on a quorum, and so does the ttl
+ * later renewals use, and the validity.  While another handle of this
+ * client holds the same key with the same token, the key's ttl is only
+ * raised, never lowered (the other handle may count on the longer one);
+ * this handle's validity still follows ttl_ms.  The watchdog's renewals
+ * follow the same rule.  On REDLOCK_NOT_HELD the lock is marked lost (no
+ * on_lost call: the caller learns it here).
  *
  * Returns REDLOCK_OK; REDLOCK_NOT_HELD; REDLOCK_IO (the lock may still be
  * held until its validity ends); REDLOCK_SERVER; REDLOCK_AUTH;
- * REDLOCK_INVALID (NULL lock, ttl out of range).
+ * REDLOCK_INVALID (NULL lock, ttl out of range or without validity).
  */
 REDLOCK_API redlock_status redlock_extend(redlock_lock *lock, int64_t ttl_ms);
 
