@@ -140,9 +140,10 @@ typedef struct redlock_options {
     /* The watchdog renews every ttl/3, but not more often than this, and
      * never less often than every ttl/2. [5000] */
     int renew_floor_ms;
-    /* Total time a kept-alive lock may be held; once reached the watchdog
-     * stops renewing and the lock is lost when its validity ends.
-     * [0 = no cap] */
+    /* Total time a kept-alive lock may be held, from its acquire: the
+     * watchdog's last renewal uses the time left before the cap as its
+     * ttl, so the lock is held until the cap and lost there (on_lost is
+     * called).  [0 = no cap] */
     int max_hold_ms;
     /* Non-zero: each acquire also increments the counter key "<key>:fence"
      * and redlock_fence() returns the new value.  Single node only: with
