@@ -270,6 +270,40 @@ typedef struct attempt {
     char said_no[REDLOCK_MAX_NODES];
 } attempt;
 
+/* What acquire_decided needs to read an attempt's replies. */
+typedef struct acq_ctx {
+    const redlock_client *c;
+    int wait_at; /* index of the WAIT call, 0 when none */
+} acq_ctx;
+
+/* The answers in so far settle the attempt: a quorum placed it (or had it
+ * already), or too many refused for a quorum.  A silent node then changes
+ * nothing, and the try need not wait for it (a stalled minority costs no
+ * latency).  Anything else than a plain answer counts as neither. */
+static int acquire_decided(const redlock__batch *b, int n, void *arg)
+{
+    const acq_ctx *x = arg;
+    int q = x->c->quorum, yes = 0, no = 0;
+    for (int i = 0; i < n; i++) {
+        const redisReply *r = b[i].calls[0].reply;
+        if (b[i].st != REDLOCK_OK || !r)
+            continue;
+        if (r->type == REDIS_REPLY_NIL ||
+            (r->type == REDIS_REPLY_INTEGER && r->integer == 0)) {
+            no++;
+        } else if ((r->type == REDIS_REPLY_STATUS &&
+                    strcmp(r->str, "OK") == 0) ||
+                   (r->type == REDIS_REPLY_INTEGER && r->integer != 0)) {
+            const redisReply *w =
+                x->wait_at ? b[i].calls[x->wait_at].reply : NULL;
+            if (!x->wait_at || (w && w->type == REDIS_REPLY_INTEGER &&
+                                w->integer >= x->c->opts.min_replicas))
+                yes++;
+        }
+    }
+    return yes >= q || no > n - q;
+}
+
 /* One try on every node, by deadline_ns.  plain: SET NX PX, for a token
  * that is new (nobody can hold it yet) and no fence; else the acquire
  * script, which also recognizes a re-acquire by the same token and, for a
@@ -337,7 +371,10 @@ static redlock_status acquire_once(redlock_client *c, redlock_lock *l,
     }
 
     int64_t start = redlock__now_ms();
-    redlock__exchange(b, c->nnodes, deadline_ns);
+    acq_ctx x = {c, wait_at};
+    redlock__decider d = {c->quorum, acquire_decided, &x};
+    redlock__exchange_until(b, c->nnodes, deadline_ns,
+                            c->nnodes > 1 ? &d : NULL);
 
     tally t;
     memset(&t, 0, sizeof t);

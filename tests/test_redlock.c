@@ -248,8 +248,10 @@ static void one_stalled(void **state)
     int64_t t0 = now_ms();
     assert_int_equal(redlock_acquire(c, "r:stall", 10000, 0, &l), REDLOCK_OK);
     int64_t took = now_ms() - t0;
-    assert_true(took >= NODE_TIMEOUT_MS - 20 && took <= NODE_TIMEOUT_MS + 700);
-    assert_true(redlock_validity_ms(l) < 10000 - 102 - NODE_TIMEOUT_MS + 30);
+    /* Decided by the four that answered: the stalled node costs a grace
+     * (a quarter of the node timeout), not the timeout. */
+    assert_true(took < NODE_TIMEOUT_MS);
+    assert_true(redlock_validity_ms(l) <= 10000 - 102 - took + 5);
     assert_int_equal(redlock_release(l), REDLOCK_OK);
     assert_int_equal(rt_server_resume(&srv[2]), 0);
     /* The stalled node applies the buffered SET, then our buffered
