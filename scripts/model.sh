@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Check the Promela model of the lock protocol (model/redlock.pml) with spin.
+#
+#   scripts/model.sh           every configuration below
+#   scripts/model.sh --quick   skip the large exhaustive N=3 run
+#   scripts/model.sh --help    this text
+#
+# Runs (exhaustive search, -DCOLLAPSE; no bitstate):
+#   new-n1           new design, N=1, A1+A2+WD+B             expect no error
+#   new-n3           new design, N=3, A1+A2+WD (no B, 1 round) expect no error
+#   old-reacquire    -DOLD_REACQUIRE, N=3 (BUG 1)             expect an error
+#   old-ghost        -DOLD_GHOST, N=1, S1 only (BUG 2)        expect an error
+#   old-release      -DOLD_RELEASE, N=1 (release with siblings) expect an error
+#   brief-gate       -DBRIEF_GATE, N=1 (D2-D4 as first drafted) expect an error
+#   no-renew-gate    -DNO_RENEW_GATE, N=3                     expect an error
+# Fails (exit 1) when a new-design run finds an error or an old rule passes.
+# Needs spin and gcc (Debian: apt-get install spin gcc); installs nothing:
+# exits 2 when one is missing.  pan files and trails go to $MODEL_OUT
+# (default build/model/, git-ignored), with each counterexample replayed
+# into <run>/trail.txt.  The two largest runs go in parallel (2 cores);
+# new-n3 needs about 5.5 GB of memory and 3 minutes.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+quick=0
+for arg in "$@"; do
+    case "$arg" in
+    --quick) quick=1 ;;
+    -h | --help)
+        sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        echo "model.sh: unknown argument: $arg (try --help)" >&2
+        exit 64
+        ;;
+    esac
+done
+
+for tool in spin gcc; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "model.sh: $tool is missing; install it, e.g.: sudo apt-get install $tool" >&2
+        exit 2
+    fi
+done
+
+out=${MODEL_OUT:-$root/build/model}
+mkdir -p "$out"
+rm -f "$out"/*/result.txt
+model=$root/model/redlock.pml
+
+# run NAME EXPECT(ok|error) SPIN-FLAGS...
+run() {
+    local name=$1 expect=$2
+    shift 2
+    local d=$out/$name
+    rm -rf "$d"
+    mkdir -p "$d"
+    cp "$model" "$d/redlock.pml"
+    (
+        cd "$d"
+        spin -a "$@" redlock.pml >spin.log 2>&1
+        gcc -O2 -DCOLLAPSE -DVECTORSZ=2048 -o pan pan.c >gcc.log 2>&1
+        # -n: no unreached-code report; -m: depth; -w26: hash table
+        /usr/bin/env time -f '%e %M' -o time.txt ./pan -m1000000 -w26 -n >pan.out 2>&1 || true
+        if [ -f redlock.pml.trail ]; then
+            spin "$@" -t redlock.pml 2>&1 |
+                grep -v -E '^\s*[a-z_]+(\[[0-9]+\])?(\([0-9]+\))?(:[a-z_]+)? = |Never claim moves|proc |processes' \
+                    >trail.txt || true
+        fi
+    )
+    local errors states trans mem secs rss verdict
+    errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' "$d/pan.out")
+    states=$(awk '/states, stored/ {print $1}' "$d/pan.out")
+    trans=$(awk '/transitions \(= stored/ {print $1}' "$d/pan.out")
+    mem=$(awk '/total actual memory usage/ {print $1}' "$d/pan.out")
+    read -r secs rss <"$d/time.txt" || true
+    if [ -z "$errors" ]; then
+        verdict="FAIL (pan did not finish; see $d/pan.out)"
+    elif [ "$expect" = ok ] && [ "$errors" = 0 ]; then
+        verdict="ok: no error"
+    elif [ "$expect" = error ] && [ "$errors" != 0 ]; then
+        verdict="ok: violation found (trail: $d/trail.txt)"
+    elif [ "$expect" = ok ]; then
+        verdict="FAIL: violation found (trail: $d/trail.txt)"
+    else
+        verdict="FAIL: the old rule passed: the model has no teeth here"
+    fi
+    printf '%-14s %-40s states %10s transitions %11s memory %8s MB time %7ss  %s\n' \
+        "$name" "$*" "${states:-?}" "${trans:-?}" "${mem:-?}" "${secs:-?}" "$verdict" \
+        >"$d/result.txt"
+    case "$verdict" in ok:*) ;; *) return 1 ;; esac
+}
+
+cd "$root"
+echo "model.sh: spin $(spin -V | awk '{print $3}'), output in $out"
+pids=()
+names=()
+if [ "$quick" -eq 0 ]; then
+    run new-n3 ok -DNN=3 -DBATT=0 -DWDROUNDS=1 &
+    pids+=($!)
+    names+=(new-n3)
+fi
+status=0
+run new-n1 ok -DNN=1 || status=1
+run old-reacquire error -DNN=3 -DOLD_REACQUIRE -DA2_AFTER_HOLD -DA2MODE=1 -DBATT=0 -DWDROUNDS=1 || status=1
+run old-ghost error -DNN=1 -DOLD_GHOST -DONLY_S1 || status=1
+run old-release error -DNN=1 -DOLD_RELEASE || status=1
+run brief-gate error -DNN=1 -DBRIEF_GATE || status=1
+run no-renew-gate error -DNN=3 -DNO_RENEW_GATE -DBATT=0 -DWDROUNDS=2 || status=1
+for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || status=1
+done
+for name in new-n1 new-n3 old-reacquire old-ghost old-release brief-gate no-renew-gate; do
+    [ -f "$out/$name/result.txt" ] && cat "$out/$name/result.txt"
+done
+# Keep only what is needed to read the results: the big pan binaries go.
+rm -f "$out"/*/pan "$out"/*/pan.[bchmpt]
+if [ "$status" -ne 0 ]; then
+    echo "model.sh: FAILED" >&2
+    exit 1
+fi
+echo "model.sh: all runs as expected"
