@@ -9,6 +9,8 @@
 #   asan     build-asan/    gcc, -fsanitize=address,undefined, every test
 #   tsan     build-tsan/    clang, -fsanitize=thread, every test
 #   static   build-static/  BUILD_SHARED_LIBS=OFF, the packaging and symbols tests
+#   model    scripts/model.sh: the protocol's Promela model (model/) checked
+#            with spin, and its old rules shown to fail
 #   torture  scripts/torture.sh on build-asan/ (60 s of faults)
 #   valgrind scripts/valgrind.sh: every test under memcheck
 #   fuzz     scripts/fuzz.sh: each libFuzzer target for $FUZZ_SECONDS (60)
@@ -28,7 +30,7 @@ for arg in "$@"; do
     case "$arg" in
     --quick) quick=1 ;;
     -h | --help)
-        sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -47,6 +49,7 @@ ctest_jobs=${CTEST_JOBS:-2}
 packages=("${REDLOCK_PACKAGES[@]}")
 if [ "$quick" -eq 0 ]; then
     packages+=(clang libclang-rt-dev) # ThreadSanitizer stage
+    packages+=(spin)                  # model stage
 fi
 install_missing "${packages[@]}"
 
@@ -129,6 +132,9 @@ if [ "$quick" -eq 0 ]; then
         summary+=("$(printf 'stage %-8s OK  %4ds' "$name" "$(($(date +%s) - stage_start))")")
         printf '%s\n' "${summary[-1]}"
     }
+    # The lock protocol's model, exhaustively checked (and its old rules
+    # shown to break it).
+    run_script model bash "$root/scripts/model.sh"
     # P processes x T threads against killed, stalled, paused and flushed
     # nodes for 60 s, on the ASan build above.
     run_script torture env TORTURE_BUILD_DIR="$root/build-asan" \
