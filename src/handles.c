@@ -20,7 +20,8 @@
  * claimer waits for it) or after (and then it saw the claimer and kept the
  * key).  Handles are found by a hash table of (key, token) chained through
  * the handles themselves, so that taking a lock allocates nothing but the
- * handle.  (model rules: release, undo, claim)
+ * handle.  (model/redlock.pml rules identity_register,
+ * release_last, undo_acquire, identity_gate)
  */
 #include "internal.h"
 

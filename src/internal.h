@@ -232,7 +232,7 @@ void redlock__node_add_ghost(redlock__node *n, const char *key, size_t keylen,
  * with the node carries them) before its own request, since a request
  * given up on may also sit in a stopped server's buffer, and only an
  * answer to a later one shows it was processed; -1 at deadline_ns.
- * (model rule: claim) */
+ * (model rule identity_gate) */
 int redlock__node_claim_ghosts(redlock__node *n, const char *key,
                                size_t keylen, const char *token,
                                int64_t deadline_ns);
@@ -396,21 +396,22 @@ void redlock__handle_held(redlock_lock *l);
 /* About to delete l's token on the nodes (release, undo): 1 when l is the
  * only handle of its identity held or being acquired, and it is now
  * DELETING; 0 when another one is, and nothing may be deleted (leaving:
- * l is being released, and stops counting).  (model rules: release, undo) */
+ * l is being released, and stops counting).  (model rules release_last,
+ * undo_acquire) */
 int redlock__handle_begin_delete(redlock_lock *l, int leaving);
 /* An undo is over: back to ATTEMPT. */
 void redlock__handle_end_delete(redlock_lock *l);
 /* Before sending an attempt of a token that is not new: wait until no
  * delete of l's identity by this client is in flight, and claim the ghost
  * deletes of it (redlock__node_claim_ghosts), all by deadline_ns.  0, or -1
- * with the last error set (REDLOCK_IO).  (model rule: claim) */
+ * with the last error set (REDLOCK_IO).  (model rule identity_gate) */
 int redlock__handle_claim(redlock_lock *l, int64_t deadline_ns);
 /* About to renew (extend) ls[k] with some ttl: lower[k] = 1 when the
  * renewal may also lower the key's ttl, which is so only for a held handle
  * that is alone in its identity (it is SHORTENING until the end, and new
  * attempts of the identity wait); 0 when it must only raise it, since
  * another handle of the token may count on a longer one.  One mutex for
- * the whole batch.  (model rule: extend) */
+ * the whole batch.  (Not in the model, which has one ttl.) */
 void redlock__handles_begin_renew(redlock_lock **ls, int n, char *lower);
 void redlock__handles_end_renew(redlock_lock **ls, int n, const char *lower);
 

@@ -200,7 +200,7 @@ static redlock_status check_ttl(const redlock_client *c, int64_t ttl_ms)
  * fresh (made for this try): a caller's token may have been there before,
  * held by another process, and its key expires with its ttl.  Nothing at all is deleted while another handle of
  * this client holds or takes the same token: the key is theirs too.
- * (model rule: undo) */
+ * (model rule undo_acquire) */
 static void undo_acquire(redlock_client *c, redlock_lock *l, int fresh,
                          const redlock__batch *acq, const char *placed)
 {
@@ -309,7 +309,7 @@ static int acquire_decided(const redlock__batch *b, int n, void *arg)
  * script, which also recognizes a re-acquire by the same token and, for a
  * waiter (as_waiter), takes a key handed off to waiters.  want_hint: also
  * ask how long the holder has left.  fresh: the token was made for this
- * try.  (model rules: acquire, reacquire) */
+ * try.  (model rules a1_acquire_as, a2_reacquire, b_acquire) */
 static redlock_status acquire_once(redlock_client *c, redlock_lock *l,
                                    int64_t ttl_ms, int fresh, int plain,
                                    int as_waiter, int want_hint,
@@ -742,6 +742,7 @@ static void multi_tally(multi *m, redlock_client *c, int k, int nlocks)
     }
 }
 
+/* (model rule watchdog_round, for the watchdog's calls) */
 void redlock__renew(redlock_client *c, redlock_lock **locks, int n,
                     const int64_t *ttl, redlock_status *st)
 {
@@ -814,8 +815,8 @@ static void release_many(redlock_client *c, redlock_lock **locks, int n,
                          uint32_t *dead)
 {
     /* A handle whose token another handle of this client still holds, or
-     * is taking, leaves the key to it: the last one deletes (model rule:
-     * release).  Those go to the end, and are done. */
+     * is taking, leaves the key to it: the last one deletes (model rule
+     * release_last).  Those go to the end, and are done. */
     for (int k = 0; k < n;) {
         if (redlock__handle_begin_delete(locks[k], 1)) {
             k++;
@@ -1026,7 +1027,8 @@ redlock_status redlock_adopt(redlock_client *c, const char *key,
     redlock__batch b[REDLOCK_MAX_NODES];
     /* Listed before looking, so that no delete of this token by this
      * client can land after the look: the new handle counts as one of its
-     * holders from here on (model rule: claim). */
+     * holders from here on (model rules identity_register,
+     * identity_gate). */
     redlock_lock *l = handle_new(c, key, keylen, token);
     if (!l)
         return redlock__fail(REDLOCK_NOMEM, "out of memory");

@@ -201,7 +201,7 @@ static int idle_conn_alive(const redlock__conn *c)
  * than EVALSHA: rare, and it must not depend on the script cache.  They
  * move to the flying list, carried by c, under the same mutex a claimer
  * takes: a ghost is always either pending (cancellable) or visibly in
- * flight (waited for), never neither.  (model rule: carry_ghosts) */
+ * flight (waited for), never neither.  (model rules ghost_delete, watchdog_round) */
 static void queue_ghosts(redlock__node *n, redlock__conn *c)
 {
     pthread_mutex_lock(&n->mu);
@@ -249,8 +249,9 @@ static int64_t late_until(const redlock__node *n)
 }
 
 /* The exchange that carried c's ghosts is over: answered ones are done,
- * the others (the connection failed) are pending again.  Called with
- * n->mu held; returns what to free outside it. */
+ * the others (the connection failed) are pending again, for a claimer to
+ * wait out and have sent (model rules resolve, ghost_return).  Called
+ * with n->mu held; returns what to free outside it. */
 static redlock__ghost *settle_ghosts(redlock__node *n, const redlock__conn *c,
                                      int broken)
 {
@@ -324,6 +325,8 @@ void redlock__node_put(redlock__node *n, redlock__conn *c, int broken)
     redlock__conn_free(c);
 }
 
+/* (model rule ghost_add; the caller holds the identity's delete: see
+ * redlock__handle_begin_delete) */
 void redlock__node_add_ghost(redlock__node *n, const char *key, size_t keylen,
                              const char *token)
 {

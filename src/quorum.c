@@ -35,6 +35,8 @@ redlock_status redlock__reply_error_status(const redisReply *r)
     return REDLOCK_SERVER;
 }
 
+/* (model rule exchange: per connection in order, across connections in
+ * any order, a reply or a timeout per request) */
 void redlock__exchange(redlock__batch *b, int n, int64_t deadline_ns)
 {
     redlock__exchange_until(b, n, deadline_ns, NULL);

@@ -16,7 +16,7 @@
  * PUBSUB NUMSUB, which sees only subscribers of this very channel: a
  * PSUBSCRIBE listener (a monitor, a keyspace-event consumer) waits for
  * nothing, and counting it (PUBLISH's answer does) would park every
- * release as a handoff to nobody.  (model rule: release) */
+ * release as a handoff to nobody.  (model rule release_script) */
 const redlock__script redlock__script_release = {
     "release",
     "if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end local "
@@ -36,7 +36,7 @@ const redlock__script redlock__script_release = {
  * longer one.  |r| is the fence number when KEYS[2] is given, else 1.  The
  * sign tells a failed attempt's undo what it may delete: only what it
  * placed.  GET raises WRONGTYPE on a key that is no lock.
- * (model rules: acquire, reacquire) */
+ * (model rule acquire_script) */
 #define ACQUIRE_BODY                                                          \
     "local v = redis.call('get', KEYS[1]) local r = 1 " \
     "if v == ARGV[1] then r = -1 " \
@@ -60,7 +60,8 @@ const redlock__script redlock__script_acquire_fenced = {
  * only raise the ttl (the watchdog: another handle of this token may have
  * set a longer one).  1 extended (or already long enough), 0 not ours.
  * PEXPIRE never creates a key, so a lock that expired meanwhile stays
- * free.  (model rule: extend) */
+ * free.  (model rule extend_script; the model has one ttl, so lowering is
+ * not modelled) */
 const redlock__script redlock__script_extend = {
     "extend",
     "if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end if "
