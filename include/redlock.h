@@ -148,7 +148,11 @@ typedef struct redlock_options {
     /* Non-zero: each acquire also increments the counter key "<key>:fence"
      * and redlock_fence() returns the new value.  Single node only: with
      * N > 1 each node counts on its own, and per-node counters are no
-     * fencing token. [0] */
+     * fencing token.  The counter must never be deleted or expire (the
+     * numbers would start again), nor be used as a lock name: an acquire
+     * whose counter has a ttl or holds no number (someone's lock) fails
+     * with REDLOCK_SERVER before anything is written, and a lock on a
+     * counter's name that exists is simply never free. [0] */
     int fencing;
     /* After an acquire or extend, WAIT until this many replicas have the
      * write (WAIT's own timeout is half of node_timeout_ms); fewer is a
@@ -261,9 +265,12 @@ REDLOCK_API redlock_status redlock_acquire(redlock_client *c, const char *key,
  * never deletes or shortens a key its token held before it.  Handles of
  * one client with the same key and token are one holder: redlock_release()
  * of one of them deletes the key only when it is the last (the others keep
- * it), and an extend to a shorter ttl lowers the validity of all of them.
- * Across clients (processes) nothing is counted: a release by any holder
- * of the token ends the lock for every holder of it.
+ * it), and while there are several, extends and renewals only raise the
+ * key's ttl (see redlock_extend()).  Across clients (processes) nothing is
+ * counted: a release by any holder of the token ends the lock for every
+ * holder of it, and an extend to a shorter ttl shortens it for every
+ * holder, whose validity then overstates what is left: hand a lock over
+ * between processes, do not hold it from two at once.
  *
  * Unlike redlock_acquire()'s own token, a caller's token may be held by
  * another process: an attempt that fails with a node silent leaves the key

@@ -25,6 +25,7 @@
  */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -247,12 +248,22 @@ int redlock__handle_claim(redlock_lock *l, int64_t deadline_ns)
         while ((rc = redlock__node_claim_ghosts(&c->nodes[i], l->key,
                                                 l->keylen, l->token,
                                                 deadline_ns)) == 1)
-            if (send_ghosts(&c->nodes[i], deadline_ns) != 0)
-                break; /* given up on again: its late window starts anew */
+            if (send_ghosts(&c->nodes[i], deadline_ns) != 0) {
+                /* given up on again: its late window starts anew */
+                char why[256];
+                snprintf(why, sizeof why, "%s", redlock_last_error());
+                redlock__fail(REDLOCK_IO,
+                              "\"%.80s\": this client's earlier delete of the "
+                              "same token, sent again first, did not complete "
+                              "(%s)",
+                              l->key, why);
+                return -1;
+            }
         if (rc != 0) {
             redlock__fail(REDLOCK_IO,
-                          "%s: a delete of the same token for \"%.80s\" may "
-                          "still be on its way",
+                          "%s: \"%.80s\": this client's earlier delete of the "
+                          "same token (a release or cleanup that timed out) "
+                          "may still arrive; try again",
                           c->nodes[i].name, l->key);
             return -1;
         }

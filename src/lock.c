@@ -1063,6 +1063,14 @@ redlock_status redlock_adopt(redlock_client *c, const char *key,
     /* A key without expiry is held until deleted: renew it as the longest
      * lock we know. */
     int64_t ttl = pttl < 0 ? REDLOCK_TTL_MAX : (int64_t)pttl;
+    if (ttl <= redlock__drift_ms(ttl, c->opts.drift_factor)) {
+        /* It expires within the drift allowance: no validity to give. */
+        handle_free(l);
+        return redlock__fail(REDLOCK_NOT_HELD,
+                             "adopt \"%.80s\": the key expires in %" PRId64
+                             " ms, within the clock drift allowance",
+                             key, ttl);
+    }
     l->ttl_ms = ttl < 1 ? 1 : ttl;
     l->acquired_ms = start;
     atomic_store(&l->validity_end_ms,

@@ -35,9 +35,18 @@ const redlock__script redlock__script_release = {
  * but never lowered, since another handle of this token may count on the
  * longer one.  |r| is the fence number when KEYS[2] is given, else 1.  The
  * sign tells a failed attempt's undo what it may delete: only what it
- * placed.  GET raises WRONGTYPE on a key that is no lock.
+ * placed.  GET raises WRONGTYPE on a key that is no lock.  The fence
+ * counter is checked before anything is written: a counter with a ttl, or
+ * one that is no number, is someone's lock under that name (fence numbers
+ * would go backwards when it expires, and INCR would change their value):
+ * an error, REDLOCK_SERVER.
  * (model rule acquire_script) */
 #define ACQUIRE_BODY                                                          \
+    "if KEYS[2] then local f = redis.call('get', KEYS[2]) " \
+    "if (f and not string.match(f, '^%-?%d+$')) or " \
+    "redis.call('pttl', KEYS[2]) >= 0 then return redis.error_reply(" \
+    "'REDLOCKFENCE ' .. KEYS[2] .. ' is no fence counter: it has a ttl " \
+    "or holds no number (a lock?)') end end " \
     "local v = redis.call('get', KEYS[1]) local r = 1 " \
     "if v == ARGV[1] then r = -1 " \
     "local p = redis.call('pttl', KEYS[1]) " \
@@ -47,7 +56,7 @@ const redlock__script redlock__script_release = {
     "return 0 " \
     "else redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) end " \
     "if KEYS[2] then return r * redis.call('incr', KEYS[2]) end return r"
-#define ACQUIRE_SHA "f040e529e47feadcca1cdb8a56377741cb983622"
+#define ACQUIRE_SHA "f191b057642fc673b8d22811e60b56a4d06b6b59"
 const redlock__script redlock__script_acquire = {"acquire", ACQUIRE_BODY,
                                                  ACQUIRE_SHA, 1};
 /* The same script with the fence counter as KEYS[2]: the counter moves

@@ -72,11 +72,15 @@ static int work_round(struct redlock_watchdog *wd, int n)
         } else if (left >= min_ttl) {
             renew[nrenew] = l;
             ttl[nrenew++] = left;
-        } else if (atomic_load(&l->validity_end_ms) <= now) {
+        } else if (left <= 0 || atomic_load(&l->validity_end_ms) <= now) {
+            /* At the cap it is lost, even if its last ttl outlives the
+             * cap (an acquire with a ttl longer than max_hold_ms whose
+             * key could not be cut). */
             redlock__mark_lost(l);
             wd->lost[nlost++] = l;
         } else {
-            l->wd_due_ms = atomic_load(&l->validity_end_ms);
+            int64_t vend = atomic_load(&l->validity_end_ms);
+            l->wd_due_ms = vend < hold_end ? vend : hold_end;
         }
     }
     if (nrenew == 0)
@@ -205,6 +209,12 @@ redlock_status redlock__watchdog_add(redlock_lock *l)
         int64_t wait = interval_ms(c, l);
         if (left / 2 < wait)
             wait = left > 0 ? left / 2 : 0;
+        /* A lock whose ttl outlives max_hold_ms is cut to the cap at
+         * once (work_round renews it with the time left). */
+        if (c->opts.max_hold_ms > 0 &&
+            atomic_load(&l->validity_end_ms) >
+                l->acquired_ms + c->opts.max_hold_ms)
+            wait = 0;
         l->wd_due_ms = now + wait;
         if (!l->wd_busy && redlock__heap_push(&c->wd->heap, l) != 0)
             st = redlock__fail(REDLOCK_NOMEM, "out of memory");

@@ -132,17 +132,22 @@ static void keepalive_survives_stalled_minority(void **state)
     print_message("%d of %d locks held 13 s into the stall (acquired in "
                   "%lld ms; RSS %ld kB)\n",
                   held, n, (long long)(t1 - t0), rss_kb());
-    assert_int_equal(held, n);
-    assert_int_equal(atomic_load(&lost_calls), 0);
+    int gone = 0;
     char key[64];
     for (int i = 0; i < n; i += n / 64 + 1) {
         snprintf(key, sizeof key, "b:keep:%d", i);
         for (int s = 0; s < 2; s++)
-            assert_true(rt_pttl(&srv[s], key) > 0);
+            gone += rt_pttl(&srv[s], key) <= 0;
     }
+    int lost = atomic_load(&lost_calls);
     assert_int_equal(rt_server_resume(&srv[2]), 0);
+    /* Freed before judging: under valgrind the timing may fail, and a
+     * failed check must not leak (scripts/valgrind.sh, TIMING_ONLY). */
     redlock_client_free(c);
     free(l);
+    assert_int_equal(held, n);
+    assert_int_equal(lost, 0);
+    assert_int_equal(gone, 0);
 }
 
 /* Item 6 for single operations: with one node of three stalled, a
@@ -159,17 +164,19 @@ static void release_with_stalled_minority(void **state)
     for (int i = 0; i < N; i++)
         assert_int_equal(redlock_release(l[i]), REDLOCK_OK);
     int64_t took = now_ms() - t0;
+    free(l);
     print_message("%d releases took %lld ms\n", N, (long long)took);
-    assert_true(took < 2000); /* was N node timeouts: 40 s */
+    int left = 0;
     char key[64];
     for (int i = 0; i < N; i++) {
         snprintf(key, sizeof key, "b:rel:%d", i);
-        assert_int_equal(rt_pttl(&srv[0], key), -2);
-        assert_int_equal(rt_pttl(&srv[2], key), -2);
+        left += rt_pttl(&srv[0], key) != -2;
+        left += rt_pttl(&srv[2], key) != -2;
     }
     assert_int_equal(rt_server_resume(&srv[1]), 0);
     redlock_client_free(c);
-    free(l);
+    assert_true(took < 2000); /* was N node timeouts: 40 s */
+    assert_int_equal(left, 0);
 }
 
 /* Item 7: the last renewal is cut to the cap instead of skipped, so the
@@ -190,21 +197,24 @@ static void max_hold_ends_at_cap(void **state)
     assert_int_equal(redlock_acquire(c, "b:cap", 600, 0, &l), REDLOCK_OK);
     assert_int_equal(redlock_keepalive(l), REDLOCK_OK);
     sleep_until(t0 + 850);
-    assert_int_equal(redlock_held(l), 1);
-    assert_true(redlock_validity_ms(l) > 0);
-    assert_true(rt_pttl(&srv[0], "b:cap") > 0);
+    int held_850 = redlock_held(l) && redlock_validity_ms(l) > 0 &&
+                   rt_pttl(&srv[0], "b:cap") > 0;
     while (redlock_held(l) && now_ms() - t0 < 3000)
         usleep(5 * 1000);
     int64_t lost_at = now_ms() - t0;
     print_message("lost at %lld ms (cap 900)\n", (long long)lost_at);
-    assert_int_equal(redlock_held(l), 0);
-    assert_true(lost_at >= 890);
-    assert_true(lost_at < 900 + 250);
+    int held_end = redlock_held(l);
     sleep_until(t0 + 900 + 300);
-    assert_int_equal(rt_pttl(&srv[0], "b:cap"), -2);
-    assert_int_equal(atomic_load(&lost_calls), 1);
+    long long pttl = rt_pttl(&srv[0], "b:cap");
+    int lost = atomic_load(&lost_calls);
     redlock_release(l);
     redlock_client_free(c);
+    assert_true(held_850);
+    assert_int_equal(held_end, 0);
+    assert_true(lost_at >= 890);
+    assert_true(lost_at < 900 + 250);
+    assert_int_equal(pttl, -2);
+    assert_int_equal(lost, 1);
 }
 
 static void short_timeouts(redlock_options *o)
@@ -230,6 +240,7 @@ static void free_bounded(int nodes, int stalled)
     int64_t t0 = now_ms();
     redlock_client_free(c);
     int64_t took = now_ms() - t0;
+    free(l);
     print_message("free with %d locks, %d node(s), one stalled: %lld ms\n",
                   N, nodes, (long long)took);
     assert_true(took < 2 * (300 + 300));
@@ -242,7 +253,6 @@ static void free_bounded(int nodes, int stalled)
             if (s != stalled)
                 assert_int_equal(rt_pttl(&srv[s], key), -2);
     }
-    free(l);
 }
 
 static void free_bounded_one_node(void **state)
@@ -281,10 +291,10 @@ static void release_during_stuck_renewal(void **state)
     int64_t took = now_ms() - t1;
     print_message("release took %lld ms (status %d)\n", (long long)took,
                   (int)st);
-    assert_int_equal(st, REDLOCK_IO);
-    assert_true(took < 600 * 3 / 2);
     assert_int_equal(rt_server_resume(&srv[0]), 0);
     redlock_client_free(c);
+    assert_int_equal(st, REDLOCK_IO);
+    assert_true(took < 600 * 3 / 2);
 }
 
 int main(void)

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -514,6 +515,101 @@ static void try_bounded_once(void **state)
     rt_server_stop(&z);
 }
 
+/* Review finding: the fence counter "<key>:fence" taken as a lock by
+ * another client was overwritten by INCR (two holders of "job:fence"),
+ * and with that lock's ttl the counter could expire and start again. */
+static void fence_counter_is_no_lock(void **state)
+{
+    (void)state;
+    rt_server s;
+    assert_int_equal(rt_server_start(&s, NULL), 0);
+    redlock_client *a = connect_n((const char *[]){s.url}, 1, NULL);
+    redlock_options o;
+    redlock_options_init(&o);
+    o.fencing = 1;
+    redlock_client *f = connect_n((const char *[]){s.url}, 1, &o);
+    redlock_lock *la, *lf;
+    assert_int_equal(redlock_acquire_as(a, "job:fence", "41", 60000, 0, &la),
+                     REDLOCK_OK);
+    assert_int_equal(redlock_acquire(f, "job", 10000, 0, &lf),
+                     REDLOCK_SERVER);
+    assert_non_null(strstr(redlock_last_error(), "no fence counter"));
+    assert_true(holds(&s, "job:fence", "41"));
+    assert_true(rt_pttl(&s, "job:fence") > 50000);
+    assert_null(rt_get(&s, "job")); /* nothing written */
+    assert_int_equal(redlock_release(la), REDLOCK_OK);
+    /* a real counter (no ttl) works, and its name is then never free */
+    assert_int_equal(redlock_acquire(f, "job", 10000, 0, &lf), REDLOCK_OK);
+    assert_int_equal(redlock_fence(lf), 1);
+    assert_int_equal(rt_pttl(&s, "job:fence"), -1);
+    assert_int_equal(redlock_acquire_as(a, "job:fence", "1", 60000, 0, &la),
+                     REDLOCK_OK); /* "1" is the counter's value: the same */
+    redlock_detach(la);
+    assert_int_equal(rt_pttl(&s, "job:fence"), -1); /* never shortened */
+    assert_int_equal(redlock_release(lf), REDLOCK_OK);
+    redlock_client_free(f);
+    redlock_client_free(a);
+    rt_server_stop(&s);
+}
+
+/* Review finding: max_hold_ms shorter than the ttl was not enforced; the
+ * lock lived its whole ttl. */
+static _Atomic int capped_lost;
+static void on_capped_lost(const redlock_lock *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    atomic_fetch_add(&capped_lost, 1);
+}
+
+static void max_hold_below_ttl(void **state)
+{
+    (void)state;
+    rt_server s;
+    assert_int_equal(rt_server_start(&s, NULL), 0);
+    redlock_options o;
+    redlock_options_init(&o);
+    o.max_hold_ms = 1000;
+    o.on_lost = on_capped_lost;
+    redlock_client *c = connect_n((const char *[]){s.url}, 1, &o);
+    redlock_lock *l;
+    int64_t t0 = now_ms();
+    assert_int_equal(redlock_acquire(c, "s:cap", 6000, 0, &l), REDLOCK_OK);
+    assert_int_equal(redlock_keepalive(l), REDLOCK_OK);
+    while (redlock_held(l) && now_ms() - t0 < 7000)
+        sleep_ms(5);
+    int64_t lost_at = now_ms() - t0;
+    sleep_ms(100);
+    long long pttl = rt_pttl(&s, "s:cap");
+    int lost = atomic_load(&capped_lost);
+    redlock_release(l);
+    redlock_client_free(c);
+    rt_server_stop(&s);
+    print_message("lost at %lld ms (cap 1000, ttl 6000)\n",
+                  (long long)lost_at);
+    assert_true(lost_at >= 950 && lost_at < 1500);
+    assert_int_equal(pttl, -2); /* the key was cut to the cap */
+    assert_int_equal(lost, 1);
+}
+
+/* Review finding: adopting a key that expires within the drift allowance
+ * gave a handle that held nothing (validity 0). */
+static void adopt_expiring_key(void **state)
+{
+    (void)state;
+    rt_server s;
+    assert_int_equal(rt_server_start(&s, NULL), 0);
+    redlock_client *c = connect_n((const char *[]){s.url}, 1, NULL);
+    assert_true(rt_cmd_ok(&s, "SET s:brief tok PX 2000"));
+    redisReply *r = rt_cmd(&s, "PEXPIRE s:brief 3");
+    freeReplyObject(r);
+    redlock_lock *l = NULL;
+    assert_int_equal(redlock_adopt(c, "s:brief", "tok", &l), REDLOCK_NOT_HELD);
+    assert_null(l);
+    redlock_client_free(c);
+    rt_server_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -526,6 +622,9 @@ int main(void)
         cmocka_unit_test(loading_is_ridden_out),
         cmocka_unit_test(psubscriber_is_no_waiter),
         cmocka_unit_test(try_bounded_once),
+        cmocka_unit_test(fence_counter_is_no_lock),
+        cmocka_unit_test(max_hold_below_ttl),
+        cmocka_unit_test(adopt_expiring_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
