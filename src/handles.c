@@ -302,3 +302,19 @@ void redlock__handles_end_renew(redlock_lock **ls, int n, const char *lower)
         pthread_cond_broadcast(&c->ids_cv);
     pthread_mutex_unlock(&c->mu);
 }
+
+void redlock__handle_siblings_lost(redlock_lock *l)
+{
+    redlock_client *c = l->client;
+    pthread_mutex_lock(&c->mu);
+    for (redlock_lock *h = c->ids[l->id_hash & (c->ids_cap - 1)]; h;
+         h = h->id_next)
+        if (h != l && same_id(h, l) &&
+            (h->id_state == REDLOCK__H_HELD ||
+             h->id_state == REDLOCK__H_SHORTENING) &&
+            atomic_load(&h->held)) {
+            redlock__mark_lost(h);
+            atomic_store(&h->lost_untold, 1);
+        }
+    pthread_mutex_unlock(&c->mu);
+}

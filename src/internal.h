@@ -325,6 +325,9 @@ struct redlock_lock {
     int wd_index;  /* position in the heap, -1 when not in it */
     int wd_keep;   /* handed to the watchdog and not yet taken back */
     int wd_busy;   /* the watchdog works on it outside the mutex */
+    /* Found lost by another thread (a sibling's acquire saw the key gone),
+     * for the watchdog to report with on_lost. */
+    _Atomic int lost_untold;
     int64_t wd_due_ms;
     /* Identity (handles.c), guarded by the client's mu. */
     struct redlock_lock *id_next;
@@ -406,6 +409,13 @@ void redlock__handle_end_delete(redlock_lock *l);
  * deletes of it (redlock__node_claim_ghosts), all by deadline_ns.  0, or -1
  * with the last error set (REDLOCK_IO).  (model rule identity_gate) */
 int redlock__handle_claim(redlock_lock *l, int64_t deadline_ns);
+/* An attempt of l's identity found the token on fewer than a quorum of
+ * nodes (it had to place it): every other handle of the identity that
+ * believed it held the key was wrong for a while (a node restarted empty,
+ * the key expired), and another token may have held it meanwhile.  Mark
+ * them lost, so that the loss is told (redlock_held(), on_lost at the
+ * watchdog's next look) rather than hidden by the new SET. */
+void redlock__handle_siblings_lost(redlock_lock *l);
 /* About to renew (extend) ls[k] with some ttl: lower[k] = 1 when the
  * renewal may also lower the key's ttl, which is so only for a held handle
  * that is alone in its identity (it is SHORTENING until the end, and new

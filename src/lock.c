@@ -379,6 +379,7 @@ static redlock_status acquire_once(redlock_client *c, redlock_lock *l,
     tally t;
     memset(&t, 0, sizeof t);
     int64_t got_fence = 0, hint = -1;
+    int absent = 0;
     for (int i = 0; i < c->nnodes; i++) {
         redisReply *r = calls[i][0].reply;
         if (b[i].st != REDLOCK_OK) {
@@ -402,6 +403,7 @@ static redlock_status acquire_once(redlock_client *c, redlock_lock *l,
             if (r->type == REDIS_REPLY_STATUS || r->integer > 0) {
                 placed[i] = 1;
                 t.placed++;
+                absent++;
             }
             if (r->type == REDIS_REPLY_INTEGER && fkey)
                 got_fence = r->integer > 0 ? r->integer : -r->integer;
@@ -410,6 +412,7 @@ static redlock_status acquire_once(redlock_client *c, redlock_lock *l,
                 t.yes++;
         } else {
             t.no++;
+            absent++;
             out->said_no[i] = 1;
             redisReply *p = pttl_at ? calls[i][pttl_at].reply : NULL;
             if (p && p->type == REDIS_REPLY_INTEGER && p->integer >= 0 &&
@@ -418,6 +421,11 @@ static redlock_status acquire_once(redlock_client *c, redlock_lock *l,
         }
     }
     out->pttl_hint = hint;
+    /* Nodes that said our token was not there (they placed it, or another
+     * holds the key) leave it on less than a quorum: a handle of this
+     * token that believes it holds is wrong, and must be told. */
+    if (!fresh && absent > c->nnodes - c->quorum)
+        redlock__handle_siblings_lost(l);
     redlock_status st = REDLOCK_OK;
     int64_t vend = redlock__validity_end_ms(start, ttl_ms,
                                             c->opts.drift_factor);

@@ -61,8 +61,13 @@ static int work_round(struct redlock_watchdog *wd, int n)
                                ? l->acquired_ms + c->opts.max_hold_ms
                                : INT64_MAX;
         l->wd_due_ms = -1; /* not renewed: decided below */
-        if (!atomic_load(&l->held))
-            continue; /* the owner learned it from redlock_extend */
+        if (!atomic_load(&l->held)) {
+            /* the owner learned it from redlock_extend; or a sibling's
+             * acquire found the key gone, and nobody has told yet */
+            if (atomic_exchange(&l->lost_untold, 0))
+                wd->lost[nlost++] = l;
+            continue;
+        }
         /* Never past max_hold_ms: the last renewal is cut to the time left,
          * so that the key expires at the cap, not up to a ttl before. */
         int64_t left = hold_end - now;

@@ -515,6 +515,48 @@ static void try_bounded_once(void **state)
     rt_server_stop(&z);
 }
 
+/* Torture finding: a node that restarts empty loses the key of a held
+ * lock; another token takes it, releases it, and a second handle of the
+ * first token then takes it again: the first handle's renewals succeed
+ * again and it never learns that another held the key meanwhile.  The
+ * re-take, which had to place the token, must tell it. */
+static _Atomic int masked_lost;
+static void on_masked_lost(const redlock_lock *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    atomic_fetch_add(&masked_lost, 1);
+}
+
+static void retake_tells_lost_sibling(void **state)
+{
+    (void)state;
+    rt_server s;
+    assert_int_equal(rt_server_start(&s, NULL), 0);
+    redlock_options o;
+    redlock_options_init(&o);
+    o.renew_floor_ms = 100;
+    o.on_lost = on_masked_lost;
+    redlock_client *c = connect_n((const char *[]){s.url}, 1, &o);
+    redlock_lock *h1, *h2;
+    assert_int_equal(redlock_acquire_as(c, "s:mask", "tok", 3000, 0, &h1),
+                     REDLOCK_OK);
+    assert_int_equal(redlock_keepalive(h1), REDLOCK_OK);
+    redisReply *r = rt_cmd(&s, "DEL s:mask"); /* as a restart would */
+    freeReplyObject(r);
+    assert_int_equal(redlock_acquire_as(c, "s:mask", "tok", 3000, 0, &h2),
+                     REDLOCK_OK);
+    int held = redlock_held(h1);
+    sleep_ms(1500); /* the watchdog's next look at h1 */
+    int lost = atomic_load(&masked_lost);
+    redlock_release(h1);
+    redlock_release(h2);
+    redlock_client_free(c);
+    rt_server_stop(&s);
+    assert_int_equal(held, 0);
+    assert_int_equal(lost, 1);
+}
+
 /* Review finding: the fence counter "<key>:fence" taken as a lock by
  * another client was overwritten by INCR (two holders of "job:fence"),
  * and with that lock's ttl the counter could expire and start again. */
@@ -622,6 +664,7 @@ int main(void)
         cmocka_unit_test(loading_is_ridden_out),
         cmocka_unit_test(psubscriber_is_no_waiter),
         cmocka_unit_test(try_bounded_once),
+        cmocka_unit_test(retake_tells_lost_sibling),
         cmocka_unit_test(fence_counter_is_no_lock),
         cmocka_unit_test(max_hold_below_ttl),
         cmocka_unit_test(adopt_expiring_key),
