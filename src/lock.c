@@ -734,9 +734,11 @@ static void multi_tally(multi *m, redlock_client *c, int k, int nlocks)
         } else if (b->st != REDLOCK_OK) {
             tally_fail(t, b->st, "%s", b->err);
         } else if (r->type == REDIS_REPLY_INTEGER &&
-                   (r->integer == 0 || r->integer == 1)) {
-            if (r->integer == 0)
-                t->no++;
+                   (r->integer == 0 || r->integer == 1 ||
+                    (r->integer == 2 &&
+                     b->calls[k].script == &redlock__script_extend))) {
+            if (r->integer != 1)
+                t->no++; /* 2: healed, but our token was not there */
             else if (m->stride == nlocks || /* no WAIT asked */
                      replicas_ok(c, b->calls[nlocks].reply, t, b->node))
                 t->yes++;
@@ -748,6 +750,65 @@ static void multi_tally(multi *m, redlock_client *c, int k, int nlocks)
                        b->node->name, redlock__reply_type_name(r->type));
         }
     }
+}
+
+/* After a renewal that a quorum confirmed: put the key back, SET NX, on
+ * the nodes that answered it had none (a node that restarted, or was
+ * stopped past the ttl), so that the lock survives the next node to fail
+ * instead of resting on a bare quorum from then on.  Only where the key is
+ * free, so it takes nobody's vote; best effort, within one node timeout;
+ * rare (one extra round trip only when a node lost keys).  A release
+ * racing it can leave such a key behind for one ttl. */
+static void heal(redlock_client *c, multi *m, redlock_lock **locks, int n,
+                 const int64_t *ttl, const redlock_status *st)
+{
+    int count[REDLOCK_MAX_NODES] = {0}, total = 0;
+    for (int k = 0; k < n; k++)
+        for (int i = 0; i < c->nnodes && st[k] == REDLOCK_OK; i++) {
+            const redisReply *r = m->b[i].st == REDLOCK_OK && m->b[i].ncalls
+                                      ? m->b[i].calls[k].reply
+                                      : NULL;
+            if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 2) {
+                count[i]++;
+                total++;
+            }
+        }
+    if (total == 0)
+        return;
+    redlock__call *calls = calloc((size_t)total, sizeof *calls);
+    char(*num)[24] = calloc((size_t)total, sizeof *num);
+    redlock__batch b[REDLOCK_MAX_NODES];
+    if (!calls || !num) {
+        free(calls);
+        free(num);
+        return;
+    }
+    memset(b, 0, sizeof b[0] * (size_t)c->nnodes);
+    int at = 0;
+    for (int i = 0; i < c->nnodes; i++) {
+        b[i].node = &c->nodes[i];
+        b[i].calls = &calls[at];
+        for (int k = 0; k < n && b[i].ncalls < count[i]; k++) {
+            const redisReply *r = st[k] == REDLOCK_OK && m->b[i].ncalls &&
+                                          m->b[i].st == REDLOCK_OK
+                                      ? m->b[i].calls[k].reply
+                                      : NULL;
+            if (!r || r->type != REDIS_REPLY_INTEGER || r->integer != 2)
+                continue;
+            redlock__call *cl = &calls[at++];
+            b[i].ncalls++;
+            set_arg(cl, "SET", 3);
+            set_arg(cl, locks[k]->key, locks[k]->keylen);
+            set_arg(cl, locks[k]->token, strlen(locks[k]->token));
+            set_arg(cl, "NX", 2);
+            set_arg(cl, "PX", 2);
+            set_arg(cl, num[at - 1], redlock__fmt_i64(num[at - 1], ttl[k]));
+        }
+    }
+    redlock__exchange(b, c->nnodes, op_deadline_ns(c));
+    redlock__batches_clear(b, c->nnodes);
+    free(calls);
+    free(num);
 }
 
 /* (model rule watchdog_round, for the watchdog's calls) */
@@ -809,6 +870,7 @@ void redlock__renew(redlock_client *c, redlock_lock **locks, int n,
             }
         }
     }
+    heal(c, &m, locks, n, ttl, st);
     redlock__handles_end_renew(locks, n, lower);
     if (lower != &one_lower)
         free(lower);

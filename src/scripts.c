@@ -66,18 +66,22 @@ const redlock__script redlock__script_acquire_fenced = {
     "acquire_fenced", ACQUIRE_BODY, ACQUIRE_SHA, 2};
 
 /* KEYS[1] = lock key; ARGV[1] = token, ARGV[2] = ttl ms, ARGV[3] = "1" to
- * only raise the ttl (the watchdog: another handle of this token may have
- * set a longer one).  1 extended (or already long enough), 0 not ours.
- * PEXPIRE never creates a key, so a lock that expired meanwhile stays
- * free.  (model rule extend_script; the model has one ttl, so lowering is
- * not modelled) */
+ * only raise the ttl (another handle of this token may count on a longer
+ * one).  1 extended (or already long enough); 0 another value holds it; 2
+ * no key at all.  PEXPIRE never creates a key, so a lock that expired
+ * meanwhile stays free; a 2 from a minority of nodes while a quorum said 1
+ * tells redlock__renew which nodes lost the key (restarted, stopped past
+ * the ttl) and should get it back.  (model rule extend_script; the model
+ * has one ttl and no healing) */
 const redlock__script redlock__script_extend = {
     "extend",
-    "if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end if "
-    "ARGV[3] == '1' then local p = redis.call('pttl', KEYS[1]) if p < "
-    "0 or p >= tonumber(ARGV[2]) then return 1 end end return "
-    "redis.call('pexpire', KEYS[1], ARGV[2])",
-    "0f09eadd72aa6767deaa1a510df29f88e4506f38", 1};
+    "local v = redis.call('get', KEYS[1]) "
+    "if v == ARGV[1] then "
+    "if ARGV[3] == '1' then local p = redis.call('pttl', KEYS[1]) "
+    "if p < 0 or p >= tonumber(ARGV[2]) then return 1 end end "
+    "return redis.call('pexpire', KEYS[1], ARGV[2]) end "
+    "if v then return 0 end return 2",
+    "117172716098049ba8fb5af2e2e92526246d62cd", 1};
 
 /* KEYS[1] = lock key.  {value or nil, pttl} read in one atomic step. */
 const redlock__script redlock__script_inspect = {

@@ -557,6 +557,42 @@ static void retake_tells_lost_sibling(void **state)
     assert_int_equal(lost, 1);
 }
 
+/* Torture finding (3node-minority): a node that lost a kept-alive lock's
+ * key (it restarted, or was down when the lock was taken) never got it
+ * back, so the lock rested on a bare quorum and the next node to fail
+ * lost it, with a quorum of nodes healthy all along. */
+static void renewal_heals_a_node(void **state)
+{
+    (void)state;
+    rt_server s[3];
+    const char *urls[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(rt_server_start(&s[i], NULL), 0);
+        urls[i] = s[i].url;
+    }
+    redlock_options o;
+    redlock_options_init(&o);
+    o.renew_floor_ms = 100;
+    o.io_timeout_ms = 300;
+    redlock_client *c = connect_n(urls, 3, &o);
+    redlock_lock *l;
+    assert_int_equal(redlock_acquire(c, "s:heal", 1500, 0, &l), REDLOCK_OK);
+    assert_int_equal(redlock_keepalive(l), REDLOCK_OK);
+    redisReply *r = rt_cmd(&s[2], "DEL s:heal"); /* node 2 restarted empty */
+    freeReplyObject(r);
+    sleep_ms(800); /* a renewal or two */
+    int back = holds(&s[2], "s:heal", redlock_token(l));
+    rt_server_kill(&s[0]); /* the next node to fail */
+    sleep_ms(3000); /* two ttls */
+    int held = redlock_held(l) && redlock_validity_ms(l) > 0;
+    redlock_release(l);
+    redlock_client_free(c);
+    for (int i = 0; i < 3; i++)
+        rt_server_stop(&s[i]);
+    assert_true(back);
+    assert_true(held);
+}
+
 /* Review finding: the fence counter "<key>:fence" taken as a lock by
  * another client was overwritten by INCR (two holders of "job:fence"),
  * and with that lock's ttl the counter could expire and start again. */
@@ -665,6 +701,7 @@ int main(void)
         cmocka_unit_test(psubscriber_is_no_waiter),
         cmocka_unit_test(try_bounded_once),
         cmocka_unit_test(retake_tells_lost_sibling),
+        cmocka_unit_test(renewal_heals_a_node),
         cmocka_unit_test(fence_counter_is_no_lock),
         cmocka_unit_test(max_hold_below_ttl),
         cmocka_unit_test(adopt_expiring_key),

@@ -262,7 +262,7 @@ static fs_kind script_kind(const char *body)
         return FS_OTHER;
     if (strstr(body, "publish"))
         return FS_RELEASE;
-    if (strstr(body, "'set'")) /* the acquire script also reads pttl */
+    if (strstr(body, "'set'")) /* the acquire script also pexpires */
         return FS_ACQUIRE_SCRIPT;
     if (strstr(body, "pexpire"))
         return FS_EXTEND;
