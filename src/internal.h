@@ -201,6 +201,11 @@ typedef struct redlock__node {
      * exchange in full: a decided exchange gives it only a short grace
      * (io.c), so that a stalled node costs each exchange next to nothing. */
     _Atomic int slow;
+    /* While slow, in an operation decided by a quorum, only one exchange
+     * per node timeout tries it: a stalled node then holds no pile of
+     * pipelines that it would have to work through once it resumes
+     * (redlock__exchange_until). */
+    _Atomic int64_t probe_at_ns;
 } redlock__node;
 
 redlock_status redlock__node_init(redlock__node *n, const char *url,

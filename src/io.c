@@ -269,16 +269,14 @@ static int complete(const redlock__batch *b)
     return b->st == REDLOCK_OK && b->conn && !active(b);
 }
 
-/* After the decision, how long a batch still running is waited for.  A
- * node that answered lately keeps a generous margin (twice the decision's
- * time, at least a quarter of its budget), so that a healthy node a little
- * behind the others is not cut off.  One that stalled lately gets as long
- * again as the decision took: enough to show it is back (a new connection
- * costs it one more round trip), too little to slow anything down. */
+/* After the decision, how long a batch still running is waited for: a
+ * generous margin (twice the decision's time, at least a quarter of its
+ * budget), so that a healthy node a little behind the others is not cut
+ * off, and a node that stalled lately and is tried again (once per node
+ * timeout: see quorum.c, skip_slow) has the time to show it is back, with
+ * whatever it had to work through on resuming. */
 static int64_t grace_ns(const redlock__batch *b, int64_t decided_after_ns)
 {
-    if (atomic_load(&b->node->slow))
-        return decided_after_ns > 1000000 ? decided_after_ns : 1000000;
     int64_t floor_ns = (int64_t)b->node->opts->node_timeout_ms * 250000;
     int64_t g = 2 * decided_after_ns;
     return g > floor_ns ? g : floor_ns;

@@ -8,6 +8,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <stdio.h>
 #include <string.h>
 
 static int is_noscript(const redisReply *r)
@@ -42,6 +43,24 @@ void redlock__exchange(redlock__batch *b, int n, int64_t deadline_ns)
     redlock__exchange_until(b, n, deadline_ns, NULL);
 }
 
+/* A node that stopped answering (abandoned by an earlier exchange, see
+ * io.c) is tried by one exchange per node timeout, the others go without
+ * it: each try leaves a pipeline in a stopped server's buffer, and a node
+ * that resumes with thousands of them is as good as stalled for a while
+ * more, long enough for the next node to fail too. */
+static int skip_slow(redlock__node *n)
+{
+    if (!atomic_load(&n->slow))
+        return 0;
+    int64_t now = redlock__now_ns(), at = atomic_load(&n->probe_at_ns);
+    if (now < at)
+        return 1;
+    int budget = n->opts->node_timeout_ms ? n->opts->node_timeout_ms
+                                          : n->opts->io_timeout_ms;
+    return !atomic_compare_exchange_strong(&n->probe_at_ns, &at,
+                                           now + (int64_t)budget * 1000000);
+}
+
 void redlock__exchange_until(redlock__batch *b, int n, int64_t deadline_ns,
                              const redlock__decider *d)
 {
@@ -54,6 +73,13 @@ void redlock__exchange_until(redlock__batch *b, int n, int64_t deadline_ns,
         bi->conn = NULL;
         if (bi->ncalls == 0)
             continue;
+        if (d && n > 1 && skip_slow(bi->node)) {
+            bi->st = REDLOCK_IO;
+            snprintf(bi->err, sizeof bi->err,
+                     "%.100s: not tried: it stopped answering lately",
+                     bi->node->name);
+            continue;
+        }
         redlock_status st;
         bi->conn = redlock__node_get(bi->node, &st);
         if (!bi->conn) {
