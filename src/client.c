@@ -172,6 +172,7 @@ redlock_client *redlock_connect(const char *const *urls, size_t n,
             redlock_client_free(c);
             return NULL;
         }
+        c->nodes[i].client = c;
         c->nnodes++;
     }
     c->quorum = c->nnodes / 2 + 1;

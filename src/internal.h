@@ -186,6 +186,7 @@ typedef struct redlock__node {
     redlock__url url;
     char name[300]; /* redlock__url_describe(), for messages */
     const redlock_options *opts;
+    struct redlock_client *client; /* whose watchdog hears it came back */
     int64_t recv_slice_ms; /* a blocking recv()'s bound: see io.c */
 
     pthread_mutex_t mu; /* guards idle[], nidle, the ghost lists */
@@ -477,6 +478,12 @@ int redlock__watchdog_remove(redlock_lock *l);
 int redlock__watchdog_take(redlock_lock *l);
 void redlock__watchdog_wait_idle(redlock_lock *l);
 void redlock__watchdog_stop(redlock_client *c);
+/* A node that had stopped answering answers again: have every kept-alive
+ * lock renewed now, which puts its key back there (see redlock__renew),
+ * rather than at each lock's next turn: until then a lock taken or renewed
+ * while the node was away rests on a bare quorum, and the next node to
+ * stall would lose it. */
+void redlock__watchdog_node_back(redlock_client *c);
 
 /* ---- heap.c: the deadline heap (pure) ---------------------------------- */
 

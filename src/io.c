@@ -286,8 +286,9 @@ static int64_t grace_ns(const redlock__batch *b, int64_t decided_after_ns)
 static void note_outcomes(redlock__batch *b, int n)
 {
     for (int i = 0; i < n; i++)
-        if (complete(&b[i]) && atomic_load(&b[i].node->slow))
-            atomic_store(&b[i].node->slow, 0);
+        if (complete(&b[i]) && atomic_exchange(&b[i].node->slow, 0) &&
+            b[i].node->client)
+            redlock__watchdog_node_back(b[i].node->client);
 }
 
 /* A batch that timed out (or was abandoned) leaves its node marked slow. */

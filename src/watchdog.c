@@ -22,6 +22,7 @@ struct redlock_watchdog {
     pthread_cond_t idle; /* a lock's wd_busy was cleared */
     redlock__heap heap;
     int stop;
+    int heal; /* a node came back: renew everything now */
     redlock_lock *round[ROUND_MAX];
     redlock_lock *renew[ROUND_MAX];
     int64_t ttl[ROUND_MAX];
@@ -122,6 +123,14 @@ static void *watchdog_main(void *arg)
 
     pthread_mutex_lock(&c->wd_mu);
     while (!wd->stop) {
+        if (wd->heal) {
+            /* Every lock due now: equal keys keep the heap a heap. */
+            int64_t now = redlock__now_ms();
+            wd->heal = 0;
+            for (int k = 0; k < wd->heap.n; k++)
+                if (wd->heap.items[k]->wd_due_ms > now)
+                    wd->heap.items[k]->wd_due_ms = now;
+        }
         redlock_lock *top = redlock__heap_top(&wd->heap);
         if (!top) {
             pthread_cond_wait(&wd->wake, &c->wd_mu);
@@ -288,4 +297,14 @@ redlock_status redlock_keepalive(redlock_lock *lock)
     if (!lock)
         return redlock__fail(REDLOCK_INVALID, "lock is NULL");
     return redlock__watchdog_add(lock);
+}
+
+void redlock__watchdog_node_back(redlock_client *c)
+{
+    pthread_mutex_lock(&c->wd_mu);
+    if (c->wd) {
+        c->wd->heal = 1;
+        pthread_cond_signal(&c->wd->wake);
+    }
+    pthread_mutex_unlock(&c->wd_mu);
 }
