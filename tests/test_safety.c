@@ -593,6 +593,46 @@ static void renewal_heals_a_node(void **state)
     assert_true(held);
 }
 
+/* Torture finding (3node-minority, back-to-back stalls): a lock taken
+ * while a node was stalled rests on the other two until its next renewal,
+ * a whole interval; the next stall in that time loses it.  A node that
+ * answers again gets every kept-alive key back at once. */
+static void node_back_heals_at_once(void **state)
+{
+    (void)state;
+    rt_server s[3];
+    const char *urls[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(rt_server_start(&s[i], NULL), 0);
+        urls[i] = s[i].url;
+    }
+    redlock_options o;
+    redlock_options_init(&o);
+    o.connect_timeout_ms = o.io_timeout_ms = 200;
+    redlock_client *c = connect_n(urls, 3, &o);
+    assert_int_equal(rt_server_pause(&s[2]), 0);
+    redlock_lock *l;
+    /* renewed every 3 s (ttl/2, the floor being 5 s) */
+    assert_int_equal(redlock_acquire(c, "s:back", 6000, 0, &l), REDLOCK_OK);
+    assert_int_equal(redlock_keepalive(l), REDLOCK_OK);
+    assert_int_equal(rt_server_resume(&s[2]), 0);
+    sleep_ms(100); /* it applied the SET it had buffered: take it away */
+    redisReply *r = rt_cmd(&s[2], "FLUSHALL"); /* as if it restarted */
+    assert_non_null(r);
+    freeReplyObject(r);
+    int back = 0;
+    for (int i = 0; i < 20 && !back; i++) { /* other traffic meets it */
+        redlock_inspect(c, "s:other", NULL, 0, NULL);
+        sleep_ms(50);
+        back = holds(&s[2], "s:back", redlock_token(l));
+    }
+    redlock_release(l);
+    redlock_client_free(c);
+    for (int i = 0; i < 3; i++)
+        rt_server_stop(&s[i]);
+    assert_true(back);
+}
+
 /* Review finding: the fence counter "<key>:fence" taken as a lock by
  * another client was overwritten by INCR (two holders of "job:fence"),
  * and with that lock's ttl the counter could expire and start again. */
@@ -702,6 +742,7 @@ int main(void)
         cmocka_unit_test(try_bounded_once),
         cmocka_unit_test(retake_tells_lost_sibling),
         cmocka_unit_test(renewal_heals_a_node),
+        cmocka_unit_test(node_back_heals_at_once),
         cmocka_unit_test(fence_counter_is_no_lock),
         cmocka_unit_test(max_hold_below_ttl),
         cmocka_unit_test(adopt_expiring_key),
