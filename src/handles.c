@@ -175,7 +175,16 @@ void redlock__handle_held(redlock_lock *l)
 {
     pthread_mutex_lock(&l->client->mu);
     l->id_state = REDLOCK__H_HELD;
+    l->held_seq = ++l->client->held_seq;
     pthread_mutex_unlock(&l->client->mu);
+}
+
+uint64_t redlock__handle_seq(redlock_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t seq = c->held_seq;
+    pthread_mutex_unlock(&c->mu);
+    return seq;
 }
 
 int redlock__handle_begin_delete(redlock_lock *l, int leaving)
@@ -203,7 +212,8 @@ void redlock__handle_end_delete(redlock_lock *l)
 
 /* Have the node's pending ghost deletes sent and answered now: a PING's
  * connection carries them (redlock__node_get).  0 when answered. */
-static int send_ghosts(redlock__node *n, int64_t deadline_ns)
+static int send_ghosts(redlock__node *n, int64_t deadline_ns, char *why,
+                       size_t whylen)
 {
     redlock__call ping;
     redlock__batch b;
@@ -217,6 +227,7 @@ static int send_ghosts(redlock__node *n, int64_t deadline_ns)
     b.ncalls = 1;
     redlock__exchange(&b, 1, deadline_ns);
     int rc = b.st == REDLOCK_OK ? 0 : -1;
+    snprintf(why, whylen, "%s", b.err);
     redlock__batches_clear(&b, 1);
     return rc;
 }
@@ -247,11 +258,11 @@ int redlock__handle_claim(redlock_lock *l, int64_t deadline_ns)
         int rc;
         while ((rc = redlock__node_claim_ghosts(&c->nodes[i], l->key,
                                                 l->keylen, l->token,
-                                                deadline_ns)) == 1)
-            if (send_ghosts(&c->nodes[i], deadline_ns) != 0) {
+                                                deadline_ns)) == 1) {
+            char why[256];
+            if (send_ghosts(&c->nodes[i], deadline_ns, why, sizeof why) !=
+                0) {
                 /* given up on again: its late window starts anew */
-                char why[256];
-                snprintf(why, sizeof why, "%s", redlock_last_error());
                 redlock__fail(REDLOCK_IO,
                               "\"%.80s\": this client's earlier delete of the "
                               "same token, sent again first, did not complete "
@@ -259,6 +270,7 @@ int redlock__handle_claim(redlock_lock *l, int64_t deadline_ns)
                               l->key, why);
                 return -1;
             }
+        }
         if (rc != 0) {
             redlock__fail(REDLOCK_IO,
                           "%s: \"%.80s\": this client's earlier delete of the "
@@ -303,7 +315,7 @@ void redlock__handles_end_renew(redlock_lock **ls, int n, const char *lower)
     pthread_mutex_unlock(&c->mu);
 }
 
-void redlock__handle_siblings_lost(redlock_lock *l)
+void redlock__handle_siblings_lost(redlock_lock *l, uint64_t before)
 {
     redlock_client *c = l->client;
     pthread_mutex_lock(&c->mu);
@@ -312,9 +324,19 @@ void redlock__handle_siblings_lost(redlock_lock *l)
         if (h != l && same_id(h, l) &&
             (h->id_state == REDLOCK__H_HELD ||
              h->id_state == REDLOCK__H_SHORTENING) &&
-            atomic_load(&h->held)) {
+            h->held_seq <= before && atomic_load(&h->held)) {
             redlock__mark_lost(h);
             atomic_store(&h->lost_untold, 1);
         }
     pthread_mutex_unlock(&c->mu);
+}
+
+int redlock__handle_has_holder(redlock_lock *l)
+{
+    redlock_client *c = l->client;
+    pthread_mutex_lock(&c->mu);
+    int any = sibling(c, l, (1 << REDLOCK__H_HELD) |
+                                (1 << REDLOCK__H_SHORTENING));
+    pthread_mutex_unlock(&c->mu);
+    return any;
 }

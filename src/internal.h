@@ -339,6 +339,7 @@ struct redlock_lock {
     struct redlock_lock *id_next;
     uint32_t id_hash;
     int id_state; /* REDLOCK__H_* */
+    uint64_t held_seq; /* the client's held_seq when it became held */
     char *key;   /* in the same allocation as the handle */
     char *token; /* ditto */
 };
@@ -356,6 +357,7 @@ struct redlock_client {
     size_t ids_cap, nids;
     pthread_cond_t ids_cv; /* monotonic: a delete of some identity ended */
     int ids_waiters;
+    uint64_t held_seq; /* counts handles becoming held */
 
     pthread_mutex_t wd_mu; /* guards wd and every lock's wd_* fields */
     struct redlock_watchdog *wd; /* NULL until the first keepalive */
@@ -421,7 +423,14 @@ int redlock__handle_claim(redlock_lock *l, int64_t deadline_ns);
  * the key expired), and another token may have held it meanwhile.  Mark
  * them lost, so that the loss is told (redlock_held(), on_lost at the
  * watchdog's next look) rather than hidden by the new SET. */
-void redlock__handle_siblings_lost(redlock_lock *l);
+void redlock__handle_siblings_lost(redlock_lock *l, uint64_t before);
+/* The client's held_seq now: taken before an attempt is sent, so that
+ * redlock__handle_siblings_lost judges only the handles that held the key
+ * before the attempt's scripts ran (one acquired meanwhile may have placed
+ * its token after them). */
+uint64_t redlock__handle_seq(redlock_client *c);
+/* Another handle of l's identity holds the key (as far as it knows). */
+int redlock__handle_has_holder(redlock_lock *l);
 /* About to renew (extend) ls[k] with some ttl: lower[k] = 1 when the
  * renewal may also lower the key's ttl, which is so only for a held handle
  * that is alone in its identity (it is SHORTENING until the end, and new

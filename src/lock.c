@@ -370,6 +370,7 @@ static redlock_status acquire_once(redlock_client *c, redlock_lock *l,
         b[i].ncalls = per;
     }
 
+    uint64_t seq = fresh ? 0 : redlock__handle_seq(c);
     int64_t start = redlock__now_ms();
     acq_ctx x = {c, wait_at};
     redlock__decider d = {c->quorum, acquire_decided, &x};
@@ -425,7 +426,7 @@ static redlock_status acquire_once(redlock_client *c, redlock_lock *l,
      * holds the key) leave it on less than a quorum: a handle of this
      * token that believes it holds is wrong, and must be told. */
     if (!fresh && absent > c->nnodes - c->quorum)
-        redlock__handle_siblings_lost(l);
+        redlock__handle_siblings_lost(l, seq);
     redlock_status st = REDLOCK_OK;
     int64_t vend = redlock__validity_end_ms(start, ttl_ms,
                                             c->opts.drift_factor);
@@ -438,11 +439,13 @@ static redlock_status acquire_once(redlock_client *c, redlock_lock *l,
                            "validity of a %" PRId64 " ms ttl",
                            key, ttl_ms);
     } else if (t.no > 0 && t.yes + t.no >= c->quorum &&
-               t.no <= c->nnodes - c->quorum) {
+               t.no <= c->nnodes - c->quorum &&
+               (fresh || !redlock__handle_has_holder(l))) {
         /* A split vote among a quorum that answered (1 yes, 1 no, 1
          * failed): another token holds the key on a node we heard from,
          * so it is busy, whatever the silent node would have said.  A wait
-         * retries it like any busy key. */
+         * retries it like any busy key.  (Not while another handle of our
+         * token holds it: then the silent node decides, and it is IO.) */
         st = redlock__fail(REDLOCK_BUSY,
                            "acquire \"%.80s\": %d of %d nodes said yes, %d "
                            "no, %d failed; %d needed",

@@ -288,6 +288,8 @@ typedef struct shared {
     _Atomic long unexpected;
     /* The workloads and rules added for the review's bugs. */
     _Atomic long io_acquires;   /* acquires answered IO */
+    _Atomic long io_claims;     /* re-takes waiting out their own delete */
+    _Atomic long io_slow;       /* IO: more than one node too slow */
     _Atomic long same_acq[8], adopt_st[8];
     _Atomic long same_refused;  /* refused while a handle of the token held */
     _Atomic long priv_checks, priv_busy;
@@ -486,6 +488,26 @@ static void append_rec(shared *sh, const t_rec *r)
 static void acquire_status(worker *w, const char *what, redlock_status st)
 {
     shared *sh = w->sh;
+    /* A re-take of a token whose delete this client gave up on waits until
+     * that delete is known done; on a stalled node that lasts as long as
+     * the stall (documented: REDLOCK_IO, a wait retries it).  Counted,
+     * not a violation. */
+    if (st == REDLOCK_IO &&
+        strstr(redlock_last_error(), "earlier delete of the same token")) {
+        atomic_fetch_add(&sh->io_claims, 1);
+        st = REDLOCK_OK; /* nothing more to judge */
+    }
+    /* The bug class is an IO although a quorum answered (a split vote, a
+     * transient error); an IO because more nodes than the faulty one were
+     * too slow to answer in time (a loaded machine, an AOF fsync) is the
+     * timeout doing its job: counted apart. */
+    const char *f = strstr(redlock_last_error(), " no, ");
+    int failed = 0;
+    if (st == REDLOCK_IO && f && sscanf(f, " no, %d failed", &failed) == 1 &&
+        failed > 1) {
+        atomic_fetch_add(&sh->io_slow, 1);
+        st = REDLOCK_OK;
+    }
     if (st == REDLOCK_IO && atomic_fetch_add(&sh->io_acquires, 1) < 3 &&
         w->sc->minority)
         note_msg(sh, "%s: IO with at most one node faulty: %s", what,
@@ -1866,8 +1888,10 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
                atomic_load(&sh->herd_acq_fail));
     if (sc->minority)
         printf("  quorum    %ld acquires answered IO with at most one node "
-               "faulty\n",
-               atomic_load(&sh->io_acquires));
+               "faulty (and %ld re-takes waited out their own delete, %ld "
+               "found two nodes too slow)\n",
+               atomic_load(&sh->io_acquires), atomic_load(&sh->io_claims),
+               atomic_load(&sh->io_slow));
     if (sc->replica)
         printf("  replica   %ld acquires/extends OK while the replica was "
                "stopped\n",
