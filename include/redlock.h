@@ -324,8 +324,11 @@ REDLOCK_API redlock_status redlock_inspect(redlock_client *c, const char *key,
  * which extends it every ttl/3 (not more often than renew_floor_ms, never
  * less often than ttl/2) until it is released or detached, max_hold_ms is
  * reached, or it is lost.  A renewal that finds another value or no key
- * marks the lock lost at once; I/O failures are retried until the validity
- * runs out.  Loss shows in redlock_held() and redlock_validity_ms() and
+ * on so many nodes that no quorum has our token marks the lock lost at
+ * once; I/O failures are retried until the validity runs out.  A node
+ * that lost the key while a quorum kept it (it restarted, or was stopped
+ * past the ttl) gets it back, at once when it answers again, so that the
+ * lock does not rest on a bare quorum.  Loss shows in redlock_held() and redlock_validity_ms() and
  * calls on_lost once.  Calling it again is harmless.
  *
  * Returns REDLOCK_OK; REDLOCK_NOT_HELD (already lost); REDLOCK_INVALID
