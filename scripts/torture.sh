@@ -30,7 +30,10 @@
 # build-torture-plain/; "thread" for TSan with clang in
 # build-torture-thread/); TORTURE_BUILD_DIR (a build directory already
 # configured, e.g. build-asan after test.sh: only the torture target is
-# built there, with its sanitizers); JOBS.
+# built there, with its sanitizers); JOBS; TORTURE_LIVENESS=strict also
+# fails the run on the minority scenario's liveness checks (an IO or a
+# lost kept-alive lock while a quorum was healthy), which are otherwise
+# reported as LIVENESS lines: safety (every overlap reported) always fails.
 # Missing Debian packages are installed first (scripts/deps.sh).
 # Exit status: redlock_torture's (0 pass, 1 a violation, 2 setup failed).
 set -euo pipefail
