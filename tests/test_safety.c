@@ -67,6 +67,14 @@ static void trio_stop(trio *t)
     rt_server_stop(&t->b);
 }
 
+static void start_three(rt_server s[3], const char *urls[3])
+{
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(rt_server_start(&s[i], NULL), 0);
+        urls[i] = s[i].url;
+    }
+}
+
 static int holds(rt_server *s, const char *key, const char *token)
 {
     char *v = rt_get(s, key);
@@ -520,13 +528,14 @@ static void try_bounded_once(void **state)
  * first token then takes it again: the first handle's renewals succeed
  * again and it never learns that another held the key meanwhile.  The
  * re-take, which had to place the token, must tell it. */
-static _Atomic int masked_lost;
-static void on_masked_lost(const redlock_lock *l, void *arg)
+/* on_lost that counts into the _Atomic int its argument points to. */
+static void count_lost(const redlock_lock *l, void *arg)
 {
     (void)l;
-    (void)arg;
-    atomic_fetch_add(&masked_lost, 1);
+    atomic_fetch_add((_Atomic int *)arg, 1);
 }
+
+static _Atomic int masked_lost;
 
 static void retake_tells_lost_sibling(void **state)
 {
@@ -536,7 +545,8 @@ static void retake_tells_lost_sibling(void **state)
     redlock_options o;
     redlock_options_init(&o);
     o.renew_floor_ms = 100;
-    o.on_lost = on_masked_lost;
+    o.on_lost = count_lost;
+    o.on_lost_arg = &masked_lost;
     redlock_client *c = connect_n((const char *[]){s.url}, 1, &o);
     redlock_lock *h1, *h2;
     assert_int_equal(redlock_acquire_as(c, "s:mask", "tok", 3000, 0, &h1),
@@ -566,10 +576,7 @@ static void renewal_heals_a_node(void **state)
     (void)state;
     rt_server s[3];
     const char *urls[3];
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(rt_server_start(&s[i], NULL), 0);
-        urls[i] = s[i].url;
-    }
+    start_three(s, urls);
     redlock_options o;
     redlock_options_init(&o);
     o.renew_floor_ms = 100;
@@ -602,10 +609,7 @@ static void node_back_heals_at_once(void **state)
     (void)state;
     rt_server s[3];
     const char *urls[3];
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(rt_server_start(&s[i], NULL), 0);
-        urls[i] = s[i].url;
-    }
+    start_three(s, urls);
     redlock_options o;
     redlock_options_init(&o);
     o.connect_timeout_ms = o.io_timeout_ms = 200;
@@ -673,12 +677,6 @@ static void fence_counter_is_no_lock(void **state)
 /* Review finding: max_hold_ms shorter than the ttl was not enforced; the
  * lock lived its whole ttl. */
 static _Atomic int capped_lost;
-static void on_capped_lost(const redlock_lock *l, void *arg)
-{
-    (void)l;
-    (void)arg;
-    atomic_fetch_add(&capped_lost, 1);
-}
 
 static void max_hold_below_ttl(void **state)
 {
@@ -688,7 +686,8 @@ static void max_hold_below_ttl(void **state)
     redlock_options o;
     redlock_options_init(&o);
     o.max_hold_ms = 1000;
-    o.on_lost = on_capped_lost;
+    o.on_lost = count_lost;
+    o.on_lost_arg = &capped_lost;
     redlock_client *c = connect_n((const char *[]){s.url}, 1, &o);
     redlock_lock *l;
     int64_t t0 = now_ms();
