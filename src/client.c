@@ -176,6 +176,18 @@ redlock_client *redlock_connect(const char *const *urls, size_t n,
         c->nnodes++;
     }
     c->quorum = c->nnodes / 2 + 1;
+    /* The queue hands a lock over on one node in one atomic step; per-node
+     * queues of N > 1 would grant different waiters, and a grant written
+     * by the releaser is no write of the waiter's that WAIT could count. */
+    c->queued = c->nnodes == 1 && c->opts.min_replicas == 0;
+    char tok[REDLOCK__TOKEN_LEN + 1];
+    if ((*status = redlock__new_token(tok)) != REDLOCK_OK) {
+        redlock_client_free(c);
+        return NULL;
+    }
+    for (size_t i = 0, k = 0; tok[i]; i++)
+        if (tok[i] != '-')
+            c->grant_id[k++] = tok[i];
 
     redlock_status worst;
     char msg[512] = "";

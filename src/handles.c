@@ -107,14 +107,29 @@ redlock_lock *redlock__handle_new(redlock_client *c, const char *key,
                                   size_t keylen, const char *token)
 {
     size_t toklen = strlen(token);
-    redlock_lock *l = calloc(1, sizeof *l + keylen + 1 + toklen + 1);
+    size_t qroom = c->queued ? keylen + REDLOCK__QNAME_EXTRA + 1 : 0;
+    size_t froom = c->queued && c->opts.fencing ? keylen + 7 : 0;
+    redlock_lock *l =
+        calloc(1, sizeof *l + keylen + 1 + qroom + froom + toklen + 1);
     if (!l)
         return NULL;
     l->client = c;
     l->key = (char *)(l + 1);
     memcpy(l->key, key, keylen);
     l->keylen = keylen;
-    l->token = l->key + keylen + 1;
+    char *p = l->key + keylen + 1;
+    if (qroom) {
+        l->qkey = p;
+        l->qkeylen = redlock__queue_name(key, keylen, l->qkey);
+        p += qroom;
+    }
+    if (froom) {
+        l->fkey = p;
+        memcpy(l->fkey, key, keylen);
+        memcpy(l->fkey + keylen, ":fence", 6);
+        p += froom;
+    }
+    l->token = p; /* last: a new token (same length) is written in place */
     memcpy(l->token, token, toklen);
     l->wd_index = -1;
     l->id_state = REDLOCK__H_ATTEMPT;

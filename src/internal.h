@@ -40,6 +40,7 @@ int64_t redlock__random_between(int64_t lo, int64_t hi);
 /* ---- token.c: random tokens --------------------------------------------- */
 
 #define REDLOCK__TOKEN_LEN 36
+#define REDLOCK__GRANT_ID_LEN 32
 /* 128 random bits from getrandom(2), as a lower-case v4 UUID. */
 redlock_status redlock__new_token(char out[REDLOCK__TOKEN_LEN + 1]);
 
@@ -122,6 +123,12 @@ typedef struct redlock__script {
 } redlock__script;
 
 extern const redlock__script redlock__script_release;
+/* The same with KEYS[2] the waiter queue (and KEYS[3] the fence counter). */
+extern const redlock__script redlock__script_release_queued;
+extern const redlock__script redlock__script_release_queued_fenced;
+/* A waiter's try with the queue (queue.c), without and with the fence. */
+extern const redlock__script redlock__script_enqueue;
+extern const redlock__script redlock__script_enqueue_fenced;
 extern const redlock__script redlock__script_extend;
 extern const redlock__script redlock__script_acquire;
 extern const redlock__script redlock__script_acquire_fenced;
@@ -342,6 +349,10 @@ struct redlock_lock {
     uint64_t held_seq; /* the client's held_seq when it became held */
     char *key;   /* in the same allocation as the handle */
     char *token; /* ditto */
+    /* With the waiter queue (queue.c): its name, and the fence counter's
+     * when fencing is on; NULL otherwise.  Same allocation. */
+    char *qkey, *fkey;
+    size_t qkeylen;
 };
 
 struct redlock_watchdog;
@@ -350,6 +361,12 @@ struct redlock_client {
     redlock_options opts;
     int nnodes, quorum;
     redlock__node *nodes;
+    /* Releases hand the lock to one queued waiter (queue.c): one node and
+     * no min_replicas.  Set at connect. */
+    int queued;
+    /* Random, names the client's grant channel "redlock:grant:<id>". */
+    char grant_id[REDLOCK__GRANT_ID_LEN + 1];
+    _Atomic uint64_t grant_seq; /* numbers the waits' queue entries */
 
     pthread_mutex_t mu; /* guards the handles: list, identity table */
     redlock_lock *locks;
@@ -463,6 +480,47 @@ void redlock__notify_unwatch(redlock_client *c, redlock__watch *w);
 int redlock__notify_draining(redlock_client *c, const char *key,
                              size_t keylen);
 void redlock__notify_stop(redlock_client *c);
+
+/* A wait's place in the queue, for the notifier to hand its grant to
+ * (queue.c).  Owned by the waiting thread; the notifier fills in granted
+ * and fence under its mutex. */
+typedef struct redlock__grant {
+    const char *key;
+    size_t keylen;
+    const char *token;
+    uint64_t seq;
+    int granted;
+    int64_t fence;
+    pthread_cond_t cv; /* signalled for this wait alone */
+    struct redlock__grant *next;
+} redlock__grant;
+
+/* Listen for grants to g (starting the notifier, which subscribes to the
+ * client's grant channel).  *seen gets the channel's generation.  -1 when
+ * no notifier can run. */
+int redlock__notify_expect(redlock_client *c, redlock__grant *g,
+                           uint64_t *seen);
+/* Sleep until g is granted, the grant channel's generation moves past
+ * *seen (subscribed, or re-subscribed after a break: grants may have been
+ * missed), or until_ns.  Updates *seen; returns g->granted. */
+int redlock__notify_await(redlock_client *c, redlock__grant *g,
+                          uint64_t *seen, int64_t until_ns);
+/* Stop listening for g; a grant that comes later is ignored. */
+void redlock__notify_unexpect(redlock_client *c, redlock__grant *g);
+
+/* ---- queue.c: handing a released lock to one waiter (one node) --------- */
+
+/* Room the queue's name needs beyond the key's length. */
+#define REDLOCK__QNAME_EXTRA 13
+/* The queue of key, "<key>:redlock:q", written (not NUL-terminated) into
+ * out, which has keylen + REDLOCK__QNAME_EXTRA bytes; returns its length. */
+size_t redlock__queue_name(const char *key, size_t keylen, char *out);
+/* Wait for l's key in the queue until until_ns (INT64_MAX: forever), as
+ * redlock_acquire does; on REDLOCK_OK *validity_end and *fence are set. */
+redlock_status redlock__queue_wait(redlock_client *c, redlock_lock *l,
+                                   int64_t ttl_ms, int own_token,
+                                   int64_t until_ns, int64_t *validity_end,
+                                   int64_t *fence);
 
 /* ---- thread.c ---------------------------------------------------------- */
 

@@ -57,13 +57,22 @@ static void one_call_each(const redlock_client *c, redlock__batch *b,
     }
 }
 
-/* The release script's call; own: see redlock__notify_draining. */
-static void release_call(redlock__call *cl, const char *key, size_t keylen,
-                         const char *token, int own)
+/* The release script's call for l; own: see redlock__notify_draining.
+ * With the queue it names the queue (and the fence counter, so that the
+ * waiter it hands the lock to gets the next number). */
+static void release_call(redlock__call *cl, const redlock_lock *l, int own)
 {
-    cl->script = &redlock__script_release;
-    set_arg(cl, key, keylen);
-    set_arg(cl, token, strlen(token));
+    if (l->qkey)
+        cl->script = l->fkey ? &redlock__script_release_queued_fenced
+                             : &redlock__script_release_queued;
+    else
+        cl->script = &redlock__script_release;
+    set_arg(cl, l->key, l->keylen);
+    if (l->qkey)
+        set_arg(cl, l->qkey, l->qkeylen);
+    if (l->fkey)
+        set_arg(cl, l->fkey, l->keylen + 6);
+    set_arg(cl, l->token, strlen(l->token));
     set_arg(cl, REDLOCK__HANDOFF_MS, strlen(REDLOCK__HANDOFF_MS));
     set_arg(cl, own ? "1" : "0", 1);
 }
@@ -218,7 +227,7 @@ static void undo_acquire(redlock_client *c, redlock_lock *l, int fresh,
                                         l->token);
         } else if (placed[i]) {
             b[i].ncalls = 1;
-            release_call(&calls[i], l->key, l->keylen, l->token, own);
+            release_call(&calls[i], l, own);
         }
     }
     redlock__exchange(b, c->nnodes, op_deadline_ns(c));
@@ -540,7 +549,12 @@ static redlock_status acquire(redlock_client *c, const char *key,
     redlock__watch *w = NULL;
     uint64_t seen = 0;
     int checked_type = 0;
-    for (int tries = 0;; tries++) {
+    /* One node: wait in the queue, where a release hands the lock over
+     * (queue.c); the first try already takes a place in it. */
+    if (c->queued && wait_ms != 0)
+        st = redlock__queue_wait(c, l, ttl_ms, own_token, until,
+                                 &at.validity_end, &at.fence);
+    for (int tries = 0; !(c->queued && wait_ms != 0); tries++) {
         if (tries > 0 && own_token &&
             (st = redlock__handle_retoken(l)) != REDLOCK_OK)
             break;
@@ -912,8 +926,7 @@ static void release_many(redlock_client *c, redlock_lock **locks, int n,
         /* Our own leftover subscription is nobody to hand off to. */
         int own = redlock__notify_draining(c, locks[k]->key, locks[k]->keylen);
         for (int i = 0; i < c->nnodes; i++)
-            release_call(&m.calls[i * m.stride + k], locks[k]->key,
-                         locks[k]->keylen, locks[k]->token, own);
+            release_call(&m.calls[i * m.stride + k], locks[k], own);
     }
     for (int i = 0; dead && i < c->nnodes; i++)
         if (*dead & (UINT32_C(1) << i))

@@ -208,12 +208,38 @@ static void queue_ghosts(redlock__node *n, redlock__conn *c)
     size_t mark = c->out.len;
     int count = 0;
     redlock__ghost *g;
+    /* With the queue a ghost delete hands the lock on, like a release. */
+    int queued = n->client && n->client->queued;
+    int fenced = queued && n->opts->fencing;
     for (g = n->ghosts; g; g = g->next, count++) {
-        const char *argv[] = {"EVAL", redlock__script_release.body, "1",
-                              g->key, g->token, REDLOCK__HANDOFF_MS, "0"};
-        size_t len[] = {4, strlen(argv[1]), 1, g->keylen, strlen(g->token),
-                        strlen(REDLOCK__HANDOFF_MS), 1};
-        if (redlock__resp_append(&c->out, 7, argv, len) != 0)
+        char *names = NULL;
+        const char *argv[9];
+        size_t len[9];
+        int k = 0;
+        argv[k] = "EVAL", len[k++] = 4;
+        argv[k] = redlock__script_release.body, len[k] = strlen(argv[k]), k++;
+        argv[k] = fenced ? "3" : queued ? "2" : "1", len[k++] = 1;
+        argv[k] = g->key, len[k++] = g->keylen;
+        if (queued) {
+            names = malloc(2 * g->keylen + REDLOCK__QNAME_EXTRA + 6);
+            if (!names)
+                break;
+            argv[k] = names;
+            len[k] = redlock__queue_name(g->key, g->keylen, names);
+            if (fenced) {
+                char *f = names + len[k++];
+                memcpy(f, g->key, g->keylen);
+                memcpy(f + g->keylen, ":fence", 6);
+                argv[k] = f, len[k] = g->keylen + 6;
+            }
+            k++;
+        }
+        argv[k] = g->token, len[k] = strlen(g->token), k++;
+        argv[k] = REDLOCK__HANDOFF_MS, len[k] = strlen(argv[k]), k++;
+        argv[k] = "0", len[k++] = 1;
+        int rc = redlock__resp_append(&c->out, k, argv, len);
+        free(names);
+        if (rc != 0)
             break;
     }
     if (g) { /* out of memory: keep them all for later */

@@ -12,6 +12,12 @@
  * Notifications are hints, never grants: a waiter always retries the
  * acquire, and falls back to timed retries (by the holder's ttl) when no
  * notification comes, for a holder that crashed publishes nothing.
+ *
+ * With the waiter queue (one node, queue.c) there are no per-key channels:
+ * the notifier subscribes to the client's own "redlock:grant:<id>", on
+ * which a release tells the one waiter it handed the lock to, and wakes
+ * that waiter's thread alone.  A grant for no current wait (one that
+ * ended meanwhile) is ignored: its key expires with that waiter's ttl.
  */
 #include "internal.h"
 
@@ -48,16 +54,90 @@ struct redlock_notifier {
     int stop;
     redlock__watch *watches;
     int live;            /* subscriber connections up */
+    redlock__grant *grants; /* waits listening on the grant channel */
+    uint64_t grant_gen;  /* moves when grants may have been missed */
+    int grant_confirmed; /* the grant channel is subscribed */
     /* The thread's own. */
     redlock__conn *sub[REDLOCK_MAX_NODES];
     int64_t retry_ns[REDLOCK_MAX_NODES];
 };
 
+/* Every wait for a grant: check again, one may have been missed. */
+static void bump_grants(struct redlock_notifier *nf)
+{
+    nf->grant_gen++;
+    for (redlock__grant *g = nf->grants; g; g = g->next)
+        pthread_cond_signal(&g->cv);
+}
+
 static void bump_all(struct redlock_notifier *nf)
 {
     for (redlock__watch *w = nf->watches; w; w = w->next)
         w->gen++;
+    bump_grants(nf);
     pthread_cond_broadcast(&nf->cond);
+}
+
+#define GRANT_PREFIX "redlock:grant:"
+
+/* SUBSCRIBE to the client's grant channel on s. */
+static int queue_grant_sub(redlock__conn *s, const redlock_client *c)
+{
+    char ch[sizeof GRANT_PREFIX + REDLOCK__GRANT_ID_LEN];
+    size_t plen = strlen(GRANT_PREFIX);
+    memcpy(ch, GRANT_PREFIX, plen);
+    memcpy(ch + plen, c->grant_id, REDLOCK__GRANT_ID_LEN);
+    const char *argv[] = {"SUBSCRIBE", ch};
+    size_t len[] = {9, plen + REDLOCK__GRANT_ID_LEN};
+    return redlock__resp_append(&s->out, 2, argv, len);
+}
+
+static int is_grant_channel(const redlock_client *c, const redisReply *ch)
+{
+    size_t plen = strlen(GRANT_PREFIX);
+    return ch->len == plen + REDLOCK__GRANT_ID_LEN &&
+           memcmp(ch->str, GRANT_PREFIX, plen) == 0 &&
+           memcmp(ch->str + plen, c->grant_id, REDLOCK__GRANT_ID_LEN) == 0;
+}
+
+static int parse_u64(const char **p, const char *end, uint64_t *out)
+{
+    uint64_t v = 0;
+    const char *q = *p;
+    if (q >= end || *q < '0' || *q > '9')
+        return -1;
+    for (; q < end && *q >= '0' && *q <= '9'; q++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*q - '0');
+    }
+    if (q >= end || *q != ' ')
+        return -1;
+    *p = q + 1;
+    *out = v;
+    return 0;
+}
+
+/* A grant: "<seq> <fence> <keylen> <key><token>" (release script).  The
+ * wait it names, if it still waits, holds the lock now. */
+static void handle_grant(struct redlock_notifier *nf, const redisReply *m)
+{
+    const char *p = m->str, *end = m->str + m->len;
+    uint64_t seq, fence, keylen;
+    if (parse_u64(&p, end, &seq) || parse_u64(&p, end, &fence) ||
+        parse_u64(&p, end, &keylen) || keylen > (uint64_t)(end - p))
+        return;
+    const char *key = p, *tok = p + keylen;
+    size_t toklen = (size_t)(end - tok);
+    for (redlock__grant *g = nf->grants; g; g = g->next)
+        if (g->seq == seq && g->keylen == keylen &&
+            memcmp(g->key, key, keylen) == 0 && strlen(g->token) == toklen &&
+            memcmp(g->token, tok, toklen) == 0) {
+            g->granted = 1;
+            g->fence = fence > INT64_MAX ? 0 : (int64_t)fence;
+            pthread_cond_signal(&g->cv); /* that thread alone */
+            return;
+        }
 }
 
 /* Queue (UN)SUBSCRIBE of w's channel on connection s. */
@@ -97,7 +177,8 @@ static redlock__conn *open_sub(struct redlock_notifier *nf, int i)
     b.calls = &ping;
     b.ncalls = 1;
     b.pending = 1;
-    if (redlock__conn_append_call(s, &ping, 0) != 0) {
+    if (redlock__conn_append_call(s, &ping, 0) != 0 ||
+        (c->queued && queue_grant_sub(s, c) != 0)) {
         redlock__conn_free(s);
         return NULL;
     }
@@ -130,6 +211,7 @@ static void drop_sub(struct redlock_notifier *nf, int i)
     nf->sub[i] = NULL;
     nf->retry_ns[i] = redlock__now_ns() + (int64_t)RECONNECT_MS * 1000000;
     nf->live--;
+    nf->grant_confirmed = 0;
     /* Subscriptions die with their connection: whatever was draining is
      * gone there, and its confirmation will never come.  (Swept by
      * sync_watches, where freeing is safe.) */
@@ -162,6 +244,16 @@ static void handle_push(struct redlock_notifier *nf, const redisReply *r)
         return;
     const char *kind = r->element[0]->str;
     int is_sub = strcmp(kind, "subscribe") == 0;
+    if (is_grant_channel(nf->c, r->element[1])) {
+        if (is_sub) {
+            nf->grant_confirmed = 1;
+            bump_grants(nf);
+        } else if (strcmp(kind, "message") == 0 && r->elements == 3 &&
+                   r->element[2]->type == REDIS_REPLY_STRING) {
+            handle_grant(nf, r->element[2]);
+        }
+        return;
+    }
     if (strcmp(kind, "unsubscribe") == 0) {
         redlock__watch *w = find(nf, r->element[1]->str, r->element[1]->len, 1);
         if (w)
@@ -445,6 +537,49 @@ void redlock__notify_unwatch(redlock_client *c, redlock__watch *w)
         kick(nf); /* the thread unsubscribes and frees it */
 }
 
+int redlock__notify_expect(redlock_client *c, redlock__grant *g,
+                           uint64_t *seen)
+{
+    struct redlock_notifier *nf = get(c);
+    if (!nf)
+        return -1;
+    redlock__cond_init_monotonic(&g->cv);
+    pthread_mutex_lock(&nf->mu);
+    g->granted = 0;
+    g->next = nf->grants;
+    nf->grants = g;
+    *seen = nf->grant_gen;
+    pthread_mutex_unlock(&nf->mu);
+    return 0;
+}
+
+int redlock__notify_await(redlock_client *c, redlock__grant *g,
+                          uint64_t *seen, int64_t until_ns)
+{
+    struct redlock_notifier *nf = c->notify;
+    pthread_mutex_lock(&nf->mu);
+    while (!g->granted && nf->grant_gen == *seen && !nf->stop &&
+           redlock__now_ns() < until_ns)
+        redlock__cond_wait_until(&g->cv, &nf->mu, until_ns);
+    *seen = nf->grant_gen;
+    int granted = g->granted;
+    pthread_mutex_unlock(&nf->mu);
+    return granted;
+}
+
+void redlock__notify_unexpect(redlock_client *c, redlock__grant *g)
+{
+    struct redlock_notifier *nf = c->notify;
+    pthread_mutex_lock(&nf->mu);
+    for (redlock__grant **pp = &nf->grants; *pp; pp = &(*pp)->next)
+        if (*pp == g) {
+            *pp = g->next;
+            break;
+        }
+    pthread_mutex_unlock(&nf->mu);
+    pthread_cond_destroy(&g->cv);
+}
+
 void redlock__notify_stop(redlock_client *c)
 {
     struct redlock_notifier *nf = c->notify;
@@ -453,6 +588,7 @@ void redlock__notify_stop(redlock_client *c)
     pthread_mutex_lock(&nf->mu);
     nf->stop = 1;
     pthread_cond_broadcast(&nf->cond);
+    bump_grants(nf);
     pthread_mutex_unlock(&nf->mu);
     kick(nf);
     pthread_join(nf->thread, NULL);

@@ -4,10 +4,22 @@
  * checks them against SCRIPT LOAD on a real server. */
 #include "internal.h"
 
-/* KEYS[1] = lock key; ARGV[1] = token, ARGV[2] = handoff ms, ARGV[3] =
- * how many of the listeners are the releasing client's own leftovers (a
- * subscription that outlived its wait by a round trip), 0 if absent.  1
- * released, 0 not ours.  The release is published on
+/* KEYS[1] = lock key, KEYS[2] = waiter queue, KEYS[3] = fence counter
+ * (both optional); ARGV[1] = token, ARGV[2] = handoff ms, ARGV[3] = how
+ * many of the listeners are the releasing client's own leftovers.  1
+ * released, 0 not ours.
+ *
+ * With a queue (one node: see queue.c) the lock passes straight to the
+ * first live waiter: its entry "<ttl> <seq> <client id> <token>" is
+ * popped, the grant is published on that client's own channel, and when
+ * someone listens there the key becomes the waiter's token with the
+ * waiter's ttl, in the same atomic step as the check that it was ours.
+ * Nobody listening means the waiter's client is gone (killed: its kernel
+ * closed the connection) or deaf for now: it is skipped, and finds out at
+ * its next check.  With a fence counter each grant takes the next number.
+ * (model/queue.pml: release)
+ *
+ * Without a queue (N > 1, or min_replicas) the release is published on
  * "redlock:release:<key>", so that waiters wake at once instead of
  * polling.  When someone else waits, the key is not deleted but handed
  * off: it holds "redlock:handoff" for a few ms, which SET NX (the releaser
@@ -17,15 +29,29 @@
  * PSUBSCRIBE listener (a monitor, a keyspace-event consumer) waits for
  * nothing, and counting it (PUBLISH's answer does) would park every
  * release as a handoff to nobody.  (model rule release_script) */
-const redlock__script redlock__script_release = {
-    "release",
-    "if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end local "
-    "ch = 'redlock:release:' .. KEYS[1] local n = redis.call('pubsub', "
-    "'numsub', ch)[2] if n > 0 then redis.call('publish', ch, '') end "
-    "if n > tonumber(ARGV[3] or '0') then redis.call('set', KEYS[1], "
-    "'redlock:handoff', 'PX', ARGV[2]) else redis.call('del', KEYS[1]) "
-    "end return 1",
-    "620448574facf51bdde98f5c5bb217a970361534", 1};
+#define RELEASE_BODY                                                          \
+    "if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end "            \
+    "if KEYS[2] then while true do "                                          \
+    "local e = redis.call('lpop', KEYS[2]) "                                  \
+    "if not e then redis.call('del', KEYS[1]) return 1 end "                  \
+    "local t, s, id, tok = string.match(e, '^(%d+) (%d+) (%x+) (.+)$') "      \
+    "if t then local f = 0 "                                                  \
+    "if KEYS[3] then f = redis.call('incr', KEYS[3]) end "                    \
+    "if redis.call('publish', 'redlock:grant:' .. id, s .. ' ' .. f .. ' ' "  \
+    ".. #KEYS[1] .. ' ' .. KEYS[1] .. tok) > 0 then "                         \
+    "redis.call('set', KEYS[1], tok, 'PX', t) return 1 end end end end "      \
+    "local ch = 'redlock:release:' .. KEYS[1] local n = redis.call("          \
+    "'pubsub', 'numsub', ch)[2] if n > 0 then redis.call('publish', ch, '') " \
+    "end if n > tonumber(ARGV[3] or '0') then redis.call('set', KEYS[1], "    \
+    "'redlock:handoff', 'PX', ARGV[2]) else redis.call('del', KEYS[1]) "      \
+    "end return 1"
+#define RELEASE_SHA "138d2dcf22919983537f63e1170f160d26d798c0"
+const redlock__script redlock__script_release = {"release", RELEASE_BODY,
+                                                 RELEASE_SHA, 1};
+const redlock__script redlock__script_release_queued = {
+    "release", RELEASE_BODY, RELEASE_SHA, 2};
+const redlock__script redlock__script_release_queued_fenced = {
+    "release", RELEASE_BODY, RELEASE_SHA, 3};
 
 /* KEYS[1] = lock key, KEYS[2] = fence counter (optional); ARGV[1] = token,
  * ARGV[2] = ttl ms, ARGV[3] = "1" for a waiter (may take a key handed off
@@ -41,12 +67,15 @@ const redlock__script redlock__script_release = {
  * would go backwards when it expires, and INCR would change their value):
  * an error, REDLOCK_SERVER.
  * (model rule acquire_script) */
+/* Refuses a fence counter KEYS[k] that is someone's lock (see below). */
+#define FENCE_CHECK(k)                                                        \
+    "if KEYS[" k "] then local f = redis.call('get', KEYS[" k "]) "           \
+    "if (f and not string.match(f, '^%-?%d+$')) or "                          \
+    "redis.call('pttl', KEYS[" k "]) >= 0 then return redis.error_reply("     \
+    "'REDLOCKFENCE ' .. KEYS[" k "] .. ' is no fence counter: it has a ttl "  \
+    "or holds no number (a lock?)') end end "
 #define ACQUIRE_BODY                                                          \
-    "if KEYS[2] then local f = redis.call('get', KEYS[2]) " \
-    "if (f and not string.match(f, '^%-?%d+$')) or " \
-    "redis.call('pttl', KEYS[2]) >= 0 then return redis.error_reply(" \
-    "'REDLOCKFENCE ' .. KEYS[2] .. ' is no fence counter: it has a ttl " \
-    "or holds no number (a lock?)') end end " \
+    FENCE_CHECK("2") \
     "local v = redis.call('get', KEYS[1]) local r = 1 " \
     "if v == ARGV[1] then r = -1 " \
     "local p = redis.call('pttl', KEYS[1]) " \
@@ -83,6 +112,45 @@ const redlock__script redlock__script_extend = {
     "if v then return 0 end return 2",
     "117172716098049ba8fb5af2e2e92526246d62cd", 1};
 
+/* A waiter's try on one node (queue.c).  KEYS[1] = lock key, KEYS[2] =
+ * waiter queue, KEYS[3] = fence counter (optional); ARGV[1] = token,
+ * ARGV[2] = ttl ms, ARGV[3] = the waiter's queue entry, ARGV[4] = "push"
+ * (the first try of a wait), "check" (a later one: the entry is pushed
+ * again if it is gone) or "cancel" (the last: the entry is removed),
+ * ARGV[5] = how long an idle queue lives, ms.  Answers as the acquire
+ * script (r > 0 placed, r < 0 already ours, |r| the fence number or 1),
+ * or, when another token holds the key, 0 (cancelled) or the status
+ * "Q <position>", with " <pttl>" added for the first in line, who is the
+ * one to watch for a holder that vanished.  A free key is taken, queued
+ * or not: it is free only when its holder's ttl ran out or a client
+ * outside the queue deleted it, since a release hands it to the first
+ * waiter.  Every path that ends the wait removes the entry first, so
+ * that it cannot be granted afterwards.  (model/queue.pml: enqueue) */
+#define ENQUEUE_BODY                                                          \
+    FENCE_CHECK("3") \
+    "local v = redis.call('get', KEYS[1]) local r = 1 " \
+    "if v and v ~= ARGV[1] then " \
+    "if ARGV[4] == 'cancel' then redis.call('lrem', KEYS[2], 0, ARGV[3]) " \
+    "return 0 end local pos = false " \
+    "if ARGV[4] == 'check' then pos = redis.call('lpos', KEYS[2], ARGV[3]) " \
+    "end if not pos then pos = redis.call('rpush', KEYS[2], ARGV[3]) - 1 " \
+    "end if pos == 0 or ARGV[4] == 'check' then " \
+    "redis.call('pexpire', KEYS[2], ARGV[5]) end " \
+    "if pos == 0 then return redis.status_reply('Q 0 ' .. " \
+    "redis.call('pttl', KEYS[1])) end " \
+    "return redis.status_reply('Q ' .. pos) end " \
+    "if ARGV[4] ~= 'push' then redis.call('lrem', KEYS[2], 0, ARGV[3]) end " \
+    "if v then r = -1 local p = redis.call('pttl', KEYS[1]) " \
+    "if p >= 0 and p < tonumber(ARGV[2]) then " \
+    "redis.call('pexpire', KEYS[1], ARGV[2]) end " \
+    "else redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) end " \
+    "if KEYS[3] then return r * redis.call('incr', KEYS[3]) end return r"
+#define ENQUEUE_SHA "8420ba0737708a48e2ff93d33a0e0e3a4e220c7a"
+const redlock__script redlock__script_enqueue = {"enqueue", ENQUEUE_BODY,
+                                                 ENQUEUE_SHA, 2};
+const redlock__script redlock__script_enqueue_fenced = {
+    "enqueue", ENQUEUE_BODY, ENQUEUE_SHA, 3};
+
 /* KEYS[1] = lock key.  {value or nil, pttl} read in one atomic step. */
 const redlock__script redlock__script_inspect = {
     "inspect",
@@ -91,6 +159,7 @@ const redlock__script redlock__script_inspect = {
 
 const redlock__script *const redlock__scripts[] = {
     &redlock__script_release, &redlock__script_extend,
-    &redlock__script_acquire, &redlock__script_inspect};
+    &redlock__script_acquire, &redlock__script_inspect,
+    &redlock__script_enqueue};
 const size_t redlock__nscripts =
     sizeof redlock__scripts / sizeof redlock__scripts[0];

@@ -1,5 +1,6 @@
-/* Release notifications and the handoff to waiters, against a real
- * redis-server.  Waiters here use a retry delay of 2 s, so a handoff that
+/* Waiting, as users see it, against a real redis-server: one node, where
+ * waiters queue and a release hands the lock to one of them (the queue's
+ * own details are in test_queue.c; the N > 1 handoff in test_redlock.c).  Waiters here use a retry delay of 2 s, so a handoff that
  * takes well under a second can only come from a notification. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -142,57 +143,6 @@ static void releaser_does_not_win_again(void **state)
     redlock_client_free(b);
 }
 
-static void handoff_is_free_to_waiters_only(void **state)
-{
-    (void)state;
-    /* A listener of our own makes the release hand the key off. */
-    redisContext *sub = redisConnect("127.0.0.1", srv.port);
-    assert_non_null(sub);
-    redisReply *r = redisCommand(sub, "SUBSCRIBE redlock:release:n:hand");
-    assert_non_null(r);
-    freeReplyObject(r);
-
-    redlock_client *a = client(100);
-    redlock_lock *l, *l2;
-    assert_int_equal(redlock_acquire(a, "n:hand", 30000, 0, &l), REDLOCK_OK);
-    assert_int_equal(redlock_release(l), REDLOCK_OK);
-    char *v = rt_get(&srv, "n:hand");
-    assert_string_equal(v, "redlock:handoff");
-    free(v);
-    long long pttl = rt_pttl(&srv, "n:hand");
-    assert_true(pttl > 0 && pttl <= 50);
-    /* free to inspect, busy to a plain try, taken by a waiter */
-    assert_int_equal(redlock_inspect(a, "n:hand", NULL, 0, NULL),
-                     REDLOCK_NOT_HELD);
-    assert_int_equal(redlock_acquire(a, "n:hand", 30000, 0, &l2),
-                     REDLOCK_BUSY);
-    int64_t t0 = now_ms();
-    assert_int_equal(redlock_acquire(a, "n:hand", 30000, 3000, &l2),
-                     REDLOCK_OK);
-    assert_true(now_ms() - t0 < 500);
-    v = rt_get(&srv, "n:hand");
-    assert_string_equal(v, redlock_token(l2));
-    free(v);
-    /* the listener heard both releases */
-    r = NULL;
-    assert_int_equal(redisGetReply(sub, (void **)&r), REDIS_OK);
-    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-    assert_string_equal(r->element[0]->str, "message");
-    assert_string_equal(r->element[1]->str, "redlock:release:n:hand");
-    freeReplyObject(r);
-    redisFree(sub);
-    /* without listeners a release deletes the key (our own waiter's
-     * subscription is dropped by the notifier thread soon after its wait) */
-    usleep(100 * 1000);
-    assert_int_equal(redlock_release(l2), REDLOCK_OK);
-    assert_int_equal(rt_pttl(&srv, "n:hand"), -2);
-    /* the reserved value is no token */
-    assert_int_equal(
-        redlock_acquire_as(a, "n:hand", "redlock:handoff", 1000, 0, &l2),
-        REDLOCK_INVALID);
-    redlock_client_free(a);
-}
-
 static void own_leftover_subscription(void **state)
 {
     (void)state;
@@ -305,7 +255,6 @@ int main(void)
         cmocka_unit_test(release_wakes_waiter),
         cmocka_unit_test(vanished_holder_by_ttl),
         cmocka_unit_test(releaser_does_not_win_again),
-        cmocka_unit_test(handoff_is_free_to_waiters_only),
         cmocka_unit_test(own_leftover_subscription),
         cmocka_unit_test(subscriber_killed),
         cmocka_unit_test(many_waiters_one_client),

@@ -441,6 +441,52 @@ static void min_replicas(void **state)
     rt_server_stop(&master);
 }
 
+/* With N > 1 there is no queue: a release with listeners hands the key off
+ * to waiters ("redlock:handoff" for 50 ms), which a plain try cannot take
+ * and a waiter's acquire can. */
+static void handoff_is_free_to_waiters_only(void **state)
+{
+    (void)state;
+    redisContext *sub[3];
+    for (int i = 0; i < 3; i++) {
+        sub[i] = redisConnect("127.0.0.1", srv[i].port);
+        assert_non_null(sub[i]);
+        redisReply *r = redisCommand(sub[i], "SUBSCRIBE redlock:release:n:hand");
+        assert_non_null(r);
+        freeReplyObject(r);
+    }
+    redlock_client *a = client_n(3, NULL);
+    redlock_lock *l, *l2;
+    assert_int_equal(redlock_acquire(a, "n:hand", 30000, 0, &l), REDLOCK_OK);
+    assert_int_equal(redlock_release(l), REDLOCK_OK);
+    assert_int_equal(holders(3, "n:hand", "redlock:handoff"), 3);
+    long long pttl = rt_pttl(&srv[0], "n:hand");
+    assert_true(pttl > 0 && pttl <= 50);
+    assert_int_equal(redlock_inspect(a, "n:hand", NULL, 0, NULL),
+                     REDLOCK_NOT_HELD);
+    assert_int_equal(redlock_acquire(a, "n:hand", 30000, 0, &l2),
+                     REDLOCK_BUSY);
+    int64_t t0 = now_ms();
+    assert_int_equal(redlock_acquire(a, "n:hand", 30000, 3000, &l2),
+                     REDLOCK_OK);
+    assert_true(now_ms() - t0 < 500);
+    assert_int_equal(holders(3, "n:hand", redlock_token(l2)), 3);
+    for (int i = 0; i < 3; i++) {
+        redisReply *r = NULL;
+        assert_int_equal(redisGetReply(sub[i], (void **)&r), REDIS_OK);
+        assert_string_equal(r->element[0]->str, "message");
+        freeReplyObject(r);
+        redisFree(sub[i]);
+    }
+    usleep(100 * 1000); /* our own waiter's subscription is dropped */
+    assert_int_equal(redlock_release(l2), REDLOCK_OK);
+    assert_int_equal(present(3, "n:hand"), 0);
+    assert_int_equal(
+        redlock_acquire_as(a, "n:hand", "redlock:handoff", 1000, 0, &l2),
+        REDLOCK_INVALID);
+    redlock_client_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -455,6 +501,7 @@ int main(void)
         cmocka_unit_test_setup(watchdog_quorum, fresh),
         cmocka_unit_test_setup(mutual_exclusion, fresh),
         cmocka_unit_test_setup(min_replicas, fresh),
+        cmocka_unit_test_setup(handoff_is_free_to_waiters_only, fresh),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
