@@ -245,10 +245,23 @@ REDLOCK_API void redlock_client_free(redlock_client *c);
  * wherever it may have placed it (on a node that did not answer: at the
  * next contact).  Thread-safe on a shared client.
  *
- * Waiting sleeps until a release of the key is published (or the holder's
- * ttl runs out), not by polling.  A lock released while others wait is
- * handed off to them for 50 ms: during that time a try (wait_ms 0) gets
- * REDLOCK_BUSY, and a waiter gets the lock.
+ * Waiting sleeps, it does not poll.  With one node (and no min_replicas)
+ * waiters queue: the failed try takes a place in a list beside the key
+ * ("<key>:redlock:q"), and a release hands the lock to the first waiter
+ * still connected, in the same atomic step, and wakes that waiter alone;
+ * it returns holding the lock without another round trip, its validity
+ * counted from the send time of its first try (after a wait longer than a
+ * quarter of the ttl, one more try raises the key's ttl first).  So a try
+ * (wait_ms 0) right after a release with waiters gets REDLOCK_BUSY; a key
+ * freed otherwise (its ttl ran out, a plain SET NX client deleted it) goes
+ * to whoever tries first.  A try never queues.  A waiter killed while it
+ * waits is skipped; one stopped but still connected is granted the lock,
+ * which then expires after that waiter's ttl, and so does a grant to a
+ * waiter whose wait ended while its last try failed.  With N > 1 waiters
+ * wake when a release is published and try again, and a lock released
+ * while others wait is handed off to them for 50 ms: during that time a
+ * try gets REDLOCK_BUSY, and a waiter gets the lock.  Either way a waiter
+ * also wakes when the holder's ttl runs out.
  */
 REDLOCK_API redlock_status redlock_acquire(redlock_client *c, const char *key,
                                            int64_t ttl_ms, int64_t wait_ms,
