@@ -400,6 +400,119 @@ static void queue_of_wrong_type(void **state)
     redlock_client_free(b);
 }
 
+static void stalled_server_then_in_order(void **state)
+{
+    (void)state;
+    /* The server stops (longer than the node timeout) while three waiters
+     * queue: they ride it out, and once it answers again the lock goes to
+     * each in turn, one at a time. */
+    redlock_client *a = client();
+    redlock_client *cs[3];
+    struct waiter w[3];
+    pthread_t t[3];
+    redlock_lock *l;
+    assert_int_equal(redlock_acquire(a, "q:stall", 30000, 0, &l), REDLOCK_OK);
+    for (int i = 0; i < 3; i++) {
+        cs[i] = client();
+        memset(&w[i], 0, sizeof w[i]);
+        w[i].c = cs[i];
+        w[i].key = "q:stall";
+        w[i].wait_ms = 15000;
+        pthread_create(&t[i], NULL, wait_for, &w[i]);
+        await_queued("q:stall", i + 1);
+    }
+    assert_int_equal(rt_server_pause(&srv), 0);
+    usleep(1500 * 1000); /* > io timeout: their checks time out */
+    assert_int_equal(rt_server_resume(&srv), 0);
+    redlock_lock *holder = l;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(redlock_release(holder), REDLOCK_OK);
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].st, REDLOCK_OK);
+        for (int k = i + 1; k < 3; k++)
+            assert_int_equal(atomic_load(&w[k].done_at), 0);
+        char *v = rt_get(&srv, "q:stall");
+        assert_string_equal(v, redlock_token(w[i].lock));
+        free(v);
+        holder = w[i].lock;
+    }
+    assert_int_equal(redlock_release(holder), REDLOCK_OK);
+    for (int i = 0; i < 3; i++)
+        redlock_client_free(cs[i]);
+    redlock_client_free(a);
+}
+
+static void restart_loses_queue_not_waiters(void **state)
+{
+    (void)state;
+    /* A restart without persistence empties the key and the queue: the
+     * waiter finds the key free at its next look (its notifier's
+     * re-subscription) and takes it. */
+    redlock_client *a = client(), *b = client();
+    redlock_lock *l;
+    assert_int_equal(redlock_acquire(a, "q:restart", 30000, 0, &l),
+                     REDLOCK_OK);
+    struct waiter w = {.c = b, .key = "q:restart", .wait_ms = 10000};
+    pthread_t t;
+    pthread_create(&t, NULL, wait_for, &w);
+    await_queued("q:restart", 1);
+    assert_int_equal(rt_server_restart(&srv), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(w.st, REDLOCK_OK);
+    char *v = rt_get(&srv, "q:restart");
+    assert_string_equal(v, redlock_token(w.lock));
+    free(v);
+    redlock_release(w.lock);
+    redlock_detach(l);
+    redlock_client_free(a);
+    redlock_client_free(b);
+}
+
+struct as_waiter {
+    redlock_client *c;
+    redlock_status st;
+    redlock_lock *lock;
+};
+
+static void *wait_as(void *p)
+{
+    struct as_waiter *w = p;
+    w->st = redlock_acquire_as(w->c, "q:as", "job-42", 10000, 8000, &w->lock);
+    return NULL;
+}
+
+static void caller_token_waits_in_queue(void **state)
+{
+    (void)state;
+    redlock_client *a = client(), *b = client();
+    redlock_lock *l;
+    assert_int_equal(redlock_acquire(a, "q:as", 30000, 0, &l), REDLOCK_OK);
+    struct as_waiter w = {.c = b};
+    pthread_t t;
+    pthread_create(&t, NULL, wait_as, &w);
+    await_queued("q:as", 1);
+    usleep(50 * 1000);
+    long long c0 = commands();
+    assert_int_equal(redlock_release(l), REDLOCK_OK);
+    pthread_join(t, NULL);
+    assert_int_equal(w.st, REDLOCK_OK);
+    assert_int_equal(commands() - c0 - 1, 5);
+    char *v = rt_get(&srv, "q:as");
+    assert_string_equal(v, "job-42");
+    free(v);
+    /* the same token again in this client: a re-acquire, no queue */
+    redlock_lock *again;
+    assert_int_equal(redlock_acquire_as(b, "q:as", "job-42", 10000, 1000,
+                                        &again),
+                     REDLOCK_OK);
+    assert_int_equal(llen("q:as"), 0);
+    assert_int_equal(redlock_release(again), REDLOCK_OK);
+    assert_int_equal(redlock_release(w.lock), REDLOCK_OK);
+    assert_int_equal(rt_pttl(&srv, "q:as"), -2);
+    redlock_client_free(a);
+    redlock_client_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +526,9 @@ int main(void)
         cmocka_unit_test(grant_takes_next_fence),
         cmocka_unit_test(long_wait_confirms_validity),
         cmocka_unit_test(queue_of_wrong_type),
+        cmocka_unit_test(stalled_server_then_in_order),
+        cmocka_unit_test(restart_loses_queue_not_waiters),
+        cmocka_unit_test(caller_token_waits_in_queue),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
