@@ -6,6 +6,8 @@
  *   servers.c  throwaway redis-server processes (free loopback ports,
  *              killed by pid at exit and on SIGINT/SIGTERM/SIGHUP)
  *   proxy.c    a TCP proxy that holds every chunk back for a fixed delay
+ *   waiters.c  one run of the waiter-scaling scenario: W waiter processes
+ *              on one key (libredlock or a raw hiredis poller)
  *
  * Everything here is for the benchmark only: it prints to stderr on
  * failure, and uses no library internals (only include/redlock.h and
@@ -56,6 +58,8 @@ long long bn_heap_in_use(void);
 /* Give free heap memory back to the system (glibc malloc_trim), so that a
  * VmRSS difference measured next counts new memory only. */
 void bn_heap_trim(void);
+/* The first three fields of /proc/loadavg ("0.12 0.30 0.41"), or "?". */
+void bn_loadavg(char *buf, size_t len);
 /* User + system CPU seconds of the whole process (every thread). */
 double bn_cpu_process_s(void);
 /* User + system CPU seconds of the calling thread. */
@@ -138,5 +142,57 @@ bn_proxy *bn_proxy_start(const char *target_host, int target_port,
                          int64_t delay_us, int *port);
 /* Close every connection, join every thread, free.  NULL is a no-op. */
 void bn_proxy_stop(bn_proxy *p);
+
+/* ---- the waiter-scaling scenario (waiters.c) ------------------------------------ */
+
+enum { BN_W_LIB, BN_W_POLL };
+
+typedef struct bn_w_config {
+    const char *url;     /* the one redis-server */
+    const char *key;
+    int kind;            /* BN_W_LIB or BN_W_POLL */
+    int waiters;         /* processes */
+    int64_t poll_ns;     /* BN_W_POLL: the sleep after a refused SET NX */
+    int64_t section_ns;  /* the critical section (a sleep) */
+    int64_t ttl_ms;      /* of every lock */
+    int64_t wait_ms;     /* BN_W_LIB: of every acquire */
+    double warmup_s;     /* from the start to the measured window */
+    double duration_s;   /* the measured window */
+    int kill;            /* waiters to SIGKILL while blocked in acquire */
+    double kill_at_s;    /* when, into the measured window */
+} bn_w_config;
+
+typedef struct bn_w_result {
+    long sections;        /* acquired in the window */
+    double window_s;
+    double rate;          /* sections/s */
+    double server_cpu_us; /* redis-server CPU (INFO cpu) per section */
+    double commands;      /* total_commands_processed per section, INFO excluded */
+    double own_info;      /* commands one INFO snapshot counts (subtracted) */
+    double client_cpu_us; /* CPU of every waiter process, whole run, per section */
+    long gaps;            /* idle gaps measured */
+    int64_t gap_p50, gap_p99, gap_max; /* ns */
+    long min_w, max_w;    /* sections per waiter (killed ones left out) */
+    int zero_w;           /* waiters with no section in the window */
+    double fairness;      /* min_w / max_w */
+    long timeouts;        /* acquires whose wait ran out (BUSY) */
+    long overlaps;        /* a section entered while another was in one */
+    long early;           /* an acquire returned before the previous holder
+                             called release */
+    char overlap_detail[256];
+    int killed;           /* waiters killed */
+    long granted_dying;   /* ... that got the lock while being killed */
+    long dropped;         /* sections not recorded (buffer full) */
+    int stragglers;       /* waiters killed because they did not finish */
+    int errors;           /* waiters that failed */
+    char error[256];      /* the first failure */
+    char load_before[32], load_after[32];
+} bn_w_result;
+
+/* Fork cfg->waiters processes, each with its own client, all looping
+ * acquire -> section -> release on cfg->key; measure a window; stop, reap
+ * every one of them.  0 when the run completed (res filled; overlaps and
+ * errors are in res), -1 when it could not be run. */
+int bn_w_run(const bn_w_config *cfg, bn_w_result *res);
 
 #endif

@@ -23,11 +23,22 @@
  *   5 Redlock          acquire + release latency with N = 1, 3, 5 nodes, on
  *                      loopback and through a delay proxy (1 ms each way);
  *                      baseline: raw hiredis on one node, same path.
+ *   6 waiters          waiter scaling (--scenario waiters): 8, 64, 256
+ *                      waiter processes (fork, a client each) loop
+ *                      acquire(one key, wait 30 s) -> 1 ms section ->
+ *                      release for 10 s: sections/s, redis-server CPU per
+ *                      handoff (INFO cpu), commands per section (INFO
+ *                      stats), idle gap, fairness, overlaps; and the same
+ *                      with 10 % of the waiters SIGKILLed mid-wait;
+ *                      baseline: redis-py's Lock as raw hiredis processes
+ *                      (SET NX PX, sleep 0.1 s when refused; also 10 ms and
+ *                      1 ms).  A markdown table follows the main table.
  *
  * It starts its own redis-server(s) on free loopback ports (or uses --url),
- * can pin itself and them to CPUs (--placement), prints a table or one JSON
- * object (--json), and exits 0 unless something failed (missed targets are
- * not failures).  `redlock-bench --help` lists the options.
+ * can pin itself and them to CPUs (--placement; the processes of scenario 6
+ * inherit the pinning), prints a table or one JSON object (--json), and
+ * exits 0 unless something failed (missed targets are not failures;
+ * overlapping critical sections are failures).  `redlock-bench --help` lists the options.
  */
 #define _GNU_SOURCE
 #include "bench.h"
@@ -73,6 +84,9 @@
 #define IO_TIMEOUT_MS 5000 /* raw connections */
 #define MAX_THREADS 256
 #define S5_NODES 5
+#define S6_MAX_SIZES 8
+#define S6_MAX_WAITERS 4000
+#define SC_ALL 0x7eu /* scenarios 1..6 */
 
 /* ---- options ------------------------------------------------------------------ */
 
@@ -98,7 +112,15 @@ static struct {
     int warmup;
     const char *redis_path;
     const char *label;
+    int wsizes[S6_MAX_SIZES]; /* scenario 6: waiter counts */
+    int nwsizes;
+    double wduration_s;       /* scenario 6: seconds per run */
+    int section_us;           /* scenario 6: the critical section */
+    double kill_pct;          /* scenario 6: waiters killed in the killed run */
 } O;
+
+static char cmdline[1024]; /* how the benchmark was started, for the record */
+static char load_start[32], load_end[32];
 
 static int g_errors;
 
@@ -1460,8 +1482,17 @@ static void print_table(void)
         printf("count %ld per part", O.count);
     else
         printf("duration %.2f s per part", O.duration_s);
-    printf(", %d threads, %d locks, proxy delay %lld us%s\n\n", O.threads, O.locks,
+    printf(", %d threads, %d locks, proxy delay %lld us%s\n", O.threads, O.locks,
            (long long)O.delay_us, O.tiny ? ", TINY (smoke run, figures meaningless)" : "");
+    if (O.scenarios & (1u << 6)) {
+        printf("scenario 6: waiters");
+        for (int i = 0; i < O.nwsizes; i++)
+            printf("%s%d", i ? "," : " ", O.wsizes[i]);
+        printf(", %.3g s per run, %d us section, %g %% killed\n", O.wduration_s,
+               O.section_us, O.kill_pct);
+    }
+    printf("load average (1, 5, 15 min): %s at the start, %s at the end\n\n", load_start,
+           load_end);
 
     int wf = (int)strlen("figure"), wb = (int)strlen("baseline is");
     for (int i = 0; i < nrows; i++) {
@@ -1551,7 +1582,20 @@ static void print_json(void)
     json_num(O.window_s);
     printf(",\"short_window_s\":");
     json_num(O.short_window_s);
+    printf(",\"waiters\":[");
+    for (int i = 0; i < O.nwsizes; i++)
+        printf("%s%d", i ? "," : "", O.wsizes[i]);
+    printf("],\"waiter_duration_s\":");
+    json_num(O.wduration_s);
+    printf(",\"section_us\":%d,\"kill_percent\":", O.section_us);
+    json_num(O.kill_pct);
     printf(",\"external_urls\":%s}", O.nurls > 0 ? "true" : "false");
+    printf(",\"command\":");
+    json_str(cmdline);
+    printf(",\"loadavg_start\":");
+    json_str(load_start);
+    printf(",\"loadavg_end\":");
+    json_str(load_end);
     printf(",\"placements\":[");
     for (int i = 0; i < O.nplacements; i++) {
         int p = O.placements[i];
@@ -1585,15 +1629,375 @@ static void print_json(void)
     printf("\n],\"errors\":%d}\n", g_errors);
 }
 
+/* ==== scenario 6: waiter scaling ======================================================= */
+
+#define S6_TTL_MS 10000   /* ttl of every lock of scenario 6 */
+#define S6_WAIT_MS 30000  /* wait of one libredlock acquire in scenario 6 */
+
+/* The markdown of scenario 6 (one block per placement), printed after the
+ * table. */
+static char *md_buf;
+static size_t md_len;
+static FILE *md;
+
+static const char *fmt_ms(char *buf, size_t len, int64_t ns)
+{
+    double ms = (double)ns / 1e6;
+    snprintf(buf, len, ms >= 100 ? "%.0f" : ms >= 10 ? "%.1f" : "%.2f", ms);
+    return buf;
+}
+
+static const char *fmt_v(char *buf, size_t len, double v)
+{
+    if (isnan(v) || isinf(v) || v < 0)
+        snprintf(buf, len, "-");
+    else
+        snprintf(buf, len, v >= 100 ? "%.0f" : v >= 10 ? "%.1f" : "%.2f", v);
+    return buf;
+}
+
+typedef struct {
+    int ok; /* the run completed */
+    bn_w_result r;
+} s6_run;
+
+static long s6_unsafe; /* overlaps and early acquires, every run */
+
+static void s6_one(env *e, s6_run *run, const char *what, int kind, int W, int64_t poll_ms,
+                   int kill)
+{
+    char key[160];
+    snprintf(key, sizeof key, "%s:s6:%s:%d%s", e->prefix,
+             kind == BN_W_LIB ? "lib" : "poll", W, kill ? ":killed" : "");
+    if (kind == BN_W_POLL) {
+        size_t l = strlen(key);
+        snprintf(key + l, sizeof key - l, ":%lldms", (long long)poll_ms);
+    }
+    bn_w_config c;
+    memset(&c, 0, sizeof c);
+    c.url = e->urls[0];
+    c.key = key;
+    c.kind = kind;
+    c.waiters = W;
+    c.poll_ns = poll_ms * 1000000;
+    c.section_ns = (int64_t)O.section_us * 1000;
+    c.ttl_ms = S6_TTL_MS;
+    c.wait_ms = S6_WAIT_MS;
+    c.duration_s = O.wduration_s;
+    c.warmup_s = O.wduration_s / 10 < 1 ? O.wduration_s / 10 : 1;
+    c.kill = kill;
+    c.kill_at_s = O.wduration_s / 10;
+    if (kill)
+        progress("scenario 6: %d %s, %d of them killed mid-wait, %.3g s", W, what, kill,
+                 O.wduration_s);
+    else
+        progress("scenario 6: %d %s, %.3g s", W, what, O.wduration_s);
+    bn_w_result *r = &run->r;
+    int rc = bn_w_run(&c, r);
+    run->ok = rc == 0;
+    if (rc != 0 || r->errors > 0 || r->stragglers > 0) {
+        fprintf(stderr, "redlock-bench: [%s] scenario 6, %d %s: %s%s\n", cur_placement, W,
+                what, r->error[0] ? r->error : "the run failed",
+                r->errors > 1 ? " (and more waiters failed)" : "");
+        g_errors++;
+    }
+    if (r->overlaps > 0 || r->early > 0) {
+        fprintf(stderr,
+                "redlock-bench: [%s] scenario 6, %d %s: MUTUAL EXCLUSION VIOLATED: %ld "
+                "overlapping sections, %ld acquires returned before the holder called "
+                "release%s%s\n",
+                cur_placement, W, what, r->overlaps, r->early,
+                r->overlap_detail[0] ? "; first: " : "", r->overlap_detail);
+        s6_unsafe += r->overlaps + r->early;
+        g_errors++;
+    }
+    if (!run->ok)
+        return;
+    progress("  %ld sections, %.1f/s; server CPU %.1f us, %.2f commands per section; "
+             "idle gap p50/p99/max %.0f/%.0f/%.0f us (%ld); per waiter %ld..%ld, %d with "
+             "none; %ld waits ran out%s; load %s -> %s",
+             r->sections, r->rate, r->server_cpu_us, r->commands, us(r->gap_p50),
+             us(r->gap_p99), us(r->gap_max), r->gaps, r->min_w, r->max_w, r->zero_w,
+             r->timeouts, r->dropped ? " (records dropped)" : "", r->load_before,
+             r->load_after);
+}
+
+static double s6_rate(const s6_run *x)
+{
+    return x->ok ? x->r.rate : NAN;
+}
+
+static double s6_val(const s6_run *x, double v)
+{
+    return x->ok && v >= 0 ? v : NAN;
+}
+
+static double s6_gap(const s6_run *x, int64_t ns)
+{
+    return x->ok && x->r.gaps > 0 ? us(ns) : NAN;
+}
+
+static const char *yes_no(double v, const char *op, double t)
+{
+    return isnan(v) ? "-" : meets(v, op, t) ? "yes" : "**NO**";
+}
+
+/* One row of scenario 6: libredlock's figure v at W waiters beside the
+ * 0.1 s poller's w (their ratio when `ratio`). */
+static void s6_row(int W, const char *what, const char *unit, double v, double w, int ratio,
+                   int tkind, const char *op, double t)
+{
+    char fig[96];
+    snprintf(fig, sizeof fig, "%d waiters: %s", W, what);
+    add_row(6, fig, unit, v, w, "0.1 s poller", ratio ? ratio_of(v, w) : NAN, tkind, op, t);
+}
+
+/* A markdown target row with a figure at every size ("8 / 64 / 256"),
+ * judged on the worst of them (on none when one is missing). */
+static void md_sizes_row(const char *what, const double *v, int n, const char *op, double t)
+{
+    char b[32];
+    double worst = NAN;
+    int missing = 0;
+    fprintf(md, "| %s, ", what);
+    for (int i = 0; i < n; i++)
+        fprintf(md, "%s%d", i ? " / " : "", O.wsizes[i]);
+    fprintf(md, " | ");
+    for (int i = 0; i < n; i++) {
+        if (isnan(v[i]))
+            missing = 1;
+        else if (isnan(worst) || !meets(v[i], op, worst))
+            worst = v[i];
+        fprintf(md, "%s%s", i ? " / " : "", fmt_v(b, sizeof b, v[i]));
+    }
+    fprintf(md, " | %s %g | %s |\n", op, t, yes_no(missing ? NAN : worst, op, t));
+}
+
+static int scenario6(env *e)
+{
+    int n = O.nwsizes;
+    int lo = O.wsizes[0], hi = O.wsizes[n - 1];
+    int kill_i = n / 2, kill_w = O.wsizes[kill_i];
+    int kill = (int)(kill_w * O.kill_pct / 100.0 + 0.5);
+    if (kill < 1 && O.kill_pct > 0)
+        kill = 1;
+    s6_run lib[S6_MAX_SIZES], p100[S6_MAX_SIZES], p10, p1, killed;
+    memset(lib, 0, sizeof lib);
+    memset(p100, 0, sizeof p100);
+    memset(&p10, 0, sizeof p10);
+    memset(&p1, 0, sizeof p1);
+    memset(&killed, 0, sizeof killed);
+    char load0[32], load1[32];
+    bn_loadavg(load0, sizeof load0);
+    long unsafe0 = s6_unsafe;
+    int errors0 = g_errors;
+
+    for (int i = 0; i < n; i++) {
+        s6_one(e, &lib[i], "libredlock waiters", BN_W_LIB, O.wsizes[i], 0, 0);
+        s6_one(e, &p100[i], "0.1 s pollers", BN_W_POLL, O.wsizes[i], 100, 0);
+    }
+    s6_one(e, &p10, "10 ms pollers", BN_W_POLL, lo, 10, 0);
+    s6_one(e, &p1, "1 ms pollers", BN_W_POLL, lo, 1, 0);
+    if (kill > 0)
+        s6_one(e, &killed, "libredlock waiters", BN_W_LIB, kill_w, 0, kill);
+    bn_loadavg(load1, sizeof load1);
+
+    /* ---- rows ---- */
+    char fig[96];
+    for (int i = 0; i < n; i++) {
+        int W = O.wsizes[i], last = i == n - 1;
+        const s6_run *a = &lib[i], *b = &p100[i];
+        const bn_w_result *x = &a->r, *y = &b->r;
+        s6_row(W, "sections/s", "/s", s6_rate(a), s6_rate(b), 1, T_RATIO, ">=", 1);
+        s6_row(W, "server CPU per handoff", "us", s6_val(a, x->server_cpu_us),
+               s6_val(b, y->server_cpu_us), 1, T_NONE, "", 0);
+        s6_row(W, "commands per section", "", s6_val(a, x->commands), s6_val(b, y->commands),
+               1, T_VALUE, "<=", 8);
+        s6_row(W, "idle gap p50", "us", s6_gap(a, x->gap_p50), s6_gap(b, y->gap_p50), 1,
+               T_NONE, "", 0);
+        s6_row(W, "idle gap p99", "us", s6_gap(a, x->gap_p99), s6_gap(b, y->gap_p99), 1,
+               i == 0 || last ? T_VALUE : T_NONE, "<=", i == 0 ? 1000 : 2000);
+        s6_row(W, "idle gap max", "us", s6_gap(a, x->gap_max), s6_gap(b, y->gap_max), 1,
+               T_NONE, "", 0);
+        s6_row(W, "fairness (fewest/most sections)", "", s6_val(a, x->fairness),
+               s6_val(b, y->fairness), 1, i == 0 ? T_VALUE : T_NONE, ">=", 0.8);
+        s6_row(W, "waiters with no section", "", s6_val(a, x->zero_w), s6_val(b, y->zero_w),
+               0, last ? T_VALUE : T_NONE, "<=", 0);
+        s6_row(W, "client CPU per section (all waiters)", "us", s6_val(a, x->client_cpu_us),
+               s6_val(b, y->client_cpu_us), 1, T_NONE, "", 0);
+        if (x->timeouts > 0) {
+            char what[48];
+            snprintf(what, sizeof what, "waits that ran out (%d s)", S6_WAIT_MS / 1000);
+            s6_row(W, what, "", (double)x->timeouts, (double)y->timeouts, 0, T_NONE, "", 0);
+        }
+        s6_row(W, "overlapping sections (safety)", "", (double)(x->overlaps + x->early),
+               (double)(y->overlaps + y->early), 0, T_VALUE, "<=", 0);
+    }
+    double cpu_lo = s6_val(&lib[0], lib[0].r.server_cpu_us);
+    double cpu_hi = s6_val(&lib[n - 1], lib[n - 1].r.server_cpu_us);
+    double cpu_scale = ratio_of(cpu_hi, cpu_lo);
+    if (n > 1) {
+        snprintf(fig, sizeof fig, "server CPU per handoff, %d / %d waiters", hi, lo);
+        add_row(6, fig, "x", cpu_scale, NAN, "", NAN, T_VALUE, "<=", 2);
+    }
+    const s6_run *polls[3] = {&p100[0], &p10, &p1};
+    const char *poll_names[3] = {"0.1 s", "10 ms", "1 ms"};
+    int best = -1;
+    for (int k = 0; k < 3; k++)
+        if (polls[k]->ok && (best < 0 || polls[k]->r.rate > polls[best]->r.rate))
+            best = k;
+    double best_rate = best >= 0 ? polls[best]->r.rate : NAN;
+    double vs_best = ratio_of(s6_rate(&lib[0]), best_rate);
+    char bname[40];
+    snprintf(bname, sizeof bname, "best poller (%s)", best >= 0 ? poll_names[best] : "-");
+    for (int k = 1; k < 3; k++) {
+        snprintf(fig, sizeof fig, "%d waiters: sections/s vs the %s poller", lo, poll_names[k]);
+        char base[40];
+        snprintf(base, sizeof base, "%s poller", poll_names[k]);
+        add_row(6, fig, "/s", s6_rate(&lib[0]), s6_rate(polls[k]), base,
+                ratio_of(s6_rate(&lib[0]), s6_rate(polls[k])), T_NONE, "", 0);
+    }
+    snprintf(fig, sizeof fig, "%d waiters: sections/s vs the best poller", lo);
+    add_row(6, fig, "/s", s6_rate(&lib[0]), best_rate, bname, vs_best, T_RATIO, ">=", 0.8);
+    const s6_run *ref = &lib[kill_i];
+    if (kill > 0) {
+        const char *kf[3] = {"sections/s", "idle gap p99", "idle gap max"};
+        double kv[3] = {s6_rate(&killed), s6_gap(&killed, killed.r.gap_p99),
+                        s6_gap(&killed, killed.r.gap_max)};
+        double kb[3] = {s6_rate(ref), s6_gap(ref, ref->r.gap_p99),
+                        s6_gap(ref, ref->r.gap_max)};
+        for (int k = 0; k < 3; k++) {
+            snprintf(fig, sizeof fig, "%d waiters, %d killed mid-wait: %s", kill_w,
+                     killed.r.killed, kf[k]);
+            add_row(6, fig, k ? "us" : "/s", kv[k], kb[k], "no kills", ratio_of(kv[k], kb[k]),
+                    T_NONE, "", 0);
+        }
+        if (killed.r.granted_dying > 0) {
+            snprintf(fig, sizeof fig, "%d waiters: granted the lock while being killed",
+                     kill_w);
+            add_row(6, fig, "", (double)killed.r.granted_dying, NAN, "", NAN, T_NONE, "", 0);
+        }
+    }
+
+    /* ---- the markdown block ---- */
+    if (md == NULL && (md = open_memstream(&md_buf, &md_len)) == NULL)
+        return g_errors > errors0 ? -1 : 0;
+    char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
+    fprintf(md, "\n#### Waiter scaling (scenario 6), placement %s\n\n", cur_placement);
+    fprintf(md, "`%s`: libredlock %s%s%s, redis-server %s; ", cmdline, redlock_version(),
+            O.label ? ", " : "", O.label ? O.label : "", redis_version);
+    if (e->placement == PL_PINNED)
+        fprintf(md, "redis-server and every waiter process on CPU %d; ", e->server_cpu);
+    else if (e->placement == PL_SPLIT)
+        fprintf(md, "redis-server on CPU %d, the waiters on CPU %d; ", e->server_cpu,
+                e->bench_cpu);
+    else
+        fprintf(md, "nothing pinned; ");
+    fprintf(md, "%.3g s per run (after %.2g s of warm-up), a %s ms section (a sleep), "
+                "ttl %d s, libredlock waits of %d s; load average %s before, %s after.\n\n",
+            O.wduration_s, O.wduration_s / 10 < 1 ? O.wduration_s / 10 : 1,
+            fmt_v(b1, sizeof b1, O.section_us / 1000.0), S6_TTL_MS / 1000, S6_WAIT_MS / 1000,
+            load0, load1);
+    fprintf(md, "| waiters | libredlock sections/s | server CPU per handoff | commands per "
+                "section | idle gap p50/p99 | fairness | 0.1 s poller sections/s |\n");
+    fprintf(md, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for (int i = 0; i < n; i++) {
+        const s6_run *a = &lib[i];
+        fprintf(md, "| %d | ", O.wsizes[i]);
+        if (a->ok) {
+            fprintf(md, "%s | %s µs | %s | ", fmt_v(b1, sizeof b1, a->r.rate),
+                    fmt_v(b2, sizeof b2, a->r.server_cpu_us),
+                    fmt_v(b3, sizeof b3, a->r.commands));
+            if (a->r.gaps > 0)
+                fprintf(md, "%s / %s ms | ", fmt_ms(b1, sizeof b1, a->r.gap_p50),
+                        fmt_ms(b2, sizeof b2, a->r.gap_p99));
+            else
+                fprintf(md, "- | ");
+            fprintf(md, "%s (%ld/%ld), %d with none | ", fmt_v(b4, sizeof b4, a->r.fairness),
+                    a->r.min_w, a->r.max_w, a->r.zero_w);
+        } else {
+            fprintf(md, "failed | - | - | - | - | ");
+        }
+        fprintf(md, "%s |\n", p100[i].ok ? fmt_v(b1, sizeof b1, p100[i].r.rate) : "failed");
+    }
+    fprintf(md, "\nPollers (SET NX PX, then sleep; release: EVALSHA of a token-checked "
+                "delete), %d waiters: ", lo);
+    for (int k = 0; k < 3; k++)
+        fprintf(md, "%s %s sections/s%s", poll_names[k],
+                polls[k]->ok ? fmt_v(b1, sizeof b1, polls[k]->r.rate) : "failed",
+                k < 2 ? ", " : "");
+    fprintf(md, "; the 0.1 s poller's server CPU per section: ");
+    for (int i = 0; i < n; i++)
+        fprintf(md, "%s%s µs at %d", i ? ", " : "",
+                fmt_v(b1, sizeof b1, s6_val(&p100[i], p100[i].r.server_cpu_us)), O.wsizes[i]);
+    fprintf(md, ".\n");
+    if (kill > 0) {
+        fprintf(md, "Killed: %d libredlock waiters, %d of them SIGKILLed while blocked in "
+                    "acquire %.2g s into the run: ",
+                kill_w, killed.r.killed, O.wduration_s / 10);
+        if (killed.ok && ref->ok)
+            fprintf(md, "%s sections/s (%s without kills), idle gap max %s ms (%s ms), "
+                        "p99 %s ms (%s ms)",
+                    fmt_v(b1, sizeof b1, killed.r.rate), fmt_v(b2, sizeof b2, ref->r.rate),
+                    fmt_ms(b3, sizeof b3, killed.r.gap_max),
+                    fmt_ms(b4, sizeof b4, ref->r.gap_max), fmt_ms(b5, sizeof b5, killed.r.gap_p99),
+                    fmt_ms(b6, sizeof b6, ref->r.gap_p99));
+        else
+            fprintf(md, "failed");
+        if (killed.r.granted_dying > 0)
+            fprintf(md, "; %ld granted the lock while being killed", killed.r.granted_dying);
+        fprintf(md, ".\n");
+    }
+    long timeouts = 0;
+    for (int i = 0; i < n; i++)
+        timeouts += lib[i].r.timeouts;
+    timeouts += killed.r.timeouts;
+    fprintf(md, "Waits that ran out (%d s): %ld.\n\n", S6_WAIT_MS / 1000, timeouts);
+
+    fprintf(md, "| target | measured | wanted | met |\n| --- | ---: | ---: | :---: |\n");
+    if (n > 1)
+        fprintf(md, "| server CPU per handoff, %d / %d waiters | %s | <= 2 | %s |\n", hi, lo,
+                fmt_v(b1, sizeof b1, cpu_scale), yes_no(cpu_scale, "<=", 2));
+    double v[S6_MAX_SIZES] = {0};
+    for (int i = 0; i < n; i++)
+        v[i] = s6_val(&lib[i], lib[i].r.commands);
+    md_sizes_row("commands per section", v, n, "<=", 8);
+    for (int i = 0; i < n; i++)
+        v[i] = ratio_of(s6_rate(&lib[i]), s6_rate(&p100[i]));
+    md_sizes_row("libredlock / 0.1 s poller sections/s", v, n, ">=", 1);
+    fprintf(md, "| libredlock / %s sections/s at %d | %s | >= 0.8 | %s |\n", bname, lo,
+            fmt_v(b1, sizeof b1, vs_best), yes_no(vs_best, ">=", 0.8));
+    double g_lo = s6_gap(&lib[0], lib[0].r.gap_p99) / 1000;
+    double g_hi = s6_gap(&lib[n - 1], lib[n - 1].r.gap_p99) / 1000;
+    fprintf(md, "| idle gap p99 at %d | %s ms | <= 1 ms | %s |\n", lo,
+            fmt_v(b1, sizeof b1, g_lo), yes_no(g_lo, "<=", 1));
+    if (n > 1)
+        fprintf(md, "| idle gap p99 at %d | %s ms | <= 2 ms | %s |\n", hi,
+                fmt_v(b1, sizeof b1, g_hi), yes_no(g_hi, "<=", 2));
+    double f_lo = s6_val(&lib[0], lib[0].r.fairness);
+    fprintf(md, "| fairness (fewest/most sections) at %d | %s | >= 0.8 | %s |\n", lo,
+            fmt_v(b1, sizeof b1, f_lo), yes_no(f_lo, ">=", 0.8));
+    double z_hi = s6_val(&lib[n - 1], lib[n - 1].r.zero_w);
+    fprintf(md, "| waiters with no section at %d | %s | 0 | %s |\n", hi,
+            isnan(z_hi) ? "-" : (snprintf(b1, sizeof b1, "%.0f", z_hi), b1),
+            yes_no(z_hi, "<=", 0));
+    long unsafe = s6_unsafe - unsafe0;
+    fprintf(md, "| overlapping sections, every run | %ld | 0 | %s |\n", unsafe,
+            unsafe == 0 ? "yes" : "**NO**");
+    fflush(md);
+    return g_errors > errors0 ? -1 : 0;
+}
+
 /* ---- main ------------------------------------------------------------------------------ */
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: redlock-bench [options]\n"
-            "  --scenario N     run scenario N (1..5, a comma list, or all); repeatable [all]\n"
+            "  --scenario N     run scenario N (1..6, a comma list, or all); repeatable [all]\n"
             "                   1 uncontended  2 shared client  3 contended handoff\n"
-            "                   4 watchdog scale  5 Redlock N=1,3,5\n"
+            "                   4 watchdog scale  5 Redlock N=1,3,5  6 (or waiters) waiter\n"
+            "                   scaling: processes, libredlock and pollers (minutes)\n"
             "  --duration S     seconds per measured part [2]\n"
             "  --count N        operations per part instead of a duration\n"
             "  --threads N      threads of scenarios 2 and 3 [8]\n"
@@ -1604,6 +2008,12 @@ static void usage(FILE *f)
             "                   renew_floor_ms [300, 100: renewed every 100 ms]\n"
             "  --delay-us US    delay of the scenario 5 proxy, each way [1000]\n"
             "  --rounds N       alternating library/baseline rounds, scenarios 1-2 [4]\n"
+            "  --waiters LIST   scenario 6: waiter processes per run, ascending [8,64,256];\n"
+            "                   the killed run uses the middle one\n"
+            "  --waiter-duration S  scenario 6: seconds per run [10; --tiny 0.3]\n"
+            "  --section-us US  scenario 6: the critical section (a sleep) [1000]\n"
+            "  --kill-percent P scenario 6: waiters SIGKILLed mid-wait in the killed run\n"
+            "                   [10; 0: no killed run]\n"
             "  --placement P    pinned | split | both | none [both with 2+ CPUs]\n"
             "                   pinned: benchmark and servers on the --pin CPU;\n"
             "                   split: servers on the --pin CPU, benchmark on --split-cpu\n"
@@ -1617,8 +2027,8 @@ static void usage(FILE *f)
             "  --json           one JSON object on stdout instead of the table\n"
             "  --label TEXT     recorded in the output (e.g. the git commit)\n"
             "  --tiny           smoke run: tiny counts, a few seconds, placement none\n"
-            "Exits 0 when every scenario ran (targets missed or not), 1 on errors,\n"
-            "64 on bad usage.\n");
+            "Exits 0 when every scenario ran (targets missed or not), 1 on errors\n"
+            "(overlapping critical sections included), 64 on bad usage.\n");
 }
 
 static int parse_num(const char *s, double lo, double hi, double *out)
@@ -1649,7 +2059,7 @@ int main(int argc, char **argv)
         OPT_SCENARIO = 1000, OPT_DURATION, OPT_COUNT, OPT_THREADS, OPT_LOCKS, OPT_WINDOW,
         OPT_SHORT_WINDOW, OPT_SHORT_TTL, OPT_SHORT_FLOOR, OPT_DELAY, OPT_ROUNDS,
         OPT_PLACEMENT, OPT_PIN, OPT_SPLIT, OPT_URL, OPT_REDIS, OPT_JSON, OPT_TINY, OPT_HELP,
-        OPT_LABEL
+        OPT_LABEL, OPT_WAITERS, OPT_WDURATION, OPT_SECTION, OPT_KILL
     };
     static const struct option longopts[] = {
         {"scenario", required_argument, NULL, OPT_SCENARIO},
@@ -1672,10 +2082,31 @@ int main(int argc, char **argv)
         {"tiny", no_argument, NULL, OPT_TINY},
         {"help", no_argument, NULL, OPT_HELP},
         {"label", required_argument, NULL, OPT_LABEL},
+        {"waiters", required_argument, NULL, OPT_WAITERS},
+        {"waiter-duration", required_argument, NULL, OPT_WDURATION},
+        {"section-us", required_argument, NULL, OPT_SECTION},
+        {"kill-percent", required_argument, NULL, OPT_KILL},
         {NULL, 0, NULL, 0}};
 
     bn_affinity_init();
+    bn_loadavg(load_start, sizeof load_start);
+    {
+        size_t len = 0;
+        for (int i = 0; i < argc && len + 1 < sizeof cmdline; i++) {
+            const char *a = i == 0 ? "redlock-bench" : argv[i];
+            int n = snprintf(cmdline + len, sizeof cmdline - len, "%s%s", i ? " " : "", a);
+            if (n < 0)
+                break;
+            len += (size_t)n;
+        }
+        if (len >= sizeof cmdline)
+            len = sizeof cmdline - 1;
+        cmdline[len] = '\0';
+    }
     O.duration_s = -1;
+    O.wduration_s = -1;
+    O.section_us = 1000;
+    O.kill_pct = 10;
     O.threads = 8;
     O.locks = -1;
     O.window_s = -1;
@@ -1691,15 +2122,18 @@ int main(int argc, char **argv)
         switch (opt) {
         case OPT_SCENARIO: {
             if (strcmp(optarg, "all") == 0) {
-                O.scenarios |= 0x3e;
+                O.scenarios |= SC_ALL;
                 break;
             }
             char buf[64];
             snprintf(buf, sizeof buf, "%s", optarg);
             for (char *save = NULL, *t = strtok_r(buf, ",", &save); t;
                  t = strtok_r(NULL, ",", &save)) {
-                if (strlen(t) != 1 || t[0] < '1' || t[0] > '5') {
-                    fprintf(stderr, "redlock-bench: no scenario %s (1..5 or all)\n", t);
+                if (strcmp(t, "waiters") == 0)
+                    t = "6";
+                if (strlen(t) != 1 || t[0] < '1' || t[0] > '6') {
+                    fprintf(stderr, "redlock-bench: no scenario %s (1..6, waiters or all)\n",
+                            t);
                     return 64;
                 }
                 O.scenarios |= 1u << (t[0] - '0');
@@ -1729,6 +2163,31 @@ int main(int argc, char **argv)
         case OPT_REDIS: O.redis_path = optarg; break;
         case OPT_JSON: O.json = 1; break;
         case OPT_LABEL: O.label = optarg; break;
+        case OPT_WAITERS: {
+            char buf[128];
+            snprintf(buf, sizeof buf, "%s", optarg);
+            O.nwsizes = 0;
+            for (char *save = NULL, *t = strtok_r(buf, ",", &save); t;
+                 t = strtok_r(NULL, ",", &save)) {
+                double v;
+                if (O.nwsizes == S6_MAX_SIZES || parse_num(t, 1, S6_MAX_WAITERS, &v) != 0 ||
+                    v != floor(v) || (O.nwsizes > 0 && v <= O.wsizes[O.nwsizes - 1])) {
+                    fprintf(stderr, "redlock-bench: --waiters: up to %d ascending whole "
+                                    "numbers, 1..%d\n",
+                            S6_MAX_SIZES, S6_MAX_WAITERS);
+                    return 64;
+                }
+                O.wsizes[O.nwsizes++] = (int)v;
+            }
+            if (O.nwsizes == 0) {
+                fprintf(stderr, "redlock-bench: --waiters: an empty list\n");
+                return 64;
+            }
+            break;
+        }
+        case OPT_WDURATION: NUM_OPT(O.wduration_s, 0.01, 3600, double); break;
+        case OPT_SECTION: NUM_OPT(O.section_us, 0, 1e6, int); break;
+        case OPT_KILL: NUM_OPT(O.kill_pct, 0, 90, double); break;
         case OPT_TINY: O.tiny = 1; break;
         case 'h':
         case OPT_HELP: usage(stdout); return 0;
@@ -1741,7 +2200,7 @@ int main(int argc, char **argv)
         return 64;
     }
     if (O.scenarios == 0)
-        O.scenarios = 0x3e;
+        O.scenarios = SC_ALL;
     if (O.redis_path == NULL) {
         const char *env = getenv("REDLOCK_BENCH_REDIS_SERVER");
         if (env && env[0])
@@ -1758,6 +2217,13 @@ int main(int argc, char **argv)
     if (O.rounds < 0)
         O.rounds = O.tiny ? 2 : 4;
     O.warmup = O.tiny ? 5 : 200;
+    if (O.wduration_s < 0)
+        O.wduration_s = O.tiny ? 0.3 : 10;
+    if (O.nwsizes == 0) {
+        static const int tiny[] = {2, 4, 8}, full[] = {8, 64, 256};
+        for (int i = 0; i < 3; i++)
+            O.wsizes[O.nwsizes++] = O.tiny ? tiny[i] : full[i];
+    }
 
     /* placements */
     int first, second;
@@ -1833,9 +2299,9 @@ int main(int argc, char **argv)
                 }
             }
         }
-        int (*const fns[])(env *) = {NULL, scenario1, scenario2, scenario3, scenario4,
-                                     scenario5};
-        for (int sc = 1; sc <= 5; sc++) {
+        int (*const fns[])(env *) = {NULL,      scenario1, scenario2, scenario3,
+                                     scenario4, scenario5, scenario6};
+        for (int sc = 1; sc <= 6; sc++) {
             if (!(O.scenarios & (1u << sc)))
                 continue;
             if (fns[sc](&e) != 0) {
@@ -1847,11 +2313,21 @@ int main(int argc, char **argv)
         env_close(&e);
     }
 
-    if (O.json)
+    bn_loadavg(load_end, sizeof load_end);
+    if (O.json) {
         print_json();
-    else
+    } else {
         print_table();
+        if (md != NULL) {
+            fclose(md);
+            md = NULL;
+            fwrite(md_buf, 1, md_len, stdout);
+        }
+    }
     fflush(stdout);
+    if (md != NULL)
+        fclose(md);
+    free(md_buf);
     free(rows);
     return g_errors ? 1 : 0;
 }

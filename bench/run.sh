@@ -5,14 +5,21 @@
 #   bench/run.sh                   every scenario, table on stdout
 #   bench/run.sh --json > r.json   one JSON object instead
 #   bench/run.sh --scenario 3      any redlock-bench option (--help lists them)
+#   bench/run.sh --scenario waiters --placement pinned
+#                                  the waiter-scaling scenario alone (8, 64,
+#                                  256 waiter processes and the pollers, 10 s
+#                                  a run: about 2 minutes), then its markdown
+#                                  table; --waiter-duration 1 for a quick look
 #
 # Placement (on a 2-CPU machine, where the client and redis-server run
 # changes results threefold):
 #   pinned  the benchmark and every redis-server on one CPU, the same as
 #           `taskset -c 0` for everything (compare ratios here);
 #   split   the redis-servers on CPU 0, the benchmark on CPU 1.
-# The program pins itself and the servers it starts (sched_setaffinity);
-# with one CPU only pinned runs.  A --placement given here wins.
+# The program pins itself and the servers it starts (sched_setaffinity),
+# and the waiter processes of scenario 6 inherit its CPU; with one CPU only
+# pinned runs.  A --placement given here wins.  The load average is printed
+# with the results: other work on the machine skews them.
 #
 # Environment: BUILD_DIR (default build-bench/ at the repository root),
 # BUILD_TYPE (default RelWithDebInfo), JOBS (default: number of CPUs),
@@ -42,6 +49,11 @@ fi
 placement=both
 if [ "$(nproc 2>/dev/null || echo 1)" -lt 2 ]; then
     placement=pinned
+fi
+if read -r load1 _ </proc/loadavg 2>/dev/null &&
+   awk -v l="$load1" 'BEGIN { exit !(l > 1) }'; then
+    echo "run.sh: load average $load1 (above 1): other work on the machine will skew" \
+         "the figures" >&2
 fi
 label=()
 if commit=$(git -C "$root" describe --always --dirty 2>/dev/null); then
