@@ -217,7 +217,7 @@ static void undo_acquire(redlock_client *c, redlock_lock *l, int fresh,
         return;
     redlock__call calls[REDLOCK_MAX_NODES];
     redlock__batch b[REDLOCK_MAX_NODES];
-    int own = redlock__notify_draining(c, l->key, l->keylen);
+    int own = !l->qkey && redlock__notify_draining(c, l->key, l->keylen);
     one_call_each(c, b, calls);
     for (int i = 0; i < c->nnodes; i++) {
         b[i].ncalls = 0;
@@ -923,8 +923,10 @@ static void release_many(redlock_client *c, redlock_lock **locks, int n,
         return;
     }
     for (int k = 0; k < n; k++) {
-        /* Our own leftover subscription is nobody to hand off to. */
-        int own = redlock__notify_draining(c, locks[k]->key, locks[k]->keylen);
+        /* Our own leftover subscription is nobody to hand off to (no
+         * such thing with the queue). */
+        int own = !locks[k]->qkey &&
+                  redlock__notify_draining(c, locks[k]->key, locks[k]->keylen);
         for (int i = 0; i < c->nnodes; i++)
             release_call(&m.calls[i * m.stride + k], locks[k], own);
     }
