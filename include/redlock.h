@@ -257,7 +257,8 @@ REDLOCK_API void redlock_client_free(redlock_client *c);
  * to whoever tries first.  A try never queues.  A waiter killed while it
  * waits is skipped; one stopped but still connected is granted the lock,
  * which then expires after that waiter's ttl, and so does a grant to a
- * waiter whose wait ended while its last try failed.  With N > 1 waiters
+ * waiter whose wait ended while its last try failed (counted from the
+ * arrival of its last request, if that came later).  With N > 1 waiters
  * wake when a release is published and try again, and a lock released
  * while others wait is handed off to them for 50 ms: during that time a
  * try gets REDLOCK_BUSY, and a waiter gets the lock.  Either way a waiter

@@ -57,6 +57,7 @@ struct redlock_notifier {
     redlock__grant *grants; /* waits listening on the grant channel */
     uint64_t grant_gen;  /* moves when grants may have been missed */
     int grant_confirmed; /* the grant channel is subscribed */
+    int grant_plain;     /* the server knows no SSUBSCRIBE (before 7) */
     /* The thread's own. */
     redlock__conn *sub[REDLOCK_MAX_NODES];
     int64_t retry_ns[REDLOCK_MAX_NODES];
@@ -80,15 +81,18 @@ static void bump_all(struct redlock_notifier *nf)
 
 #define GRANT_PREFIX "redlock:grant:"
 
-/* SUBSCRIBE to the client's grant channel on s. */
-static int queue_grant_sub(redlock__conn *s, const redlock_client *c)
+/* Subscribe to the client's grant channel on s: SSUBSCRIBE (a shard
+ * channel, Redis 7: see the release script), or SUBSCRIBE on an older
+ * server, which refused SSUBSCRIBE once (plain). */
+static int queue_grant_sub(redlock__conn *s, const redlock_client *c,
+                           int plain)
 {
     char ch[sizeof GRANT_PREFIX + REDLOCK__GRANT_ID_LEN];
     size_t plen = strlen(GRANT_PREFIX);
     memcpy(ch, GRANT_PREFIX, plen);
     memcpy(ch + plen, c->grant_id, REDLOCK__GRANT_ID_LEN);
-    const char *argv[] = {"SUBSCRIBE", ch};
-    size_t len[] = {9, plen + REDLOCK__GRANT_ID_LEN};
+    const char *argv[] = {plain ? "SUBSCRIBE" : "SSUBSCRIBE", ch};
+    size_t len[] = {strlen(argv[0]), plen + REDLOCK__GRANT_ID_LEN};
     return redlock__resp_append(&s->out, 2, argv, len);
 }
 
@@ -178,7 +182,7 @@ static redlock__conn *open_sub(struct redlock_notifier *nf, int i)
     b.ncalls = 1;
     b.pending = 1;
     if (redlock__conn_append_call(s, &ping, 0) != 0 ||
-        (c->queued && queue_grant_sub(s, c) != 0)) {
+        (c->queued && queue_grant_sub(s, c, nf->grant_plain) != 0)) {
         redlock__conn_free(s);
         return NULL;
     }
@@ -236,39 +240,51 @@ static redlock__watch *find(struct redlock_notifier *nf, const char *ch,
 
 /* A push from a subscriber connection: ["message", ch, payload] or
  * ["subscribe", ch, n] wake the key's waiters. */
-static void handle_push(struct redlock_notifier *nf, const redisReply *r)
+/* -1 when the connection must be dropped. */
+static int handle_push(struct redlock_notifier *nf, redlock__conn *s,
+                       const redisReply *r)
 {
+    if (r->type == REDIS_REPLY_ERROR && nf->c->queued && !nf->grant_plain &&
+        !nf->grant_confirmed) {
+        /* SSUBSCRIBE refused (unknown before Redis 7): SUBSCRIBE instead;
+         * the release script publishes the same way on such a server. */
+        nf->grant_plain = 1;
+        return queue_grant_sub(s, nf->c, 1);
+    }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
         r->element[0]->type != REDIS_REPLY_STRING ||
         r->element[1]->type != REDIS_REPLY_STRING)
-        return;
+        return 0;
     const char *kind = r->element[0]->str;
     int is_sub = strcmp(kind, "subscribe") == 0;
     if (is_grant_channel(nf->c, r->element[1])) {
-        if (is_sub) {
+        if (is_sub || strcmp(kind, "ssubscribe") == 0) {
             nf->grant_confirmed = 1;
             bump_grants(nf);
-        } else if (strcmp(kind, "message") == 0 && r->elements == 3 &&
+        } else if ((strcmp(kind, "message") == 0 ||
+                    strcmp(kind, "smessage") == 0) &&
+                   r->elements == 3 &&
                    r->element[2]->type == REDIS_REPLY_STRING) {
             handle_grant(nf, r->element[2]);
         }
-        return;
+        return 0;
     }
     if (strcmp(kind, "unsubscribe") == 0) {
         redlock__watch *w = find(nf, r->element[1]->str, r->element[1]->len, 1);
         if (w)
             w->unconfirmed--; /* swept by sync_watches at 0 */
-        return;
+        return 0;
     }
     if (!is_sub && strcmp(kind, "message") != 0)
-        return;
+        return 0;
     redlock__watch *w = find(nf, r->element[1]->str, r->element[1]->len, 0);
     if (!w)
-        return;
+        return 0;
     if (is_sub)
         w->confirmed = 1;
     w->gen++;
     pthread_cond_broadcast(&nf->cond);
+    return 0;
 }
 
 /* Bring the subscriber connections in line with the watch list; called
@@ -407,7 +423,7 @@ static void *notifier_main(void *arg)
                 else if (!reply)
                     break;
                 else {
-                    handle_push(nf, reply);
+                    bad = handle_push(nf, s, reply) != 0;
                     redlock__reply_free(reply);
                 }
             }

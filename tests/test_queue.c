@@ -215,6 +215,13 @@ static pid_t child_waiter(const char *key, int64_t ttl_ms)
 static void dead_waiter_skipped(void **state)
 {
     (void)state;
+    /* A pattern subscriber that hears everything (a monitor) must not make
+     * a dead waiter look alive. */
+    redisContext *mon = redisConnect("127.0.0.1", srv.port);
+    assert_non_null(mon);
+    redisReply *pr = redisCommand(mon, "PSUBSCRIBE *");
+    assert_non_null(pr);
+    freeReplyObject(pr);
     redlock_client *a = client(), *b = client();
     redlock_lock *l;
     assert_int_equal(redlock_acquire(a, "q:dead", 30000, 0, &l), REDLOCK_OK);
@@ -238,6 +245,7 @@ static void dead_waiter_skipped(void **state)
     redlock_release(w.lock);
     redlock_client_free(a);
     redlock_client_free(b);
+    redisFree(mon);
 }
 
 static void stopped_waiter_costs_its_ttl(void **state)
