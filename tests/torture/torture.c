@@ -1119,7 +1119,8 @@ static void q_section(worker *w, q_slot *qs, q_tok *e, redlock_lock *l, int k,
     /* Live collisions: another slot inside a section of this key. */
     atomic_store(&qs->occ, k + 1);
     for (int j = 0; j < Q_SLOTS; j++)
-        if (&sh->q_slots[j] != qs && atomic_load(&sh->q_slots[j].occ) == k + 1) {
+        if (&sh->q_slots[j] != qs &&
+            atomic_load(&sh->q_slots[j].occ) == k + 1) {
             atomic_fetch_add(&sh->occ_collisions, 1);
             break;
         }
@@ -1841,6 +1842,12 @@ static void q_observe(shared *sh, q_mon *m, int k, const redisReply *r,
         } else if (!m->free_since) {
             m->free_since = ta;
         } else {
+            /* Nobody can take it while the node does not answer. */
+            int64_t back = max64(m->back_at, q_last_window_end(sh, tb));
+            if (back == T_NEVER)
+                return;
+            if (back > m->free_since)
+                m->free_since = back;
             max_store(&sh->q_free_max, tb - m->free_since);
             if (tb - m->free_since > 1000 * MS && m->free_counted < 1) {
                 m->free_counted = 1;
@@ -1862,6 +1869,7 @@ static void q_observe(shared *sh, q_mon *m, int k, const redisReply *r,
     m->free_since = 0;
     m->free_counted = 0;
     q_tok o;
+    memset(&o, 0, sizeof o);
     int s = q_find(sh, r->str, &o);
     if (s >= 0 && o.state == Q_HOLD) {
         m->have = 0;
