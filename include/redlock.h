@@ -231,7 +231,8 @@ REDLOCK_API void redlock_client_free(redlock_client *c);
  * stalled or restarting, up to the deadline) and returns the last of them
  * when it ends; REDLOCK_AUTH, REDLOCK_INVALID, REDLOCK_SERVER (a key that
  * is not a lock) and REDLOCK_NOMEM end it at once.  Each try is bounded by
- * node_timeout_ms (connect included), whatever N.
+ * node_timeout_ms (connect included), whatever N, and a wait returns
+ * within wait_ms + node_timeout_ms.
  *
  * On REDLOCK_OK, *lock is a handle the caller owns: end it with
  * redlock_release() or redlock_detach() (or redlock_client_free()).

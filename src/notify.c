@@ -122,14 +122,15 @@ static int parse_u64(const char **p, const char *end, uint64_t *out)
     return 0;
 }
 
-/* A grant: "<seq> <fence> <keylen> <key><token>" (release script).  The
- * wait it names, if it still waits, holds the lock now. */
+/* A grant: "<seq> <fence> <ttl> <keylen> <key><token>" (release
+ * script).  The wait it names, if it still waits, holds the lock now. */
 static void handle_grant(struct redlock_notifier *nf, const redisReply *m)
 {
     const char *p = m->str, *end = m->str + m->len;
-    uint64_t seq, fence, keylen;
+    uint64_t seq, fence, ttl, keylen;
     if (parse_u64(&p, end, &seq) || parse_u64(&p, end, &fence) ||
-        parse_u64(&p, end, &keylen) || keylen > (uint64_t)(end - p))
+        parse_u64(&p, end, &ttl) || parse_u64(&p, end, &keylen) ||
+        keylen > (uint64_t)(end - p))
         return;
     const char *key = p, *tok = p + keylen;
     size_t toklen = (size_t)(end - tok);
@@ -139,6 +140,7 @@ static void handle_grant(struct redlock_notifier *nf, const redisReply *m)
             memcmp(g->token, tok, toklen) == 0) {
             g->granted = 1;
             g->fence = fence > INT64_MAX ? 0 : (int64_t)fence;
+            g->ttl = ttl > INT64_MAX ? 0 : (int64_t)ttl;
             pthread_cond_signal(&g->cv); /* that thread alone */
             return;
         }
@@ -287,6 +289,22 @@ static int handle_push(struct redlock_notifier *nf, redlock__conn *s,
     return 0;
 }
 
+/* Handle every push already read from s; -1 when s must be dropped. */
+static int drain(struct redlock_notifier *nf, redlock__conn *s)
+{
+    for (;;) {
+        void *reply = NULL;
+        if (redisGetReplyFromReader(s->ctx, &reply) != REDIS_OK)
+            return -1;
+        if (!reply)
+            return 0;
+        int bad = handle_push(nf, s, reply) != 0;
+        redlock__reply_free(reply);
+        if (bad)
+            return -1;
+    }
+}
+
 /* Bring the subscriber connections in line with the watch list; called
  * with nf->mu held. */
 static void sync_watches(struct redlock_notifier *nf)
@@ -355,6 +373,13 @@ static void *notifier_main(void *arg)
             }
             nf->sub[i] = s;
             nf->live++;
+            /* The handshake's read may have taken in more than the PING's
+             * answer (the grant channel's confirmation): no new data would
+             * wake the poll for it. */
+            if (drain(nf, s) != 0) {
+                drop_sub(nf, i);
+                continue;
+            }
             /* Everything must be subscribed here anew, and releases may
              * have gone unheard meanwhile: let every waiter retry. */
             for (redlock__watch *w = nf->watches; w; w = w->next)
@@ -414,20 +439,7 @@ static void *notifier_main(void *arg)
                 drop_sub(nf, i);
                 continue;
             }
-            void *reply;
-            int bad = 0;
-            while (!bad) {
-                reply = NULL;
-                if (redisGetReplyFromReader(s->ctx, &reply) != REDIS_OK)
-                    bad = 1;
-                else if (!reply)
-                    break;
-                else {
-                    bad = handle_push(nf, s, reply) != 0;
-                    redlock__reply_free(reply);
-                }
-            }
-            if (bad)
+            if (drain(nf, s) != 0)
                 drop_sub(nf, i);
         }
     }
@@ -567,6 +579,15 @@ int redlock__notify_expect(redlock_client *c, redlock__grant *g,
     *seen = nf->grant_gen;
     pthread_mutex_unlock(&nf->mu);
     return 0;
+}
+
+int redlock__notify_grants_live(redlock_client *c)
+{
+    struct redlock_notifier *nf = c->notify;
+    pthread_mutex_lock(&nf->mu);
+    int live = nf->grant_confirmed && nf->live > 0;
+    pthread_mutex_unlock(&nf->mu);
+    return live;
 }
 
 int redlock__notify_await(redlock_client *c, redlock__grant *g,
