@@ -1406,8 +1406,11 @@ static void fmt_num(char *buf, size_t len, double v)
         snprintf(buf, len, "%.3g", v);
     /* a value that is not whole must not look whole (8.0004 is not 8) */
     if (v != floor(v) && strchr(buf, '.') == NULL && strchr(buf, 'e') == NULL &&
-        fabs(v) < 1000)
-        snprintf(buf, len, "%.6g", v);
+        fabs(v) < 100) {
+        snprintf(buf, len, "%.2f", v);
+        if (strstr(buf, ".00") != NULL)
+            snprintf(buf, len, "%.6g", v);
+    }
 }
 
 static char cpu_model[128] = "unknown";
