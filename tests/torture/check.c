@@ -199,24 +199,27 @@ void t_check(const t_rec *recs, long n, int strict, t_result *res, FILE *out,
             }
         }
 
-        /* Fences: strictly increasing in order of start, per key. */
-        if (i + 1 < m && v[i + 1]->key == a->key && a->fence > 0 &&
-            v[i + 1]->fence > 0 &&
-            !(a->proc == v[i + 1]->proc &&
-              strcmp(a->token, v[i + 1]->token) == 0)) {
+        /* Fences: strictly increasing in order of start, per key, between
+         * the sections that have one (clients without fencing may hold the
+         * key in between). */
+        long nx = i + 1;
+        while (nx < m && v[nx]->key == a->key && v[nx]->fence <= 0)
+            nx++;
+        if (nx < m && v[nx]->key == a->key && a->fence > 0 &&
+            !(a->proc == v[nx]->proc && strcmp(a->token, v[nx]->token) == 0)) {
             /* (Not between handles of one token: one holder, whose
              * re-acquires may return in another order than they ran.) */
             res->fence_pairs++;
-            if (v[i + 1]->fence <= a->fence) {
+            if (v[nx]->fence <= a->fence) {
                 res->fence_back++;
                 if (strict) {
                     res->violations++;
                     if (out && shown_fence++ < max_details) {
                         fprintf(out, "  FENCE WENT BACK: %" PRId64
                                      " then %" PRId64 "\n",
-                                a->fence, v[i + 1]->fence);
+                                a->fence, v[nx]->fence);
                         describe(out, "earlier", a, t0);
-                        describe(out, "later", v[i + 1], t0);
+                        describe(out, "later", v[nx], t0);
                     }
                 }
             }
@@ -361,6 +364,15 @@ int t_check_selftest(FILE *out)
     bad |= expect(out, "fence: violations", r.violations, 2);
     t_check(s, 3, 0, &r, NULL, 0, 0);
     bad |= expect(out, "fence lax: violations", r.violations, 0);
+
+    /* A section without a fence (a client without fencing) in between:
+     * the fenced ones around it are still compared. */
+    s[0] = mk(0, 100, 200, 300, REDLOCK_OK, 5);
+    s[1] = mk(0, 210, 300, 400, REDLOCK_OK, 0);
+    s[2] = mk(0, 310, 400, 500, REDLOCK_OK, 4);
+    t_check(s, 3, 1, &r, NULL, 0, 0);
+    bad |= expect(out, "fence over a gap: pairs", r.fence_pairs, 1);
+    bad |= expect(out, "fence over a gap: back", r.fence_back, 1);
 
     /* The watchdog said lost (held 0) while validity ran: silent loss. */
     s[0] = mk(0, 100, 200, 400, REDLOCK_NOT_HELD, 1);

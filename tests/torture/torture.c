@@ -85,7 +85,10 @@
  * third of them with a random token, the rest acquire_as with a token made
  * for that wait (so that a dead waiter's token is known), or, one time in
  * four, the token of the thread's previous acquire_as again (an entry of
- * an earlier wait with it may still be queued).  Sections are
+ * an earlier wait with it may still be queued).  Every sixth waiter process
+ * has no fencing (its releases hand the lock to waiters with fencing, who
+ * must still get a fence number: a section of a fencing client without
+ * one fails the run).  Sections are
  * short (most < 20 ms; 4 % kept alive past their ttl; 4 % detached) and
  * checked as above.  Besides stalls of the node shorter and longer than
  * the I/O timeout, restarts, CLIENT KILL TYPE normal and pubsub (the
@@ -414,6 +417,7 @@ typedef struct shared {
     _Atomic long q_killed[3];          /* mid-wait, holding, other */
     _Atomic long q_killed_sections, q_spawned, q_stops, q_bad_children;
     _Atomic long q_obs, q_obs_fail;    /* the monitor's reads */
+    _Atomic long q_fence_zero;         /* fencing client, no fence number */
     _Atomic long q_stuck, q_stuck_killed;
     _Atomic int64_t q_stuck_max;       /* longest such overstay, ns */
     _Atomic int64_t q_free_max;        /* longest a key was seen free
@@ -527,6 +531,7 @@ typedef struct worker {
     int gen;       /* the queue: how many waiters had this place before */
     long nwaits;
     char last_tok[40]; /* the queue: the token of its last acquire_as */
+    int fencing;       /* its client has fencing on */
     uint64_t rng;
     pthread_t tid;
     int64_t priv_clean_since; /* no failed private-key call since */
@@ -1115,6 +1120,11 @@ static void q_section(worker *w, q_slot *qs, q_tok *e, redlock_lock *l, int k,
     r->lost_at = r->cb_at = r->ext_lost_at = T_NEVER;
     r->valid_until = r->last_ok = r->start;
     snprintf(r->token, sizeof r->token, "%s", redlock_token(l));
+    if (w->fencing && r->fence <= 0 &&
+        atomic_fetch_add(&sh->q_fence_zero, 1) < 2)
+        note_msg(sh, "queue: a client with fencing took the lock with fence "
+                     "%" PRId64 " (token %s)",
+                 r->fence, r->token);
     atomic_store(&qs->in_sec, 1);
     /* Live collisions: another slot inside a section of this key. */
     atomic_store(&qs->occ, k + 1);
@@ -1369,6 +1379,10 @@ static void child_main(shared *sh, const config *cfg, const scenario *sc,
     o.retry_delay_ms = RETRY_MS;
     o.renew_floor_ms = 0;
     o.fencing = sc->fencing;
+    /* The queue: every sixth waiter process without fencing, so that
+     * releasers without it hand the lock to waiters with it. */
+    if ((sc->work & cfg->work & W_QUEUE) && proc % 6 == 5)
+        o.fencing = 0;
     o.min_replicas = sc->replica ? 1 : 0;
     o.on_lost = on_lost;
     o.on_lost_arg = NULL;
@@ -1409,7 +1423,7 @@ static void child_main(shared *sh, const config *cfg, const scenario *sc,
         atomic_init(&g_slots[i].lock, NULL);
         atomic_init(&g_slots[i].cb_at, T_NEVER);
         w[i] = (worker){.sh = sh, .c = c, .cfg = cfg, .sc = sc, .proc = proc,
-                        .thread = i, .gen = gen};
+                        .thread = i, .gen = gen, .fencing = o.fencing};
         w[i].rng = cfg->seed ^ ((uint64_t)(proc + 1) << 40) ^
                    ((uint64_t)(i + 1) << 24) ^ (uint64_t)getpid() ^
                    ((uint64_t)gen << 52);
@@ -2865,7 +2879,8 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
             printf(" %s %ld", fault_names[k], fk[k]);
     printf("%s\n", failed_faults ? " (some FAILED to apply)" : "");
     print_counts("acquire", sh->acq);
-    print_counts("extend", sh->ext);
+    if (!queue) /* (the queue's sections never extend) */
+        print_counts("extend", sh->ext);
     printf("  sections  %ld (commits %ld, keepalive %ld, extended %ld, "
            "detached %ld)\n",
            res.sections, res.commits, res.keepalive, res.extended,
@@ -3066,6 +3081,12 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
                strict ? "FAIL" : "LIVENESS", atomic_load(&sh->q_free_stuck),
                Q_FREE_MS);
         violations += strict;
+    }
+    if (queue && atomic_load(&sh->q_fence_zero) > 0) {
+        printf("  FAIL: %ld sections of clients with fencing had no fence "
+               "number\n",
+               atomic_load(&sh->q_fence_zero));
+        violations++;
     }
     if (queue && atomic_load(&sh->q_obs) == 0) {
         printf("  FAIL: the queue's monitor read no key at all\n");
