@@ -1,0 +1,143 @@
+/*
+ * redlock acquire, extend, release, status: one request each, for scripts
+ * that take a lock in one step and give it back in another.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_acquire(const cli_args *a, redlock_client *c)
+{
+    const char *key = a->pos[0];
+    redlock_lock *lock = NULL;
+    redlock_status st = redlock_acquire(c, key, a->ttl_ms, a->wait_ms, &lock);
+    if (st == REDLOCK_BUSY) {
+        cli_note("busy: \"%s\" is held elsewhere", key);
+        return a->busy_code;
+    }
+    if (st != REDLOCK_OK) {
+        char what[256];
+        snprintf(what, sizeof what, "acquire: cannot acquire \"%.200s\"", key);
+        cli_err_status(what, st);
+        return cli_exit_code(st, a->busy_code);
+    }
+    printf("%s\n", redlock_token(lock));
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        /* Nobody will know the token: do not leave the lock behind. */
+        cli_err("acquire: cannot print the token (%s): releasing \"%s\"",
+            strerror(errno), key);
+        redlock_release(lock);
+        return XS_IOERR;
+    }
+    cli_note("acquired \"%s\" token %s ttl %" PRId64 "ms", key, redlock_token(lock),
+         a->ttl_ms);
+    redlock_detach(lock);
+    return XS_OK;
+}
+
+static int adopt(redlock_client *c, const char *cmd, const char *key,
+                 const char *token, redlock_lock **lock)
+{
+    redlock_status st = redlock_adopt(c, key, token, lock);
+    if (st == REDLOCK_NOT_HELD) {
+        cli_err("%s: token %s does not hold \"%s\"", cmd, token, key);
+        return XS_NOT_HELD;
+    }
+    if (st != REDLOCK_OK) {
+        char what[256];
+        snprintf(what, sizeof what, "%s: cannot check \"%.200s\"", cmd, key);
+        cli_err_status(what, st);
+        return cli_exit_code(st, XS_BUSY);
+    }
+    return -1;
+}
+
+int cli_extend(const cli_args *a, redlock_client *c)
+{
+    const char *key = a->pos[0], *token = a->pos[1];
+    redlock_lock *lock = NULL;
+    int rc = adopt(c, "extend", key, token, &lock);
+    if (rc >= 0)
+        return rc;
+    redlock_status st = redlock_extend(lock, a->ttl_ms);
+    redlock_detach(lock);
+    if (st == REDLOCK_NOT_HELD) {
+        cli_err("extend: token %s does not hold \"%s\"", token, key);
+        return XS_NOT_HELD;
+    }
+    if (st != REDLOCK_OK) {
+        char what[256];
+        snprintf(what, sizeof what, "extend: cannot extend \"%.200s\"", key);
+        cli_err_status(what, st);
+        return cli_exit_code(st, XS_BUSY);
+    }
+    cli_note("renewed \"%s\" ttl %" PRId64 "ms", key, a->ttl_ms);
+    return XS_OK;
+}
+
+int cli_release(const cli_args *a, redlock_client *c)
+{
+    const char *key = a->pos[0], *token = a->pos[1];
+    redlock_lock *lock = NULL;
+    int rc = adopt(c, "release", key, token, &lock);
+    if (rc >= 0)
+        return rc;
+    redlock_status st = redlock_release(lock);
+    if (st == REDLOCK_NOT_HELD) {
+        cli_err("release: token %s does not hold \"%s\"", token, key);
+        return XS_NOT_HELD;
+    }
+    if (st != REDLOCK_OK) {
+        char what[256];
+        snprintf(what, sizeof what, "release: cannot release \"%.200s\"", key);
+        cli_err_status(what, st);
+        return cli_exit_code(st, XS_BUSY);
+    }
+    cli_note("released \"%s\"", key);
+    return XS_OK;
+}
+
+int cli_status(const cli_args *a, redlock_client *c)
+{
+    const char *key = a->pos[0];
+    size_t len = 256;
+    char *buf = NULL;
+    int64_t pttl = 0;
+    redlock_status st;
+    for (;;) {
+        char *nb = realloc(buf, len);
+        if (!nb) {
+            free(buf);
+            cli_err("status: out of memory");
+            return XS_OSERR;
+        }
+        buf = nb;
+        st = redlock_inspect(c, key, buf, len, &pttl);
+        if (st != REDLOCK_INVALID || len >= ((size_t)1 << 29))
+            break;
+        len *= 4; /* the holder's token is longer than the buffer */
+    }
+    int rc;
+    if (st == REDLOCK_OK) {
+        if (pttl < 0)
+            printf("%s forever\n", buf);
+        else
+            printf("%s %" PRId64 "ms\n", buf, pttl);
+        rc = fflush(stdout) == 0 ? XS_OK : XS_IOERR;
+        cli_note("\"%s\" is held by %s", key, buf);
+    } else if (st == REDLOCK_NOT_HELD) {
+        cli_note("\"%s\" is free", key);
+        rc = XS_NOT_HELD;
+    } else {
+        char what[256];
+        snprintf(what, sizeof what, "status: cannot inspect \"%.200s\"", key);
+        cli_err_status(what, st);
+        rc = cli_exit_code(st, XS_BUSY);
+    }
+    free(buf);
+    return rc;
+}

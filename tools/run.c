@@ -1,0 +1,436 @@
+/*
+ * redlock run: the supervisor.
+ *
+ * `run` keeps the lock alive with the library's watchdog thread and learns
+ * of a loss through on_lost, which only writes one record to a self-pipe.
+ * Signal handlers write to the same pipe, so the main thread sleeps in one
+ * poll() and does everything else (forwarding, reaping, escalating to
+ * SIGKILL) itself: no work in handlers, no race between SIGCHLD and
+ * forwarding (the child is reaped only by the loop that forwards, so its
+ * pid cannot be reused meanwhile).  In a terminal, redlock follows
+ * COMMAND's stops, as a shell would (follow_stop).
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Written by signal handlers and by on_lost (watchdog thread); read by the
+ * main loop.  Set before either can run, never changed while they can. */
+static int wake_fd[2] = {-1, -1};
+
+/* One event on the pipe.  A record is far below PIPE_BUF, so every write
+ * is atomic and a read never splits one. */
+typedef struct event {
+    int sig;       /* the signal, or EV_LOST */
+    pid_t sender;  /* who sent it (0: the kernel, as for a terminal's ^C) */
+    int64_t at_ms; /* when it arrived */
+} event;
+#define EV_LOST 0
+
+/* One signal from one sender twice within this is one signal: timeout(1)
+ * sends its signal to redlock and then to redlock's process group, which
+ * reaches redlock again (and not COMMAND, which has a group of its own).
+ * The kernel already merges the two when they come before the handler
+ * runs; this makes it so when they do not. */
+#define DUP_WINDOW_MS 100
+
+/* Set by SIGCONT: after stopping itself, redlock learns whether it was
+ * really stopped and continued (a stop signal to an orphaned process group
+ * is discarded). */
+static volatile sig_atomic_t continued;
+
+static void on_signal(int sig, siginfo_t *si, void *ctx)
+{
+    (void)ctx;
+    int saved = errno;
+    if (sig == SIGCONT) {
+        continued = 1;
+        errno = saved;
+        return;
+    }
+    event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sig = sig;
+    if (si && (si->si_code == SI_USER || si->si_code == SI_QUEUE))
+        ev.sender = si->si_pid;
+    ev.at_ms = cli_now_ms(); /* clock_gettime() is async-signal-safe */
+    if (write(wake_fd[1], &ev, sizeof ev) < 0) {
+        /* full pipe: the loop is awake anyway */
+    }
+    errno = saved;
+}
+
+void cli_on_lost(const redlock_lock *lock, void *arg)
+{
+    (void)lock;
+    (void)arg;
+    event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sig = EV_LOST;
+    if (write(wake_fd[1], &ev, sizeof ev) < 0) {
+        /* nothing to do: the loop also checks redlock_held() */
+    }
+}
+
+int cli_run_init(void)
+{
+    if (pipe(wake_fd) != 0)
+        return -1;
+    for (int k = 0; k < 2; k++) {
+        int fl = fcntl(wake_fd[k], F_GETFL);
+        if (fl < 0 || fcntl(wake_fd[k], F_SETFL, fl | O_NONBLOCK) < 0 ||
+            fcntl(wake_fd[k], F_SETFD, FD_CLOEXEC) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+void cli_run_cleanup(void)
+{
+    for (int k = 0; k < 2; k++)
+        if (wake_fd[k] >= 0) {
+            close(wake_fd[k]);
+            wake_fd[k] = -1;
+        }
+}
+
+static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+#define NFORWARDED (sizeof forwarded / sizeof forwarded[0])
+
+typedef struct run_state {
+    pid_t pid;           /* COMMAND, also its process group */
+    int status;
+    int lost;            /* known lost: COMMAND was told */
+    int64_t kill_at_ms;  /* SIGKILL due (0: none) */
+    int killed;
+    int64_t valid_end_ms; /* last observed end of validity, for "renewed" */
+    int tty;             /* the controlling terminal, or -1 */
+    int last_sig;        /* the last signal forwarded, its sender and time */
+    pid_t last_sender;
+    int64_t last_at_ms;
+} run_state;
+
+static int status_of_child(int wstatus)
+{
+    if (WIFEXITED(wstatus))
+        return WEXITSTATUS(wstatus);
+    if (WIFSIGNALED(wstatus))
+        return 128 + WTERMSIG(wstatus);
+    return XS_OSERR;
+}
+
+/* Why the lock is gone, as far as Redis tells (one bounded round trip). */
+static void describe_loss(redlock_client *c, const char *key, const char *ours,
+                          char *why, size_t len)
+{
+    char holder[128];
+    int64_t pttl = 0;
+    redlock_status st = redlock_inspect(c, key, holder, sizeof holder, &pttl);
+    if (st == REDLOCK_OK && strcmp(holder, ours) != 0)
+        snprintf(why, len, "another owner's value replaced ours");
+    else if (st == REDLOCK_OK)
+        snprintf(why, len, "renewals did not get through in time");
+    else if (st == REDLOCK_NOT_HELD)
+        snprintf(why, len, "the key was deleted or expired");
+    else if (st == REDLOCK_INVALID) /* a holder's value longer than holder[] */
+        snprintf(why, len, "another owner's value replaced ours");
+    else
+        snprintf(why, len, "renewals failed: %s", redlock_strerror(st));
+}
+
+static void lose(run_state *rs, const cli_args *a, redlock_client *c,
+                 redlock_lock *lock)
+{
+    if (rs->lost)
+        return;
+    rs->lost = 1;
+    /* COMMAND first: it must stop working on what is no longer ours.  A
+     * stopped COMMAND (^Z) acts on SIGTERM only once continued. */
+    kill(rs->pid, SIGTERM);
+    kill(rs->pid, SIGCONT);
+    rs->kill_at_ms = cli_now_ms() + a->grace_ms;
+    char why[160];
+    describe_loss(c, a->pos[0], redlock_token(lock), why, sizeof why);
+    cli_note("lost \"%s\": %s", a->pos[0], why);
+    cli_note("sent SIGTERM to COMMAND (pid %ld)", (long)rs->pid);
+    cli_err("lost the lock \"%s\" while COMMAND ran (%s): sent SIGTERM to "
+        "COMMAND (pid %ld), SIGKILL in %" PRId64 "ms if it has not ended",
+        a->pos[0], why, (long)rs->pid, a->grace_ms);
+}
+
+/*
+ * COMMAND was stopped by sig.  In a terminal, a job is what the shell
+ * sees: redlock.  So when COMMAND stops for the terminal (^Z, or reading
+ * it from the background), redlock takes the terminal back and stops
+ * itself with the same signal, for the shell to report; once continued
+ * (fg, bg), it gives the terminal back if it is in the foreground and
+ * continues COMMAND.  A COMMAND stopped for another reason (SIGSTOP, a
+ * debugger) is left to whoever stopped it.
+ */
+static void follow_stop(run_state *rs, int sig)
+{
+    if (rs->tty < 0 || (sig != SIGTSTP && sig != SIGTTIN && sig != SIGTTOU)) {
+        cli_note("COMMAND (pid %ld) was stopped by signal %d", (long)rs->pid, sig);
+        return;
+    }
+    pid_t fg = tcgetpgrp(rs->tty);
+    if (sig != SIGTSTP && fg == getpgrp()) {
+        /* redlock is in the foreground (fg after a start in the
+         * background): the terminal is COMMAND's to use. */
+        cli_give_tty(rs->tty, rs->pid);
+        kill(-rs->pid, SIGCONT);
+        cli_note("gave the terminal to COMMAND (pid %ld)", (long)rs->pid);
+        return;
+    }
+    if (fg == rs->pid)
+        cli_give_tty(rs->tty, getpgrp());
+    cli_note("COMMAND (pid %ld) was stopped by signal %d: stopping too", (long)rs->pid,
+         sig);
+    continued = 0;
+    kill(getpid(), sig);
+    if (!continued) {
+        /* The stop was discarded (an orphaned process group): continuing
+         * COMMAND would only stop it again. */
+        cli_note("could not stop: COMMAND (pid %ld) stays stopped", (long)rs->pid);
+        return;
+    }
+    if (tcgetpgrp(rs->tty) == getpgrp())
+        cli_give_tty(rs->tty, rs->pid);
+    kill(-rs->pid, SIGCONT);
+    cli_note("continued COMMAND (pid %ld)", (long)rs->pid);
+}
+
+/* Forward what the handlers saw. */
+static void forward_events(run_state *rs)
+{
+    event ev[32];
+    ssize_t nb;
+    while ((nb = read(wake_fd[0], ev, sizeof ev)) > 0) {
+        for (size_t k = 0; k < (size_t)nb / sizeof ev[0]; k++) {
+            int sig = ev[k].sig;
+            if (sig == EV_LOST || sig == SIGCHLD)
+                continue; /* looked at by the loop */
+            if (sig == rs->last_sig && ev[k].sender == rs->last_sender &&
+                ev[k].at_ms - rs->last_at_ms < DUP_WINDOW_MS) {
+                cli_note("got %s again from pid %ld: forwarded once", cli_signame(sig),
+                     (long)ev[k].sender);
+                continue;
+            }
+            rs->last_sig = sig;
+            rs->last_sender = ev[k].sender;
+            rs->last_at_ms = ev[k].at_ms;
+            /* Not reaped yet, so the pid is still COMMAND's (at worst a
+             * zombie), never a stranger's.  COMMAND is in a group of its
+             * own, so nothing sent to redlock or its group (a terminal's
+             * ^C included) has reached COMMAND: this is its only copy. */
+            kill(rs->pid, sig);
+            cli_note("forwarded %s to COMMAND (pid %ld)", cli_signame(sig), (long)rs->pid);
+        }
+    }
+}
+
+/* Forward signals, watch the lock, reap COMMAND.  Returns 0 once COMMAND
+ * has been reaped (its wait status in rs->status), -1 on a system error
+ * (COMMAND then killed and reaped). */
+static int supervise(run_state *rs, const cli_args *a, redlock_client *c,
+                     redlock_lock *lock)
+{
+    const char *key = a->pos[0];
+    /* Wake at least this often to watch the validity (renewals come every
+     * ttl/3): between 100 ms and 1 s. */
+    int64_t tick = a->ttl_ms / 6;
+    if (tick < 100)
+        tick = 100;
+    if (tick > 1000)
+        tick = 1000;
+    rs->valid_end_ms = cli_now_ms() + redlock_validity_ms(lock);
+
+    for (;;) {
+        int64_t timeout = tick;
+        if (rs->lost && !rs->killed) {
+            int64_t left = rs->kill_at_ms - cli_now_ms();
+            if (left < timeout)
+                timeout = left < 0 ? 0 : left;
+        }
+        struct pollfd pfd = {.fd = wake_fd[0], .events = POLLIN};
+        if (poll(&pfd, 1, (int)timeout) < 0 && errno != EINTR) {
+            cli_err("run: poll: %s: killing COMMAND (pid %ld)", strerror(errno),
+                (long)rs->pid);
+            kill(rs->pid, SIGKILL);
+            while (waitpid(rs->pid, &rs->status, 0) < 0 && errno == EINTR) {
+            }
+            return -1;
+        }
+        forward_events(rs);
+        pid_t w;
+        int ws;
+        while ((w = waitpid(rs->pid, &ws, WNOHANG | WUNTRACED)) < 0 && errno == EINTR) {
+        }
+        if (w == rs->pid && WIFSTOPPED(ws)) {
+            follow_stop(rs, WSTOPSIG(ws));
+        } else if (w == rs->pid) {
+            rs->status = ws;
+            return 0;
+        } else if (w < 0) {
+            cli_err("run: waiting for COMMAND (pid %ld): %s", (long)rs->pid,
+                strerror(errno));
+            return -1;
+        }
+        if (!rs->lost) {
+            int64_t v = redlock_validity_ms(lock);
+            if (!redlock_held(lock) || v <= 0) {
+                lose(rs, a, c, lock);
+            } else {
+                int64_t end = cli_now_ms() + v;
+                if (end > rs->valid_end_ms + 5) {
+                    cli_note("renewed \"%s\", valid %" PRId64 "ms", key, v);
+                    rs->valid_end_ms = end;
+                }
+            }
+        }
+        if (rs->lost && !rs->killed && cli_now_ms() >= rs->kill_at_ms) {
+            rs->killed = 1;
+            kill(rs->pid, SIGKILL);
+            cli_note("sent SIGKILL to COMMAND (pid %ld) after the %" PRId64
+                 "ms grace", (long)rs->pid, a->grace_ms);
+        }
+    }
+}
+
+int cli_run(const cli_args *a, redlock_client *c)
+{
+    const char *key = a->pos[0];
+    redlock_lock *lock = NULL;
+    cli_note("acquiring \"%s\" (ttl %" PRId64 "ms, wait %" PRId64 "ms)", key,
+         a->ttl_ms, a->wait_ms);
+    redlock_status st = redlock_acquire(c, key, a->ttl_ms, a->wait_ms, &lock);
+    if (st == REDLOCK_BUSY) {
+        /* Not an error: another host runs the job (like flock -n). */
+        cli_note("busy: \"%s\" is held elsewhere, exiting %d", key, a->busy_code);
+        return a->busy_code;
+    }
+    if (st != REDLOCK_OK) {
+        char what[256];
+        snprintf(what, sizeof what, "run: cannot acquire \"%.200s\"", key);
+        cli_err_status(what, st);
+        return cli_exit_code(st, a->busy_code);
+    }
+    cli_note("acquired \"%s\" token %s ttl %" PRId64 "ms, valid %" PRId64 "ms",
+         key, redlock_token(lock), a->ttl_ms, redlock_validity_ms(lock));
+    if ((st = redlock_keepalive(lock)) != REDLOCK_OK) {
+        char what[256];
+        snprintf(what, sizeof what, "run: cannot keep \"%.200s\" alive", key);
+        cli_err_status(what, st);
+        redlock_release(lock);
+        return st == REDLOCK_NOT_HELD ? XS_LOST : cli_exit_code(st, a->busy_code);
+    }
+
+    /* Block what we handle until the loop runs; install the handlers. */
+    sigset_t handled, orig_mask;
+    sigemptyset(&handled);
+    sigaddset(&handled, SIGCHLD);
+    sigaddset(&handled, SIGCONT);
+    for (size_t k = 0; k < NFORWARDED; k++)
+        sigaddset(&handled, forwarded[k]);
+    sigprocmask(SIG_BLOCK, &handled, &orig_mask);
+
+    struct sigaction sa, old[NFORWARDED], old_chld, old_cont;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    sigset_t sigdef;
+    sigemptyset(&sigdef);
+    for (size_t k = 0; k < NFORWARDED; k++) {
+        sigaction(forwarded[k], NULL, &old[k]);
+        /* Ignored when we started (nohup, a background job of sh): leave
+         * it ignored, for COMMAND too. */
+        if (old[k].sa_handler == SIG_IGN)
+            continue;
+        sigaction(forwarded[k], &sa, NULL);
+        sigaddset(&sigdef, forwarded[k]);
+    }
+    /* Stops too (no SA_NOCLDSTOP): a COMMAND stopped by the terminal
+     * stops redlock (follow_stop). */
+    sigaction(SIGCHLD, &sa, &old_chld);
+    sigaddset(&sigdef, SIGCHLD);
+    sigaction(SIGCONT, &sa, &old_cont);
+    sigaddset(&sigdef, SIGCONT);
+    if (!cli_sigpipe_was_ignored)
+        sigaddset(&sigdef, SIGPIPE); /* redlock ignores it, COMMAND not */
+
+    run_state rs;
+    memset(&rs, 0, sizeof rs);
+    /* In the terminal's foreground, COMMAND (in its own group) gets the
+     * foreground, as a shell gives it to a job: ^C and ^Z then reach it
+     * once, from the terminal, and it may read the terminal. */
+    rs.tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    int take_tty = rs.tty >= 0 && tcgetpgrp(rs.tty) == getpgrp();
+    int rc = cli_start_command(a->command, &orig_mask, &sigdef, rs.tty, take_tty,
+                               &rs.pid);
+    int result;
+    if (rc != 0) {
+        cli_err("run: cannot execute \"%s\": %s", a->command[0], strerror(rc));
+        result = rc == ENOENT ? XS_NOT_FOUND
+                 : (rc == EACCES || rc == ENOEXEC || rc == EPERM || rc == EISDIR)
+                     ? XS_CANNOT_EXEC
+                     : XS_OSERR;
+        st = redlock_release(lock);
+        cli_note("released \"%s\": %s", key, redlock_strerror(st));
+    } else {
+        cli_note("started COMMAND \"%s\" (pid %ld%s)", a->command[0], (long)rs.pid,
+             take_tty ? ", in the terminal's foreground" : "");
+        sigprocmask(SIG_SETMASK, &orig_mask, NULL);
+        if (supervise(&rs, a, c, lock) == 0) {
+            result = status_of_child(rs.status);
+            if (WIFSIGNALED(rs.status))
+                cli_note("COMMAND (pid %ld) was killed by signal %d: status %d",
+                     (long)rs.pid, WTERMSIG(rs.status), result);
+            else
+                cli_note("COMMAND (pid %ld) exited with status %d", (long)rs.pid,
+                     result);
+        } else {
+            result = XS_OSERR;
+        }
+        /* The group is gone with COMMAND: the terminal comes back to
+         * redlock's, where the shell expects it. */
+        if (rs.tty >= 0 && tcgetpgrp(rs.tty) == rs.pid)
+            cli_give_tty(rs.tty, getpgrp());
+        if (rs.lost) {
+            /* Token-checked: deletes nothing of another owner's. */
+            redlock_release(lock);
+            result = XS_LOST;
+        } else if ((st = redlock_release(lock)) == REDLOCK_OK) {
+            cli_note("released \"%s\"", key);
+        } else if (st == REDLOCK_NOT_HELD) {
+            cli_err("run: the lock \"%s\" was lost before COMMAND ended (%s)", key,
+                redlock_last_error());
+            cli_note("lost \"%s\"", key);
+            result = XS_LOST;
+        } else {
+            /* COMMAND ran under the lock; the key expires by itself. */
+            char what[320];
+            snprintf(what, sizeof what,
+                     "run: cannot release \"%.200s\" (it expires within %" PRId64
+                     "ms)", key, a->ttl_ms);
+            cli_err_status(what, st);
+        }
+    }
+    if (rs.tty >= 0)
+        close(rs.tty);
+
+    for (size_t k = 0; k < NFORWARDED; k++)
+        sigaction(forwarded[k], &old[k], NULL);
+    sigaction(SIGCHLD, &old_chld, NULL);
+    sigaction(SIGCONT, &old_cont, NULL);
+    sigprocmask(SIG_SETMASK, &orig_mask, NULL);
+    return result;
+}
