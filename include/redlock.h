@@ -79,6 +79,9 @@ extern "C" {
  * bytes (without the NUL). */
 #define REDLOCK_TOKEN_MAX 65536
 
+/* The most slots (holders at once) a semaphore may have. */
+#define REDLOCK_SEMAPHORE_MAX 1024
+
 /* The most Redis nodes one client may use. */
 #define REDLOCK_MAX_NODES 32
 
@@ -297,6 +300,39 @@ REDLOCK_API redlock_status redlock_acquire_as(redlock_client *c,
                                               const char *token,
                                               int64_t ttl_ms, int64_t wait_ms,
                                               redlock_lock **lock);
+
+/*
+ * A counting semaphore: a permit to be one of at most n holders of key at
+ * a time (across processes and hosts), for ttl_ms, waiting as
+ * redlock_acquire() does (wait_ms 0 tries once).
+ *
+ * A permit is a lock on one of n slots, the keys "<key>:redlock:0" to
+ * "<key>:redlock:<n-1>", taken with a new random token: the handle is a
+ * lock handle in every way (redlock_keepalive, redlock_extend,
+ * redlock_release, redlock_detach, redlock_held, redlock_validity_ms,
+ * on_lost), and redlock_key() names its slot.  A holder that crashed
+ * frees its slot when its ttl ends; nothing is counted that could leak.
+ * Waiting: with one node, waiters queue in "<key>:redlock:sq" and a
+ * released slot goes to the first waiter still connected, as a lock does
+ * (see redlock_acquire()); with N > 1, waiters wake when any slot's
+ * release is published and try again, and each try looks at the slots in
+ * turn (up to n round trips).  Every user of a semaphore must pass the same
+ * n; n = 1 is exactly redlock_acquire(c, key, ...), a plain lock on key,
+ * while a semaphore of n > 1 never touches key itself.  Fencing numbers
+ * are not kept for permits (redlock_fence() is 0): holders are concurrent.
+ *
+ * On REDLOCK_OK *lock is a handle the caller owns, as for
+ * redlock_acquire(); otherwise it is NULL.  Returns REDLOCK_OK;
+ * REDLOCK_BUSY (all n slots held, after the wait); REDLOCK_IO;
+ * REDLOCK_SERVER (an error reply, or a slot or the queue holds another
+ * type); REDLOCK_AUTH; REDLOCK_INVALID (as for redlock_acquire(), or n
+ * outside 1..REDLOCK_SEMAPHORE_MAX); REDLOCK_NOMEM.  Thread-safe on a
+ * shared client.
+ */
+REDLOCK_API redlock_status redlock_acquire_n(redlock_client *c,
+                                             const char *key, int n,
+                                             int64_t ttl_ms, int64_t wait_ms,
+                                             redlock_lock **lock);
 
 /*
  * A handle for a lock that token holds now, taken elsewhere (for example by
