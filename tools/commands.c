@@ -29,12 +29,12 @@ int cli_acquire(const cli_args *a, redlock_client *c)
     if (fflush(stdout) != 0 || ferror(stdout)) {
         /* Nobody will know the token: do not leave the lock behind. */
         cli_err("acquire: cannot print the token (%s): releasing \"%s\"",
-            strerror(errno), key);
+                strerror(errno), key);
         redlock_release(lock);
         return XS_IOERR;
     }
     cli_note("acquired \"%s\" token %s ttl %" PRId64 "ms", key, redlock_token(lock),
-         a->ttl_ms);
+             a->ttl_ms);
     redlock_detach(lock);
     return XS_OK;
 }

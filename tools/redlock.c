@@ -240,9 +240,9 @@ static int command_opt(cli_args *a, char **argv, int argc, int *i)
         int64_t min = min_ttl_ms(&drift);
         if (a->ttl_ms < min) {
             cli_usage_error("%s: TTL \"%s\" is too short: the clock-drift allowance "
-                        "(%g%% of it, rounded up, + 2ms) leaves no time to hold "
-                        "the lock; the smallest usable TTL is %" PRId64 "ms",
-                        a->cmd, v, drift * 100, min);
+                            "(%g%% of it, rounded up, + 2ms) leaves no time to hold "
+                            "the lock; the smallest usable TTL is %" PRId64 "ms",
+                            a->cmd, v, drift * 100, min);
             return OPT_ERROR;
         }
         return OPT_TAKEN;
@@ -317,7 +317,7 @@ static int parse_args(cli_args *a, int argc, char **argv)
         want = 2;
     } else {
         return cli_usage_error("unknown command \"%s\" (run, acquire, extend, release or status)",
-                           a->cmd);
+                               a->cmd);
     }
 
     /* Options and operands in any order; "--" ends the options, and for
@@ -354,7 +354,7 @@ static int parse_args(cli_args *a, int argc, char **argv)
         if (a->npos >= want) {
             if (is_run)
                 return cli_usage_error("run: expected \"--\" after KEY, got \"%s\" "
-                                   "(redlock run KEY -- COMMAND [ARG...])", s);
+                                       "(redlock run KEY -- COMMAND [ARG...])", s);
             return cli_usage_error("%s: unexpected argument \"%s\"", a->cmd, s);
         }
         a->pos[a->npos++] = s;

@@ -162,8 +162,8 @@ static void lose(run_state *rs, const cli_args *a, redlock_client *c,
     cli_note("lost \"%s\": %s", a->pos[0], why);
     cli_note("sent SIGTERM to COMMAND (pid %ld)", (long)rs->pid);
     cli_err("lost the lock \"%s\" while COMMAND ran (%s): sent SIGTERM to "
-        "COMMAND (pid %ld), SIGKILL in %" PRId64 "ms if it has not ended",
-        a->pos[0], why, (long)rs->pid, a->grace_ms);
+            "COMMAND (pid %ld), SIGKILL in %" PRId64 "ms if it has not ended",
+            a->pos[0], why, (long)rs->pid, a->grace_ms);
 }
 
 /*
@@ -193,7 +193,7 @@ static void follow_stop(run_state *rs, int sig)
     if (fg == rs->pid)
         cli_give_tty(rs->tty, getpgrp());
     cli_note("COMMAND (pid %ld) was stopped by signal %d: stopping too", (long)rs->pid,
-         sig);
+             sig);
     continued = 0;
     kill(getpid(), sig);
     if (!continued) {
@@ -221,7 +221,7 @@ static void forward_events(run_state *rs)
             if (sig == rs->last_sig && ev[k].sender == rs->last_sender &&
                 ev[k].at_ms - rs->last_at_ms < DUP_WINDOW_MS) {
                 cli_note("got %s again from pid %ld: forwarded once", cli_signame(sig),
-                     (long)ev[k].sender);
+                         (long)ev[k].sender);
                 continue;
             }
             rs->last_sig = sig;
@@ -263,7 +263,7 @@ static int supervise(run_state *rs, const cli_args *a, redlock_client *c,
         struct pollfd pfd = {.fd = wake_fd[0], .events = POLLIN};
         if (poll(&pfd, 1, (int)timeout) < 0 && errno != EINTR) {
             cli_err("run: poll: %s: killing COMMAND (pid %ld)", strerror(errno),
-                (long)rs->pid);
+                    (long)rs->pid);
             kill(rs->pid, SIGKILL);
             while (waitpid(rs->pid, &rs->status, 0) < 0 && errno == EINTR) {
             }
@@ -281,7 +281,7 @@ static int supervise(run_state *rs, const cli_args *a, redlock_client *c,
             return 0;
         } else if (w < 0) {
             cli_err("run: waiting for COMMAND (pid %ld): %s", (long)rs->pid,
-                strerror(errno));
+                    strerror(errno));
             return -1;
         }
         if (!rs->lost) {
@@ -300,7 +300,7 @@ static int supervise(run_state *rs, const cli_args *a, redlock_client *c,
             rs->killed = 1;
             kill(rs->pid, SIGKILL);
             cli_note("sent SIGKILL to COMMAND (pid %ld) after the %" PRId64
-                 "ms grace", (long)rs->pid, a->grace_ms);
+                     "ms grace", (long)rs->pid, a->grace_ms);
         }
     }
 }
@@ -310,7 +310,7 @@ int cli_run(const cli_args *a, redlock_client *c)
     const char *key = a->pos[0];
     redlock_lock *lock = NULL;
     cli_note("acquiring \"%s\" (ttl %" PRId64 "ms, wait %" PRId64 "ms)", key,
-         a->ttl_ms, a->wait_ms);
+             a->ttl_ms, a->wait_ms);
     redlock_status st = redlock_acquire(c, key, a->ttl_ms, a->wait_ms, &lock);
     if (st == REDLOCK_BUSY) {
         /* Not an error: another host runs the job (like flock -n). */
@@ -324,7 +324,7 @@ int cli_run(const cli_args *a, redlock_client *c)
         return cli_exit_code(st, a->busy_code);
     }
     cli_note("acquired \"%s\" token %s ttl %" PRId64 "ms, valid %" PRId64 "ms",
-         key, redlock_token(lock), a->ttl_ms, redlock_validity_ms(lock));
+             key, redlock_token(lock), a->ttl_ms, redlock_validity_ms(lock));
     if ((st = redlock_keepalive(lock)) != REDLOCK_OK) {
         char what[256];
         snprintf(what, sizeof what, "run: cannot keep \"%.200s\" alive", key);
@@ -387,16 +387,16 @@ int cli_run(const cli_args *a, redlock_client *c)
         cli_note("released \"%s\": %s", key, redlock_strerror(st));
     } else {
         cli_note("started COMMAND \"%s\" (pid %ld%s)", a->command[0], (long)rs.pid,
-             take_tty ? ", in the terminal's foreground" : "");
+                 take_tty ? ", in the terminal's foreground" : "");
         sigprocmask(SIG_SETMASK, &orig_mask, NULL);
         if (supervise(&rs, a, c, lock) == 0) {
             result = status_of_child(rs.status);
             if (WIFSIGNALED(rs.status))
                 cli_note("COMMAND (pid %ld) was killed by signal %d: status %d",
-                     (long)rs.pid, WTERMSIG(rs.status), result);
+                         (long)rs.pid, WTERMSIG(rs.status), result);
             else
                 cli_note("COMMAND (pid %ld) exited with status %d", (long)rs.pid,
-                     result);
+                         result);
         } else {
             result = XS_OSERR;
         }
@@ -412,7 +412,7 @@ int cli_run(const cli_args *a, redlock_client *c)
             cli_note("released \"%s\"", key);
         } else if (st == REDLOCK_NOT_HELD) {
             cli_err("run: the lock \"%s\" was lost before COMMAND ended (%s)", key,
-                redlock_last_error());
+                    redlock_last_error());
             cli_note("lost \"%s\"", key);
             result = XS_LOST;
         } else {

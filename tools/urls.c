@@ -111,10 +111,10 @@ int cli_make_urls(const cli_args *a, cli_urls *u)
                     *comma = '\0';
                 if (*p == '\0')
                     return cli_usage_error("$REDLOCK_URL has an empty URL in its "
-                                       "comma-separated list");
+                                           "comma-separated list");
                 if (n >= REDLOCK_MAX_NODES)
                     return cli_usage_error("$REDLOCK_URL has too many URLs (at most %d)",
-                                       REDLOCK_MAX_NODES);
+                                           REDLOCK_MAX_NODES);
                 list[n++] = p;
                 if (!comma)
                     break;
