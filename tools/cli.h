@@ -58,6 +58,7 @@ typedef struct cli_args {
     const char *cmd;
     int64_t ttl_ms, wait_ms, grace_ms;
     int busy_code;
+    int fence;          /* run, acquire: --fence */
     const char *pos[2]; /* KEY, TOKEN */
     int npos;
     char **command; /* run: COMMAND [ARG...] */
@@ -120,13 +121,13 @@ int cli_run(const cli_args *a, redlock_client *c);
 /* Make pgid the terminal's foreground process group. */
 int cli_give_tty(int tty, pid_t pgid);
 /*
- * Start COMMAND (argv, searched in PATH) in a process group of its own,
- * the foreground of the terminal tty if take_tty.  Returns 0 with *pid
- * set, or the errno of what failed (of exec, as posix_spawnp() reports
- * it).  mask: COMMAND's signal mask; sigdef: signals it gets with their
- * default action.
+ * Start COMMAND (argv, searched in redlock's PATH) with the environment
+ * envp in a process group of its own, the foreground of the terminal tty
+ * if take_tty.  Returns 0 with *pid set, or the errno of what failed (of
+ * exec, as posix_spawnp() reports it).  mask: COMMAND's signal mask;
+ * sigdef: signals it gets with their default action.
  */
-int cli_start_command(char **argv, const sigset_t *mask, const sigset_t *sigdef,
-                      int tty, int take_tty, pid_t *pid);
+int cli_start_command(char **argv, char *const *envp, const sigset_t *mask,
+                      const sigset_t *sigdef, int tty, int take_tty, pid_t *pid);
 
 #endif /* REDLOCK_CLI_H */

@@ -25,7 +25,11 @@ int cli_acquire(const cli_args *a, redlock_client *c)
         cli_err_status(what, st);
         return cli_exit_code(st, a->busy_code);
     }
-    printf("%s\n", redlock_token(lock));
+    /* With --fence, "TOKEN FENCE": one line that `read token fence` splits. */
+    if (a->fence)
+        printf("%s %" PRId64 "\n", redlock_token(lock), redlock_fence(lock));
+    else
+        printf("%s\n", redlock_token(lock));
     if (fflush(stdout) != 0 || ferror(stdout)) {
         /* Nobody will know the token: do not leave the lock behind. */
         cli_err("acquire: cannot print the token (%s): releasing \"%s\"",
@@ -33,8 +37,12 @@ int cli_acquire(const cli_args *a, redlock_client *c)
         redlock_release(lock);
         return XS_IOERR;
     }
-    cli_note("acquired \"%s\" token %s ttl %" PRId64 "ms", key, redlock_token(lock),
-             a->ttl_ms);
+    if (a->fence)
+        cli_note("acquired \"%s\" token %s fence %" PRId64 " ttl %" PRId64 "ms", key,
+                 redlock_token(lock), redlock_fence(lock), a->ttl_ms);
+    else
+        cli_note("acquired \"%s\" token %s ttl %" PRId64 "ms", key,
+                 redlock_token(lock), a->ttl_ms);
     redlock_detach(lock);
     return XS_OK;
 }

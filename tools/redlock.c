@@ -1,8 +1,9 @@
 /*
  * redlock: flock(1) across machines, on libredlock.
  *
- *   redlock [-u URL]... [-v] run [-t TTL] [-w WAIT] [-E CODE] [-k GRACE] KEY -- COMMAND [ARG...]
- *   redlock [-u URL]... acquire [-t TTL] [-w WAIT] KEY
+ *   redlock [-u URL]... [-v] run [-t TTL] [-w WAIT] [-E CODE] [-k GRACE] [--fence]
+ *           KEY -- COMMAND [ARG...]
+ *   redlock [-u URL]... acquire [-t TTL] [-w WAIT] [--fence] KEY
  *   redlock [-u URL]... extend [-t TTL] KEY TOKEN
  *   redlock [-u URL]... release KEY TOKEN
  *   redlock [-u URL]... status KEY
@@ -22,8 +23,9 @@
 
 static const char usage_text[] =
     "Usage:\n"
-    "  redlock [-u URL]... [-v] run [-t TTL] [-w WAIT] [-E CODE] [-k GRACE] KEY -- COMMAND [ARG...]\n"
-    "  redlock [-u URL]... [-v] acquire [-t TTL] [-w WAIT] KEY\n"
+    "  redlock [-u URL]... [-v] run [-t TTL] [-w WAIT] [-E CODE] [-k GRACE] [--fence]\n"
+    "          KEY -- COMMAND [ARG...]\n"
+    "  redlock [-u URL]... [-v] acquire [-t TTL] [-w WAIT] [--fence] KEY\n"
     "  redlock [-u URL]... [-v] extend [-t TTL] KEY TOKEN\n"
     "  redlock [-u URL]... [-v] release KEY TOKEN\n"
     "  redlock [-u URL]... [-v] status KEY\n"
@@ -38,7 +40,8 @@ static const char usage_text[] =
     "           forwarded to COMMAND.  If the lock is lost, COMMAND gets SIGTERM,\n"
     "           then SIGKILL after GRACE, and redlock exits 70.  If redlock\n"
     "           dies, the kernel kills COMMAND (SIGKILL).\n"
-    "  acquire  take the lock, print its token and leave it held for TTL\n"
+    "  acquire  take the lock, print its token (\"TOKEN FENCE\" with --fence) and\n"
+    "           leave it held for TTL\n"
     "  extend   give the lock that TOKEN holds a fresh TTL\n"
     "  release  delete the lock if TOKEN still holds it\n"
     "  status   print the holder's token and the ttl left (\"TOKEN 29500ms\")\n"
@@ -54,16 +57,23 @@ static const char usage_text[] =
     "  -w, --wait WAIT    wait that long for a busy lock (\"forever\" too) [0]\n"
     "  -E, --conflict-exit-code CODE\n"
     "                     exit status when the lock is held elsewhere [75]\n"
+    "      --fence        (run, acquire; a single node only) also take a fencing\n"
+    "                     number, greater than that of every earlier holder of KEY\n"
+    "                     (counted in the key KEY:fence, which must never be deleted)\n"
     "  -k, --grace GRACE  after a lost lock, SIGKILL COMMAND this long after\n"
     "                     SIGTERM [10s]\n"
     "  -h, --help         this text;  -V, --version  the version\n"
     "Durations: 250ms, 30s, 5m, 1h; a bare number is seconds.\n"
     "$REDISCLI_AUTH is the password for URLs that carry none (keeps it out of ps).\n"
     "\n"
+    "COMMAND's environment (run): REDLOCK_KEY and REDLOCK_TOKEN, and with --fence\n"
+    "REDLOCK_FENCE, for a resource to refuse stale writers:\n"
+    "  UPDATE ... SET fence = $REDLOCK_FENCE WHERE ... AND fence <= $REDLOCK_FENCE\n"
+    "\n"
     "Exit status:\n"
     "    0  success; status: the key is held\n"
     "    1  release/extend: TOKEN does not hold KEY; status: the key is free\n"
-    "   64  usage error (bad option, duration, TTL or URL)\n"
+    "   64  usage error (bad option, duration, TTL or URL; --fence with several nodes)\n"
     "   69  Redis unreachable, timed out, or too few nodes for a quorum\n"
     "   70  run: the lock was lost while COMMAND ran\n"
     "   71  system error (out of memory, cannot start COMMAND)\n"
@@ -72,7 +82,6 @@ static const char usage_text[] =
     "   77  authentication refused\n"
     "  126  run: COMMAND cannot be executed;  127  run: COMMAND not found\n"
     "  else run: COMMAND's own status\n";
-
 
 /*
  * A duration: digits, then nothing (seconds), "ms", "s", "m" or "h".
@@ -136,14 +145,15 @@ static int64_t min_ttl_ms(double *drift_factor)
  * If argv[*i] is the option `shortopt`/`longopt` (forms: -x VAL, -xVAL,
  * --long VAL, --long=VAL), store its value in *val, advance *i past it and
  * return 1; return 0 if it is another argument, -1 (after a message) if
- * its value is missing.  longopt may be NULL; value == 0: a flag.
+ * its value is missing.  shortopt may be '\0' (long only), longopt NULL;
+ * value == 0: a flag.
  */
 static int match_opt(char **argv, int argc, int *i, char shortopt,
                      const char *longopt, int value, const char **val)
 {
     const char *a = argv[*i];
     const char *v = NULL;
-    if (a[0] == '-' && a[1] == shortopt) {
+    if (shortopt != '\0' && a[0] == '-' && a[1] == shortopt) {
         if (!value) {
             if (a[2] != '\0')
                 return 0;
@@ -267,6 +277,11 @@ static int command_opt(cli_args *a, char **argv, int argc, int *i)
             return OPT_ERROR;
         }
         a->busy_code = (int)code;
+        return OPT_TAKEN;
+    }
+    /* Long only: flock(1)'s -F is --no-fork. */
+    if (has_wait && match_opt(argv, argc, i, '\0', "fence", 0, &v) > 0) {
+        a->fence = 1;
         return OPT_TAKEN;
     }
     if (is_run && (r = match_opt(argv, argc, i, 'k', "grace", 1, &v)) != 0) {
@@ -398,6 +413,15 @@ int main(int argc, char **argv)
         return rc;
     }
 
+    /* The library refuses it too (REDLOCK_INVALID, 64), but says less. */
+    if (a.fence && u.n > 1) {
+        rc = cli_usage_error("%s: --fence needs a single Redis node, not %zu: each "
+                             "node would count fencing numbers of its own, which "
+                             "fence nothing", a.cmd, u.n);
+        cli_urls_free(&u);
+        return rc;
+    }
+
     int is_run = strcmp(a.cmd, "run") == 0;
     if (is_run && cli_run_init() != 0) {
         cli_err("run: cannot make a pipe: %s", strerror(errno));
@@ -409,6 +433,7 @@ int main(int argc, char **argv)
     redlock_options o;
     redlock_options_init(&o);
     o.renew_floor_ms = RENEW_FLOOR_MS; /* one lock: ttl/3 is right */
+    o.fencing = a.fence;
     if (is_run)
         o.on_lost = cli_on_lost;
 
@@ -418,7 +443,7 @@ int main(int argc, char **argv)
     cli_urls_free(&u);
     if (!c) {
         cli_err_status(nnodes > 1 ? "cannot connect to the Redis nodes"
-                              : "cannot connect to Redis", st);
+                                  : "cannot connect to Redis", st);
         cli_run_cleanup();
         return cli_exit_code(st, XS_BUSY);
     }

@@ -18,9 +18,12 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 /* Written by signal handlers and by on_lost (watchdog thread); read by the
  * main loop.  Set before either can run, never changed while they can. */
@@ -117,6 +120,75 @@ typedef struct run_state {
     pid_t last_sender;
     int64_t last_at_ms;
 } run_state;
+
+/*
+ * COMMAND's environment: redlock's, with what COMMAND holds, as etcdctl
+ * lock (ETCD_LOCK_KEY, ETCD_LOCK_REV) and consul lock (CONSUL_LOCK_HELD)
+ * tell theirs: REDLOCK_KEY, REDLOCK_TOKEN and, with --fence, REDLOCK_FENCE.
+ * Any of the three in redlock's own environment (an outer redlock's) is
+ * left out, so that a stale REDLOCK_FENCE is never mistaken for ours.  Made
+ * before fork(): the child may not allocate.
+ */
+typedef struct command_env {
+    char **envp;
+    char *var[3];
+} command_env;
+
+static void env_free(command_env *ce)
+{
+    free(ce->envp);
+    for (size_t k = 0; k < 3; k++)
+        free(ce->var[k]);
+    memset(ce, 0, sizeof *ce);
+}
+
+static char *env_var(const char *name, const char *value)
+{
+    size_t n = strlen(name), v = strlen(value);
+    char *s = malloc(n + v + 2);
+    if (s) {
+        memcpy(s, name, n);
+        s[n] = '=';
+        memcpy(s + n + 1, value, v + 1);
+    }
+    return s;
+}
+
+static int ours(const char *entry)
+{
+    static const char *const names[] = {"REDLOCK_KEY=", "REDLOCK_TOKEN=",
+                                        "REDLOCK_FENCE="};
+    for (size_t k = 0; k < 3; k++)
+        if (strncmp(entry, names[k], strlen(names[k])) == 0)
+            return 1;
+    return 0;
+}
+
+/* Returns 0, or -1 when out of memory. */
+static int make_env(command_env *ce, const redlock_lock *lock, int fence)
+{
+    memset(ce, 0, sizeof *ce);
+    char num[32];
+    snprintf(num, sizeof num, "%" PRId64, redlock_fence(lock));
+    if (!(ce->var[0] = env_var("REDLOCK_KEY", redlock_key(lock))) ||
+        !(ce->var[1] = env_var("REDLOCK_TOKEN", redlock_token(lock))) ||
+        (fence && !(ce->var[2] = env_var("REDLOCK_FENCE", num))))
+        return -1;
+    size_t n = 0;
+    for (char **e = environ; e && *e; e++)
+        n++;
+    if (!(ce->envp = calloc(n + 4, sizeof *ce->envp)))
+        return -1;
+    size_t m = 0;
+    for (char **e = environ; e && *e; e++)
+        if (!ours(*e))
+            ce->envp[m++] = *e;
+    for (size_t k = 0; k < 3; k++)
+        if (ce->var[k])
+            ce->envp[m++] = ce->var[k];
+    ce->envp[m] = NULL;
+    return 0;
+}
 
 static int status_of_child(int wstatus)
 {
@@ -323,8 +395,13 @@ int cli_run(const cli_args *a, redlock_client *c)
         cli_err_status(what, st);
         return cli_exit_code(st, a->busy_code);
     }
-    cli_note("acquired \"%s\" token %s ttl %" PRId64 "ms, valid %" PRId64 "ms",
-             key, redlock_token(lock), a->ttl_ms, redlock_validity_ms(lock));
+    if (a->fence)
+        cli_note("acquired \"%s\" token %s fence %" PRId64 " ttl %" PRId64
+                 "ms, valid %" PRId64 "ms", key, redlock_token(lock),
+                 redlock_fence(lock), a->ttl_ms, redlock_validity_ms(lock));
+    else
+        cli_note("acquired \"%s\" token %s ttl %" PRId64 "ms, valid %" PRId64 "ms",
+                 key, redlock_token(lock), a->ttl_ms, redlock_validity_ms(lock));
     if ((st = redlock_keepalive(lock)) != REDLOCK_OK) {
         char what[256];
         snprintf(what, sizeof what, "run: cannot keep \"%.200s\" alive", key);
@@ -374,8 +451,12 @@ int cli_run(const cli_args *a, redlock_client *c)
      * once, from the terminal, and it may read the terminal. */
     rs.tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
     int take_tty = rs.tty >= 0 && tcgetpgrp(rs.tty) == getpgrp();
-    int rc = cli_start_command(a->command, &orig_mask, &sigdef, rs.tty, take_tty,
-                               &rs.pid);
+    command_env env;
+    int rc = make_env(&env, lock, a->fence) != 0
+                 ? ENOMEM
+                 : cli_start_command(a->command, env.envp, &orig_mask, &sigdef, rs.tty,
+                                     take_tty, &rs.pid);
+    env_free(&env);
     int result;
     if (rc != 0) {
         cli_err("run: cannot execute \"%s\": %s", a->command[0], strerror(rc));

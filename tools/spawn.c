@@ -25,8 +25,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
-
 int cli_give_tty(int tty, pid_t pgid)
 {
     /* A process outside the foreground that calls tcsetpgrp() gets SIGTTOU
@@ -98,9 +96,9 @@ static int plan_exec(const char *file, exec_plan *p)
 
 /* The child, between fork() and exec: async-signal-safe calls only.  Every
  * signal is blocked on entry. */
-static void exec_child(const exec_plan *plan, char **argv, const sigset_t *mask,
-                       const sigset_t *sigdef, pid_t parent, int tty, int take_tty,
-                       int errfd)
+static void exec_child(const exec_plan *plan, char **argv, char *const *envp,
+                       const sigset_t *mask, const sigset_t *sigdef, pid_t parent,
+                       int tty, int take_tty, int errfd)
 {
     int e = 0;
     /* A group of its own: a signal sent to redlock's process group (kill
@@ -135,7 +133,7 @@ static void exec_child(const exec_plan *plan, char **argv, const sigset_t *mask,
         int saw_eacces = 0;
         e = ENOENT;
         for (size_t i = 0; i < plan->n; i++) {
-            execve(plan->path[i], argv, environ);
+            execve(plan->path[i], argv, envp);
             e = errno;
             if (e == EACCES)
                 saw_eacces = 1;
@@ -153,8 +151,8 @@ static void exec_child(const exec_plan *plan, char **argv, const sigset_t *mask,
     _exit(XS_NOT_FOUND);
 }
 
-int cli_start_command(char **argv, const sigset_t *mask, const sigset_t *sigdef,
-                      int tty, int take_tty, pid_t *pidp)
+int cli_start_command(char **argv, char *const *envp, const sigset_t *mask,
+                      const sigset_t *sigdef, int tty, int take_tty, pid_t *pidp)
 {
     exec_plan plan;
     if (plan_exec(argv[0], &plan) != 0) {
@@ -179,7 +177,7 @@ int cli_start_command(char **argv, const sigset_t *mask, const sigset_t *sigdef,
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        exec_child(&plan, argv, mask, sigdef, parent, tty, take_tty, ep[1]);
+        exec_child(&plan, argv, envp, mask, sigdef, parent, tty, take_tty, ep[1]);
     int e = pid < 0 ? errno : 0;
     if (pid > 0) {
         /* Here too, so that the group and the terminal are COMMAND's
