@@ -12,6 +12,7 @@
  */
 #include "cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -109,14 +111,19 @@ static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUS
 #define NFORWARDED (sizeof forwarded / sizeof forwarded[0])
 
 typedef struct run_state {
-    pid_t pid;           /* COMMAND, also its process group */
-    int status;
-    int lost;            /* known lost: COMMAND was told */
-    int64_t kill_at_ms;  /* SIGKILL due (0: none) */
-    int killed;
+    pid_t pid;            /* COMMAND; also the id of its process group, the job */
+    int status;           /* COMMAND's wait status, once reaped */
+    int exited;           /* COMMAND has exited: a zombie until the job is over */
+    int code;             /* ... with this status (as redlock would exit) */
+    int left;             /* processes of the group found after COMMAND's exit */
+    int lost;             /* known lost: the job was told */
+    int termed;           /* the job has had SIGTERM (lost, forwarded, leftovers) */
+    int dying;            /* a grace is running: SIGKILL at kill_at_ms */
+    int64_t kill_at_ms;
+    int killed;           /* SIGKILL sent to the job */
     int64_t valid_end_ms; /* last observed end of validity, for "renewed" */
-    int tty;             /* the controlling terminal, or -1 */
-    int last_sig;        /* the last signal forwarded, its sender and time */
+    int tty;              /* the controlling terminal, or -1 */
+    int last_sig;         /* the last signal forwarded, its sender and time */
     pid_t last_sender;
     int64_t last_at_ms;
 } run_state;
@@ -218,24 +225,63 @@ static void describe_loss(redlock_client *c, const char *key, const char *ours,
         snprintf(why, len, "renewals failed: %s", redlock_strerror(st));
 }
 
+/*
+ * Signal the job: COMMAND's process group.  COMMAND is reaped only once
+ * the job is over: until then its pid, running or a zombie, cannot be
+ * reused, and neither can the group's id, so the signal reaches the job
+ * and never a stranger's group.  COMMAND itself too, while it runs, if it
+ * moved to another group.
+ */
+static void signal_job(const run_state *rs, int sig)
+{
+    kill(-rs->pid, sig);
+    if (!rs->exited && getpgid(rs->pid) != rs->pid)
+        kill(rs->pid, sig);
+}
+
+/* SIGKILL to the job grace_ms from now, unless due sooner already. */
+static void start_grace(run_state *rs, const cli_args *a)
+{
+    int64_t at = cli_now_ms() + a->grace_ms;
+    if (!rs->dying || at < rs->kill_at_ms)
+        rs->kill_at_ms = at;
+    rs->dying = 1;
+}
+
+/* SIGTERM to the job, and SIGCONT: a stopped process acts on SIGTERM only
+ * once continued.  Once: the job has had one already otherwise. */
+static void terminate_job(run_state *rs, const cli_args *a)
+{
+    if (!rs->termed) {
+        signal_job(rs, SIGTERM);
+        signal_job(rs, SIGCONT);
+        rs->termed = 1;
+    }
+    start_grace(rs, a);
+}
+
 static void lose(run_state *rs, const cli_args *a, redlock_client *c,
                  redlock_lock *lock)
 {
     if (rs->lost)
         return;
     rs->lost = 1;
-    /* COMMAND first: it must stop working on what is no longer ours.  A
-     * stopped COMMAND (^Z) acts on SIGTERM only once continued. */
-    kill(rs->pid, SIGTERM);
-    kill(rs->pid, SIGCONT);
-    rs->kill_at_ms = cli_now_ms() + a->grace_ms;
+    /* The job first: it must stop working on what is no longer ours. */
+    int had_term = rs->termed;
+    terminate_job(rs, a);
+    int64_t left = rs->kill_at_ms - cli_now_ms();
+    if (left < 0)
+        left = 0;
     char why[160];
     describe_loss(c, a->pos[0], redlock_token(lock), why, sizeof why);
     cli_note("lost \"%s\": %s", a->pos[0], why);
-    cli_note("sent SIGTERM to COMMAND (pid %ld)", (long)rs->pid);
-    cli_err("lost the lock \"%s\" while COMMAND ran (%s): sent SIGTERM to "
-            "COMMAND (pid %ld), SIGKILL in %" PRId64 "ms if it has not ended",
-            a->pos[0], why, (long)rs->pid, a->grace_ms);
+    if (!had_term)
+        cli_note("sent SIGTERM to COMMAND's process group (pgid %ld)", (long)rs->pid);
+    cli_err("lost the lock \"%s\" while %s ran (%s): %s COMMAND's process group "
+            "(pgid %ld), SIGKILL in %" PRId64 "ms if it has not ended",
+            a->pos[0], rs->exited ? "processes COMMAND left" : "COMMAND", why,
+            had_term ? "SIGTERM had reached" : "sent SIGTERM to", (long)rs->pid,
+            left);
 }
 
 /*
@@ -281,7 +327,7 @@ static void follow_stop(run_state *rs, int sig)
 }
 
 /* Forward what the handlers saw. */
-static void forward_events(run_state *rs)
+static void forward_events(run_state *rs, const cli_args *a)
 {
     event ev[32];
     ssize_t nb;
@@ -299,19 +345,137 @@ static void forward_events(run_state *rs)
             rs->last_sig = sig;
             rs->last_sender = ev[k].sender;
             rs->last_at_ms = ev[k].at_ms;
-            /* Not reaped yet, so the pid is still COMMAND's (at worst a
-             * zombie), never a stranger's.  COMMAND is in a group of its
-             * own, so nothing sent to redlock or its group (a terminal's
-             * ^C included) has reached COMMAND: this is its only copy. */
-            kill(rs->pid, sig);
-            cli_note("forwarded %s to COMMAND (pid %ld)", cli_signame(sig), (long)rs->pid);
+            /* COMMAND and its group are in a group of their own, so
+             * nothing sent to redlock or its group (a terminal's ^C
+             * included) has reached them: this is their only copy. */
+            if (sig == SIGUSR1 || sig == SIGUSR2) {
+                /* No request to end: COMMAND's alone, as it always was. */
+                if (rs->exited) {
+                    cli_note("got %s: not forwarded, COMMAND (pid %ld) has exited",
+                             cli_signame(sig), (long)rs->pid);
+                    continue;
+                }
+                kill(rs->pid, sig);
+                cli_note("forwarded %s to COMMAND (pid %ld)", cli_signame(sig),
+                         (long)rs->pid);
+                continue;
+            }
+            /* SIGINT, SIGTERM, SIGHUP, SIGQUIT: the whole job is asked to
+             * end, and killed if it has not after GRACE. */
+            signal_job(rs, sig);
+            if (sig == SIGTERM)
+                rs->termed = 1;
+            start_grace(rs, a);
+            int64_t left = rs->kill_at_ms - cli_now_ms();
+            cli_note("forwarded %s to COMMAND's process group (pgid %ld): SIGKILL in "
+                     "%" PRId64 "ms if it has not ended",
+                     cli_signame(sig), (long)rs->pid, left < 0 ? 0 : left);
         }
     }
 }
 
-/* Forward signals, watch the lock, reap COMMAND.  Returns 0 once COMMAND
- * has been reaped (its wait status in rs->status), -1 on a system error
- * (COMMAND then killed and reaped). */
+/* One process's state, parent and process group, from /proc/PID/stat.
+ * Returns 0, or -1 if it is gone or unreadable. */
+static int proc_stat(pid_t pid, char *state, pid_t *ppid, pid_t *pgrp)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf - 1)) < 0 && errno == EINTR) {
+    }
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    /* "pid (comm) S ppid pgrp ...": comm may hold anything, ')' too */
+    char *paren = strrchr(buf, ')');
+    long pp, pg;
+    if (!paren || sscanf(paren + 1, " %c %ld %ld", state, &pp, &pg) != 3)
+        return -1;
+    *ppid = (pid_t)pp;
+    *pgrp = (pid_t)pg;
+    return 0;
+}
+
+/*
+ * After COMMAND's exit: how many processes of its group still run (zombies
+ * are over), by /proc, or -1 if /proc cannot be read.  Our children that
+ * have ended on the way (descendants of COMMAND's that came to us, the
+ * subreaper, when their parent died) are reaped, COMMAND excepted.
+ */
+static int scan_group(const run_state *rs)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return -1;
+    pid_t self = getpid();
+    int live = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long v = strtol(e->d_name, &end, 10);
+        if (*end != '\0' || v <= 0 || (pid_t)v == rs->pid || (pid_t)v == self)
+            continue;
+        char state;
+        pid_t ppid, pgrp;
+        if (proc_stat((pid_t)v, &state, &ppid, &pgrp) != 0)
+            continue;
+        int over = state == 'Z' || state == 'X' || state == 'x';
+        if (over && ppid == self) {
+            /* our child and a zombie: its pid is not reused until reaped */
+            while (waitpid((pid_t)v, NULL, WNOHANG) < 0 && errno == EINTR) {
+            }
+        } else if (!over && pgrp == rs->pid) {
+            live++;
+        }
+    }
+    closedir(d);
+    return live;
+}
+
+/*
+ * Reap our children that have ended (orphans of the job that came to us,
+ * the subreaper), and note COMMAND's exit without reaping it: its zombie
+ * keeps the group's id ours until the job is over.  Returns 0, or -1 on a
+ * system error.
+ */
+static int reap_children(run_state *rs)
+{
+    for (;;) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0) {
+            if (errno == EINTR)
+                continue;
+            return -1; /* ECHILD too: COMMAND is not reaped yet */
+        }
+        if (si.si_pid == 0)
+            return 0;
+        if (si.si_pid == rs->pid) {
+            rs->exited = 1;
+            if (si.si_code == CLD_EXITED) {
+                rs->code = si.si_status;
+                cli_note("COMMAND (pid %ld) exited with status %d", (long)rs->pid,
+                         rs->code);
+            } else {
+                rs->code = 128 + si.si_status;
+                cli_note("COMMAND (pid %ld) was killed by signal %d: status %d",
+                         (long)rs->pid, si.si_status, rs->code);
+            }
+            return 0; /* the others wait for scan_group() */
+        }
+        while (waitpid(si.si_pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+    }
+}
+
+/* Forward signals, watch the lock, reap COMMAND and the rest of its group.
+ * Returns 0 once COMMAND's process group has ended and COMMAND has been
+ * reaped (its wait status in rs->status), -1 on a system error (the group
+ * then killed and COMMAND reaped). */
 static int supervise(run_state *rs, const cli_args *a, redlock_client *c,
                      redlock_lock *lock)
 {
@@ -323,38 +487,70 @@ static int supervise(run_state *rs, const cli_args *a, redlock_client *c,
         tick = 100;
     if (tick > 1000)
         tick = 1000;
+    /* After COMMAND's exit, what is left of its group ends unseen (those
+     * are not all our children): look this often, from 10 ms to 200 ms. */
+    int64_t scan_every = 10;
     rs->valid_end_ms = cli_now_ms() + redlock_validity_ms(lock);
 
     for (;;) {
         int64_t timeout = tick;
-        if (rs->lost && !rs->killed) {
+        if (rs->exited && scan_every < timeout)
+            timeout = scan_every;
+        if (rs->dying && !rs->killed) {
             int64_t left = rs->kill_at_ms - cli_now_ms();
             if (left < timeout)
                 timeout = left < 0 ? 0 : left;
         }
         struct pollfd pfd = {.fd = wake_fd[0], .events = POLLIN};
         if (poll(&pfd, 1, (int)timeout) < 0 && errno != EINTR) {
-            cli_err("run: poll: %s: killing COMMAND (pid %ld)", strerror(errno),
-                    (long)rs->pid);
-            kill(rs->pid, SIGKILL);
-            while (waitpid(rs->pid, &rs->status, 0) < 0 && errno == EINTR) {
+            cli_err("run: poll: %s: killing COMMAND's process group (pgid %ld)",
+                    strerror(errno), (long)rs->pid);
+            break;
+        }
+        forward_events(rs, a);
+        if (!rs->exited) {
+            siginfo_t si;
+            memset(&si, 0, sizeof si);
+            /* stops only: this never reaps */
+            if (waitid(P_PID, (id_t)rs->pid, &si, WSTOPPED | WNOHANG) == 0 &&
+                si.si_pid == rs->pid && si.si_code == CLD_STOPPED)
+                follow_stop(rs, si.si_status);
+            if (reap_children(rs) != 0) {
+                cli_err("run: waiting for COMMAND (pid %ld): %s", (long)rs->pid,
+                        strerror(errno));
+                break;
             }
-            return -1;
+            if (rs->exited) {
+                /* The job is over for the shell: the terminal comes back
+                 * to redlock's group, where the shell expects it. */
+                if (rs->tty >= 0 && tcgetpgrp(rs->tty) == rs->pid)
+                    cli_give_tty(rs->tty, getpgrp());
+            }
         }
-        forward_events(rs);
-        pid_t w;
-        int ws;
-        while ((w = waitpid(rs->pid, &ws, WNOHANG | WUNTRACED)) < 0 && errno == EINTR) {
-        }
-        if (w == rs->pid && WIFSTOPPED(ws)) {
-            follow_stop(rs, WSTOPSIG(ws));
-        } else if (w == rs->pid) {
-            rs->status = ws;
-            return 0;
-        } else if (w < 0) {
-            cli_err("run: waiting for COMMAND (pid %ld): %s", (long)rs->pid,
-                    strerror(errno));
-            return -1;
+        if (rs->exited) {
+            int n = scan_group(rs);
+            if (n <= 0) {
+                if (rs->left)
+                    cli_note("COMMAND's process group (pgid %ld) has ended",
+                             (long)rs->pid);
+                break; /* -1: /proc unreadable, the sweep below ends it */
+            }
+            if (!rs->left) {
+                /* A shell script's background children, say: the job
+                 * is not over while they run, and they run under the
+                 * lock or not at all. */
+                rs->left = n;
+                int had_term = rs->termed;
+                terminate_job(rs, a);
+                int64_t left = rs->kill_at_ms - cli_now_ms();
+                cli_note("%d process%s of COMMAND's process group (pgid %ld) still "
+                         "run%s: %s, SIGKILL in %" PRId64 "ms if it has not ended",
+                         n, n == 1 ? "" : "es", (long)rs->pid, n == 1 ? "s" : "",
+                         had_term ? "SIGTERM had reached them" : "sent SIGTERM",
+                         left < 0 ? 0 : left);
+            }
+            if (scan_every < 200)
+                scan_every *= 2;
         }
         if (!rs->lost) {
             int64_t v = redlock_validity_ms(lock);
@@ -368,13 +564,24 @@ static int supervise(run_state *rs, const cli_args *a, redlock_client *c,
                 }
             }
         }
-        if (rs->lost && !rs->killed && cli_now_ms() >= rs->kill_at_ms) {
+        if (rs->dying && !rs->killed && cli_now_ms() >= rs->kill_at_ms) {
             rs->killed = 1;
-            kill(rs->pid, SIGKILL);
-            cli_note("sent SIGKILL to COMMAND (pid %ld) after the %" PRId64
-                     "ms grace", (long)rs->pid, a->grace_ms);
+            signal_job(rs, SIGKILL);
+            cli_note("sent SIGKILL to COMMAND's process group (pgid %ld) after the %"
+                     PRId64 "ms grace", (long)rs->pid, a->grace_ms);
         }
     }
+
+    /* The group is over; a process that a scan missed (forked while the
+     * scan ran) is not: one SIGKILL to the group, atomic with any fork in
+     * it, while COMMAND's zombie still holds the group's id.  Nothing if
+     * the group is empty.  Then COMMAND is reaped, and its id let go. */
+    int ok = rs->exited;
+    signal_job(rs, SIGKILL);
+    while (waitpid(rs->pid, &rs->status, 0) < 0 && errno == EINTR) {
+    }
+    (void)scan_group(rs); /* reap what the SIGKILL ended, if ours */
+    return ok ? 0 : -1;
 }
 
 int cli_run(const cli_args *a, redlock_client *c)
@@ -451,6 +658,12 @@ int cli_run(const cli_args *a, redlock_client *c)
      * once, from the terminal, and it may read the terminal. */
     rs.tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
     int take_tty = rs.tty >= 0 && tcgetpgrp(rs.tty) == getpgrp();
+    /* The job's orphans (a shell script's background children, once the
+     * script has exited) come to redlock, which reaps them, not to init:
+     * see scan_group().  Without it (Linux before 3.4) they are still
+     * signalled and waited for, as members of the group. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+        cli_note("run: cannot become a child subreaper: %s", strerror(errno));
     command_env env;
     int rc = make_env(&env, lock, a->fence) != 0
                  ? ENOMEM
@@ -470,19 +683,11 @@ int cli_run(const cli_args *a, redlock_client *c)
         cli_note("started COMMAND \"%s\" (pid %ld%s)", a->command[0], (long)rs.pid,
                  take_tty ? ", in the terminal's foreground" : "");
         sigprocmask(SIG_SETMASK, &orig_mask, NULL);
-        if (supervise(&rs, a, c, lock) == 0) {
-            result = status_of_child(rs.status);
-            if (WIFSIGNALED(rs.status))
-                cli_note("COMMAND (pid %ld) was killed by signal %d: status %d",
-                         (long)rs.pid, WTERMSIG(rs.status), result);
-            else
-                cli_note("COMMAND (pid %ld) exited with status %d", (long)rs.pid,
-                         result);
-        } else {
-            result = XS_OSERR;
-        }
-        /* The group is gone with COMMAND: the terminal comes back to
-         * redlock's, where the shell expects it. */
+        /* Only now is the lock let go: no process of the group outlives
+         * it (those that left the group are not the job's). */
+        result = supervise(&rs, a, c, lock) == 0 ? status_of_child(rs.status) : XS_OSERR;
+        /* The terminal comes back to redlock's group, where the shell
+         * expects it (supervise() did so at COMMAND's exit). */
         if (rs.tty >= 0 && tcgetpgrp(rs.tty) == rs.pid)
             cli_give_tty(rs.tty, getpgrp());
         if (rs.lost) {
