@@ -163,6 +163,13 @@ typedef struct redlock_options {
      * For a single master with replicas: it narrows, but does not close,
      * the window in which a failover loses the lock. [0] */
     int min_replicas;
+    /* Non-zero: the tokens the library makes say who took the lock, for
+     * `redlock list` and redlock_list() to show at 3 a.m.:
+     * "<uuid>;host=<host name>;pid=<pid>;since=<Unix time, ms>" instead of
+     * the bare 36-character UUID (a plain SET NX client on the same key
+     * sees only another value; size token buffers for the longer form).
+     * Caller's tokens are never changed.  The redlock tool sets it. [0] */
+    int holder_info;
     /* Called on the watchdog thread, once, when a kept-alive lock is found
      * lost.  It must return quickly and must not free or release the lock;
      * it may read it (redlock_key(), redlock_token()...). [NULL] */

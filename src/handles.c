@@ -235,7 +235,9 @@ redlock_status redlock__handle_retoken(redlock_lock *l)
         return st;
     pthread_mutex_lock(&c->mu);
     ids_remove(c, l);
-    memcpy(l->token, token, sizeof token); /* own tokens: always this long */
+    /* Own tokens: a new UUID in place of the old; what follows it (who
+     * holds it, since when) stays. */
+    memcpy(l->token, token, REDLOCK__TOKEN_LEN);
     ids_insert(c, l);
     pthread_mutex_unlock(&c->mu);
     return REDLOCK_OK;

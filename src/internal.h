@@ -41,6 +41,13 @@ int64_t redlock__random_between(int64_t lo, int64_t hi);
 
 #define REDLOCK__TOKEN_LEN 36
 #define REDLOCK__GRANT_ID_LEN 32
+/* Room for what holder_info adds to a token, and for a whole own token. */
+#define REDLOCK__HOLDER_MAX 96
+#define REDLOCK__OWN_TOKEN_MAX (REDLOCK__TOKEN_LEN + REDLOCK__HOLDER_MAX + 32)
+/* A new own token into out (REDLOCK__OWN_TOKEN_MAX bytes): the random
+ * UUID, and with holder_info who takes the lock and when. */
+struct redlock_client;
+redlock_status redlock__own_token(const struct redlock_client *c, char *out);
 /* 128 random bits from getrandom(2), as a lower-case v4 UUID. */
 redlock_status redlock__new_token(char out[REDLOCK__TOKEN_LEN + 1]);
 
@@ -379,6 +386,8 @@ struct redlock_client {
     int queued;
     /* Random, names the client's grant channel "redlock:grant:<id>". */
     char grant_id[REDLOCK__GRANT_ID_LEN + 1];
+    /* ";host=<name>;pid=<pid>" for tokens (holder_info), else "". */
+    char holder[REDLOCK__HOLDER_MAX];
     _Atomic uint64_t grant_seq; /* numbers the waits' queue entries */
 
     pthread_mutex_t mu; /* guards the handles: list, identity table */

@@ -646,10 +646,12 @@ redlock_status redlock_acquire(redlock_client *c, const char *key,
                                int64_t ttl_ms, int64_t wait_ms,
                                redlock_lock **lock)
 {
-    char token[REDLOCK__TOKEN_LEN + 1];
+    char token[REDLOCK__OWN_TOKEN_MAX];
     if (lock)
         *lock = NULL;
-    redlock_status st = redlock__new_token(token);
+    if (!c) /* (reported by acquire) */
+        return acquire(c, key, "", 1, ttl_ms, wait_ms, lock);
+    redlock_status st = redlock__own_token(c, token);
     if (st != REDLOCK_OK)
         return st;
     return acquire(c, key, token, 1, ttl_ms, wait_ms, lock);

@@ -120,8 +120,8 @@ redlock_status redlock_acquire_n(redlock_client *c, const char *key, int n,
                              n, REDLOCK_SEMAPHORE_MAX);
     if (n == 1)
         return redlock_acquire(c, key, ttl_ms, wait_ms, lock);
-    char token[REDLOCK__TOKEN_LEN + 1];
-    if ((st = redlock__new_token(token)) != REDLOCK_OK)
+    char token[REDLOCK__OWN_TOKEN_MAX];
+    if ((st = redlock__own_token(c, token)) != REDLOCK_OK)
         return st;
     redlock_lock *l = redlock__handle_new_sem(c, key, strlen(key), token, n);
     if (!l)
