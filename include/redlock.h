@@ -455,6 +455,45 @@ REDLOCK_API const char *redlock_key(const redlock_lock *lock);
  */
 REDLOCK_API int64_t redlock_fence(const redlock_lock *lock);
 
+/* One lock found by redlock_list().  Everything it points to lives until
+ * the callback returns. */
+typedef struct redlock_holder {
+    const char *key;   /* NUL-terminated (a key with a NUL byte ends there) */
+    const char *token; /* the holder's token: the key's value */
+    int64_t pttl_ms;   /* time left; with N > 1 the least a quorum has */
+    const char *host;  /* who took it, when the holder recorded it (the
+                          holder_info option, the redlock tool): else NULL */
+    long pid;          /* its process id there, or 0 */
+    int64_t since_ms;  /* when it took the lock, Unix time in ms, or 0 */
+} redlock_holder;
+
+/* redlock_list() flag: every string key with a ttl, not only those whose
+ * value a holder recorded (plain SET NX locks, but caches too). */
+#define REDLOCK_LIST_ALL 1
+
+/*
+ * The locks held now whose keys match pattern (a glob, as for SCAN MATCH;
+ * NULL or "" for all), for an operator: each node's keyspace is walked
+ * with SCAN (never KEYS), and fn(h, arg) is called once per lock held on a
+ * quorum of the nodes, until it returns non-zero (which stops the walk).
+ * A lock here is a string key with a ttl whose value a holder recorded
+ * (holder_info), or with REDLOCK_LIST_ALL any string key with a ttl.  Each
+ * round trip is bounded by the connect and I/O timeouts; the whole walk
+ * takes as long as the keyspace takes to scan, and is no snapshot: keys
+ * that come or go meanwhile may or may not be seen.
+ *
+ * Returns REDLOCK_OK (also when fn stopped it); REDLOCK_IO (fewer than a
+ * quorum of the nodes could be walked); REDLOCK_SERVER (an error reply:
+ * SCAN ... TYPE needs Redis 6); REDLOCK_AUTH; REDLOCK_INVALID (NULL c or
+ * fn, unknown flags); REDLOCK_NOMEM.  Thread-safe on a shared client; fn
+ * runs on the calling thread and must not call redlock_list() itself.
+ */
+REDLOCK_API redlock_status redlock_list(redlock_client *c,
+                                        const char *pattern, int flags,
+                                        int (*fn)(const redlock_holder *h,
+                                                  void *arg),
+                                        void *arg);
+
 /* A fixed English sentence for a status ("unknown status" for others).
  * Never NULL, static storage.  Thread-safe. */
 REDLOCK_API const char *redlock_strerror(redlock_status status);
