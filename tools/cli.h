@@ -5,7 +5,8 @@
  *   output.c    messages (errors, -v steps) and exit statuses
  *   urls.c      the nodes' URLs: -u, $REDLOCK_URL, $REDISCLI_AUTH
  *   commands.c  acquire, extend, release, status
- *   run.c       run: the supervisor (signals, the lock, COMMAND's end)
+ *   run.c       run: the supervisor (signals, the lock, the end of the job:
+ *               COMMAND and the rest of its process group)
  *   spawn.c     run: starting COMMAND (fork, exec, its group, the terminal)
  *
  * Everything shared is declared here with a cli_ prefix; the rest is

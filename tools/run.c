@@ -5,10 +5,23 @@
  * of a loss through on_lost, which only writes one record to a self-pipe.
  * Signal handlers write to the same pipe, so the main thread sleeps in one
  * poll() and does everything else (forwarding, reaping, escalating to
- * SIGKILL) itself: no work in handlers, no race between SIGCHLD and
- * forwarding (the child is reaped only by the loop that forwards, so its
- * pid cannot be reused meanwhile).  In a terminal, redlock follows
+ * SIGKILL) itself: no work in handlers.  In a terminal, redlock follows
  * COMMAND's stops, as a shell would (follow_stop).
+ *
+ * The job is COMMAND's process group (its id is COMMAND's pid), and the
+ * lock is released only once the whole group has ended:
+ *  - SIGINT, SIGTERM, SIGHUP, SIGQUIT and a lost lock's SIGTERM go to the
+ *    group, and SIGKILL after GRACE if it has not ended; SIGUSR1/2 go to
+ *    COMMAND alone.
+ *  - COMMAND's exit is noted but COMMAND is not reaped until the end: its
+ *    zombie keeps its pid, and so the group's id, from reuse, so that a
+ *    signal to the group never reaches a stranger's.  Processes of the
+ *    group still running then get SIGTERM (SIGKILL after GRACE), and
+ *    redlock waits for them, looking at /proc (they are not all its
+ *    children).
+ *  - redlock is a child subreaper: the job's orphans become its children,
+ *    and it reaps them.
+ * Processes that leave the group (setsid, setpgid) are not the job's.
  */
 #include "cli.h"
 
