@@ -1404,6 +1404,13 @@ static void fmt_num(char *buf, size_t len, double v)
         snprintf(buf, len, "%.1f", v);
     else
         snprintf(buf, len, "%.3g", v);
+    /* a value that is not whole must not look whole (8.0004 is not 8) */
+    if (v != floor(v) && strchr(buf, '.') == NULL && strchr(buf, 'e') == NULL &&
+        fabs(v) < 100) {
+        snprintf(buf, len, "%.2f", v);
+        if (strstr(buf, ".00") != NULL)
+            snprintf(buf, len, "%.6g", v);
+    }
 }
 
 static char cpu_model[128] = "unknown";
@@ -1713,7 +1720,13 @@ static void s6_one(env *e, s6_run *run, const char *what, int kind, int W, int64
     }
     if (!run->ok)
         return;
-    progress("  %ld sections, %.1f/s; server CPU %.1f us, %.2f commands per section; "
+    if (r->sections == 0) {
+        fprintf(stderr, "redlock-bench: [%s] scenario 6, %d %s: no section in the %.3g s "
+                        "window (%ld waits ran out)\n",
+                cur_placement, W, what, r->window_s, r->timeouts);
+        g_errors++;
+    }
+    progress("  %ld sections, %.1f/s; server CPU %.1f us, %.3f commands per section; "
              "idle gap p50/p99/max %.0f/%.0f/%.0f us (%ld); per waiter %ld..%ld, %d with "
              "none; %ld waits ran out%s; load %s -> %s",
              r->sections, r->rate, r->server_cpu_us, r->commands, us(r->gap_p50),
@@ -1754,7 +1767,8 @@ static void s6_row(int W, const char *what, const char *unit, double v, double w
 
 /* A markdown target row with a figure at every size ("8 / 64 / 256"),
  * judged on the worst of them (on none when one is missing). */
-static void md_sizes_row(const char *what, const double *v, int n, const char *op, double t)
+static void md_sizes_row(const char *what, const double *v, int n, const char *op, double t,
+                         int decimals)
 {
     char b[32];
     double worst = NAN;
@@ -1768,7 +1782,11 @@ static void md_sizes_row(const char *what, const double *v, int n, const char *o
             missing = 1;
         else if (isnan(worst) || !meets(v[i], op, worst))
             worst = v[i];
-        fprintf(md, "%s%s", i ? " / " : "", fmt_v(b, sizeof b, v[i]));
+        if (decimals > 0 && !isnan(v[i]))
+            snprintf(b, sizeof b, "%.*f", decimals, v[i]);
+        else
+            fmt_v(b, sizeof b, v[i]);
+        fprintf(md, "%s%s", i ? " / " : "", b);
     }
     fprintf(md, " | %s %g | %s |\n", op, t, yes_no(missing ? NAN : worst, op, t));
 }
@@ -1905,9 +1923,8 @@ static int scenario6(env *e)
         const s6_run *a = &lib[i];
         fprintf(md, "| %d | ", O.wsizes[i]);
         if (a->ok) {
-            fprintf(md, "%s | %s µs | %s | ", fmt_v(b1, sizeof b1, a->r.rate),
-                    fmt_v(b2, sizeof b2, a->r.server_cpu_us),
-                    fmt_v(b3, sizeof b3, a->r.commands));
+            fprintf(md, "%s | %s µs | %.3f | ", fmt_v(b1, sizeof b1, a->r.rate),
+                    fmt_v(b2, sizeof b2, a->r.server_cpu_us), a->r.commands);
             if (a->r.gaps > 0)
                 fprintf(md, "%s / %s ms | ", fmt_ms(b1, sizeof b1, a->r.gap_p50),
                         fmt_ms(b2, sizeof b2, a->r.gap_p99));
@@ -1961,10 +1978,10 @@ static int scenario6(env *e)
     double v[S6_MAX_SIZES] = {0};
     for (int i = 0; i < n; i++)
         v[i] = s6_val(&lib[i], lib[i].r.commands);
-    md_sizes_row("commands per section", v, n, "<=", 8);
+    md_sizes_row("commands per section", v, n, "<=", 8, 3);
     for (int i = 0; i < n; i++)
         v[i] = ratio_of(s6_rate(&lib[i]), s6_rate(&p100[i]));
-    md_sizes_row("libredlock / 0.1 s poller sections/s", v, n, ">=", 1);
+    md_sizes_row("libredlock / 0.1 s poller sections/s", v, n, ">=", 1, 0);
     fprintf(md, "| libredlock / %s sections/s at %d | %s | >= 0.8 | %s |\n", bname, lo,
             fmt_v(b1, sizeof b1, vs_best), yes_no(vs_best, ">=", 0.8));
     double g_lo = s6_gap(&lib[0], lib[0].r.gap_p99) / 1000;

@@ -241,7 +241,8 @@ REDLOCK_API void redlock_client_free(redlock_client *c);
  * stalled or restarting, up to the deadline) and returns the last of them
  * when it ends; REDLOCK_AUTH, REDLOCK_INVALID, REDLOCK_SERVER (a key that
  * is not a lock) and REDLOCK_NOMEM end it at once.  Each try is bounded by
- * node_timeout_ms (connect included), whatever N.
+ * node_timeout_ms (connect included), whatever N, and a wait returns
+ * within wait_ms + node_timeout_ms.
  *
  * On REDLOCK_OK, *lock is a handle the caller owns: end it with
  * redlock_release() or redlock_detach() (or redlock_client_free()).
@@ -267,7 +268,8 @@ REDLOCK_API void redlock_client_free(redlock_client *c);
  * to whoever tries first.  A try never queues.  A waiter killed while it
  * waits is skipped; one stopped but still connected is granted the lock,
  * which then expires after that waiter's ttl, and so does a grant to a
- * waiter whose wait ended while its last try failed.  With N > 1 waiters
+ * waiter whose wait ended while its last try failed (counted from the
+ * arrival of its last request, if that came later).  With N > 1 waiters
  * wake when a release is published and try again, and a lock released
  * while others wait is handed off to them for 50 ms: during that time a
  * try gets REDLOCK_BUSY, and a waiter gets the lock.  Either way a waiter

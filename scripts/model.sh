@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Check the Promela model of the lock protocol (model/redlock.pml) with spin.
+# Check the Promela models with spin: the lock protocol (model/redlock.pml)
+# and the single-node waiter queue (model/queue.pml).
 #
 #   scripts/model.sh           every configuration below
 #   scripts/model.sh --quick   skip the large exhaustive N=3 run
@@ -13,12 +14,19 @@
 #   old-release      -DOLD_RELEASE, N=1 (release with siblings) expect an error
 #   brief-gate       -DBRIEF_GATE, N=1 (D2-D4 as first drafted) expect an error
 #   no-renew-gate    -DPER_NODE_SKIP -DNO_RENEW_GATE, N=3      expect an error
-# Fails (exit 1) when a new-design run finds an error or an old rule passes.
-# Needs spin and gcc (Debian: apt-get install spin gcc); installs nothing:
-# exits 2 when one is missing.  pan files and trails go to $MODEL_OUT
-# (default build/model/, git-ignored), with each counterexample replayed
-# into <run>/trail.txt.  The two largest runs go in parallel (2 cores);
-# new-n3 needs about 3.5 GB of memory and 2.5 minutes.
+#   queue-n1         queue.pml: the waiter queue as specified  expect no error
+#   queue-recv-base  -DRECV_BASE: grant validity from receipt  expect an error
+#   queue-no-token   -DNO_TOKEN_CHECK: release unchecked       expect an error
+#   queue-last-push  -DLAST_PUSH_BASE: from the latest push    expect an error
+#   queue-strict-b   -DSTRICT_B: bound B without the delay     expect an error
+# Fails (exit 1) when a new-design or queue-n1 run finds an error or an
+# old rule or mutant passes.  Needs spin and gcc (Debian: apt-get install
+# spin gcc); installs nothing: exits 2 when one is missing.  pan files and
+# trails go to $MODEL_OUT (default build/model/, git-ignored), with each
+# counterexample replayed into <run>/trail.txt.  The two largest runs go in
+# parallel (2 cores): new-n3 (about 3.5 GB of memory and 2.5 minutes) with
+# the rest in full mode, queue-n1 (about 1.5 GB, 30 s) with the rest in
+# --quick mode.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,7 +35,8 @@ for arg in "$@"; do
     case "$arg" in
     --quick) quick=1 ;;
     -h | --help)
-        sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        # the comment block at the top of this file
+        awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"
         exit 0
         ;;
     *)
@@ -47,19 +56,20 @@ done
 out=${MODEL_OUT:-$root/build/model}
 mkdir -p "$out"
 rm -f "$out"/*/result.txt
-model=$root/model/redlock.pml
 
-# run NAME EXPECT(ok|error) SPIN-FLAGS...
+# run NAME EXPECT(ok|error) SPIN-FLAGS...   (the model: $RUN_PML, default
+# redlock.pml; qrun runs queue.pml)
 run() {
     local name=$1 expect=$2
     shift 2
+    local pml=${RUN_PML:-redlock.pml}
     local d=$out/$name
     rm -rf "$d"
     mkdir -p "$d"
-    cp "$model" "$d/redlock.pml"
+    cp "$root/model/$pml" "$d/$pml"
     (
         cd "$d"
-        spin -a "$@" redlock.pml >spin.log 2>&1
+        spin -a "$@" "$pml" >spin.log 2>&1
         gcc -O2 -DCOLLAPSE -DVECTORSZ=2048 -o pan pan.c >gcc.log 2>&1
         # -n: no unreached-code report; -m: depth; -w26: hash table
         # (no GNU time(1): a minbase system lacks it; pan reports memory)
@@ -68,8 +78,8 @@ run() {
         ./pan -m1000000 -w26 -n >pan.out 2>&1 || true
         t1=$(date +%s.%N)
         awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f 0\n", b - a }' >time.txt
-        if [ -f redlock.pml.trail ]; then
-            spin "$@" -t redlock.pml 2>&1 |
+        if [ -f "$pml.trail" ]; then
+            spin "$@" -t "$pml" 2>&1 |
                 grep -v -E '^\s*[a-z_]+(\[[0-9]+\])?(\([0-9]+\))?(:[a-z_]+)? = |Never claim moves|proc |processes' \
                     >trail.txt || true
         fi
@@ -89,13 +99,14 @@ run() {
     elif [ "$expect" = ok ]; then
         verdict="FAIL: violation found (trail: $d/trail.txt)"
     else
-        verdict="FAIL: the old rule passed: the model has no teeth here"
+        verdict="FAIL: the old rule (or mutant) passed: the model has no teeth here"
     fi
-    printf '%-14s %-40s states %10s transitions %11s memory %8s MB time %7ss  %s\n' \
+    printf '%-15s %-40s states %10s transitions %11s memory %8s MB time %7ss  %s\n' \
         "$name" "$*" "${states:-?}" "${trans:-?}" "${mem:-?}" "${secs:-?}" "$verdict" \
         >"$d/result.txt"
     case "$verdict" in ok:*) ;; *) return 1 ;; esac
 }
+qrun() { RUN_PML=queue.pml run "$@"; }
 
 cd "$root"
 echo "model.sh: spin $(spin -V | awk '{print $3}'), output in $out"
@@ -105,6 +116,10 @@ if [ "$quick" -eq 0 ]; then
     run new-n3 ok -DNN=3 -DBATT=0 -DWDROUNDS=1 &
     pids+=($!)
     names+=(new-n3)
+else
+    qrun queue-n1 ok &
+    pids+=($!)
+    names+=(queue-n1)
 fi
 status=0
 run new-n1 ok -DNN=1 || status=1
@@ -113,10 +128,18 @@ run old-ghost error -DNN=1 -DOLD_GHOST -DONLY_S1 || status=1
 run old-release error -DNN=1 -DOLD_RELEASE || status=1
 run brief-gate error -DNN=1 -DBRIEF_GATE || status=1
 run no-renew-gate error -DNN=3 -DPER_NODE_SKIP -DNO_RENEW_GATE -DBATT=0 -DWDROUNDS=2 || status=1
+if [ "$quick" -eq 0 ]; then
+    qrun queue-n1 ok || status=1
+fi
+qrun queue-recv-base error -DRECV_BASE -DONLY_S || status=1
+qrun queue-no-token error -DNO_TOKEN_CHECK -DONLY_S || status=1
+qrun queue-last-push error -DLAST_PUSH_BASE -DONLY_S || status=1
+qrun queue-strict-b error -DSTRICT_B || status=1
 for i in "${!pids[@]}"; do
     wait "${pids[$i]}" || status=1
 done
-for name in new-n1 new-n3 old-reacquire old-ghost old-release brief-gate no-renew-gate; do
+for name in new-n1 new-n3 old-reacquire old-ghost old-release brief-gate no-renew-gate \
+    queue-n1 queue-recv-base queue-no-token queue-last-push queue-strict-b; do
     [ -f "$out/$name/result.txt" ] && cat "$out/$name/result.txt"
 done
 # Keep only what is needed to read the results: the big pan binaries go.

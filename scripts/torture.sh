@@ -1,39 +1,51 @@
 #!/usr/bin/env bash
 # Build the torture test (tests/torture) and run it, the way CI does.
 #
-#   scripts/torture.sh                     60 s, random seed (printed)
+#   scripts/torture.sh                     85 s, random seed (printed)
 #   TORTURE_SECONDS=600 scripts/torture.sh the 10-minute run
 #   scripts/torture.sh --duration 600      the same
 #   scripts/torture.sh --seed 42 --scenario 1node-aof,5node-mem
 #   scripts/torture.sh --scenario 3node-minority --workloads herd \
 #       --faults minority-stall            one workload, one fault kind
+#   scripts/torture.sh --scenario 1node-queue --duration 30 --waiters 32
+#                                          the waiter queue alone
 #
 # Every argument goes to redlock_torture (see --help there: --seed,
 # --duration, --processes, --threads, --keys, --nodes, --scenario, --log,
 # --probes yes|no|only: the deterministic probes run first by default;
-# --workloads, --faults, --psubscribe, --herd, --cli).
-# Defaults: 60 s (TORTURE_SECONDS) shared by six scenarios: one node and
+# --workloads, --faults, --psubscribe, --herd, --cli, --waiters).
+# Defaults: 85 s (TORTURE_SECONDS) shared by seven scenarios: one node and
 # five, each with AOF appendfsync always and without persistence; three
 # nodes with one at a time down, stalled (SIGSTOP) or slowed by a delay
 # proxy while many wait and 1 500 locks are kept alive; a master with a
-# replica and min_replicas 1 under SCRIPT FLUSH.  Workloads besides the
+# replica and min_replicas 1 under SCRIPT FLUSH (these six get about 60 s);
+# and the waiter queue (1node-queue, about 25 s): 24 waiter processes on
+# one node, killed (SIGKILL, and replaced) or stopped mid-wait while the
+# node is stalled shorter and longer than the I/O timeout, restarted, and
+# its clients' connections killed (CLIENT KILL TYPE normal and pubsub),
+# with a PSUBSCRIBE * listener for the second half.  Workloads besides the
 # plain one: same-token re-acquires and adopts, private keys tried right
 # after their release (under PSUBSCRIBE * listeners), the herd of
-# kept-alive locks, and `redlock run` (the CLI, built with it) killed with
-# SIGKILL.  4 processes x 4 threads, 3 keys.  At the end: sections, faults
-# by kind, overlaps, reported and unreported overlaps.
+# kept-alive locks, `redlock run` (the CLI, built with it) killed with
+# SIGKILL, and the queue's waiters.  4 processes x 4 threads, 3 keys.  At
+# the end: sections, faults by kind, overlaps, reported and unreported
+# overlaps.
 #
 # Built in build-torture/ (Debug) with ASan + UBSan, so that the fault
 # paths are also checked for memory errors and leaks (in every forked
-# worker process too).  Environment: TORTURE_SECONDS (60); TORTURE_SANITIZE ("address,undefined"
+# worker process too).  Environment: TORTURE_SECONDS (85); TORTURE_SANITIZE ("address,undefined"
 # by default, in build-torture/; "" for a plain build in
 # build-torture-plain/; "thread" for TSan with clang in
 # build-torture-thread/); TORTURE_BUILD_DIR (a build directory already
 # configured, e.g. build-asan after test.sh: only the torture target is
 # built there, with its sanitizers); JOBS; TORTURE_LIVENESS=strict also
-# fails the run on the minority scenario's liveness checks (an IO or a
-# lost kept-alive lock while a quorum was healthy), which are otherwise
-# reported as LIVENESS lines: safety (every overlap reported) always fails.
+# fails the run on the liveness checks, which are otherwise reported as
+# LIVENESS lines: the minority scenario's (an IO or a lost kept-alive lock
+# while a quorum was healthy) and the queue's (a key left set with no live
+# holder longer than its owner's ttl + 250 ms, e.g. a killed waiter's; a
+# key left free for 5 s while others waited).  Safety (every overlap
+# reported; none at all, and fences rising, where the nodes persist)
+# always fails.
 # Missing Debian packages are installed first (scripts/deps.sh).
 # Exit status: redlock_torture's (0 pass, 1 a violation, 2 setup failed).
 set -euo pipefail
@@ -88,4 +100,4 @@ cd "$dir"
 env ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
     UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
     TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}" \
-    "${wrap[@]}" "$dir/tests/redlock_torture" --duration "${TORTURE_SECONDS:-60}" "$@"
+    "${wrap[@]}" "$dir/tests/redlock_torture" --duration "${TORTURE_SECONDS:-85}" "$@"

@@ -543,6 +543,7 @@ typedef struct redlock__grant {
     uint64_t seq;
     int granted;
     int64_t fence;
+    int64_t ttl; /* the ttl the grant set */
     int sem;  /* key names a semaphore: a grant names one of its slots */
     int slot; /* the slot granted */
     pthread_cond_t cv; /* signalled for this wait alone */
@@ -559,6 +560,8 @@ int redlock__notify_expect(redlock_client *c, redlock__grant *g,
  * missed), or until_ns.  Updates *seen; returns g->granted. */
 int redlock__notify_await(redlock_client *c, redlock__grant *g,
                           uint64_t *seen, int64_t until_ns);
+/* 1 when the grant channel is subscribed (after redlock__notify_expect). */
+int redlock__notify_grants_live(redlock_client *c);
 /* Stop listening for g; a grant that comes later is ignored. */
 void redlock__notify_unexpect(redlock_client *c, redlock__grant *g);
 

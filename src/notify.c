@@ -57,6 +57,7 @@ struct redlock_notifier {
     redlock__grant *grants; /* waits listening on the grant channel */
     uint64_t grant_gen;  /* moves when grants may have been missed */
     int grant_confirmed; /* the grant channel is subscribed */
+    int grant_plain;     /* the server knows no SSUBSCRIBE (before 7) */
     /* The thread's own. */
     redlock__conn *sub[REDLOCK_MAX_NODES];
     int64_t retry_ns[REDLOCK_MAX_NODES];
@@ -80,15 +81,18 @@ static void bump_all(struct redlock_notifier *nf)
 
 #define GRANT_PREFIX "redlock:grant:"
 
-/* SUBSCRIBE to the client's grant channel on s. */
-static int queue_grant_sub(redlock__conn *s, const redlock_client *c)
+/* Subscribe to the client's grant channel on s: SSUBSCRIBE (a shard
+ * channel, Redis 7: see the release script), or SUBSCRIBE on an older
+ * server, which refused SSUBSCRIBE once (plain). */
+static int queue_grant_sub(redlock__conn *s, const redlock_client *c,
+                           int plain)
 {
     char ch[sizeof GRANT_PREFIX + REDLOCK__GRANT_ID_LEN];
     size_t plen = strlen(GRANT_PREFIX);
     memcpy(ch, GRANT_PREFIX, plen);
     memcpy(ch + plen, c->grant_id, REDLOCK__GRANT_ID_LEN);
-    const char *argv[] = {"SUBSCRIBE", ch};
-    size_t len[] = {9, plen + REDLOCK__GRANT_ID_LEN};
+    const char *argv[] = {plain ? "SUBSCRIBE" : "SSUBSCRIBE", ch};
+    size_t len[] = {strlen(argv[0]), plen + REDLOCK__GRANT_ID_LEN};
     return redlock__resp_append(&s->out, 2, argv, len);
 }
 
@@ -118,14 +122,15 @@ static int parse_u64(const char **p, const char *end, uint64_t *out)
     return 0;
 }
 
-/* A grant: "<seq> <fence> <keylen> <key><token>" (release script).  The
- * wait it names, if it still waits, holds the lock now. */
+/* A grant: "<seq> <fence> <ttl> <keylen> <key><token>" (release
+ * script).  The wait it names, if it still waits, holds the lock now. */
 static void handle_grant(struct redlock_notifier *nf, const redisReply *m)
 {
     const char *p = m->str, *end = m->str + m->len;
-    uint64_t seq, fence, keylen;
+    uint64_t seq, fence, ttl, keylen;
     if (parse_u64(&p, end, &seq) || parse_u64(&p, end, &fence) ||
-        parse_u64(&p, end, &keylen) || keylen > (uint64_t)(end - p))
+        parse_u64(&p, end, &ttl) || parse_u64(&p, end, &keylen) ||
+        keylen > (uint64_t)(end - p))
         return;
     const char *key = p, *tok = p + keylen;
     size_t toklen = (size_t)(end - tok);
@@ -135,24 +140,23 @@ static void handle_grant(struct redlock_notifier *nf, const redisReply *m)
             continue;
         int slot = -1;
         if (g->sem) { /* "<name>:redlock:<slot>" */
-            const char *p = key + g->keylen + 9, *e = key + keylen;
+            const char *d = key + g->keylen + 9, *e = key + keylen;
             if (keylen <= g->keylen + 9 || memcmp(key, g->key, g->keylen) ||
-                memcmp(key + g->keylen, ":redlock:", 9) || e - p > 9)
+                memcmp(key + g->keylen, ":redlock:", 9) || e - d > 9)
                 continue;
-            for (slot = 0; p < e && *p >= '0' && *p <= '9'; p++)
-                slot = slot * 10 + (*p - '0');
-            if (p != e)
+            for (slot = 0; d < e && *d >= '0' && *d <= '9'; d++)
+                slot = slot * 10 + (*d - '0');
+            if (d != e)
                 continue;
         } else if (g->keylen != keylen || memcmp(g->key, key, keylen) != 0) {
             continue;
         }
-        {
-            g->slot = slot;
-            g->granted = 1;
-            g->fence = fence > INT64_MAX ? 0 : (int64_t)fence;
-            pthread_cond_signal(&g->cv); /* that thread alone */
-            return;
-        }
+        g->slot = slot;
+        g->granted = 1;
+        g->fence = fence > INT64_MAX ? 0 : (int64_t)fence;
+        g->ttl = ttl > INT64_MAX ? 0 : (int64_t)ttl;
+        pthread_cond_signal(&g->cv); /* that thread alone */
+        return;
     }
 }
 
@@ -194,7 +198,7 @@ static redlock__conn *open_sub(struct redlock_notifier *nf, int i)
     b.ncalls = 1;
     b.pending = 1;
     if (redlock__conn_append_call(s, &ping, 0) != 0 ||
-        (c->queued && queue_grant_sub(s, c) != 0)) {
+        (c->queued && queue_grant_sub(s, c, nf->grant_plain) != 0)) {
         redlock__conn_free(s);
         return NULL;
     }
@@ -252,39 +256,67 @@ static redlock__watch *find(struct redlock_notifier *nf, const char *ch,
 
 /* A push from a subscriber connection: ["message", ch, payload] or
  * ["subscribe", ch, n] wake the key's waiters. */
-static void handle_push(struct redlock_notifier *nf, const redisReply *r)
+/* -1 when the connection must be dropped. */
+static int handle_push(struct redlock_notifier *nf, redlock__conn *s,
+                       const redisReply *r)
 {
+    if (r->type == REDIS_REPLY_ERROR && nf->c->queued && !nf->grant_plain &&
+        !nf->grant_confirmed) {
+        /* SSUBSCRIBE refused (unknown before Redis 7): SUBSCRIBE instead;
+         * the release script publishes the same way on such a server. */
+        nf->grant_plain = 1;
+        return queue_grant_sub(s, nf->c, 1);
+    }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
         r->element[0]->type != REDIS_REPLY_STRING ||
         r->element[1]->type != REDIS_REPLY_STRING)
-        return;
+        return 0;
     const char *kind = r->element[0]->str;
     int is_sub = strcmp(kind, "subscribe") == 0;
     if (is_grant_channel(nf->c, r->element[1])) {
-        if (is_sub) {
+        if (is_sub || strcmp(kind, "ssubscribe") == 0) {
             nf->grant_confirmed = 1;
             bump_grants(nf);
-        } else if (strcmp(kind, "message") == 0 && r->elements == 3 &&
+        } else if ((strcmp(kind, "message") == 0 ||
+                    strcmp(kind, "smessage") == 0) &&
+                   r->elements == 3 &&
                    r->element[2]->type == REDIS_REPLY_STRING) {
             handle_grant(nf, r->element[2]);
         }
-        return;
+        return 0;
     }
     if (strcmp(kind, "unsubscribe") == 0) {
         redlock__watch *w = find(nf, r->element[1]->str, r->element[1]->len, 1);
         if (w)
             w->unconfirmed--; /* swept by sync_watches at 0 */
-        return;
+        return 0;
     }
     if (!is_sub && strcmp(kind, "message") != 0)
-        return;
+        return 0;
     redlock__watch *w = find(nf, r->element[1]->str, r->element[1]->len, 0);
     if (!w)
-        return;
+        return 0;
     if (is_sub)
         w->confirmed = 1;
     w->gen++;
     pthread_cond_broadcast(&nf->cond);
+    return 0;
+}
+
+/* Handle every push already read from s; -1 when s must be dropped. */
+static int drain(struct redlock_notifier *nf, redlock__conn *s)
+{
+    for (;;) {
+        void *reply = NULL;
+        if (redisGetReplyFromReader(s->ctx, &reply) != REDIS_OK)
+            return -1;
+        if (!reply)
+            return 0;
+        int bad = handle_push(nf, s, reply) != 0;
+        redlock__reply_free(reply);
+        if (bad)
+            return -1;
+    }
 }
 
 /* Bring the subscriber connections in line with the watch list; called
@@ -355,6 +387,13 @@ static void *notifier_main(void *arg)
             }
             nf->sub[i] = s;
             nf->live++;
+            /* The handshake's read may have taken in more than the PING's
+             * answer (the grant channel's confirmation): no new data would
+             * wake the poll for it. */
+            if (drain(nf, s) != 0) {
+                drop_sub(nf, i);
+                continue;
+            }
             /* Everything must be subscribed here anew, and releases may
              * have gone unheard meanwhile: let every waiter retry. */
             for (redlock__watch *w = nf->watches; w; w = w->next)
@@ -414,20 +453,7 @@ static void *notifier_main(void *arg)
                 drop_sub(nf, i);
                 continue;
             }
-            void *reply;
-            int bad = 0;
-            while (!bad) {
-                reply = NULL;
-                if (redisGetReplyFromReader(s->ctx, &reply) != REDIS_OK)
-                    bad = 1;
-                else if (!reply)
-                    break;
-                else {
-                    handle_push(nf, reply);
-                    redlock__reply_free(reply);
-                }
-            }
-            if (bad)
+            if (drain(nf, s) != 0)
                 drop_sub(nf, i);
         }
     }
@@ -586,6 +612,15 @@ int redlock__notify_expect(redlock_client *c, redlock__grant *g,
     *seen = nf->grant_gen;
     pthread_mutex_unlock(&nf->mu);
     return 0;
+}
+
+int redlock__notify_grants_live(redlock_client *c)
+{
+    struct redlock_notifier *nf = c->notify;
+    pthread_mutex_lock(&nf->mu);
+    int live = nf->grant_confirmed && nf->live > 0;
+    pthread_mutex_unlock(&nf->mu);
+    return live;
 }
 
 int redlock__notify_await(redlock_client *c, redlock__grant *g,

@@ -261,6 +261,18 @@ redlock_status redlock__queue_wait(redlock_client *c, redlock_lock *l,
     uint64_t seen = 0;
     int listening = redlock__notify_expect(c, &g, &seen) == 0;
 
+    /* A client's first wait: its notifier has just started.  Until its
+     * grant channel is subscribed a release would skip this waiter, so the
+     * first push waits for it (one node timeout at most). */
+    if (listening && !redlock__notify_grants_live(c)) {
+        int64_t ready = redlock__now_ns() +
+                        (int64_t)c->opts.node_timeout_ms * 1000000;
+        while (!redlock__notify_grants_live(c) && redlock__now_ns() < ready &&
+               redlock__now_ns() < until_ns)
+            redlock__notify_await(c, &g, &seen,
+                                  ready < until_ns ? ready : until_ns);
+    }
+
     qmode mode = Q_PUSH;
     int granted = 0; /* a grant came, but left too little validity */
     int64_t first_sent = -1, sent = 0;
@@ -271,10 +283,19 @@ redlock_status redlock__queue_wait(redlock_client *c, redlock_lock *l,
         int last = redlock__now_ns() >= until_ns;
         if (last)
             mode = Q_CANCEL;
-        int64_t deadline = redlock__now_ns() +
-                           (int64_t)c->opts.node_timeout_ms * 1000000;
+        /* No try runs past the wait by more than one node timeout: the
+         * last one (which gives up the place) gets what is left of it. */
+        int64_t nt = (int64_t)c->opts.node_timeout_ms * 1000000;
+        int64_t deadline = redlock__now_ns() + nt;
+        if (until_ns < INT64_MAX - nt && deadline > until_ns + nt)
+            deadline = until_ns + nt;
         int uncertain = 0;
-        if (!own_token && redlock__handle_claim(l, deadline) != 0) {
+        if (deadline <= redlock__now_ns()) {
+            st = redlock__fail(REDLOCK_IO, "acquire \"%.80s\": no time left "
+                                           "to leave the queue",
+                               l->key);
+            uncertain = 1; /* our entry may still be there */
+        } else if (!own_token && redlock__handle_claim(l, deadline) != 0) {
             st = REDLOCK_IO;
         } else {
             sent = redlock__now_ms();
@@ -341,7 +362,12 @@ redlock_status redlock__queue_wait(redlock_client *c, redlock_lock *l,
             redlock__handle_siblings_lost(l, before);
         int64_t vend = redlock__validity_end_ms(first_sent, ttl_ms,
                                                 c->opts.drift_factor);
-        if (vend - redlock__now_ms() >= ttl_ms - ttl_ms / 4) {
+        /* Taken as it is only when it is exactly ours: our ttl (an entry
+         * someone else wrote may say another), a fence number when we
+         * count them (a releaser without fencing takes none), and most of
+         * the validity left.  Else a check makes it so. */
+        if (g.ttl == ttl_ms && (!l->fkey || g.fence > 0) &&
+            vend - redlock__now_ms() >= ttl_ms - ttl_ms / 4) {
             *validity_end = vend;
             *fence = g.fence;
             if (l->sem_n)

@@ -16,7 +16,13 @@
  * waiter's ttl, in the same atomic step as the check that it was ours.
  * Nobody listening means the waiter's client is gone (killed: its kernel
  * closed the connection) or deaf for now: it is skipped, and finds out at
- * its next check.  With a fence counter each grant takes the next number.
+ * its next check.  An entry whose ttl is out of range (no client of ours
+ * wrote it) is skipped before anything is published, so that the SET
+ * cannot fail after a waiter was told.  The grant names the ttl it set,
+ * which the waiter checks against its own.  The channel is a shard channel (SPUBLISH, Redis 7),
+ * whose count of receivers no pattern subscriber (PSUBSCRIBE *) swells;
+ * before Redis 7, PUBSUB NUMSUB counts them.  With a fence counter each
+ * grant takes the next number.
  * (model/queue.pml: release)
  *
  * Without a queue (N > 1, or min_replicas) the release is published on
@@ -35,17 +41,23 @@
     "local e = redis.call('lpop', KEYS[2]) "                                  \
     "if not e then redis.call('del', KEYS[1]) return 1 end "                  \
     "local t, s, id, tok = string.match(e, '^(%d+) (%d+) (%x+) (.+)$') "      \
-    "if t then local f = 0 "                                                  \
+    "local tn = tonumber(t) "                                                 \
+    "if t and tn >= 1 and tn <= 1099511627776 then local f = 0 "             \
     "if KEYS[3] then f = redis.call('incr', KEYS[3]) end "                    \
-    "if redis.call('publish', 'redlock:grant:' .. id, s .. ' ' .. f .. ' ' "  \
-    ".. #KEYS[1] .. ' ' .. KEYS[1] .. tok) > 0 then "                         \
+    "local ch = 'redlock:grant:' .. id local n = 0 "                          \
+    "local m = s .. ' ' .. f .. ' ' .. t .. ' ' .. #KEYS[1] .. ' ' .. KEYS[1] " \
+    ".. tok "                                                                 \
+    "if redis.REDIS_VERSION_NUM then n = redis.call('spublish', ch, m) "      \
+    "elseif redis.call('pubsub', 'numsub', ch)[2] > 0 then "                  \
+    "n = redis.call('publish', ch, m) end "                                   \
+    "if n > 0 then "                                                          \
     "redis.call('set', KEYS[1], tok, 'PX', t) return 1 end end end end "      \
     "local ch = 'redlock:release:' .. KEYS[1] local n = redis.call("          \
     "'pubsub', 'numsub', ch)[2] if n > 0 then redis.call('publish', ch, '') " \
     "end if n > tonumber(ARGV[3] or '0') then redis.call('set', KEYS[1], "    \
     "'redlock:handoff', 'PX', ARGV[2]) else redis.call('del', KEYS[1]) "      \
     "end return 1"
-#define RELEASE_SHA "138d2dcf22919983537f63e1170f160d26d798c0"
+#define RELEASE_SHA "e981af18c700e14348eb778d0a689eb7a77623d7"
 const redlock__script redlock__script_release = {"release", RELEASE_BODY,
                                                  RELEASE_SHA, 1};
 const redlock__script redlock__script_release_queued = {

@@ -215,6 +215,13 @@ static pid_t child_waiter(const char *key, int64_t ttl_ms)
 static void dead_waiter_skipped(void **state)
 {
     (void)state;
+    /* A pattern subscriber that hears everything (a monitor) must not make
+     * a dead waiter look alive. */
+    redisContext *mon = redisConnect("127.0.0.1", srv.port);
+    assert_non_null(mon);
+    redisReply *pr = redisCommand(mon, "PSUBSCRIBE *");
+    assert_non_null(pr);
+    freeReplyObject(pr);
     redlock_client *a = client(), *b = client();
     redlock_lock *l;
     assert_int_equal(redlock_acquire(a, "q:dead", 30000, 0, &l), REDLOCK_OK);
@@ -238,6 +245,7 @@ static void dead_waiter_skipped(void **state)
     redlock_release(w.lock);
     redlock_client_free(a);
     redlock_client_free(b);
+    redisFree(mon);
 }
 
 static void stopped_waiter_costs_its_ttl(void **state)
@@ -513,6 +521,125 @@ static void caller_token_waits_in_queue(void **state)
     redlock_client_free(b);
 }
 
+static void grant_to_fencing_waiter_from_plain_releaser(void **state)
+{
+    (void)state;
+    /* The releaser counts no fences, the waiter does: the waiter still
+     * gets a number above every earlier holder's. */
+    redlock_client *f = client_with(1), *plain = client_with(0);
+    redlock_lock *l;
+    assert_int_equal(redlock_acquire(f, "q:fmix", 30000, 0, &l), REDLOCK_OK);
+    int64_t f0 = redlock_fence(l);
+    assert_true(f0 > 0);
+    redlock_release(l);
+    assert_int_equal(redlock_acquire(plain, "q:fmix", 30000, 0, &l),
+                     REDLOCK_OK);
+    struct waiter w = {.c = f, .key = "q:fmix", .wait_ms = 8000};
+    pthread_t t;
+    pthread_create(&t, NULL, wait_for, &w);
+    await_queued("q:fmix", 1);
+    usleep(50 * 1000);
+    assert_int_equal(redlock_release(l), REDLOCK_OK);
+    pthread_join(t, NULL);
+    assert_int_equal(w.st, REDLOCK_OK);
+    assert_true(redlock_fence(w.lock) > f0);
+    redlock_release(w.lock);
+    redlock_client_free(f);
+    redlock_client_free(plain);
+}
+
+/* An entry pushed ahead of a real waiter by someone else (hostile or
+ * buggy): copies of the waiter's own entry with another ttl. */
+static void forged_entries(void **state)
+{
+    (void)state;
+    static const char *const ttls[] = {"20", "0", "99999999999999999999"};
+    for (size_t k = 0; k < sizeof ttls / sizeof ttls[0]; k++) {
+        redlock_client *a = client(), *b = client();
+        redlock_lock *l;
+        assert_int_equal(redlock_acquire(a, "q:forge", 30000, 0, &l),
+                         REDLOCK_OK);
+        struct waiter w = {.c = b, .key = "q:forge", .wait_ms = 8000};
+        pthread_t t;
+        pthread_create(&t, NULL, wait_for, &w);
+        await_queued("q:forge", 1);
+        usleep(50 * 1000);
+        redisReply *r = rt_cmd(&srv, "LINDEX q:forge:redlock:q 0");
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        char forged[512];
+        snprintf(forged, sizeof forged, "%s%s", ttls[k],
+                 strchr(r->str, ' ')); /* same seq, client and token */
+        freeReplyObject(r);
+        r = rt_cmd(&srv, "LPUSH q:forge:redlock:q %s", forged);
+        freeReplyObject(r);
+        assert_int_equal(redlock_release(l), REDLOCK_OK);
+        pthread_join(t, NULL);
+        assert_int_equal(w.st, REDLOCK_OK);
+        /* whatever it was told, it counts on no more than the key has */
+        long long pttl = rt_pttl(&srv, "q:forge");
+        print_message("forged ttl %s: validity %lld ms, key's pttl %lld ms\n",
+                      ttls[k], (long long)redlock_validity_ms(w.lock), pttl);
+        assert_true(redlock_validity_ms(w.lock) <= pttl);
+        redlock_release(w.lock);
+        r = rt_cmd(&srv, "DEL q:forge q:forge:redlock:q");
+        freeReplyObject(r);
+        redlock_client_free(a);
+        redlock_client_free(b);
+    }
+}
+
+static void first_wait_is_heard(void **state)
+{
+    (void)state;
+    /* A client's very first wait: its notifier has just started, and a
+     * release must still hand the key to it (not skip it as deaf). */
+    redlock_client *a = client();
+    for (int round = 0; round < 60; round++) {
+        redlock_lock *l;
+        assert_int_equal(redlock_acquire(a, "q:first", 30000, 0, &l),
+                         REDLOCK_OK);
+        redlock_client *b = client();
+        struct waiter w = {.c = b, .key = "q:first", .wait_ms = 8000};
+        pthread_t t;
+        pthread_create(&t, NULL, wait_for, &w);
+        await_queued("q:first", 1);
+        assert_int_equal(redlock_release(l), REDLOCK_OK);
+        char *v = rt_get(&srv, "q:first"); /* handed over, not deleted */
+        assert_non_null(v);
+        free(v);
+        pthread_join(t, NULL);
+        assert_int_equal(w.st, REDLOCK_OK);
+        redlock_release(w.lock);
+        redlock_client_free(b);
+    }
+    redlock_client_free(a);
+}
+
+static void wait_bounded_on_stalled_server(void **state)
+{
+    (void)state;
+    /* A wait of 100 ms on a stopped server returns within the wait and one
+     * node timeout (1 s here), not two. */
+    redlock_client *a = client(), *b = client();
+    redlock_lock *l, *lb;
+    assert_int_equal(redlock_acquire(a, "q:bound", 30000, 0, &l), REDLOCK_OK);
+    redlock_lock *warm; /* b's notifier is up before the stop */
+    assert_int_equal(redlock_acquire(b, "q:bound", 10000, 50, &warm),
+                     REDLOCK_BUSY);
+    assert_int_equal(rt_server_pause(&srv), 0);
+    int64_t t0 = now_ms();
+    redlock_status st = redlock_acquire(b, "q:bound", 10000, 100, &lb);
+    int64_t took = now_ms() - t0;
+    assert_int_equal(rt_server_resume(&srv), 0);
+    print_message("wait of 100 ms, node timeout 1000 ms: %s after %lld ms\n",
+                  redlock_strerror(st), (long long)took);
+    assert_int_equal(st, REDLOCK_IO);
+    assert_true(took < 100 + 1000 + 400);
+    redlock_release(l);
+    redlock_client_free(a);
+    redlock_client_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -529,6 +656,10 @@ int main(void)
         cmocka_unit_test(stalled_server_then_in_order),
         cmocka_unit_test(restart_loses_queue_not_waiters),
         cmocka_unit_test(caller_token_waits_in_queue),
+        cmocka_unit_test(grant_to_fencing_waiter_from_plain_releaser),
+        cmocka_unit_test(forged_entries),
+        cmocka_unit_test(first_wait_is_heard),
+        cmocka_unit_test(wait_bounded_on_stalled_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

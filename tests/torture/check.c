@@ -112,7 +112,7 @@ static void describe(FILE *out, const char *label, const t_rec *r, int64_t t0)
         return;
     fprintf(out,
             "    %s: key %d proc %d thread %d token %s fence %" PRId64
-            " ttl %" PRId64 "%s%s%s\n"
+            " ttl %" PRId64 "%s%s%s%s\n"
             "       acquire called %.3f, returned (start) %.3f, last check "
             "held %.3f valid until %.3f, commits %d\n"
             "       told: check %.3f%s, callback %.3f, extend NOT_HELD %.3f;"
@@ -120,7 +120,9 @@ static void describe(FILE *out, const char *label, const t_rec *r, int64_t t0)
             label, r->key, r->proc, r->thread, r->token, r->fence, r->ttl_ms,
             r->flags & T_F_KEEPALIVE ? " keepalive" : "",
             r->flags & T_F_EXTENDED ? " extended" : "",
-            r->flags & T_F_DETACHED ? " detached" : "", rel_ms(r->acq_call, t0),
+            r->flags & T_F_DETACHED ? " detached" : "",
+            r->flags & T_F_KILLED ? " (holder killed: end = the kill)" : "",
+            rel_ms(r->acq_call, t0),
             rel_ms(r->start, t0), rel_ms(r->last_ok, t0),
             rel_ms(r->valid_until, t0), r->commits, rel_ms(r->lost_at, t0),
             r->lost_at == T_NEVER             ? ""

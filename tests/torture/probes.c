@@ -17,9 +17,14 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static void sleep_ms(long ms)
 {
@@ -384,39 +389,159 @@ done:
     return rc;
 }
 
+/* A waiter process: waits up to 10 s for key, and is killed meanwhile. */
+static pid_t spawn_waiter(rt_server *s, const char *key)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    redlock_options o;
+    redlock_options_init(&o);
+    o.connect_timeout_ms = 200;
+    o.io_timeout_ms = 200;
+    redlock_status st;
+    redlock_client *c = redlock_connect((const char *const[]){s->url}, 1, &o,
+                                        &st);
+    redlock_lock *l = NULL;
+    if (c)
+        redlock_acquire(c, key, 3000, 10000, &l);
+    _exit(0); /* (not reached: killed while it waits) */
+}
+
+/* One round: A holds key, a waiter process queues and is killed with
+ * SIGKILL, A releases, and a new client tries at once.  The try's status,
+ * or -1 when the round could not run; what the key holds is shown. */
+static int dead_waiter_round(FILE *out, rt_server *s, const char *key,
+                             int psub)
+{
+    int rc = -1;
+    redlock_client *a = connect_one(out, s), *c = connect_one(out, s);
+    redisContext *ps = NULL;
+    redlock_lock *la = NULL, *lc = NULL;
+    pid_t w = -1;
+    if (!a || !c || redlock_acquire(a, key, 5000, 0, &la) != REDLOCK_OK)
+        goto done;
+    if ((w = spawn_waiter(s, key)) < 0)
+        goto done;
+    sleep_ms(500); /* it connects, finds the key held, queues */
+    if (psub) {
+        /* A monitor of everything, as redis-cli's PSUBSCRIBE '*' or a
+         * keyspace-event consumer: it receives every message. */
+        struct timeval tv = {1, 0};
+        ps = redisConnectWithTimeout("127.0.0.1", s->port, tv);
+        redisReply *r = ps && !ps->err ? redisCommand(ps, "PSUBSCRIBE *")
+                                       : NULL;
+        int ok = r && r->type == REDIS_REPLY_ARRAY;
+        if (r)
+            freeReplyObject(r);
+        if (!ok)
+            goto done;
+    }
+    kill(w, SIGKILL);
+    waitpid(w, NULL, 0);
+    w = -1;
+    sleep_ms(100); /* its kernel closed its connections; the node saw it */
+    redlock_status rel = redlock_release(la);
+    la = NULL;
+    redlock_status st = redlock_acquire(c, key, 5000, 0, &lc);
+    char *v = rt_get(s, key);
+    long long pttl = rt_pttl(s, key);
+    fprintf(out, "    %s: A held %s, a waiter process queued and was killed "
+                 "(SIGKILL), A released (%s); a try at once: %s; the key "
+                 "then holds %s (pttl %lld ms)\n",
+            psub ? "with a PSUBSCRIBE * client" : "alone", key,
+            redlock_strerror(rel), redlock_strerror(st),
+            v ? v : "nothing", pttl);
+    free(v);
+    rc = (int)st;
+done:
+    if (w > 0) {
+        kill(w, SIGKILL);
+        waitpid(w, NULL, 0);
+    }
+    if (ps)
+        redisFree(ps);
+    if (lc)
+        redlock_release(lc);
+    if (la)
+        redlock_release(la);
+    redlock_client_free(a);
+    redlock_client_free(c);
+    return rc;
+}
+
+/*
+ * dead-waiter-psubscribe: with one node a release hands the lock to the
+ * first queued waiter still listening, and "a waiter killed while it waits
+ * is skipped" (redlock.h): its kernel closed its subscription, so the
+ * grant reaches nobody.  But a client doing PSUBSCRIBE * (a monitor, a
+ * keyspace-event consumer) receives every message: if the release judges
+ * "still listening" by PUBLISH's count, the dead waiter is granted the
+ * lock, which then sits unused for that waiter's whole ttl.  Alone first
+ * (the control), then with such a client connected.  A liveness matter:
+ * 1 when only the second try found the key busy, 0 when both took it, -1
+ * when the probe could not run or the control failed too.
+ */
+static int probe_dead_waiter_psub(FILE *out)
+{
+    rt_server s;
+    if (rt_server_start(&s, NULL) != 0)
+        return -1;
+    int alone = dead_waiter_round(out, &s, "probe:q1", 0);
+    int with = alone == REDLOCK_OK ? dead_waiter_round(out, &s, "probe:q2", 1)
+                                   : -1;
+    rt_server_stop(&s);
+    if (alone != REDLOCK_OK || with < 0)
+        return -1;
+    return with != REDLOCK_OK;
+}
+
 typedef struct probe {
     const char *name;
     int (*run)(FILE *out);
     const char *broken; /* what a failure means */
+    int liveness;       /* a failure fails the run only with
+                           TORTURE_LIVENESS=strict */
 } probe;
 
 static const probe probes[] = {
     {"extend-shorter-reply-lost", probe_extend_shorter,
-     "another holder acquired while the library still gave validity"},
+     "another holder acquired while the library still gave validity", 0},
     {"keepalive-late", probe_keepalive_late,
-     "a kept-alive lock expired on a healthy node"},
+     "a kept-alive lock expired on a healthy node", 0},
     {"same-token-minority", probe_same_token,
-     "a re-acquire by the holder's token was refused, or deleted its lock"},
+     "a re-acquire by the holder's token was refused, or deleted its lock", 0},
     {"ghost-delete-late", probe_ghost_late,
-     "a late token-checked delete removed the lock the token took again"},
+     "a late token-checked delete removed the lock the token took again", 0},
     {"noscript-min-replicas", probe_noscript_replicas,
-     "an acquire said OK that no replica can have acknowledged"},
+     "an acquire said OK that no replica can have acknowledged", 0},
+    {"dead-waiter-psubscribe", probe_dead_waiter_psub,
+     "a waiter killed while it waited was granted the lock (it then sits "
+     "unused for that waiter's ttl) because a PSUBSCRIBE * client also "
+     "received the grant",
+     1},
 };
 
 int t_probes(FILE *out)
 {
     int failed = 0;
+    const char *lv = getenv("TORTURE_LIVENESS");
+    int strict = lv && strcmp(lv, "strict") == 0;
     fprintf(out, "\n==== probes: deterministic fault sequences\n");
     for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
         fprintf(out, "  probe %s\n", probes[i].name);
         fflush(out);
         int r = probes[i].run(out);
+        int fatal = r > 0 && (!probes[i].liveness || strict);
         fprintf(out, "  probe %s: %s%s\n", probes[i].name,
-                r > 0    ? "FAIL: "
+                fatal    ? "FAIL: "
+                : r > 0  ? "LIVENESS: "
                 : r == 0 ? "PASS"
                          : "skipped (could not run)",
                 r > 0 ? probes[i].broken : "");
-        failed += r > 0;
+        failed += fatal;
     }
     return failed;
 }

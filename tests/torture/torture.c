@@ -5,7 +5,7 @@
  *
  *   redlock_torture [--seed N] [--duration S] [--processes P] [--threads T]
  *                   [--keys K] [--nodes N] [--scenario A,B,...] [--log DIR]
- *                   [--probes yes|no|only]
+ *                   [--probes yes|no|only] [--waiters W]
  *
  * First the probes (probes.c): short deterministic fault sequences, each
  * reproducing one way a lock was found to break, so that it fails every
@@ -18,6 +18,8 @@
  *                restarts.                                      lax
  *   Nnode-aof    N nodes, AOF appendfsync always, majority
  *                restarts.                                      strict
+ *   1node-queue  1 node, AOF appendfsync always, fencing: the
+ *                waiter queue (below).                          strict
  *
  * How a run goes.  The driver starts the nodes (tests/support), maps a
  * shared log, forks P children and then injects faults on a schedule drawn
@@ -73,6 +75,36 @@
  * or a checker whose own test fails.  An explained overlap means a holder was told in time but
  * its thread had not yet reached redlock_release() when the next holder
  * began (scheduling); it never committed after being told.
+ *
+ * The queue (1node-queue, workload "queue").  With one node a release
+ * hands the lock to one queued waiter (or, before the queue, notifies
+ * them all).  --waiters W processes (24; every fourth with two threads),
+ * each its own client, wait on 3 keys (named with and without a hash
+ * tag, one with a stray '}'): tries (wait 0), waits of 20 ms..1 s and
+ * 1..5 s, and REDLOCK_WAIT_FOREVER; a
+ * third of them with a random token, the rest acquire_as with a token made
+ * for that wait (so that a dead waiter's token is known), or, one time in
+ * four, the token of the thread's previous acquire_as again (an entry of
+ * an earlier wait with it may still be queued).  Sections are
+ * short (most < 20 ms; 4 % kept alive past their ttl; 4 % detached) and
+ * checked as above.  Besides stalls of the node shorter and longer than
+ * the I/O timeout, restarts, CLIENT KILL TYPE normal and pubsub (the
+ * grant subscriptions), CLIENT PAUSE, SCRIPT FLUSH and DEBUG SLEEP, the
+ * injector kills 1..4 waiter processes at a time with SIGKILL (mostly ones
+ * in the middle of a wait, some holding) and starts new ones in their
+ * place, or stops one (SIGSTOP) for 0.1..1.5 s.  A killed holder's section
+ * is logged as ending at the kill (a detach).  Each waiter publishes its
+ * waits in the shared map (key, token, ttl, waiting / holding / done /
+ * killed), and a monitor process reads every key about every 15 ms: a key
+ * that holds a token no live section holds must be gone within that
+ * token's ttl (counted from when it was first seen so, or from its owner's
+ * end: killed, wait over, release called, or from the end of a node
+ * outage that held its owner's requests back: those are applied when the
+ * node answers again, even a dead waiter's), + 250 ms; else a LIVENESS
+ * line, which fails the run only with TORTURE_LIVENESS=strict (a lock
+ * that is never handed on blocks, it does not overlap).  The summary gives
+ * sections and handovers per second, waits that timed out, and the
+ * longest time a key stayed free while waiters waited for it.
  *
  * Exit status: 0 all scenarios passed, 1 a violation, 2 setup failed, 64
  * usage.
@@ -165,7 +197,8 @@ typedef struct scenario {
     int weight;       /* share of --duration */
     int replica;      /* node 0 has a replica; clients use min_replicas 1 */
     int proxy;        /* clients reach the nodes through delay proxies */
-    int psub;         /* PSUBSCRIBE * listeners on every node */
+    int psub;         /* PSUBSCRIBE * listeners on every node (2: for the
+                         second half of the run) */
     int minority;     /* at most a minority of nodes is ever faulty */
     int keys;         /* at least this many keys (free keys are what an
                          acquire needs to show a missing WAIT) */
@@ -180,11 +213,13 @@ enum {
     W_PRIVATE = 2, /* a key only one thread uses: release, then try at once */
     W_HERD = 4,    /* thousands of kept-alive locks in one process */
     W_CLI = 8,     /* `redlock run` processes, some killed with SIGKILL */
-    W_ALL = 15
+    W_QUEUE = 16,  /* many waiter processes on one node (they replace the
+                      plain workers), killed and stopped mid-wait */
+    W_ALL = 31
 };
 static const char *const work_names[] = {"same-token", "private", "herd",
-                                         "cli"};
-#define NWORK 4
+                                         "cli", "queue"};
+#define NWORK 5
 
 static const scenario scenarios[] = {
     {"1node-aof", 0, 0, 1, 1, 1, 22, 0, 1, 1, 0, 0, W_SAME | W_PRIVATE | W_CLI,
@@ -204,6 +239,12 @@ static const scenario scenarios[] = {
     {"1node-replica", 0, 0, 1, 1, 1, 14, 1, 0, 0, 0, 12, W_SAME,
      "1 master with a replica, min_replicas 1, fencing, AOF: SCRIPT FLUSH "
      "while the replica is stopped: no acquire without a replica's ack"},
+    {"1node-queue", 0, 0, 1, 1, 1, 40, 0, 0, 2, 0, 0, W_QUEUE,
+     "1 node, AOF appendfsync always, fencing: many waiter processes queue "
+     "on a few keys while waiters are killed (and replaced) or stopped "
+     "mid-wait and the node is stalled, restarted, its clients (pubsub "
+     "too) killed: no overlap, fences rise, no lock left set past its "
+     "owner's ttl"},
 };
 #define NSCEN ((int)(sizeof scenarios / sizeof scenarios[0]))
 
@@ -220,6 +261,7 @@ typedef struct config {
     const char *cli; /* the redlock CLI, or NULL */
     const char *self; /* this program (COMMAND of the CLI workload) */
     int probes;    /* 0 no, 1 yes, 2 only */
+    int waiters;   /* processes of the queue workload */
 } config;
 
 /* ---- faults ---------------------------------------------------------------------- */
@@ -239,6 +281,10 @@ enum fault_kind {
     F_REPLICA_STOP,  /* SIGSTOP the replica (half the time: SCRIPT FLUSH
                         on the master meanwhile) */
     F_CLI_KILL,      /* SIGKILL of a `redlock run` (by the CLI workload) */
+    F_SHORT_STOP,    /* SIGSTOP 20..200 ms: shorter than the I/O timeout */
+    F_WAITER_KILL,   /* SIGKILL 1..4 waiter processes (queue), new ones
+                        started in their place */
+    F_WAITER_STOP,   /* SIGSTOP one waiter process 0.1..1.5 s (queue) */
     NFAULT
 };
 
@@ -246,18 +292,21 @@ static const char *const fault_names[NFAULT] = {
     "kill9+restart", "kill9+restart-majority", "sigstop/sigcont",
     "client-kill-normal", "client-kill-pubsub", "client-pause",
     "script-flush", "debug-sleep", "minority-down", "minority-stall",
-    "delay-conn", "replica-stop", "sigkill-redlock-run"};
+    "delay-conn", "replica-stop", "sigkill-redlock-run", "sigstop-short",
+    "sigkill-waiter", "sigstop-waiter"};
 
 /* Weights of the kinds, per scenario (in the order of scenarios[]):
  * restarts weigh more where they are what breaks the lock. */
 static const int fault_weight[][NFAULT] = {
-    /* kill maj stop ckill psub pause flush sleep down stall delay rep cli */
-    {3, 0, 2, 2, 1, 2, 2, 2, 0, 0, 4, 0, 1}, /* 1node-aof */
-    {5, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0}, /* 1node-mem */
-    {2, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0}, /* Nnode-mem */
-    {2, 3, 2, 2, 1, 2, 1, 2, 0, 0, 0, 0, 0}, /* Nnode-aof */
-    {1, 0, 0, 2, 1, 1, 1, 1, 3, 4, 4, 0, 0}, /* 3node-minority */
-    {1, 0, 0, 1, 0, 0, 2, 0, 0, 0, 0, 5, 0}, /* 1node-replica */
+    /* kill maj stop ckill psub pause flush sleep down stall delay rep cli
+       short wkill wstop */
+    {3, 0, 2, 2, 1, 2, 2, 2, 0, 0, 4, 0, 1, 0, 0, 0}, /* 1node-aof */
+    {5, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0}, /* 1node-mem */
+    {2, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0}, /* Nnode-mem */
+    {2, 3, 2, 2, 1, 2, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0}, /* Nnode-aof */
+    {1, 0, 0, 2, 1, 1, 1, 1, 3, 4, 4, 0, 0, 0, 0, 0}, /* 3node-minority */
+    {1, 0, 0, 1, 0, 0, 2, 0, 0, 0, 0, 5, 0, 0, 0, 0}, /* 1node-replica */
+    {2, 0, 3, 3, 4, 1, 1, 1, 0, 0, 0, 0, 0, 4, 9, 2}, /* 1node-queue */
 };
 _Static_assert(sizeof fault_weight / sizeof fault_weight[0] == NSCEN,
                "one row of fault weights per scenario");
@@ -272,6 +321,66 @@ typedef struct fault {
 } fault;
 
 /* ---- what the processes share ------------------------------------------------ */
+
+/* The queue workload's map: what each waiter thread is doing, and the
+ * tokens of its last waits, so that the monitor can tell whose token a key
+ * holds and whether that owner still lives. */
+#define Q_MAX_WAITERS 32
+#define Q_THREADS 2 /* at most, per waiter process */
+#define Q_SLOTS (Q_MAX_WAITERS * Q_THREADS)
+#define Q_HIST 16
+#define Q_SLACK_MS 250 /* a key may outlive its owner's ttl by this much */
+#define Q_FREE_MS 5000 /* a key left free this long while others wait for
+                          it: LIVENESS (a waiter further back looks every
+                          1 s * (1 + position / 8), jittered) */
+
+enum { Q_WAIT = 1, Q_HOLD, Q_DONE, Q_KILLED };
+/* Why a key held a token no live section held (the monitor's episodes). */
+enum { QE_DEAD_WAITER, QE_DEAD_HOLDER, QE_ENDED, QE_RELEASED, QE_PENDING,
+       QE_UNKNOWN, QE_N };
+static const char *const qe_names[QE_N] = {
+    "granted to a killed waiter", "a killed holder's",
+    "granted after its wait ended", "released or detached",
+    "granted, not yet returned", "a token no record names"};
+enum { QC_TRY, QC_SHORT, QC_LONG, QC_FOREVER, QC_N };
+static const char *const qc_names[QC_N] = {"tries", "waits 20ms..1s",
+                                           "waits 1..5s", "waits forever"};
+
+/* One wait and what came of it.  Written by its waiter thread (or, once
+ * the waiter is dead, by the driver) under a sequence count: odd while
+ * being written. */
+typedef struct q_tok {
+    _Atomic unsigned seq;
+    int state;      /* Q_* */
+    int key, cls;   /* QC_* */
+    int how;        /* Q_DONE: the acquire's status when it failed;
+                       Q_KILLED: 1 killed waiting, 2 holding */
+    int64_t ttl_ms;
+    int64_t t_call; /* acquire called */
+    int64_t t_end;  /* its owner's last act on the key: the wait ended
+                       without it, release or detach called, or killed;
+                       T_NEVER while waiting or holding */
+    char token[40]; /* "" until known (redlock_acquire makes its own) */
+} q_tok;
+
+/* A time the node could not answer (stopped, paused, sleeping, down):
+ * requests sent before or during it were applied at its end, whoever sent
+ * them, even a waiter killed meanwhile.  to == 0 while it lasts. */
+typedef struct q_window {
+    _Atomic int64_t from, to;
+} q_window;
+#define Q_WINDOWS 1024
+
+typedef struct q_slot {
+    _Atomic long n;            /* waits begun; the newest is hist[(n-1) %
+                                  Q_HIST] */
+    q_tok hist[Q_HIST];
+    _Atomic int occ;           /* key + 1 while inside a section */
+    _Atomic int in_sec;        /* cur is a section in progress */
+    _Atomic int stopped;       /* SIGSTOPped by the injector */
+    _Atomic int64_t resumed_at;/* its last SIGCONT */
+    t_rec cur;                 /* the section in progress */
+} q_slot;
 
 typedef struct shared {
     int64_t t0, deadline;
@@ -298,6 +407,28 @@ typedef struct shared {
     _Atomic int replica_gen;    /* odd while the replica is stopped */
     _Atomic long cli_runs, cli_kills, cli_sections, cli_overlaps,
         cli_reported, cli_unreported, cli_exit[8];
+    /* The queue workload. */
+    _Atomic long q_acq[QC_N][8];
+    _Atomic long q_waited_ok;          /* OK after more than 2 ms */
+    _Atomic int64_t q_ok_took_max[QC_N], q_ok_took_sum[QC_N];
+    _Atomic long q_killed[3];          /* mid-wait, holding, other */
+    _Atomic long q_killed_sections, q_spawned, q_stops, q_bad_children;
+    _Atomic long q_obs, q_obs_fail;    /* the monitor's reads */
+    _Atomic long q_stuck, q_stuck_killed;
+    _Atomic int64_t q_stuck_max;       /* longest such overstay, ns */
+    _Atomic int64_t q_free_max;        /* longest a key was seen free
+                                          while others waited for it */
+    _Atomic long q_free_long;          /* ... for more than 1 s */
+    _Atomic long q_free_stuck;         /* ... for more than Q_FREE_MS */
+    _Atomic long q_ep[QE_N];           /* episodes, by cause */
+    _Atomic int64_t q_ep_max[QE_N];    /* the longest of each, ns */
+    /* Per key: the last time a waiter whose token we do not know
+     * (redlock_acquire) may have set the key without a record: killed,
+     * resumed after a stop, or its wait ended without the lock. */
+    _Atomic int64_t q_unknown_end[MAX_KEYS];
+    q_window q_win[Q_WINDOWS];
+    _Atomic long q_nwin;
+    q_slot q_slots[Q_SLOTS];
     _Atomic int nmsg, nserver_msg;
     char msg[NMSG][200];
     long cap;
@@ -393,6 +524,9 @@ typedef struct worker {
     const config *cfg;
     const scenario *sc;
     int proc, thread;
+    int gen;       /* the queue: how many waiters had this place before */
+    long nwaits;
+    char last_tok[40]; /* the queue: the token of its last acquire_as */
     uint64_t rng;
     pthread_t tid;
     int64_t priv_clean_since; /* no failed private-key call since */
@@ -826,6 +960,293 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* ---- the queue workload: waiters (in the children) ---------------------------- */
+
+/* Threads of waiter process p: every fourth has two (one client, two
+ * waits at a time). */
+static int q_threads(int p) { return p % 4 == 3 ? 2 : 1; }
+
+/* Key k of the queue: a plain name, one with a hash tag, one with a '}'
+ * but no tag (the spec named their queues in three ways). */
+static void q_key(int k, char *buf, size_t len)
+{
+    if (k == 1)
+        snprintf(buf, len, "{torture:q}%d", k);
+    else if (k == 2)
+        snprintf(buf, len, "torture:q}%d", k);
+    else
+        snprintf(buf, len, "torture:q%d", k);
+}
+
+/* Seqlock writes of one entry (its waiter thread, or the driver once the
+ * waiter is dead: never both). */
+static void q_write_begin(q_tok *e)
+{
+    unsigned s = atomic_load_explicit(&e->seq, memory_order_relaxed);
+    atomic_store_explicit(&e->seq, s | 1u, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+}
+
+static void q_write_end(q_tok *e)
+{
+    unsigned s = atomic_load_explicit(&e->seq, memory_order_relaxed);
+    atomic_store_explicit(&e->seq, (s | 1u) + 1, memory_order_release);
+}
+
+/* A consistent copy of e: 1, or 0 when it is unused (or kept changing). */
+static int q_read(const q_tok *e, q_tok *out)
+{
+    for (int i = 0; i < 100; i++) {
+        unsigned s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
+        if (s1 == 0)
+            return 0;
+        if (s1 & 1u)
+            continue;
+        out->state = e->state;
+        out->key = e->key;
+        out->cls = e->cls;
+        out->how = e->how;
+        out->ttl_ms = e->ttl_ms;
+        out->t_call = e->t_call;
+        out->t_end = e->t_end;
+        memcpy(out->token, e->token, sizeof out->token);
+        out->token[sizeof out->token - 1] = 0;
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&e->seq, memory_order_relaxed) == s1)
+            return 1;
+    }
+    return 0;
+}
+
+/* The newest entry of a slot: 1 when there is one. */
+static int q_newest(const q_slot *qs, q_tok *out)
+{
+    long n = atomic_load(&qs->n);
+    return n > 0 && q_read(&qs->hist[(n - 1) % Q_HIST], out);
+}
+
+static q_tok *q_begin(q_slot *qs, int key, int cls, int64_t ttl,
+                      const char *token)
+{
+    long n = atomic_load(&qs->n);
+    q_tok *e = &qs->hist[n % Q_HIST];
+    q_write_begin(e);
+    e->state = Q_WAIT;
+    e->key = key;
+    e->cls = cls;
+    e->how = 0;
+    e->ttl_ms = ttl;
+    e->t_call = now_ns();
+    e->t_end = T_NEVER;
+    snprintf(e->token, sizeof e->token, "%s", token);
+    q_write_end(e);
+    atomic_store(&qs->n, n + 1);
+    return e;
+}
+
+static void q_mark(q_tok *e, int state, int how, int64_t t_end,
+                   const char *token)
+{
+    q_write_begin(e);
+    e->state = state;
+    e->how = how;
+    e->t_end = t_end;
+    if (token)
+        snprintf(e->token, sizeof e->token, "%s", token);
+    q_write_end(e);
+}
+
+static void max_store(_Atomic int64_t *m, int64_t v)
+{
+    int64_t cur = atomic_load(m);
+    while (v > cur && !atomic_compare_exchange_weak(m, &cur, v)) {
+    }
+}
+
+static int64_t q_pick_wait(worker *w, int *cls)
+{
+    int64_t left = (w->sh->deadline - now_ns()) / MS, wait;
+    int64_t dice = range(&w->rng, 0, 99);
+    if (dice < 10) {
+        *cls = QC_TRY;
+        return 0;
+    }
+    if (dice < 55) {
+        *cls = QC_SHORT;
+        wait = range(&w->rng, 20, 1000);
+    } else if (dice < 85 || left < 10000) {
+        *cls = QC_LONG;
+        wait = range(&w->rng, 1000, 5000);
+    } else {
+        *cls = QC_FOREVER; /* only with 10 s left: the others stop at the
+                              deadline, so it ends soon after */
+        return REDLOCK_WAIT_FOREVER;
+    }
+    if (wait > left)
+        wait = left > 0 ? left : 0;
+    if (wait == 0)
+        *cls = QC_TRY;
+    return wait;
+}
+
+/* A section of the queue workload: short mostly, some kept alive past
+ * their ttl, a few detached; no extends (the monitor bounds a key's life
+ * by its owner's ttl).  Its record lives in the shared map while it runs,
+ * so that the driver can log it if it kills the waiter inside. */
+static void q_section(worker *w, q_slot *qs, q_tok *e, redlock_lock *l, int k,
+                      int64_t ttl, int64_t t_call)
+{
+    shared *sh = w->sh;
+    slot *sl = &g_slots[w->thread];
+    t_rec *r = &qs->cur;
+    redlock_status st;
+    r->start = now_ns();
+    r->end = 0;
+    r->rel_ret = 0;
+    r->acq_call = t_call;
+    r->key = k;
+    r->proc = w->proc;
+    r->thread = w->thread;
+    r->ttl_ms = ttl;
+    r->fence = redlock_fence(l);
+    r->flags = 0;
+    r->commits = 0;
+    r->release_st = T_DETACHED;
+    r->lost_at = r->cb_at = r->ext_lost_at = T_NEVER;
+    r->valid_until = r->last_ok = r->start;
+    snprintf(r->token, sizeof r->token, "%s", redlock_token(l));
+    atomic_store(&qs->in_sec, 1);
+    /* Live collisions: another slot inside a section of this key. */
+    atomic_store(&qs->occ, k + 1);
+    for (int j = 0; j < Q_SLOTS; j++)
+        if (&sh->q_slots[j] != qs &&
+            atomic_load(&sh->q_slots[j].occ) == k + 1) {
+            atomic_fetch_add(&sh->occ_collisions, 1);
+            break;
+        }
+    atomic_store(&sl->cb_at, T_NEVER);
+    atomic_store(&sl->lock, l);
+
+    int64_t work, shape = range(&w->rng, 0, 99);
+    if (shape < 85)
+        work = range(&w->rng, 0, 20);
+    else if (shape < 96)
+        work = range(&w->rng, 0, ttl / 4);
+    else
+        work = range(&w->rng, ttl / 2, 2 * ttl);
+    int keep = shape >= 96 || range(&w->rng, 0, 9) < 3;
+    int alive = check(w, r, l);
+    if (alive && keep) {
+        r->flags |= T_F_KEEPALIVE;
+        st = redlock_keepalive(l);
+        if (st != REDLOCK_OK && st != REDLOCK_NOT_HELD) {
+            atomic_fetch_add(&sh->keepalive_err, 1);
+            note_msg(sh, "keepalive: %s: %s", redlock_strerror(st),
+                     redlock_last_error());
+        }
+    }
+    int64_t work_end = r->start + work * MS;
+    if (work_end > sh->deadline)
+        work_end = sh->deadline;
+    if (alive)
+        commit(sh, r);
+    while (alive && now_ns() < work_end) {
+        sleep_ms(range(&w->rng, 1, 5));
+        if ((alive = check(w, r, l)))
+            commit(sh, r);
+    }
+    atomic_store(&qs->occ, 0);
+    r->end = now_ns();
+    int detach = range(&w->rng, 0, 99) < 4;
+    q_mark(e, Q_DONE, 0, r->end, NULL); /* from now on it may linger */
+    if (detach) {
+        redlock_detach(l);
+        r->release_st = T_DETACHED;
+        r->flags |= T_F_DETACHED;
+    } else {
+        st = redlock_release(l);
+        bound(sh, &sh->rel_max, now_ns() - r->end);
+        r->release_st = (int32_t)st;
+        if (unexpected_status(st)) {
+            atomic_fetch_add(&sh->unexpected, 1);
+            note_msg(sh, "release: %s: %s", redlock_strerror(st),
+                     redlock_last_error());
+        }
+    }
+    r->rel_ret = now_ns();
+    r->cb_at = atomic_load(&sl->cb_at);
+    atomic_store(&sl->lock, NULL);
+    append_rec(sh, r);
+    atomic_store(&qs->in_sec, 0);
+}
+
+/* One wait: a random key, ttl and wait; a token of our own (so that the
+ * monitor knows it even if we die waiting) two times in three. */
+static void q_turn(worker *w, q_slot *qs)
+{
+    shared *sh = w->sh;
+    int nk = w->cfg->keys < MAX_KEYS ? w->cfg->keys : MAX_KEYS;
+    int k = (int)range(&w->rng, 0, nk - 1);
+    char key[48], tok[40] = "";
+    q_key(k, key, sizeof key);
+    int64_t ttl = range(&w->rng, TTL_MIN, TTL_MAX);
+    int cls;
+    int64_t wait = q_pick_wait(w, &cls);
+    int as = range(&w->rng, 0, 2) > 0;
+    if (as && w->last_tok[0] && range(&w->rng, 0, 3) == 0)
+        snprintf(tok, sizeof tok, "%s", w->last_tok); /* a token used again:
+                                    an entry of an earlier wait may linger */
+    else if (as)
+        snprintf(tok, sizeof tok, "q%d.%d.%d.%ld", w->proc, w->thread, w->gen,
+                 w->nwaits);
+    if (as)
+        memcpy(w->last_tok, tok, sizeof tok);
+    w->nwaits++;
+    q_tok *e = q_begin(qs, k, cls, ttl, tok);
+    redlock_lock *l = NULL;
+    int64_t t_call = now_ns();
+    redlock_status st = as ? redlock_acquire_as(w->c, key, tok, ttl, wait, &l)
+                           : redlock_acquire(w->c, key, ttl, wait, &l);
+    int64_t t_ret = now_ns(), took = t_ret - t_call;
+    atomic_fetch_add(&sh->acq[st & 7], 1);
+    atomic_fetch_add(&sh->q_acq[cls][st & 7], 1);
+    if (wait != REDLOCK_WAIT_FOREVER) {
+        bound(sh, &sh->acq_over_max, took - wait * MS);
+        if (st == REDLOCK_BUSY && took < (wait - 5) * MS) {
+            atomic_fetch_add(&sh->early_busy, 1);
+            note_msg(sh, "queue acquire: BUSY after %.1f ms of a %" PRId64
+                         " ms wait",
+                     (double)took / 1e6, wait);
+        }
+    }
+    if (st != REDLOCK_OK) {
+        q_mark(e, Q_DONE, (int)st, t_ret, NULL);
+        if (!as)
+            max_store(&sh->q_unknown_end[k], t_ret);
+        acquire_status(w, "queue acquire", st);
+        if (st != REDLOCK_BUSY)
+            sleep_ms(range(&w->rng, 5, 30));
+        return;
+    }
+    if (wait != 0 && took > 2 * MS)
+        atomic_fetch_add(&sh->q_waited_ok, 1);
+    atomic_fetch_add(&sh->q_ok_took_sum[cls], took);
+    max_store(&sh->q_ok_took_max[cls], took);
+    q_mark(e, Q_HOLD, 0, T_NEVER, redlock_token(l));
+    q_section(w, qs, e, l, k, ttl, t_call);
+}
+
+static void *queue_main(void *arg)
+{
+    worker *w = arg;
+    q_slot *qs = &w->sh->q_slots[w->proc * Q_THREADS + w->thread];
+    while (now_ns() < w->sh->deadline) {
+        q_turn(w, qs);
+        sleep_ms(range(&w->rng, 0, 15));
+    }
+    return NULL;
+}
+
 /* The herd: thousands of locks taken and kept alive by one thread, held
  * for a few seconds while faults happen, checked every 100 ms, released. */
 #define HERD_TTL 2000
@@ -930,9 +1351,12 @@ static int count_entries(const char *dir)
     return n;
 }
 
+/* A worker process: one client, nthreads threads (the queue's waiters
+ * or the plain workers); gen: the queue's count of earlier waiters in its
+ * place. */
 static void child_main(shared *sh, const config *cfg, const scenario *sc,
                        const char *const *urls, int n, int proc,
-                       pid_t parent)
+                       pid_t parent, int nthreads, int gen)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
@@ -971,7 +1395,9 @@ static void child_main(shared *sh, const config *cfg, const scenario *sc,
         exit(4);
     }
 
-    g_nthreads = cfg->threads;
+    g_nthreads = nthreads;
+    void *(*thread_main)(void *) =
+        sc->work & cfg->work & W_QUEUE ? queue_main : worker_main;
     for (int k = 0; k < MAX_KEYS; k++) {
         pthread_mutex_init(&g_groups[k].mu, NULL);
         snprintf(g_groups[k].token, sizeof g_groups[k].token,
@@ -979,14 +1405,15 @@ static void child_main(shared *sh, const config *cfg, const scenario *sc,
     }
     static worker w[MAX_THREADS + 1];
     int started = 0;
-    for (int i = 0; i < cfg->threads; i++) {
+    for (int i = 0; i < nthreads; i++) {
         atomic_init(&g_slots[i].lock, NULL);
         atomic_init(&g_slots[i].cb_at, T_NEVER);
         w[i] = (worker){.sh = sh, .c = c, .cfg = cfg, .sc = sc, .proc = proc,
-                        .thread = i};
+                        .thread = i, .gen = gen};
         w[i].rng = cfg->seed ^ ((uint64_t)(proc + 1) << 40) ^
-                   ((uint64_t)(i + 1) << 24) ^ (uint64_t)getpid();
-        if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0) {
+                   ((uint64_t)(i + 1) << 24) ^ (uint64_t)getpid() ^
+                   ((uint64_t)gen << 52);
+        if (pthread_create(&w[i].tid, NULL, thread_main, &w[i]) != 0) {
             fprintf(stderr, "torture: child %d: pthread_create failed\n",
                     proc);
             break;
@@ -995,10 +1422,10 @@ static void child_main(shared *sh, const config *cfg, const scenario *sc,
     }
     /* The herd: one more thread, in the first process. */
     int herd = proc == 0 && (sc->work & cfg->work & W_HERD) && cfg->herd > 0;
-    worker *hw = &w[cfg->threads];
+    worker *hw = &w[nthreads];
     if (herd) {
         *hw = (worker){.sh = sh, .c = c, .cfg = cfg, .sc = sc, .proc = proc,
-                       .thread = cfg->threads};
+                       .thread = nthreads};
         hw->rng = cfg->seed ^ UINT64_C(0x4e5244) ^ (uint64_t)getpid();
         if (pthread_create(&hw->tid, NULL, herd_main, hw) != 0)
             herd = 0;
@@ -1018,7 +1445,7 @@ static void child_main(shared *sh, const config *cfg, const scenario *sc,
                 proc, fds_after, fds_before, threads_after, threads_before);
         exit(6);
     }
-    exit(started == cfg->threads ? 0 : 5);
+    exit(started == nthreads ? 0 : 5);
 }
 
 /* ---- the CLI workload: `redlock run` processes -------------------------------- */
@@ -1271,6 +1698,505 @@ static void cli_main(shared *sh, const config *cfg, const char *const *urls,
     _exit(0);
 }
 
+/* ---- the queue workload: the monitor and the driver's side ------------------- */
+
+/* The monitor's view of one key. */
+typedef struct q_mon {
+    char val[48];       /* the token it holds, when have */
+    int have;
+    int64_t since;      /* first seen holding val with no live holder */
+    int reported;
+    int cause;          /* QE_* */
+    int64_t back_at;    /* the monitor's last read the node held back (or
+                           that failed) ended then */
+    int64_t free_since; /* first seen free while others waited for it */
+    int free_counted;   /* 1: counted over 1 s; 2: and over Q_FREE_MS */
+} q_mon;
+
+/* Whose is token: its slot and a copy of its newest wait, or -1.  A
+ * token may serve several waits of one thread (a caller's token used
+ * again): then it is held if any of them holds, and any of their entries
+ * may have been granted, so the ttl is the largest of theirs. */
+static int q_find(shared *sh, const char *token, q_tok *out)
+{
+    q_tok e;
+    int held = 0, found = -1;
+    int64_t ttl = 0;
+    for (int s = 0; s < Q_SLOTS && found < 0; s++) {
+        const q_slot *qs = &sh->q_slots[s];
+        if (atomic_load(&qs->n) == 0)
+            continue;
+        for (int i = 0; i < Q_HIST; i++)
+            if (q_read(&qs->hist[i], &e) && e.token[0] &&
+                strcmp(e.token, token) == 0) {
+                if (found < 0 || e.t_call > out->t_call)
+                    *out = e;
+                found = s;
+                held |= e.state == Q_HOLD;
+                if (e.ttl_ms > ttl)
+                    ttl = e.ttl_ms;
+            }
+    }
+    if (found >= 0) {
+        out->ttl_ms = ttl;
+        if (held)
+            out->state = Q_HOLD;
+    }
+    return found;
+}
+
+/* Someone (not stopped) has been waiting for key k since before t. */
+static int q_waited_for(shared *sh, int k, int64_t t)
+{
+    q_tok e;
+    for (int s = 0; s < Q_SLOTS; s++)
+        if (q_newest(&sh->q_slots[s], &e) && e.state == Q_WAIT &&
+            e.key == k && e.cls != QC_TRY && e.t_call < t &&
+            !atomic_load(&sh->q_slots[s].stopped))
+            return 1;
+    return 0;
+}
+
+static const char *q_state_name(int st)
+{
+    switch (st) {
+    case Q_WAIT: return "still waiting";
+    case Q_HOLD: return "holding";
+    case Q_DONE: return "done";
+    case Q_KILLED: return "killed";
+    default: return "?";
+    }
+}
+
+/* The injector: a window opens before a fault that keeps the node from
+ * answering, and closes when the node answers again. */
+static long q_win_open(shared *sh, int64_t from)
+{
+    long i = atomic_load(&sh->q_nwin) % Q_WINDOWS;
+    /* (A ring: a reader that sees an old window half replaced sees it
+     * open, and waits.) */
+    atomic_store(&sh->q_win[i].to, 0);
+    atomic_store(&sh->q_win[i].from, from);
+    atomic_fetch_add(&sh->q_nwin, 1);
+    return i;
+}
+
+static void q_win_close(shared *sh, long i, int64_t to)
+{
+    if (i >= 0)
+        atomic_store(&sh->q_win[i].to, to);
+}
+
+/* Until when a request sent by t may have been applied: t, or the end of
+ * a window it fell in (T_NEVER while that lasts). */
+static int64_t q_acts_until(shared *sh, int64_t t)
+{
+    long n = atomic_load(&sh->q_nwin);
+    int64_t until = t;
+    for (long i = 0; i < n && i < Q_WINDOWS; i++) {
+        int64_t from = atomic_load(&sh->q_win[i].from),
+                to = atomic_load(&sh->q_win[i].to);
+        if (from > t)
+            continue;
+        if (to == 0)
+            return T_NEVER;
+        if (to >= t && to > until)
+            until = to;
+    }
+    return until;
+}
+
+/* The end of the last window that began by t (0: none; T_NEVER: it lasts):
+ * a live waiter's tries held up in it were applied then. */
+static int64_t q_last_window_end(shared *sh, int64_t t)
+{
+    long n = atomic_load(&sh->q_nwin);
+    int64_t end = 0;
+    for (long i = 0; i < n && i < Q_WINDOWS; i++) {
+        int64_t from = atomic_load(&sh->q_win[i].from),
+                to = atomic_load(&sh->q_win[i].to);
+        if (from > t)
+            continue;
+        if (to == 0)
+            return T_NEVER;
+        if (to > end)
+            end = to;
+    }
+    return end;
+}
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* One read of key k (reply r, sent at tb, answered at ta): a token that no
+ * live section holds must be gone within its owner's ttl. */
+static void q_observe(shared *sh, q_mon *m, int k, const redisReply *r,
+                      int64_t tb, int64_t ta)
+{
+    if (!r || r->type == REDIS_REPLY_ERROR)
+        return; /* (LOADING after a restart): nothing learnt */
+    if (r->type != REDIS_REPLY_STRING) {
+        m->have = 0;
+        if (!q_waited_for(sh, k, tb - 50 * MS)) {
+            m->free_since = 0;
+            m->free_counted = 0;
+        } else if (!m->free_since) {
+            m->free_since = ta;
+        } else {
+            /* Nobody can take it while the node does not answer. */
+            int64_t back = max64(m->back_at, q_last_window_end(sh, tb));
+            if (back == T_NEVER)
+                return;
+            if (back > m->free_since)
+                m->free_since = back;
+            max_store(&sh->q_free_max, tb - m->free_since);
+            if (tb - m->free_since > 1000 * MS && m->free_counted < 1) {
+                m->free_counted = 1;
+                atomic_fetch_add(&sh->q_free_long, 1);
+            }
+            if (tb - m->free_since > Q_FREE_MS * MS && m->free_counted < 2) {
+                char key[48];
+                q_key(k, key, sizeof key);
+                m->free_counted = 2;
+                atomic_fetch_add(&sh->q_free_stuck, 1);
+                note_msg(sh, "queue: %s free for %.0f ms since %.1f ms while "
+                             "others waited for it",
+                         key, (double)(tb - m->free_since) / 1e6,
+                         (double)(m->free_since - sh->t0) / 1e6);
+            }
+        }
+        return;
+    }
+    m->free_since = 0;
+    m->free_counted = 0;
+    q_tok o;
+    memset(&o, 0, sizeof o);
+    int s = q_find(sh, r->str, &o);
+    if (s >= 0 && o.state == Q_HOLD) {
+        m->have = 0;
+        return;
+    }
+    if (!m->have || strcmp(m->val, r->str) != 0) {
+        snprintf(m->val, sizeof m->val, "%s", r->str);
+        m->have = 1;
+        m->since = ta;
+        m->reported = 0;
+        m->cause = s < 0                 ? QE_UNKNOWN
+                   : o.state == Q_WAIT   ? QE_PENDING
+                   : o.state == Q_KILLED ? (o.how == 2 ? QE_DEAD_HOLDER
+                                                       : QE_DEAD_WAITER)
+                   : o.how != 0          ? QE_ENDED
+                                         : QE_RELEASED;
+        atomic_fetch_add(&sh->q_ep[m->cause], 1);
+    }
+    max_store(&sh->q_ep_max[m->cause], tb - m->since);
+    /* From when the key must be gone within the ttl: after the last act
+     * its owner may have made on it.  A live waiter may set it (a free key
+     * goes to the first try) or raise its ttl ("already ours") at any
+     * try, and then returns at once, unless the node held its try back:
+     * judged from the end of the node's last outage.  A waiter that ended
+     * (or was killed) acted last when it ended, or at the end of an
+     * outage that held its last requests back.  The monitor's own reads
+     * that the node held back count as such an outage too. */
+    int64_t start = max64(m->since, m->back_at), bound_ms = TTL_MAX;
+    if (s >= 0) {
+        /* A stopped owner may have raised the key's ttl (its grant found
+         * "already ours") just before it stopped: judged once it runs. */
+        if (atomic_load(&sh->q_slots[s].stopped))
+            return;
+        bound_ms = o.ttl_ms;
+        start = max64(start, o.state == Q_WAIT
+                                 ? q_last_window_end(sh, tb)
+                                 : q_acts_until(sh, o.t_end));
+        start = max64(start, atomic_load(&sh->q_slots[s].resumed_at));
+        if (start == T_NEVER)
+            return;
+    } else {
+        /* Whose it is we do not know: not judged while a waiter with a
+         * token of the library's making waits for k, stopped. */
+        q_tok e;
+        for (int j = 0; j < Q_SLOTS; j++)
+            if (atomic_load(&sh->q_slots[j].stopped) &&
+                q_newest(&sh->q_slots[j], &e) && e.state == Q_WAIT &&
+                e.key == k && !e.token[0])
+                return;
+        start = max64(start, q_acts_until(sh, atomic_load(
+                                                 &sh->q_unknown_end[k])));
+        start = max64(start, q_last_window_end(sh, tb));
+        if (start == T_NEVER)
+            return;
+    }
+    int64_t over = tb - start - bound_ms * MS;
+    if (over <= Q_SLACK_MS * MS)
+        return;
+    max_store(&sh->q_stuck_max, over);
+    if (m->reported)
+        return;
+    m->reported = 1;
+    atomic_fetch_add(&sh->q_stuck, 1);
+    if (s >= 0 && o.state == Q_KILLED)
+        atomic_fetch_add(&sh->q_stuck_killed, 1);
+    char key[48];
+    q_key(k, key, sizeof key);
+    if (s >= 0)
+        note_msg(sh, "queue: %s still held by %s %.0f ms after %.1f ms, "
+                     "no live holder; its owner (waiter %d.%d, ttl %" PRId64
+                     " ms, %s): %s at %.1f ms",
+                 key, m->val, (double)(tb - start) / 1e6,
+                 (double)(start - sh->t0) / 1e6, s / Q_THREADS,
+                 s % Q_THREADS, o.ttl_ms, qe_names[m->cause],
+                 q_state_name(o.state),
+                 o.t_end == T_NEVER ? -1.0
+                                    : (double)(o.t_end - sh->t0) / 1e6);
+    else
+        note_msg(sh, "queue: %s still held by %s (a token no record names) "
+                     "%.0f ms after %.1f ms, past the largest ttl %d ms",
+                 key, m->val, (double)(tb - start) / 1e6,
+                 (double)(start - sh->t0) / 1e6, TTL_MAX);
+}
+
+/* The monitor process: reads every key about every 15 ms until well
+ * after the deadline (keys left by waiters killed at the end expire). */
+static void q_monitor_main(shared *sh, const config *cfg, int port,
+                           pid_t parent, uint64_t seed)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(3);
+    int nk = cfg->keys < MAX_KEYS ? cfg->keys : MAX_KEYS;
+    char names[MAX_KEYS][48];
+    static q_mon m[MAX_KEYS];
+    for (int k = 0; k < nk; k++)
+        q_key(k, names[k], sizeof names[k]);
+    uint64_t rng = seed;
+    redisContext *rc = NULL;
+    int64_t end = sh->deadline + (TTL_MAX + Q_SLACK_MS + 100) * MS;
+    while (now_ns() < end) {
+        if (!rc) {
+            struct timeval tv = {0, 200000};
+            rc = redisConnectWithTimeout("127.0.0.1", port, tv);
+            if (!rc || rc->err) {
+                if (rc)
+                    redisFree(rc);
+                rc = NULL;
+                atomic_fetch_add(&sh->q_obs_fail, 1);
+                sleep_ms(20);
+                continue;
+            }
+            struct timeval io = {0, 500000};
+            redisSetTimeout(rc, io);
+        }
+        int64_t tb = now_ns();
+        for (int k = 0; k < nk; k++)
+            redisAppendCommand(rc, "GET %s", names[k]);
+        redisReply *rep[MAX_KEYS] = {0};
+        int ok = 1;
+        for (int k = 0; k < nk && ok; k++)
+            if (redisGetReply(rc, (void **)&rep[k]) != REDIS_OK) {
+                rep[k] = NULL;
+                ok = 0;
+            }
+        int64_t ta = now_ns();
+        if (!ok || ta - tb > 100 * MS)
+            for (int k = 0; k < nk; k++)
+                m[k].back_at = ta; /* held back: so were others' requests */
+        if (ok) {
+            atomic_fetch_add(&sh->q_obs, 1);
+            for (int k = 0; k < nk; k++)
+                q_observe(sh, &m[k], k, rep[k], tb, ta);
+        } else {
+            atomic_fetch_add(&sh->q_obs_fail, 1);
+        }
+        for (int k = 0; k < nk; k++)
+            if (rep[k])
+                freeReplyObject(rep[k]);
+        if (!ok) {
+            redisFree(rc);
+            rc = NULL;
+        }
+        sleep_ms(range(&rng, 10, 20));
+    }
+    if (rc)
+        redisFree(rc);
+    _exit(0);
+}
+
+/* The driver's handle on the waiter processes. */
+typedef struct q_ctl {
+    shared *sh;
+    const config *cfg;
+    const scenario *sc;
+    const char *url;
+    pid_t parent;
+    int nproc;
+    pid_t pid[Q_MAX_WAITERS];
+    int gen[Q_MAX_WAITERS];
+} q_ctl;
+
+static void q_spawn(q_ctl *q, int p)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0)
+        child_main(q->sh, q->cfg, q->sc, &q->url, 1, p, q->parent,
+                   q_threads(p), q->gen[p]);
+    q->pid[p] = pid > 0 ? pid : 0;
+    if (pid > 0)
+        atomic_fetch_add(&q->sh->q_spawned, 1);
+}
+
+/* What waiter process p is doing: 2 holding, 1 in the middle of a wait
+ * (10 ms into it at least), 0 else. */
+static int q_doing(q_ctl *q, int p)
+{
+    int what = 0;
+    q_tok e;
+    for (int t = 0; t < q_threads(p); t++) {
+        q_slot *qs = &q->sh->q_slots[p * Q_THREADS + t];
+        if (atomic_load(&qs->in_sec))
+            return 2;
+        if (q_newest(qs, &e) && e.state == Q_WAIT && e.cls != QC_TRY &&
+            now_ns() - e.t_call > 10 * MS)
+            what = 1;
+    }
+    return what;
+}
+
+/* A waiter process to hurt: mostly one in the middle of a wait, some
+ * holding, some whatever they do; -1 when there is none. */
+static int q_pick(q_ctl *q, uint64_t *rng, const int *taken)
+{
+    int64_t dice = range(rng, 0, 99);
+    int want = dice < 75 ? 1 : dice < 90 ? 2 : -1;
+    int cand[Q_MAX_WAITERS], nc = 0, any[Q_MAX_WAITERS], na = 0;
+    for (int p = 0; p < q->nproc; p++) {
+        if (q->pid[p] <= 0 || taken[p])
+            continue;
+        any[na++] = p;
+        if (want < 0 || q_doing(q, p) == want)
+            cand[nc++] = p;
+    }
+    if (nc > 0)
+        return cand[range(rng, 0, nc - 1)];
+    return na > 0 ? any[range(rng, 0, na - 1)] : -1;
+}
+
+/* SIGKILL 1..4 waiter processes, log the sections they were inside (as
+ * ending at the kill), mark their waits, start new ones in their place. */
+static void q_kill(q_ctl *q, uint64_t *rng, fault *f)
+{
+    shared *sh = q->sh;
+    int taken[Q_MAX_WAITERS] = {0};
+    int nk = range(rng, 0, 9) < 7 ? 1 : (int)range(rng, 2, 4);
+    size_t len = 0;
+    int victims[4], nv = 0;
+    for (int i = 0; i < nk; i++) {
+        int p = q_pick(q, rng, taken);
+        if (p < 0)
+            break;
+        taken[p] = 1;
+        victims[nv++] = p;
+        kill(q->pid[p], SIGKILL); /* all at once, then reaped */
+    }
+    f->ms = 0;
+    f->ok = nv > 0;
+    for (int i = 0; i < nv; i++) {
+        int p = victims[i], status = 0;
+        waitpid(q->pid[p], &status, 0);
+        int64_t t = now_ns();
+        if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
+            /* It had ended by itself before the kill. */
+            atomic_fetch_add(&sh->q_bad_children, 1);
+            printf("  WAITER %d (pid %d) had ended by itself: %s %d\n", p,
+                   (int)q->pid[p],
+                   WIFSIGNALED(status) ? "signal" : "exit status",
+                   WIFSIGNALED(status) ? WTERMSIG(status)
+                                       : WEXITSTATUS(status));
+        }
+        int doing = 0;
+        for (int th = 0; th < q_threads(p); th++) {
+            q_slot *qs = &sh->q_slots[p * Q_THREADS + th];
+            q_tok e;
+            if (atomic_load(&qs->in_sec)) {
+                doing = 2;
+                t_rec *r = &qs->cur;
+                if (!r->end)
+                    r->end = t;
+                r->rel_ret = t;
+                r->release_st = T_DETACHED;
+                r->flags |= T_F_KILLED | T_F_DETACHED;
+                append_rec(sh, r);
+                atomic_fetch_add(&sh->q_killed_sections, 1);
+                atomic_store(&qs->in_sec, 0);
+            } else if (doing == 0 && q_newest(qs, &e) && e.state == Q_WAIT &&
+                       e.cls != QC_TRY) {
+                doing = 1;
+            }
+            atomic_store(&qs->occ, 0);
+            /* Its waits and holds end here (an entry it was writing is
+             * made whole again: its fields are what they are). */
+            for (int h = 0; h < Q_HIST; h++) {
+                q_tok *x = &qs->hist[h];
+                if (atomic_load(&x->seq) == 0)
+                    continue;
+                if (x->state == Q_WAIT || x->state == Q_HOLD ||
+                    (atomic_load(&x->seq) & 1u)) {
+                    if (!x->token[0] && x->key >= 0 && x->key < MAX_KEYS)
+                        max_store(&sh->q_unknown_end[x->key], t);
+                    q_mark(x, Q_KILLED, x->state == Q_HOLD ? 2 : 1, t,
+                           NULL);
+                }
+            }
+        }
+        atomic_fetch_add(&sh->q_killed[doing == 1 ? 0 : doing == 2 ? 1 : 2],
+                         1);
+        if (len < sizeof f->note)
+            len += (size_t)snprintf(f->note + len, sizeof f->note - len,
+                                    "%s%d(%s)", i ? " " : "waiters ", p,
+                                    doing == 1   ? "waiting"
+                                    : doing == 2 ? "holding"
+                                                 : "other");
+        q->pid[p] = 0;
+        q->gen[p]++;
+        if (sh->deadline - now_ns() > 1000 * MS)
+            q_spawn(q, p);
+    }
+}
+
+static void wait_stopped(pid_t pid);
+
+/* SIGSTOP one waiter process for 0.1..1.5 s. */
+static void q_stop(q_ctl *q, uint64_t *rng, fault *f)
+{
+    shared *sh = q->sh;
+    int taken[Q_MAX_WAITERS] = {0};
+    int p = q_pick(q, rng, taken);
+    f->ms = (int)range(rng, 100, 1500);
+    if (p < 0) {
+        f->ok = 0;
+        return;
+    }
+    int doing = q_doing(q, p);
+    snprintf(f->note, sizeof f->note, "waiter %d (%s)", p,
+             doing == 1 ? "waiting" : doing == 2 ? "holding" : "other");
+    for (int th = 0; th < q_threads(p); th++)
+        atomic_store(&sh->q_slots[p * Q_THREADS + th].stopped, 1);
+    f->ok = kill(q->pid[p], SIGSTOP) == 0;
+    wait_stopped(q->pid[p]);
+    sleep_ms(f->ms);
+    f->ok &= kill(q->pid[p], SIGCONT) == 0;
+    int64_t t = now_ns();
+    for (int th = 0; th < q_threads(p); th++) {
+        q_slot *qs = &sh->q_slots[p * Q_THREADS + th];
+        q_tok e;
+        atomic_store(&qs->resumed_at, t);
+        if (q_newest(qs, &e) && e.state == Q_WAIT && !e.token[0])
+            max_store(&sh->q_unknown_end[e.key], t);
+        atomic_store(&qs->stopped, 0);
+    }
+    atomic_fetch_add(&sh->q_stops, 1);
+}
+
 /* ---- the parent: servers and faults -------------------------------------------- */
 
 typedef struct cluster {
@@ -1282,6 +2208,7 @@ typedef struct cluster {
     t_proxy *px[MAX_NODES];  /* delay proxies, when the scenario has them */
     char urls[MAX_NODES][64];/* what the clients use (through the proxies) */
     shared *sh;
+    q_ctl *q;                /* the queue's waiters, when it has them */
 } cluster;
 
 static redisReply *cmd_reply(rt_server *s, const char *fmt, ...)
@@ -1452,6 +2379,11 @@ static void inject(cluster *cl, uint64_t *rng, int scen, unsigned allowed,
     f->nodes = 1u << node;
     f->ok = 1;
     f->t = now_ns();
+    /* The queue's monitor: when the node could not answer. */
+    int outage = cl->q && (f->kind == F_KILL || f->kind == F_STOP ||
+                           f->kind == F_SHORT_STOP || f->kind == F_PAUSE ||
+                           f->kind == F_SLEEP);
+    long win = outage ? q_win_open(cl->sh, f->t) : -1;
     switch (f->kind) {
     case F_KILL:
         f->ms = (int)range(rng, 0, 400);
@@ -1562,10 +2494,38 @@ static void inject(cluster *cl, uint64_t *rng, int scen, unsigned allowed,
     case F_FLUSH:
         f->ok = cmd_ok(s, "SCRIPT FLUSH");
         break;
+    case F_SHORT_STOP:
+        f->ms = (int)range(rng, 20, IO_MS - 50);
+        f->ok = rt_server_pause(s) == 0;
+        sleep_ms(f->ms);
+        f->ok &= rt_server_resume(s) == 0;
+        break;
+    case F_WAITER_KILL:
+        f->nodes = 0;
+        if (cl->q)
+            q_kill(cl->q, rng, f);
+        else
+            f->ok = 0;
+        break;
+    case F_WAITER_STOP:
+        f->nodes = 0;
+        if (cl->q)
+            q_stop(cl->q, rng, f);
+        else
+            f->ok = 0;
+        break;
     case F_SLEEP:
         f->ms = (int)range(rng, 100, 1000);
         f->ok = cmd_ok(s, "DEBUG SLEEP %d.%03d", f->ms / 1000, f->ms % 1000);
         break;
+    }
+    if (win >= 0) {
+        /* A pause ends by itself after f->ms; the rest are over now.  The
+         * backlog takes a moment more. */
+        int64_t end = now_ns();
+        if (f->kind == F_PAUSE && f->t + f->ms * MS > end)
+            end = f->t + f->ms * MS;
+        q_win_close(cl->sh, win, end + 50 * MS);
     }
 }
 
@@ -1704,7 +2664,8 @@ typedef struct totals {
     long sections, cli_sections, overlaps, faults, violations;
     long explained, reported, undetermined, unreported, same_token;
     long fk[NFAULT];
-    int failed;
+    long q_sections, q_killed, q_stuck; /* the queue */
+    int q_ran, failed;
 } totals;
 
 static int run_scenario(const config *cfg, const scenario *sc, double secs,
@@ -1716,21 +2677,37 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
     if (!cfg->cli)
         work &= ~(unsigned)W_CLI;
     int psub = cfg->psub < 0 ? sc->psub : cfg->psub;
+    int queue = (work & W_QUEUE) != 0;
+    unsigned allowed = cfg->faults;
+    if (!queue)
+        allowed &= ~((1u << F_WAITER_KILL) | (1u << F_WAITER_STOP));
+    int nwait = 0; /* the queue's waits at a time */
+    for (int p = 0; queue && p < cfg->waiters; p++)
+        nwait += q_threads(p);
     char name[32];
     snprintf(name, sizeof name, "%s", sc->name);
     if (sc->multi && !sc->nodes)
         name[0] = (char)('0' + (n % 10));
     printf("\n==== %s: %s\n", name, sc->what);
-    printf("  %d node(s)%s%s%s%s, %d processes x %d threads, %d keys, %.1f s, "
-           "seed %" PRIu64 "\n",
+    char who[64];
+    if (queue)
+        snprintf(who, sizeof who, "%d waiter processes (%d waits at a time)",
+                 cfg->waiters, nwait);
+    else
+        snprintf(who, sizeof who, "%d processes x %d threads", cfg->procs,
+                 cfg->threads);
+    printf("  %d node(s)%s%s%s%s, %s, %d keys, %.1f s, seed %" PRIu64 "\n",
            n, sc->aof ? " with AOF appendfsync always" : ", no persistence",
            sc->replica ? ", a replica (min_replicas 1)" : "",
            sc->proxy ? ", delay proxies" : "",
-           psub ? ", PSUBSCRIBE * listeners" : "", cfg->procs, cfg->threads,
+           psub == 2 ? ", a PSUBSCRIBE * listener for the second half"
+           : psub    ? ", PSUBSCRIBE * listeners"
+                     : "",
+           who,
            cfg->keys > sc->keys ? cfg->keys : sc->keys, secs, cfg->seed);
-    printf("  workloads: plain");
+    printf("  workloads: %s", queue ? "queue (no plain workers)" : "plain");
     for (int i = 0; i < NWORK; i++)
-        if (work & (1u << i))
+        if (work & (1u << i) && (1u << i) != W_QUEUE)
             printf(", %s", work_names[i]);
     if ((sc->work & cfg->work & W_CLI) && !cfg->cli)
         printf(" (cli skipped: no redlock CLI found; --cli PATH)");
@@ -1765,16 +2742,49 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
 
     fflush(stdout);
     fflush(stderr);
-    pid_t parent = getpid(), pids[MAX_PROCS + 1];
-    int nchild = 0;
-    for (int p = 0; p < cfg->procs; p++) {
+    pid_t parent = getpid(), pids[MAX_PROCS + Q_MAX_WAITERS + 3];
+    int nchild = 0, nexpect = queue ? cfg->waiters + 1 + (psub != 0)
+                                    : cfg->procs;
+    static q_ctl q;
+    if (queue) {
+        /* Waiters are killed and started again by the injector: it forks
+         * them, so the driver must have no thread of its own here (no
+         * proxy; the PSUBSCRIBE listener is a process). */
+        uint64_t ms = sched_seed ^ UINT64_C(0x6d6f6e);
+        pid_t pid = fork();
+        if (pid == 0)
+            q_monitor_main(sh, cfg, cl.s[0].port, parent, splitmix(&ms));
+        if (pid > 0)
+            pids[nchild++] = pid;
+        if (psub && (pid = fork()) == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != parent)
+                _exit(3);
+            /* PUBLISH counts a pattern subscriber as a receiver: with one
+             * the release cannot tell a dead waiter from a live one. */
+            if (psub == 2)
+                sleep_ns((sh->deadline - sh->t0) / 2);
+            t_psub *lp = t_psub_start(ports, n);
+            sleep_ns(sh->deadline + 1000 * MS - now_ns());
+            t_psub_stop(lp);
+            _exit(lp ? 0 : 4);
+        }
+        if (psub && pid > 0)
+            pids[nchild++] = pid;
+        q = (q_ctl){.sh = sh, .cfg = cfg, .sc = sc, .url = urls[0],
+                    .parent = parent, .nproc = cfg->waiters};
+        for (int p = 0; p < cfg->waiters; p++)
+            q_spawn(&q, p);
+        cl.q = &q;
+    }
+    for (int p = 0; !queue && p < cfg->procs; p++) {
         pid_t pid = fork();
         if (pid < 0) {
             printf("  fork: %s\n", strerror(errno));
             break;
         }
         if (pid == 0)
-            child_main(sh, cfg, sc, urls, n, p, parent);
+            child_main(sh, cfg, sc, urls, n, p, parent, cfg->threads, 0);
         pids[nchild++] = pid;
     }
     int ncli = 0;
@@ -1795,7 +2805,7 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
     for (int i = 0; i < n; i++)
         if (cl.px[i] && t_proxy_run(cl.px[i]) != 0)
             printf("  proxy %d: cannot start its thread\n", i);
-    t_psub *ps = psub ? t_psub_start(ports, n) : NULL;
+    t_psub *ps = psub && !queue ? t_psub_start(ports, n) : NULL;
 
     /* The fault injector, until the deadline. */
     static fault fl[MAX_FAULTS];
@@ -1803,12 +2813,14 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
     uint64_t rng = sched_seed;
     int64_t quiet = 300 * MS; /* let the workers start */
     while (nf < MAX_FAULTS) {
-        int64_t gap = nf == 0 ? quiet : range(&rng, 150, 900) * MS;
+        int64_t gap = nf == 0 ? quiet
+                      : queue ? range(&rng, 80, 450) * MS
+                              : range(&rng, 150, 900) * MS;
         if (now_ns() + gap >= sh->deadline - 200 * MS)
             break;
         sleep_ns(gap);
         memset(&fl[nf], 0, sizeof fl[nf]);
-        inject(&cl, &rng, scen, cfg->faults, &fl[nf]);
+        inject(&cl, &rng, scen, allowed, &fl[nf]);
         if (fl[nf].kind < 0)
             sleep_ms(100); /* no kind allowed here: none */
         else
@@ -1817,8 +2829,15 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
     cluster_heal(&cl);
     sleep_ns(sh->deadline - now_ns());
 
-    int bad_children = 0;
-    if (nchild < cfg->procs + ncli)
+    /* The waiters there are now (the first ones may have been killed). */
+    for (int p = 0; queue && p < cfg->waiters; p++)
+        if (q.pid[p] > 0)
+            pids[nchild++] = q.pid[p];
+        else
+            nexpect--; /* killed at the end, not started again */
+    cl.q = NULL;
+    int bad_children = (int)atomic_load(&sh->q_bad_children);
+    if (nchild < nexpect + ncli)
         bad_children++;
     bad_children += reap_children(pids, nchild, sh->deadline + 20000 * MS, 20);
     t_psub_stop(ps);
@@ -1908,6 +2927,62 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
                atomic_load(&sh->cli_reported),
                atomic_load(&sh->cli_unreported));
     }
+    if (queue) {
+        long ok = 0, busy = 0, io = 0, all = 0;
+        for (int c = 0; c < QC_N; c++) {
+            long row = 0;
+            for (int i = 0; i < 8; i++)
+                row += atomic_load(&sh->q_acq[c][i]);
+            all += row;
+            ok += atomic_load(&sh->q_acq[c][REDLOCK_OK]);
+            if (c != QC_TRY) {
+                busy += atomic_load(&sh->q_acq[c][REDLOCK_BUSY]);
+                io += atomic_load(&sh->q_acq[c][REDLOCK_IO]);
+            }
+            long cok = atomic_load(&sh->q_acq[c][REDLOCK_OK]);
+            printf("  queue     %-15s %6ld: ok %ld busy %ld io %ld; ok "
+                   "after %.0f ms on average, %.0f ms at most\n",
+                   qc_names[c], row, cok,
+                   atomic_load(&sh->q_acq[c][REDLOCK_BUSY]),
+                   atomic_load(&sh->q_acq[c][REDLOCK_IO]),
+                   cok ? (double)atomic_load(&sh->q_ok_took_sum[c]) / 1e6 /
+                             (double)cok
+                       : 0.0,
+                   (double)atomic_load(&sh->q_ok_took_max[c]) / 1e6);
+        }
+        double qs = (double)(sh->deadline - sh->t0) / 1e9;
+        printf("  queue     %ld acquires, %ld ok; %.1f sections/s, %.1f "
+               "handovers/s (ok after waiting > 2 ms: %ld); waits timed out "
+               "(BUSY) %ld, IO %ld\n",
+               all, ok, (double)res.sections / qs,
+               (double)atomic_load(&sh->q_waited_ok) / qs,
+               atomic_load(&sh->q_waited_ok), busy, io);
+        printf("  waiters   %ld processes started (%ld in place of killed "
+               "ones); killed %ld mid-wait, %ld holding (their sections "
+               "logged to the kill: %ld), %ld otherwise; %ld stopped\n",
+               atomic_load(&sh->q_spawned),
+               atomic_load(&sh->q_spawned) - cfg->waiters,
+               atomic_load(&sh->q_killed[0]), atomic_load(&sh->q_killed[1]),
+               atomic_load(&sh->q_killed_sections),
+               atomic_load(&sh->q_killed[2]), atomic_load(&sh->q_stops));
+        printf("  monitor   %ld reads (%ld failed); %ld locks stayed set with "
+               "no live holder past their owner's ttl + %d ms (%ld of a "
+               "killed waiter; the longest by %.0f ms); a key stayed free "
+               "while others waited for it %.0f ms at most, %ld times over "
+               "1 s\n",
+               atomic_load(&sh->q_obs), atomic_load(&sh->q_obs_fail),
+               atomic_load(&sh->q_stuck), Q_SLACK_MS,
+               atomic_load(&sh->q_stuck_killed),
+               (double)atomic_load(&sh->q_stuck_max) / 1e6,
+               (double)atomic_load(&sh->q_free_max) / 1e6,
+               atomic_load(&sh->q_free_long));
+        printf("  monitor   set, no live holder (episodes, longest):");
+        for (int e = 0; e < QE_N; e++)
+            printf("%s %s %ld %.0f ms", e ? ";" : "", qe_names[e],
+                   atomic_load(&sh->q_ep[e]),
+                   (double)atomic_load(&sh->q_ep_max[e]) / 1e6);
+        printf("\n");
+    }
     if (sc->fencing)
         printf("  fences    %ld successive pairs, %ld did not increase; the "
                "fenced resource refused %ld stale writes\n",
@@ -1975,6 +3050,27 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
                atomic_load(&sh->herd_lost));
         violations += strict;
     }
+    /* The queue: a lock left set with no live holder past its owner's
+     * ttl blocks its waiters (it never overlaps: the checker sees that).
+     * Fatal only with TORTURE_LIVENESS=strict, as above. */
+    if (queue && atomic_load(&sh->q_stuck) > 0) {
+        printf("  %s: %ld locks stayed set with no live holder longer than "
+               "their owner's ttl + %d ms (%ld of them a killed waiter's)\n",
+               strict ? "FAIL" : "LIVENESS", atomic_load(&sh->q_stuck),
+               Q_SLACK_MS, atomic_load(&sh->q_stuck_killed));
+        violations += strict;
+    }
+    if (queue && atomic_load(&sh->q_free_stuck) > 0) {
+        printf("  %s: %ld times a key stayed free for more than %d ms while "
+               "others waited for it\n",
+               strict ? "FAIL" : "LIVENESS", atomic_load(&sh->q_free_stuck),
+               Q_FREE_MS);
+        violations += strict;
+    }
+    if (queue && atomic_load(&sh->q_obs) == 0) {
+        printf("  FAIL: the queue's monitor read no key at all\n");
+        violations++;
+    }
     if (sc->strict && atomic_load(&sh->same_refused) > 0) {
         printf("  FAIL: %ld re-acquires (acquire_as, adopt) by a token that "
                "held the key were refused\n",
@@ -1996,7 +3092,7 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
     if (atomic_load(&sh->dropped) > 0)
         printf("  note: %ld records dropped (log full)\n",
                atomic_load(&sh->dropped));
-    if (secs >= 5 && nf == 0 && pick_kind(&rng, scen, cfg->faults) >= 0) {
+    if (secs >= 5 && nf == 0 && pick_kind(&rng, scen, allowed) >= 0) {
         printf("  FAIL: no fault injected\n");
         violations++;
     }
@@ -2022,6 +3118,14 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
     tot->undetermined += res.undetermined;
     tot->unreported += res.unreported + atomic_load(&sh->cli_unreported);
     tot->same_token += res.same_token;
+    if (queue) {
+        tot->q_ran = 1;
+        tot->q_sections += res.sections;
+        tot->q_killed += atomic_load(&sh->q_killed[0]) +
+                         atomic_load(&sh->q_killed[1]) +
+                         atomic_load(&sh->q_killed[2]);
+        tot->q_stuck += atomic_load(&sh->q_stuck);
+    }
     for (int k = 0; k < NFAULT; k++)
         tot->fk[k] += fk[k];
     tot->faults += nf;
@@ -2046,12 +3150,14 @@ static void usage(FILE *f)
             "A,B,...|all|none]\n"
             "                       [--faults A,B,...|all] [--psubscribe "
             "yes|no|scenario]\n"
-            "                       [--herd LOCKS] [--cli PATH]\n"
-            "defaults: random seed (printed), 60 s shared by the scenarios, "
+            "                       [--herd LOCKS] [--cli PATH] [--waiters "
+            "W]\n"
+            "defaults: random seed (printed), 85 s shared by the scenarios, "
             "4 x 4, 3 keys, 5 nodes,\n"
             "  every workload and fault kind where its scenario has it, a "
             "herd of 1500 locks,\n"
-            "  the CLI at ../tools/redlock beside this program\n"
+            "  the CLI at ../tools/redlock beside this program, 24 waiter "
+            "processes (queue)\n"
             "scenarios:");
     for (int i = 0; i < NSCEN; i++)
         fprintf(f, " %s", scenarios[i].name);
@@ -2131,10 +3237,10 @@ int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "--cli-section") == 0)
         return cli_section_main(argv[2], atoi(argv[3]));
-    config cfg = {.duration_s = 60, .procs = 4, .threads = 4, .keys = 3,
+    config cfg = {.duration_s = 85, .procs = 4, .threads = 4, .keys = 3,
                   .nodes = 5, .mask = (1u << NSCEN) - 1, .probes = 1,
                   .work = W_ALL, .faults = (1u << NFAULT) - 1, .psub = -1,
-                  .herd = 1500};
+                  .herd = 1500, .waiters = 24};
     static char self[4096], cli[4096];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
     if (sl > 0) {
@@ -2189,6 +3295,8 @@ int main(int argc, char **argv)
                        : strcmp(v, "scenario") == 0 ? -1
                                                     : -2;
             bad = cfg.psub == -2;
+        } else if (strcmp(a, "--waiters") == 0) {
+            bad = parse_int(v, 1, Q_MAX_WAITERS, &cfg.waiters);
         } else if (strcmp(a, "--herd") == 0) {
             bad = parse_int(v, 0, 100000, &cfg.herd);
         } else if (strcmp(a, "--cli") == 0) {
@@ -2228,9 +3336,9 @@ int main(int argc, char **argv)
            TTL_MIN, TTL_MAX, IO_MS);
     printf("reproduce the fault schedule with: --seed %" PRIu64
            " --duration %.0f --processes %d --threads %d --keys %d --nodes "
-           "%d\n",
+           "%d --waiters %d\n",
            cfg.seed, cfg.duration_s, cfg.procs, cfg.threads, cfg.keys,
-           cfg.nodes);
+           cfg.nodes, cfg.waiters);
 
     int probes_failed = cfg.probes ? t_probes(stdout) : 0;
     if (cfg.probes == 2) {
@@ -2276,6 +3384,10 @@ int main(int argc, char **argv)
     printf("  undetermined        %ld (a release failed or was a detach)\n",
            tot.undetermined);
     printf("  unreported overlaps %ld\n", tot.unreported);
+    if (tot.q_ran)
+        printf("  queue               %ld sections, %ld waiter processes "
+               "killed, %ld locks left set past their owner's ttl\n",
+               tot.q_sections, tot.q_killed, tot.q_stuck);
     printf("\nredlock_torture: %s: %ld sections, %ld overlaps, %ld "
            "unreported, %ld faults, "
            "%ld violations in %d failed scenario(s), %d failed probe(s); "

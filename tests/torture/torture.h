@@ -30,9 +30,12 @@ enum {
     T_F_ADOPTED = 32,   /* redlock_adopt() of that token, held by another
                            thread */
     T_F_HERD = 64,      /* one of the herd's thousands of kept-alive locks */
-    T_F_UNREPLICATED = 128 /* acquired or extended (OK, min_replicas 1)
-                              while the replica was stopped for the whole
-                              call: no replica can have acknowledged it */
+    T_F_UNREPLICATED = 128, /* acquired or extended (OK, min_replicas 1)
+                               while the replica was stopped for the whole
+                               call: no replica can have acknowledged it */
+    T_F_KILLED = 256        /* the holder's process was killed (SIGKILL)
+                               inside: end = the kill, the lock left to
+                               expire (recorded as a detach) */
 };
 
 /* Keys of the herd are numbered from here (the plain ones from 0). */
