@@ -736,21 +736,34 @@ static void status_while_held_and_after(void **state)
 {
     (void)state;
     static proc p;
-    char tok[128];
+    char tok[256];
     expect_code(&p, cli(&p, ARGV("status", "cli:status")), 1);
     assert_int_equal(p.nout, 0);
     assert_int_equal(p.nerr, 0);
 
     expect_code(&p, cli(&p, ARGV("acquire", "-t", "30s", "cli:status")), 0);
     token_of(&p, tok, sizeof tok);
+    pid_t acquirer = p.pid;
     expect_code(&p, cli(&p, ARGV("status", "cli:status")), 0);
-    char want[160];
+    char want[300];
     snprintf(want, sizeof want, "%s ", tok);
     assert_int_equal(strncmp(p.out, want, strlen(want)), 0);
     long ms = strtol(p.out + strlen(want), NULL, 10);
     print_message("status: %s", p.out);
     assert_true(ms > 20000 && ms <= 30000);
-    assert_non_null(strstr(p.out, "ms\n"));
+    /* "TOKEN NNNms" and nothing more for a script (stdout is no terminal),
+     * although the token says who took the lock */
+    snprintf(want + strlen(want), sizeof want - strlen(want), "%ldms\n", ms);
+    assert_string_equal(p.out, want);
+    /* -v says who, in words, on stderr */
+    expect_code(&p, cli(&p, ARGV("-v", "status", "cli:status")), 0);
+    assert_int_equal(strncmp(p.out, tok, strlen(tok)), 0);
+    assert_int_equal(count(p.out, "\n"), 1);
+    char who[200];
+    snprintf(who, sizeof who, "held by pid %ld on ", (long)acquirer);
+    if (!strstr(p.err, who))
+        print_error("status -v does not say \"%s\":\n%s\n", who, p.err);
+    assert_non_null(strstr(p.err, who));
 
     expect_code(&p, cli(&p, ARGV("release", "cli:status", tok)), 0);
     expect_code(&p, cli(&p, ARGV("status", "cli:status")), 1);
@@ -776,11 +789,16 @@ static void acquire_extend_release(void **state)
 {
     (void)state;
     static proc p;
-    char tok[128];
+    char tok[256];
     expect_code(&p, cli(&p, ARGV("acquire", "cli:acq")), 0);
     assert_int_equal(p.nerr, 0);
     token_of(&p, tok, sizeof tok);
-    assert_int_equal(strlen(tok), 36);
+    /* a UUID, then who took it (holder_info): "<uuid>;host=...;pid=...;since=..." */
+    if (strlen(tok) <= 36 || tok[8] != '-' || tok[13] != '-' ||
+        strncmp(tok + 36, ";host=", 6) != 0)
+        print_error("acquire printed the token \"%s\"\n", tok);
+    assert_true(strlen(tok) > 36);
+    assert_int_equal(strncmp(tok + 36, ";host=", 6), 0);
     assert_key(&G->main, "cli:acq", tok);
     long long pttl = rt_pttl(&G->main, "cli:acq");
     assert_true(pttl > 20000 && pttl <= 30000); /* the default ttl */
@@ -918,7 +936,7 @@ static void rediscli_auth_and_passwords(void **state)
 
     /* $REDISCLI_AUTH, percent-encoded into the URL by redlock */
     expect_code(&p, cli_env(&p, good, ARGV("acquire", "cli:auth"), 15000), 0);
-    char tok[128];
+    char tok[256];
     token_of(&p, tok, sizeof tok);
     assert_key(&G->pw, "cli:auth", tok);
     expect_code(&p, cli_env(&p, good, ARGV("status", "cli:auth"), 15000), 0);
@@ -1071,7 +1089,7 @@ static void redlock_with_three_nodes(void **state)
     expect_code(&p, cli(&p, ARGV("-u", n[0]->url, "-u", n[1]->url, "-u", down, "acquire",
                                  "cli:q2")),
                 0);
-    char t2[128];
+    char t2[256];
     token_of(&p, t2, sizeof t2);
     assert_key(n[0], "cli:q2", t2);
     assert_key(n[1], "cli:q2", t2);
@@ -1698,6 +1716,383 @@ static void sigterm_reaches_the_whole_job(void **state)
     assert_key(&G->main, "cli:termjob", NULL);
 }
 
+/* ---- semaphores: -n N ------------------------------------------------------------ */
+
+/* run -n 2: two COMMANDs hold a permit each at the same time, slots 0 and 1
+ * (REDLOCK_KEY is the slot's key, REDLOCK_SLOT its number); a third finds
+ * every slot held: busy (75) at once, or with -w it waits until one ends
+ * and then gets that slot. */
+static void run_n_lets_n_commands_run_at_once(void **state)
+{
+    (void)state;
+    static proc a, b, c, p;
+    char sa[512], sb[512];
+    snprintf(sa, sizeof sa,
+             "echo \"started $REDLOCK_SLOT $REDLOCK_KEY\"; "
+             "while [ ! -e '%s/sem-a' ]; do sleep 0.05; done",
+             G->dir);
+    snprintf(sb, sizeof sb,
+             "echo \"started $REDLOCK_SLOT $REDLOCK_KEY\"; "
+             "while [ ! -e '%s/sem-b' ]; do sleep 0.05; done",
+             G->dir);
+    cli_start(&a, NULL, ARGV("run", "-n", "2", "cli:sem", "--", "sh", "-c", sa));
+    wait_output(&a, "started", 10000);
+    cli_start(&b, NULL, ARGV("run", "--max-holders=2", "cli:sem", "--", "sh", "-c", sb));
+    wait_output(&b, "started", 10000);
+    try_reap(&a);
+    try_reap(&b);
+    assert_false(a.done);
+    assert_false(b.done); /* both COMMANDs run at once */
+
+    int slot[2] = {-1, -1};
+    char key[2][128];
+    const proc *ab[2] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        if (sscanf(ab[i]->out, "started %d %127s", &slot[i], key[i]) != 2)
+            print_error("COMMAND said: %s\n", ab[i]->out);
+        assert_true(slot[i] == 0 || slot[i] == 1);
+        char want[128];
+        snprintf(want, sizeof want, "cli:sem:redlock:%d", slot[i]);
+        assert_string_equal(key[i], want);
+        char *v = rt_get(&G->main, key[i]);
+        assert_non_null(v);
+        free(v);
+    }
+    assert_int_not_equal(slot[0], slot[1]);
+    assert_key(&G->main, "cli:sem", NULL); /* the name itself is no lock */
+
+    /* a third: busy, silent */
+    int64_t t0 = now_ms();
+    expect_code(&p, cli(&p, ARGV("run", "-n", "2", "cli:sem", "--", "true")), 75);
+    assert_int_equal(p.nerr, 0);
+    assert_true(now_ms() - t0 < 5000);
+    expect_code(&p, cli(&p, ARGV("run", "-n", "2", "-E", "9", "cli:sem", "--", "true")), 9);
+
+    /* with -w: waits until a slot is free, and takes it */
+    cli_start(&c, NULL,
+              ARGV("run", "-n", "2", "-w", "20s", "cli:sem", "--", "sh", "-c",
+                   "echo \"started $REDLOCK_SLOT\""));
+    t0 = now_ms();
+    while (now_ms() - t0 < 700)
+        pump(&c, 50);
+    try_reap(&c);
+    assert_false(c.done);
+    assert_null(strstr(c.out, "started"));
+    open_gate("sem-a");
+    expect_code(&a, cli_finish(&a, 15000), 0);
+    expect_code(&c, cli_finish(&c, 15000), 0);
+    char want[64];
+    snprintf(want, sizeof want, "started %d\n", slot[0]);
+    assert_string_equal(c.out, want);
+    open_gate("sem-b");
+    expect_code(&b, cli_finish(&b, 15000), 0);
+    assert_key(&G->main, key[0], NULL);
+    assert_key(&G->main, key[1], NULL);
+
+    /* -n 1 is a plain lock on KEY: slot 0 */
+    expect_code(&p, cli(&p, ARGV("run", "-n", "1", "cli:sem1", "--", "sh", "-c",
+                                 "echo \"$REDLOCK_KEY $REDLOCK_SLOT\"")),
+                0);
+    assert_string_equal(p.out, "cli:sem1 0\n");
+    /* without -n no REDLOCK_SLOT, not even an outer one */
+    const char *const env[] = {G->env_url, "REDLOCK_SLOT=7", NULL};
+    expect_code(&p, cli_env(&p, env,
+                            ARGV("run", "cli:sem1", "--", "sh", "-c",
+                                 "echo \"${REDLOCK_SLOT-unset}\""),
+                            15000),
+                0);
+    assert_string_equal(p.out, "unset\n");
+}
+
+/* acquire -n N prints "TOKEN SLOTKEY": the permit is a lock on SLOTKEY,
+ * which extend and release name (not the semaphore's KEY). */
+static void acquire_n_prints_a_slot_key_that_release_takes(void **state)
+{
+    (void)state;
+    static proc p;
+    char t[2][256], k[2][256];
+    for (int i = 0; i < 2; i++) {
+        expect_code(&p, cli(&p, ARGV("acquire", "-n", "2", "cli:asem")), 0);
+        print_message("acquire -n 2: %s", p.out);
+        assert_int_equal(count(p.out, "\n"), 1);
+        assert_int_equal(sscanf(p.out, "%255s %255[^\n]", t[i], k[i]), 2);
+        assert_int_equal(strncmp(k[i], "cli:asem:redlock:", 17), 0);
+        assert_key(&G->main, k[i], t[i]);
+    }
+    assert_true(strcmp(k[0], k[1]) != 0);
+    expect_code(&p, cli(&p, ARGV("acquire", "-n", "2", "cli:asem")), 75);
+    assert_int_equal(p.nout, 0);
+
+    expect_code(&p, cli(&p, ARGV("extend", "-t", "90s", k[0], t[0])), 0);
+    assert_true(rt_pttl(&G->main, k[0]) > 60000);
+    /* KEY is the semaphore's name, not the permit's lock */
+    expect_code(&p, cli(&p, ARGV("release", "cli:asem", t[0])), 1);
+    one_error_line(&p);
+    expect_code(&p, cli(&p, ARGV("release", k[0], t[0])), 0);
+    assert_int_equal(p.nerr, 0);
+    assert_key(&G->main, k[0], NULL);
+    /* the freed slot is the one taken next */
+    expect_code(&p, cli(&p, ARGV("acquire", "-n", "2", "cli:asem")), 0);
+    char t3[256], k3[256];
+    assert_int_equal(sscanf(p.out, "%255s %255[^\n]", t3, k3), 2);
+    assert_string_equal(k3, k[0]);
+    expect_code(&p, cli(&p, ARGV("release", k3, t3)), 0);
+    expect_code(&p, cli(&p, ARGV("release", k[1], t[1])), 0);
+
+    /* -n 1: the slot is KEY itself; with --fence, "TOKEN FENCE KEY" */
+    expect_code(&p, cli(&p, ARGV("acquire", "-n", "1", "cli:asem1")), 0);
+    assert_int_equal(sscanf(p.out, "%255s %255[^\n]", t3, k3), 2);
+    assert_string_equal(k3, "cli:asem1");
+    assert_key(&G->main, "cli:asem1", t3);
+    expect_code(&p, cli(&p, ARGV("release", k3, t3)), 0);
+    expect_code(&p, cli(&p, ARGV("acquire", "--fence", "-n", "1", "cli:asem1")), 0);
+    long long f = 0;
+    assert_int_equal(sscanf(p.out, "%255s %lld %255[^\n]", t3, &f, k3), 3);
+    assert_true(f > 0);
+    assert_string_equal(k3, "cli:asem1");
+    expect_code(&p, cli(&p, ARGV("release", k3, t3)), 0);
+}
+
+/* N outside 1..1024 (REDLOCK_SEMAPHORE_MAX), and --fence with N > 1, are
+ * usage errors, found before any contact with Redis; 1 and 1024 are fine. */
+static void max_holders_out_of_range_is_a_usage_error(void **state)
+{
+    (void)state;
+    static proc p;
+    char down[64];
+    snprintf(down, sizeof down, "redis://127.0.0.1:%d", rt_free_port());
+    const char *const *cases[] = {
+        ARGV("-u", down, "run", "-n", "0", "cli:nr", "--", "true"),
+        ARGV("-u", down, "run", "-n", "1025", "cli:nr", "--", "true"),
+        ARGV("-u", down, "acquire", "-n", "-1", "cli:nr"),
+        ARGV("-u", down, "acquire", "-n", "two", "cli:nr"),
+        ARGV("-u", down, "acquire", "-n", "", "cli:nr"),
+        ARGV("-u", down, "acquire", "--max-holders=2x", "cli:nr"),
+        ARGV("-u", down, "acquire", "-n", "99999999999999999999", "cli:nr"),
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        expect_code(&p, cli(&p, cases[i]), 64);
+        print_message("%s", p.err);
+        one_error_line(&p);
+        assert_non_null(strstr(p.err, "1..1024"));
+        assert_int_equal(p.nout, 0);
+    }
+    const char *const *fenced[] = {
+        ARGV("-u", down, "run", "--fence", "-n", "2", "cli:nr", "--", "true"),
+        ARGV("-u", down, "acquire", "-n", "3", "--fence", "cli:nr"),
+    };
+    for (size_t i = 0; i < sizeof fenced / sizeof fenced[0]; i++) {
+        expect_code(&p, cli(&p, fenced[i]), 64);
+        print_message("%s", p.err);
+        one_error_line(&p);
+        assert_non_null(strstr(p.err, "--fence"));
+        assert_int_equal(p.nout, 0);
+    }
+    /* -n is run's and acquire's only */
+    expect_code(&p, cli(&p, ARGV("status", "-n", "2", "cli:nr")), 64);
+    one_error_line(&p);
+
+    /* the bounds themselves are fine */
+    char t[256], k[256];
+    expect_code(&p, cli(&p, ARGV("acquire", "-n", "1024", "cli:nmax")), 0);
+    assert_int_equal(sscanf(p.out, "%255s %255[^\n]", t, k), 2);
+    assert_int_equal(strncmp(k, "cli:nmax:redlock:", 17), 0);
+    expect_code(&p, cli(&p, ARGV("release", k, t)), 0);
+    expect_code(&p, cli(&p, ARGV("run", "-n", "1024", "cli:nmax", "--", "true")), 0);
+}
+
+/* ---- list --------------------------------------------------------------------- */
+
+/* This host's name as the library records it in a token. */
+static void host_name(char *buf, size_t len)
+{
+    char h[65] = "";
+    if (gethostname(h, sizeof h - 1) != 0)
+        snprintf(h, sizeof h, "unknown");
+    for (char *q = h; *q; q++)
+        if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+              (*q >= '0' && *q <= '9') || *q == '-' || *q == '.' || *q == '_'))
+            *q = '_';
+    snprintf(buf, len, "%s", h);
+}
+
+typedef struct list_line {
+    char ttl[32], host[80], pid[24], since[40], key[256];
+} list_line;
+
+/* The line of `list` for key; fails the test if there is none. */
+static void list_line_of(const proc *p, const char *key, list_line *l)
+{
+    for (const char *line = p->out; line && *line;) {
+        memset(l, 0, sizeof *l);
+        if (sscanf(line, "%31s %79s %23s %39s %255[^\n]", l->ttl, l->host, l->pid, l->since,
+                   l->key) == 5 &&
+            strcmp(l->key, key) == 0)
+            return;
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    print_error("no line for %s in:\n%s\n", key, p->out);
+    fail();
+}
+
+/* list: one line per lock, "TTL HOST PID SINCE KEY", who took it where
+ * redlock did; a plain SET's key only with --all; nothing (and exit 0)
+ * for a pattern that matches nothing; a header only on request when
+ * stdout is no terminal. */
+static void list_shows_who_holds_what(void **state)
+{
+    (void)state;
+    static proc p, r;
+    char host[80];
+    host_name(host, sizeof host);
+    time_t before = time(NULL);
+
+    expect_code(&p, cli(&p, ARGV("acquire", "-t", "30s", "cli:ls:a")), 0);
+    pid_t acquirer = p.pid;
+    char script[512];
+    gate_script(script, sizeof script, "list", 0);
+    cli_start(&r, NULL, ARGV("run", "cli:ls:b", "--", "sh", "-c", script));
+    wait_output(&r, "started", 10000);
+    assert_true(rt_cmd_ok(&G->main, "SET cli:ls:plain v PX 30000"));
+    assert_true(rt_cmd_ok(&G->main, "SET cli:ls:noexp v")); /* no ttl: no lock */
+
+    expect_code(&p, cli(&p, ARGV("list", "cli:ls:*")), 0);
+    print_message("list:\n%s", p.out);
+    assert_int_equal(p.nerr, 0);
+    assert_int_equal(count(p.out, "\n"), 2); /* no header: stdout is a pipe */
+    assert_null(strstr(p.out, "cli:ls:plain"));
+    list_line l;
+    list_line_of(&p, "cli:ls:a", &l);
+    long ttl = strtol(l.ttl, NULL, 10);
+    assert_true(ttl > 20000 && ttl <= 30000);
+    assert_string_equal(l.ttl + strlen(l.ttl) - 2, "ms");
+    assert_string_equal(l.host, host);
+    assert_int_equal(atol(l.pid), (long)acquirer);
+    /* since: ISO 8601 UTC, about now */
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(l.since, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    assert_non_null(end);
+    assert_int_equal(*end, '\0');
+    time_t since = timegm(&tm);
+    assert_true(since >= before - 2 && since <= time(NULL) + 2);
+    list_line_of(&p, "cli:ls:b", &l);
+    assert_string_equal(l.host, host);
+    assert_int_equal(atol(l.pid), (long)r.pid); /* run's own pid */
+    /* sorted by key */
+    assert_true(strstr(p.out, "cli:ls:a") < strstr(p.out, "cli:ls:b"));
+
+    /* --all: the plain SET too, with "-" for what it does not say */
+    expect_code(&p, cli(&p, ARGV("list", "--all", "cli:ls:*")), 0);
+    assert_int_equal(count(p.out, "\n"), 3);
+    list_line_of(&p, "cli:ls:plain", &l);
+    assert_string_equal(l.host, "-");
+    assert_string_equal(l.pid, "-");
+    assert_string_equal(l.since, "-");
+    ttl = strtol(l.ttl, NULL, 10);
+    assert_true(ttl > 20000 && ttl <= 30000);
+    assert_null(strstr(p.out, "cli:ls:noexp"));
+    expect_code(&p, cli(&p, ARGV("list", "-a", "cli:ls:p*")), 0);
+    assert_int_equal(count(p.out, "\n"), 1);
+
+    /* a header on request */
+    expect_code(&p, cli(&p, ARGV("list", "--header", "cli:ls:*")), 0);
+    assert_int_equal(count(p.out, "\n"), 3);
+    char h1[32], h2[32], h3[32], h4[32], h5[32];
+    assert_int_equal(sscanf(p.out, "%31s %31s %31s %31s %31s", h1, h2, h3, h4, h5), 5);
+    assert_string_equal(h1, "TTL");
+    assert_string_equal(h5, "KEY");
+
+    /* nothing matches: nothing printed, no error */
+    expect_code(&p, cli(&p, ARGV("list", "cli:nothing:*")), 0);
+    assert_int_equal(p.nout, 0);
+    assert_int_equal(p.nerr, 0);
+    expect_code(&p, cli(&p, ARGV("list", "-a", "cli:nothing:*")), 0);
+    assert_int_equal(p.nout, 0);
+
+    /* released: gone from the list */
+    open_gate("list");
+    expect_code(&r, cli_finish(&r, 15000), 0);
+    expect_code(&p, cli(&p, ARGV("list", "cli:ls:*")), 0);
+    assert_int_equal(count(p.out, "\n"), 1);
+    assert_null(strstr(p.out, "cli:ls:b"));
+
+    /* errors: usage 64, unreachable 69 */
+    expect_code(&p, cli(&p, ARGV("list", "a*", "b*")), 64);
+    one_error_line(&p);
+    expect_code(&p, cli(&p, ARGV("list", "-t", "5s")), 64);
+    one_error_line(&p);
+    char down[64];
+    snprintf(down, sizeof down, "redis://127.0.0.1:%d", rt_free_port());
+    expect_code(&p, cli(&p, ARGV("-u", down, "list")), 69);
+    one_error_line(&p);
+}
+
+/* On a terminal, list prints its header line and status says who took the
+ * lock on a second line (after the unchanged "TOKEN NNNms"). */
+static void terminal_list_header_and_status_holder(void **state)
+{
+    (void)state;
+    static proc p, a;
+    expect_code(&a, cli(&a, ARGV("acquire", "cli:tl:a")), 0);
+    char tok[256];
+    token_of(&a, tok, sizeof tok);
+
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(m >= 0);
+    char slave[128];
+    assert_int_equal(grantpt(m), 0);
+    assert_int_equal(unlockpt(m), 0);
+    assert_int_equal(ptsname_r(m, slave, sizeof slave), 0);
+    start_tty = slave; /* stdin: the terminal; stdout too with >&0 */
+    prog_start(&p, NULL,
+               ARGV("sh", "-c",
+                    "\"$0\" list 'cli:tl:*' >&0 && \"$0\" list --no-header 'cli:tl:*' >&0 && "
+                    "\"$0\" status cli:tl:a >&0; echo \"done $?\"",
+                    REDLOCK_CLI_PATH));
+    start_tty = NULL;
+    char tty[8192] = "";
+    size_t n = 0;
+    int64_t t0 = now_ms();
+    while (!strstr(p.out, "done") && now_ms() - t0 < 10000) {
+        pump(&p, 20);
+        struct pollfd pfd = {.fd = m, .events = POLLIN};
+        while (poll(&pfd, 1, 0) > 0 && n < sizeof tty - 1) {
+            ssize_t k = read(m, tty + n, sizeof tty - 1 - n);
+            if (k <= 0)
+                break;
+            n += (size_t)k;
+            tty[n] = '\0';
+        }
+    }
+    expect_code(&p, cli_finish(&p, 10000), 0);
+    struct pollfd pfd = {.fd = m, .events = POLLIN};
+    while (poll(&pfd, 1, 100) > 0 && n < sizeof tty - 1) {
+        ssize_t k = read(m, tty + n, sizeof tty - 1 - n);
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+        tty[n] = '\0';
+    }
+    close(m);
+    print_message("on the terminal:\n%s", tty);
+    assert_string_equal(p.out, "done 0\n");
+    assert_int_equal(count(tty, "TTL"), 1); /* --no-header: none */
+    assert_int_equal(count(tty, "cli:tl:a"), 2);
+    /* status: "TOKEN NNNms" first, then who */
+    const char *st = strstr(tty, tok);
+    assert_non_null(st);
+    assert_int_equal(st[strlen(tok)], ' ');
+    char who[128];
+    snprintf(who, sizeof who, "taken by pid %ld on ", (long)a.pid);
+    const char *w = strstr(tty, who);
+    if (!w)
+        print_error("no \"%s\" on the terminal\n", who);
+    assert_true(w > st);
+}
+
 /* A ttl whose drift allowance (1 % + 2 ms) leaves no validity is a usage
  * error, found before any contact with Redis, not "Redis unreachable". */
 static void ttl_without_validity_is_a_usage_error(void **state)
@@ -1776,6 +2171,11 @@ int main(int argc, char **argv)
         T(lost_lock_ends_the_whole_job),
         T(sigterm_reaches_the_whole_job),
         T(ttl_without_validity_is_a_usage_error),
+        T(run_n_lets_n_commands_run_at_once),
+        T(acquire_n_prints_a_slot_key_that_release_takes),
+        T(max_holders_out_of_range_is_a_usage_error),
+        T(list_shows_who_holds_what),
+        T(terminal_list_header_and_status_holder),
     };
 #undef T
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

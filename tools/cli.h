@@ -5,6 +5,8 @@
  *   output.c    messages (errors, -v steps) and exit statuses
  *   urls.c      the nodes' URLs: -u, $REDLOCK_URL, $REDISCLI_AUTH
  *   commands.c  acquire, extend, release, status
+ *   list.c      list: the locks held now, one line each; who holds a lock
+ *               (the holder's host, pid and since, read from its token)
  *   run.c       run: the supervisor (signals, the lock, the end of the job:
  *               COMMAND and the rest of its process group)
  *   spawn.c     run: starting COMMAND (fork, exec, its group, the terminal)
@@ -60,7 +62,11 @@ typedef struct cli_args {
     int64_t ttl_ms, wait_ms, grace_ms;
     int busy_code;
     int fence;          /* run, acquire: --fence */
-    const char *pos[2]; /* KEY, TOKEN */
+    int holders;        /* run, acquire: -n N (1..REDLOCK_SEMAPHORE_MAX); 0:
+                           not given, a plain lock */
+    int list_all;       /* list: -a (REDLOCK_LIST_ALL) */
+    int header;         /* list: 1 --header, 0 --no-header, -1 on a terminal */
+    const char *pos[2]; /* KEY, TOKEN; list: PATTERN */
     int npos;
     char **command; /* run: COMMAND [ARG...] */
 } cli_args;
@@ -106,6 +112,18 @@ int cli_acquire(const cli_args *a, redlock_client *c);
 int cli_extend(const cli_args *a, redlock_client *c);
 int cli_release(const cli_args *a, redlock_client *c);
 int cli_status(const cli_args *a, redlock_client *c);
+
+/* ---- list.c ---- */
+
+int cli_list(const cli_args *a, redlock_client *c);
+
+/* Who took a lock, as a token made with holder_info says:
+ * "<uuid>;host=H;pid=P;since=MS".  Returns 0 with the parts, or -1 for any
+ * other token (taken by another client, or a caller's own). */
+int cli_holder_of(const char *token, char *host, size_t hostlen, long *pid,
+                  int64_t *since_ms);
+/* since_ms (Unix time, ms) as ISO 8601 UTC, "2026-11-25T10:00:00Z". */
+void cli_iso_utc(int64_t since_ms, char *buf, size_t len);
 
 /* ---- run.c ---- */
 

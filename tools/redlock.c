@@ -2,11 +2,12 @@
  * redlock: flock(1) across machines, on libredlock.
  *
  *   redlock [-u URL]... [-v] run [-t TTL] [-w WAIT] [-E CODE] [-k GRACE] [--fence]
- *           KEY -- COMMAND [ARG...]
- *   redlock [-u URL]... acquire [-t TTL] [-w WAIT] [--fence] KEY
+ *           [-n N] KEY -- COMMAND [ARG...]
+ *   redlock [-u URL]... acquire [-t TTL] [-w WAIT] [--fence] [-n N] KEY
  *   redlock [-u URL]... extend [-t TTL] KEY TOKEN
  *   redlock [-u URL]... release KEY TOKEN
  *   redlock [-u URL]... status KEY
+ *   redlock [-u URL]... list [-a] [--header | --no-header] [PATTERN]
  *   redlock --help | --version
  *
  * See redlock.1 for the whole story, and cli.h for which file does what.
@@ -21,17 +22,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage_text[] =
+/* In parts: C11 promises string literals of 4095 bytes only. */
+static const char *const usage_text[] = {
     "Usage:\n"
     "  redlock [-u URL]... [-v] run [-t TTL] [-w WAIT] [-E CODE] [-k GRACE] [--fence]\n"
-    "          KEY -- COMMAND [ARG...]\n"
-    "  redlock [-u URL]... [-v] acquire [-t TTL] [-w WAIT] [--fence] KEY\n"
+    "          [-n N] KEY -- COMMAND [ARG...]\n"
+    "  redlock [-u URL]... [-v] acquire [-t TTL] [-w WAIT] [--fence] [-n N] KEY\n"
     "  redlock [-u URL]... [-v] extend [-t TTL] KEY TOKEN\n"
     "  redlock [-u URL]... [-v] release KEY TOKEN\n"
     "  redlock [-u URL]... [-v] status KEY\n"
+    "  redlock [-u URL]... [-v] list [-a] [--header | --no-header] [PATTERN]\n"
     "  redlock --help | --version\n"
     "\n"
-    "flock(1) across machines: a lock is a Redis key holding its owner's token.\n"
+    "flock(1) across machines: a lock is a Redis key holding its owner's token,\n"
+    "which says who took it: \"UUID;host=NAME;pid=PID;since=UNIX_MS\".\n"
     "\n"
     "Commands:\n"
     "  run      take the lock, run COMMAND, renew the lock every TTL/3, and release\n"
@@ -44,12 +48,20 @@ static const char usage_text[] =
     "           remain: SIGTERM to them.  Each time, SIGKILL to the group after\n"
     "           GRACE if it has not ended.  If redlock dies, the kernel kills\n"
     "           COMMAND (SIGKILL), and only COMMAND.\n"
-    "  acquire  take the lock, print its token (\"TOKEN FENCE\" with --fence) and\n"
-    "           leave it held for TTL\n"
+    "  acquire  take the lock, print its token (\"TOKEN FENCE\" with --fence,\n"
+    "           \"TOKEN SLOTKEY\" with -n) and leave it held for TTL\n"
     "  extend   give the lock that TOKEN holds a fresh TTL\n"
     "  release  delete the lock if TOKEN still holds it\n"
-    "  status   print the holder's token and the ttl left (\"TOKEN 29500ms\")\n"
-    "\n"
+    "  status   print the holder's token and the ttl left (\"TOKEN 29500ms\": this\n"
+    "           first line is stable); on a terminal a second line says who took\n"
+    "           it (host, pid, since), when its token recorded that\n"
+    "  list     one line per lock held now whose key matches PATTERN (a glob, as\n"
+    "           for SCAN MATCH; all if none), sorted by key:\n"
+    "             TTL  HOST  PID  SINCE (ISO 8601 UTC)  KEY\n"
+    "           \"-\" where the holder recorded nothing; KEY last (it may hold\n"
+    "           spaces); a header line on a terminal only.  Without -a: the\n"
+    "           locks taken by redlock or libredlock's holder_info\n"
+    "\n",
     "Options:\n"
     "  -u, --url URL      a Redis node: redis://[[user][:password]@]host[:port][/db]\n"
     "                     or unix://[[user][:password]@]/path[?db=N]; several -u make\n"
@@ -64,30 +76,44 @@ static const char usage_text[] =
     "      --fence        (run, acquire; a single node only) also take a fencing\n"
     "                     number, greater than that of every earlier holder of KEY\n"
     "                     (counted in the key KEY:fence, which must never be deleted)\n"
+    "  -n, --max-holders N\n"
+    "                     (run, acquire) a semaphore: at most N holders of KEY at a\n"
+    "                     time, 1..1024 (every user of KEY must give the same N).\n"
+    "                     Each holds one slot, the lock SLOTKEY = KEY:redlock:I;\n"
+    "                     extend and release take SLOTKEY.  Not with --fence if N > 1\n"
     "  -k, --grace GRACE  (run) how long the job has to end after a forwarded\n"
     "                     SIGINT, SIGTERM, SIGHUP or SIGQUIT, the SIGTERM of a lost\n"
     "                     lock, or that of processes left after COMMAND's exit,\n"
     "                     before SIGKILL to its process group [10s]\n"
+    "  -a, --all          (list) also keys whose value records no holder: any\n"
+    "                     string key with a ttl (plain SET NX locks, and caches)\n"
+    "      --header, --no-header\n"
+    "                     (list) print the header line, or not, wherever stdout is\n"
     "  -h, --help         this text;  -V, --version  the version\n"
     "Durations: 250ms, 30s, 5m, 1h; a bare number is seconds.\n"
     "$REDISCLI_AUTH is the password for URLs that carry none (keeps it out of ps).\n"
-    "\n"
+    "\n",
     "COMMAND's environment (run): REDLOCK_KEY and REDLOCK_TOKEN, and with --fence\n"
     "REDLOCK_FENCE, for a resource to refuse the writes of an earlier holder:\n"
     "  UPDATE ... SET fence = $REDLOCK_FENCE WHERE ... AND fence <= $REDLOCK_FENCE\n"
+    "With -n: REDLOCK_KEY is SLOTKEY, the slot held, and REDLOCK_SLOT its number I\n"
+    "(0..N-1).\n"
     "\n"
     "Exit status:\n"
-    "    0  success; status: the key is held\n"
+    "    0  success; status: the key is held; list: also when nothing is held\n"
     "    1  release/extend: TOKEN does not hold KEY; status: the key is free\n"
-    "   64  usage error (bad option, duration, TTL or URL; --fence with several nodes)\n"
+    "   64  usage error (bad option, duration, TTL, N or URL; --fence with several\n"
+    "       nodes, or with -n N > 1)\n"
     "   69  Redis unreachable, timed out, or too few nodes for a quorum\n"
     "   70  run: the lock was lost while the job ran (it was stopped)\n"
     "   71  system error (out of memory, cannot start COMMAND)\n"
-    "   75  the lock is held elsewhere (or the -E CODE)\n"
-    "   76  Redis answered with an error (e.g. KEY is not a lock)\n"
+    "   74  cannot write the output (acquire's token, list)\n"
+    "   75  the lock is held elsewhere (-n: all N slots are) (or the -E CODE)\n"
+    "   76  Redis answered with an error (e.g. KEY is not a lock; list: Redis < 6)\n"
     "   77  authentication refused\n"
     "  126  run: COMMAND cannot be executed;  127  run: COMMAND not found\n"
-    "  else run: COMMAND's own status\n";
+    "  else run: COMMAND's own status\n",
+    NULL};
 
 /*
  * A duration: digits, then nothing (seconds), "ms", "s", "m" or "h".
@@ -220,7 +246,8 @@ static int global_opt(cli_args *a, char **argv, int argc, int *i, int *code)
         return OPT_TAKEN;
     }
     if (match_opt(argv, argc, i, 'h', "help", 0, &v) > 0) {
-        fputs(usage_text, stdout);
+        for (size_t k = 0; usage_text[k]; k++)
+            fputs(usage_text[k], stdout);
         *code = fflush(stdout) == 0 ? XS_OK : XS_IOERR;
         return OPT_EXIT;
     }
@@ -239,7 +266,9 @@ static int command_opt(cli_args *a, char **argv, int argc, int *i)
     const char *v;
     int r;
     int is_run = strcmp(a->cmd, "run") == 0;
-    int has_ttl = strcmp(a->cmd, "release") != 0 && strcmp(a->cmd, "status") != 0;
+    int is_list = strcmp(a->cmd, "list") == 0;
+    int has_ttl = strcmp(a->cmd, "release") != 0 && strcmp(a->cmd, "status") != 0 &&
+                  !is_list;
     int has_wait = is_run || strcmp(a->cmd, "acquire") == 0;
 
     if (has_ttl && (r = match_opt(argv, argc, i, 't', "ttl", 1, &v)) != 0) {
@@ -290,6 +319,34 @@ static int command_opt(cli_args *a, char **argv, int argc, int *i)
         a->fence = 1;
         return OPT_TAKEN;
     }
+    /* -n as consul lock's: flock's -n (--nonblock) is what redlock does
+     * without -w anyway. */
+    if (has_wait && (r = match_opt(argv, argc, i, 'n', "max-holders", 1, &v)) != 0) {
+        if (r < 0)
+            return OPT_ERROR;
+        char *end;
+        errno = 0;
+        long n = strtol(v, &end, 10);
+        if (errno || end == v || *end || n < 1 || n > REDLOCK_SEMAPHORE_MAX) {
+            cli_usage_error("%s: bad -n N \"%s\" (at most N holders at a time: 1..%d)",
+                            a->cmd, v, REDLOCK_SEMAPHORE_MAX);
+            return OPT_ERROR;
+        }
+        a->holders = (int)n;
+        return OPT_TAKEN;
+    }
+    if (is_list && match_opt(argv, argc, i, 'a', "all", 0, &v) > 0) {
+        a->list_all = 1;
+        return OPT_TAKEN;
+    }
+    if (is_list && match_opt(argv, argc, i, '\0', "header", 0, &v) > 0) {
+        a->header = 1;
+        return OPT_TAKEN;
+    }
+    if (is_list && match_opt(argv, argc, i, '\0', "no-header", 0, &v) > 0) {
+        a->header = 0;
+        return OPT_TAKEN;
+    }
     if (is_run && (r = match_opt(argv, argc, i, 'k', "grace", 1, &v)) != 0) {
         if (r < 0)
             return OPT_ERROR;
@@ -310,6 +367,7 @@ static int parse_args(cli_args *a, int argc, char **argv)
     a->wait_ms = 0;
     a->grace_ms = DEFAULT_GRACE_MS;
     a->busy_code = XS_BUSY;
+    a->header = -1;
 
     int i = 1, code = 0, r;
     while (i < argc && argv[i][0] == '-' && argv[i][1] != '\0') {
@@ -326,19 +384,22 @@ static int parse_args(cli_args *a, int argc, char **argv)
             return cli_usage_error("unknown option %s", argv[i]);
     }
     if (i >= argc)
-        return cli_usage_error("no command given (run, acquire, extend, release or status)");
+        return cli_usage_error("no command given (run, acquire, extend, release, status or list)");
     a->cmd = argv[i++];
-    int want, is_run = 0;
+    int want, is_run = 0, is_list = 0;
     if (strcmp(a->cmd, "run") == 0) {
         want = 1;
         is_run = 1;
+    } else if (strcmp(a->cmd, "list") == 0) {
+        want = 1; /* PATTERN, optional */
+        is_list = 1;
     } else if (strcmp(a->cmd, "acquire") == 0 || strcmp(a->cmd, "status") == 0) {
         want = 1;
     } else if (strcmp(a->cmd, "extend") == 0 || strcmp(a->cmd, "release") == 0) {
         want = 2;
     } else {
-        return cli_usage_error("unknown command \"%s\" (run, acquire, extend, release or status)",
-                               a->cmd);
+        return cli_usage_error("unknown command \"%s\" (run, acquire, extend, release, "
+                               "status or list)", a->cmd);
     }
 
     /* Options and operands in any order; "--" ends the options, and for
@@ -381,6 +442,8 @@ static int parse_args(cli_args *a, int argc, char **argv)
         a->pos[a->npos++] = s;
         i++;
     }
+    if (is_list)
+        return -1; /* PATTERN may be missing or empty: every lock */
     if (a->npos < 1)
         return cli_usage_error("%s: missing KEY", a->cmd);
     if (a->npos < want)
@@ -393,6 +456,11 @@ static int parse_args(cli_args *a, int argc, char **argv)
         return cli_usage_error("run: missing \"-- COMMAND\" after KEY");
     if (is_run && a->command[0] == NULL)
         return cli_usage_error("run: missing COMMAND after \"--\"");
+    /* Fencing numbers one holder after another; permits are held at once. */
+    if (a->fence && a->holders > 1)
+        return cli_usage_error("%s: --fence and -n %d do not go together: fencing numbers "
+                               "the holders of a lock one after another, and a semaphore's "
+                               "%d holders hold at once", a->cmd, a->holders, a->holders);
     return -1;
 }
 
@@ -440,6 +508,8 @@ int main(int argc, char **argv)
     redlock_options_init(&o);
     o.renew_floor_ms = RENEW_FLOOR_MS; /* one lock: ttl/3 is right */
     o.fencing = a.fence;
+    /* Tokens say who took the lock, for `redlock list` and `status`. */
+    o.holder_info = 1;
     if (is_run)
         o.on_lost = cli_on_lost;
 
@@ -463,6 +533,8 @@ int main(int argc, char **argv)
         rc = cli_extend(&a, c);
     else if (strcmp(a.cmd, "release") == 0)
         rc = cli_release(&a, c);
+    else if (strcmp(a.cmd, "list") == 0)
+        rc = cli_list(&a, c);
     else
         rc = cli_status(&a, c);
 

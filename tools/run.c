@@ -144,20 +144,22 @@ typedef struct run_state {
 /*
  * COMMAND's environment: redlock's, with what COMMAND holds, as etcdctl
  * lock (ETCD_LOCK_KEY, ETCD_LOCK_REV) and consul lock (CONSUL_LOCK_HELD)
- * tell theirs: REDLOCK_KEY, REDLOCK_TOKEN and, with --fence, REDLOCK_FENCE.
- * Any of the three in redlock's own environment (an outer redlock's) is
+ * tell theirs: REDLOCK_KEY, REDLOCK_TOKEN and, with --fence, REDLOCK_FENCE;
+ * with -n, REDLOCK_KEY is the slot's key and REDLOCK_SLOT its number.
+ * Any of the four in redlock's own environment (an outer redlock's) is
  * left out, so that a stale REDLOCK_FENCE is never mistaken for ours.  Made
  * before fork(): the child may not allocate.
  */
 typedef struct command_env {
     char **envp;
-    char *var[3];
+    char *var[4];
 } command_env;
+#define NVARS 4
 
 static void env_free(command_env *ce)
 {
     free(ce->envp);
-    for (size_t k = 0; k < 3; k++)
+    for (size_t k = 0; k < NVARS; k++)
         free(ce->var[k]);
     memset(ce, 0, sizeof *ce);
 }
@@ -176,34 +178,47 @@ static char *env_var(const char *name, const char *value)
 
 static int ours(const char *entry)
 {
-    static const char *const names[] = {"REDLOCK_KEY=", "REDLOCK_TOKEN=",
-                                        "REDLOCK_FENCE="};
-    for (size_t k = 0; k < 3; k++)
+    static const char *const names[NVARS] = {"REDLOCK_KEY=", "REDLOCK_TOKEN=",
+                                             "REDLOCK_FENCE=", "REDLOCK_SLOT="};
+    for (size_t k = 0; k < NVARS; k++)
         if (strncmp(entry, names[k], strlen(names[k])) == 0)
             return 1;
     return 0;
 }
 
+/* The number of the slot a permit holds: its key is "<key>:redlock:<i>"
+ * (for n = 1, key itself: slot 0). */
+static long slot_of(const char *key, const char *slot)
+{
+    size_t n = strlen(key);
+    const char *tail = slot + n;
+    if (strncmp(slot, key, n) != 0 || strncmp(tail, ":redlock:", 9) != 0)
+        return 0;
+    return strtol(tail + 9, NULL, 10);
+}
+
 /* Returns 0, or -1 when out of memory. */
-static int make_env(command_env *ce, const redlock_lock *lock, int fence)
+static int make_env(command_env *ce, const redlock_lock *lock, const cli_args *a)
 {
     memset(ce, 0, sizeof *ce);
-    char num[32];
+    char num[32], slot[32];
     snprintf(num, sizeof num, "%" PRId64, redlock_fence(lock));
+    snprintf(slot, sizeof slot, "%ld", slot_of(a->pos[0], redlock_key(lock)));
     if (!(ce->var[0] = env_var("REDLOCK_KEY", redlock_key(lock))) ||
         !(ce->var[1] = env_var("REDLOCK_TOKEN", redlock_token(lock))) ||
-        (fence && !(ce->var[2] = env_var("REDLOCK_FENCE", num))))
+        (a->fence && !(ce->var[2] = env_var("REDLOCK_FENCE", num))) ||
+        (a->holders > 0 && !(ce->var[3] = env_var("REDLOCK_SLOT", slot))))
         return -1;
     size_t n = 0;
     for (char **e = environ; e && *e; e++)
         n++;
-    if (!(ce->envp = calloc(n + 4, sizeof *ce->envp)))
+    if (!(ce->envp = calloc(n + NVARS + 1, sizeof *ce->envp)))
         return -1;
     size_t m = 0;
     for (char **e = environ; e && *e; e++)
         if (!ours(*e))
             ce->envp[m++] = *e;
-    for (size_t k = 0; k < 3; k++)
+    for (size_t k = 0; k < NVARS; k++)
         if (ce->var[k])
             ce->envp[m++] = ce->var[k];
     ce->envp[m] = NULL;
@@ -223,7 +238,7 @@ static int status_of_child(int wstatus)
 static void describe_loss(redlock_client *c, const char *key, const char *ours,
                           char *why, size_t len)
 {
-    char holder[128];
+    char holder[512]; /* room for any token of redlock's, holder_info's too */
     int64_t pttl = 0;
     redlock_status st = redlock_inspect(c, key, holder, sizeof holder, &pttl);
     if (st == REDLOCK_OK && strcmp(holder, ours) != 0)
@@ -285,14 +300,15 @@ static void lose(run_state *rs, const cli_args *a, redlock_client *c,
     int64_t left = rs->kill_at_ms - cli_now_ms();
     if (left < 0)
         left = 0;
+    const char *key = redlock_key(lock); /* with -n, the slot's */
     char why[160];
-    describe_loss(c, a->pos[0], redlock_token(lock), why, sizeof why);
-    cli_note("lost \"%s\": %s", a->pos[0], why);
+    describe_loss(c, key, redlock_token(lock), why, sizeof why);
+    cli_note("lost \"%s\": %s", key, why);
     if (!had_term)
         cli_note("sent SIGTERM to COMMAND's process group (pgid %ld)", (long)rs->pid);
     cli_err("lost the lock \"%s\" while %s ran (%s): %s COMMAND's process group "
             "(pgid %ld), SIGKILL in %" PRId64 "ms if it has not ended",
-            a->pos[0], rs->exited ? "processes COMMAND left" : "COMMAND", why,
+            key, rs->exited ? "processes COMMAND left" : "COMMAND", why,
             had_term ? "SIGTERM had reached" : "sent SIGTERM to", (long)rs->pid,
             left);
 }
@@ -492,7 +508,7 @@ static int reap_children(run_state *rs)
 static int supervise(run_state *rs, const cli_args *a, redlock_client *c,
                      redlock_lock *lock)
 {
-    const char *key = a->pos[0];
+    const char *key = redlock_key(lock);
     /* Wake at least this often to watch the validity (renewals come every
      * ttl/3): between 100 ms and 1 s. */
     int64_t tick = a->ttl_ms / 6;
@@ -603,10 +619,17 @@ int cli_run(const cli_args *a, redlock_client *c)
     redlock_lock *lock = NULL;
     cli_note("acquiring \"%s\" (ttl %" PRId64 "ms, wait %" PRId64 "ms)", key,
              a->ttl_ms, a->wait_ms);
-    redlock_status st = redlock_acquire(c, key, a->ttl_ms, a->wait_ms, &lock);
+    redlock_status st =
+        a->holders > 0
+            ? redlock_acquire_n(c, key, a->holders, a->ttl_ms, a->wait_ms, &lock)
+            : redlock_acquire(c, key, a->ttl_ms, a->wait_ms, &lock);
     if (st == REDLOCK_BUSY) {
         /* Not an error: another host runs the job (like flock -n). */
-        cli_note("busy: \"%s\" is held elsewhere, exiting %d", key, a->busy_code);
+        if (a->holders > 1)
+            cli_note("busy: all %d slots of \"%s\" are held elsewhere, exiting %d",
+                     a->holders, key, a->busy_code);
+        else
+            cli_note("busy: \"%s\" is held elsewhere, exiting %d", key, a->busy_code);
         return a->busy_code;
     }
     if (st != REDLOCK_OK) {
@@ -615,6 +638,7 @@ int cli_run(const cli_args *a, redlock_client *c)
         cli_err_status(what, st);
         return cli_exit_code(st, a->busy_code);
     }
+    key = redlock_key(lock); /* with -n, the slot's: what is held */
     if (a->fence)
         cli_note("acquired \"%s\" token %s fence %" PRId64 " ttl %" PRId64
                  "ms, valid %" PRId64 "ms", key, redlock_token(lock),
@@ -678,7 +702,7 @@ int cli_run(const cli_args *a, redlock_client *c)
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
         cli_note("run: cannot become a child subreaper: %s", strerror(errno));
     command_env env;
-    int rc = make_env(&env, lock, a->fence) != 0
+    int rc = make_env(&env, lock, a) != 0
                  ? ENOMEM
                  : cli_start_command(a->command, env.envp, &orig_mask, &sigdef, rs.tty,
                                      take_tty, &rs.pid);
