@@ -497,7 +497,10 @@ static void help_and_version(void **state)
     const char *must[] = {"run", "acquire", "extend", "release", "status", "-E", "-k",
                           "REDLOCK_URL", "REDISCLI_AUTH", " 64 ", " 69 ", " 70 ",
                           " 75 ", " 77 ", "250ms", "--fence", "REDLOCK_KEY",
-                          "REDLOCK_TOKEN", "REDLOCK_FENCE", "process group"};
+                          "REDLOCK_TOKEN", "REDLOCK_FENCE", "process group", " list ",
+                          "--all", "--header", "--no-header", "PATTERN", "-n, --max-holders",
+                          "SLOTKEY", "REDLOCK_SLOT", "1..1024", " 74 ", "TOKEN 29500ms",
+                          "ISO 8601 UTC"};
     for (size_t i = 0; i < sizeof must / sizeof must[0]; i++) {
         if (!strstr(p.out, must[i]))
             print_error("--help does not mention \"%s\"\n", must[i]);
