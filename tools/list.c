@@ -170,7 +170,8 @@ int cli_list(const cli_args *a, redlock_client *c)
         cli_err_status(what, st);
         rc = cli_exit_code(st, XS_BUSY);
     } else {
-        qsort(rs.v, rs.n, sizeof *rs.v, by_key);
+        if (rs.n > 1)
+            qsort(rs.v, rs.n, sizeof *rs.v, by_key);
         int header = a->header >= 0 ? a->header : isatty(STDOUT_FILENO);
         int wt = 0, wh = 0, wp = 0, ws = 0;
         if (header) {

@@ -638,7 +638,11 @@ int cli_run(const cli_args *a, redlock_client *c)
         cli_err_status(what, st);
         return cli_exit_code(st, a->busy_code);
     }
-    key = redlock_key(lock); /* with -n, the slot's: what is held */
+    /* With -n, the slot's key is what is held, and what messages name: a
+     * copy, since the release frees the handle and its key. */
+    char *held = strdup(redlock_key(lock));
+    if (held)
+        key = held;
     if (a->fence)
         cli_note("acquired \"%s\" token %s fence %" PRId64 " ttl %" PRId64
                  "ms, valid %" PRId64 "ms", key, redlock_token(lock),
@@ -651,6 +655,7 @@ int cli_run(const cli_args *a, redlock_client *c)
         snprintf(what, sizeof what, "run: cannot keep \"%.200s\" alive", key);
         cli_err_status(what, st);
         redlock_release(lock);
+        free(held);
         return st == REDLOCK_NOT_HELD ? XS_LOST : cli_exit_code(st, a->busy_code);
     }
 
@@ -755,5 +760,6 @@ int cli_run(const cli_args *a, redlock_client *c)
     sigaction(SIGCHLD, &old_chld, NULL);
     sigaction(SIGCONT, &old_cont, NULL);
     sigprocmask(SIG_SETMASK, &orig_mask, NULL);
+    free(held);
     return result;
 }
