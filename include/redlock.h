@@ -79,6 +79,9 @@ extern "C" {
  * bytes (without the NUL). */
 #define REDLOCK_TOKEN_MAX 65536
 
+/* The most slots (holders at once) a semaphore may have. */
+#define REDLOCK_SEMAPHORE_MAX 1024
+
 /* The most Redis nodes one client may use. */
 #define REDLOCK_MAX_NODES 32
 
@@ -160,6 +163,13 @@ typedef struct redlock_options {
      * For a single master with replicas: it narrows, but does not close,
      * the window in which a failover loses the lock. [0] */
     int min_replicas;
+    /* Non-zero: the tokens the library makes say who took the lock, for
+     * `redlock list` and redlock_list() to show at 3 a.m.:
+     * "<uuid>;host=<host name>;pid=<pid>;since=<Unix time, ms>" instead of
+     * the bare 36-character UUID (a plain SET NX client on the same key
+     * sees only another value; size token buffers for the longer form).
+     * Caller's tokens are never changed.  The redlock tool sets it. [0] */
+    int holder_info;
     /* Called on the watchdog thread, once, when a kept-alive lock is found
      * lost.  It must return quickly and must not free or release the lock;
      * it may read it (redlock_key(), redlock_token()...). [NULL] */
@@ -301,6 +311,39 @@ REDLOCK_API redlock_status redlock_acquire_as(redlock_client *c,
                                               redlock_lock **lock);
 
 /*
+ * A counting semaphore: a permit to be one of at most n holders of key at
+ * a time (across processes and hosts), for ttl_ms, waiting as
+ * redlock_acquire() does (wait_ms 0 tries once).
+ *
+ * A permit is a lock on one of n slots, the keys "<key>:redlock:0" to
+ * "<key>:redlock:<n-1>", taken with a new random token: the handle is a
+ * lock handle in every way (redlock_keepalive, redlock_extend,
+ * redlock_release, redlock_detach, redlock_held, redlock_validity_ms,
+ * on_lost), and redlock_key() names its slot.  A holder that crashed
+ * frees its slot when its ttl ends; nothing is counted that could leak.
+ * Waiting: with one node, waiters queue in "<key>:redlock:sq" and a
+ * released slot goes to the first waiter still connected, as a lock does
+ * (see redlock_acquire()); with N > 1, waiters wake when any slot's
+ * release is published and try again, and each try looks at the slots in
+ * turn (up to n round trips).  Every user of a semaphore must pass the same
+ * n; n = 1 is exactly redlock_acquire(c, key, ...), a plain lock on key,
+ * while a semaphore of n > 1 never touches key itself.  Fencing numbers
+ * are not kept for permits (redlock_fence() is 0): holders are concurrent.
+ *
+ * On REDLOCK_OK *lock is a handle the caller owns, as for
+ * redlock_acquire(); otherwise it is NULL.  Returns REDLOCK_OK;
+ * REDLOCK_BUSY (all n slots held, after the wait); REDLOCK_IO;
+ * REDLOCK_SERVER (an error reply, or a slot or the queue holds another
+ * type); REDLOCK_AUTH; REDLOCK_INVALID (as for redlock_acquire(), or n
+ * outside 1..REDLOCK_SEMAPHORE_MAX); REDLOCK_NOMEM.  Thread-safe on a
+ * shared client.
+ */
+REDLOCK_API redlock_status redlock_acquire_n(redlock_client *c,
+                                             const char *key, int n,
+                                             int64_t ttl_ms, int64_t wait_ms,
+                                             redlock_lock **lock);
+
+/*
  * A handle for a lock that token holds now, taken elsewhere (for example by
  * `redlock acquire`).  Its validity comes from the key's remaining ttl, and
  * so does the ttl the watchdog renews it with, until redlock_extend() sets
@@ -413,6 +456,45 @@ REDLOCK_API const char *redlock_key(const redlock_lock *lock);
  * without fencing, for adopted locks, or for NULL.
  */
 REDLOCK_API int64_t redlock_fence(const redlock_lock *lock);
+
+/* One lock found by redlock_list().  Everything it points to lives until
+ * the callback returns. */
+typedef struct redlock_holder {
+    const char *key;   /* NUL-terminated (a key with a NUL byte ends there) */
+    const char *token; /* the holder's token: the key's value */
+    int64_t pttl_ms;   /* time left; with N > 1 the least a quorum has */
+    const char *host;  /* who took it, when the holder recorded it (the
+                          holder_info option, the redlock tool): else NULL */
+    long pid;          /* its process id there, or 0 */
+    int64_t since_ms;  /* when it took the lock, Unix time in ms, or 0 */
+} redlock_holder;
+
+/* redlock_list() flag: every string key with a ttl, not only those whose
+ * value a holder recorded (plain SET NX locks, but caches too). */
+#define REDLOCK_LIST_ALL 1
+
+/*
+ * The locks held now whose keys match pattern (a glob, as for SCAN MATCH;
+ * NULL or "" for all), for an operator: each node's keyspace is walked
+ * with SCAN (never KEYS), and fn(h, arg) is called once per lock held on a
+ * quorum of the nodes, until it returns non-zero (which stops the walk).
+ * A lock here is a string key with a ttl whose value a holder recorded
+ * (holder_info), or with REDLOCK_LIST_ALL any string key with a ttl.  Each
+ * round trip is bounded by the connect and I/O timeouts; the whole walk
+ * takes as long as the keyspace takes to scan, and is no snapshot: keys
+ * that come or go meanwhile may or may not be seen.
+ *
+ * Returns REDLOCK_OK (also when fn stopped it); REDLOCK_IO (fewer than a
+ * quorum of the nodes could be walked); REDLOCK_SERVER (an error reply:
+ * SCAN ... TYPE needs Redis 6); REDLOCK_AUTH; REDLOCK_INVALID (NULL c or
+ * fn, unknown flags); REDLOCK_NOMEM.  Thread-safe on a shared client; fn
+ * runs on the calling thread and must not call redlock_list() itself.
+ */
+REDLOCK_API redlock_status redlock_list(redlock_client *c,
+                                        const char *pattern, int flags,
+                                        int (*fn)(const redlock_holder *h,
+                                                  void *arg),
+                                        void *arg);
 
 /* A fixed English sentence for a status ("unknown status" for others).
  * Never NULL, static storage.  Thread-safe. */

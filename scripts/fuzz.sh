@@ -76,16 +76,26 @@ for t in $targets; do
         dict=(-dict="$root/fuzz/$t.dict")
     fi
     log="$work/$t.log"
+    # libFuzzer writes fuzz-N.log files into its working directory when
+    # given -jobs: keep them in the build folder, never the repository.
+    rundir="$build/logs/$t"
+    rm -rf "$rundir"
+    mkdir -p "$rundir"
     printf '\n==== fuzz %s: %ss, seeds fuzz/corpus/%s\n' "$t" "$seconds" "$t"
     rc=0
     # shellcheck disable=SC2086
-    env ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
+    (cd "$rundir" && env ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
         UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
         "${norandom[@]}" "$bin" -max_total_time="$seconds" \
         -print_final_stats=1 -timeout=30 -rss_limit_mb=2048 \
         -artifact_prefix="$findings/" "${dict[@]}" ${FUZZ_ARGS:-} \
-        "$corpus" >"$log" 2>&1 || rc=$?
+        "$corpus") >"$log" 2>&1 || rc=$?
     tail -n 40 "$log"
+    for jl in "$rundir"/fuzz-*.log; do
+        [ -e "$jl" ] || continue
+        cat "$jl" >>"$log" # the jobs' own statistics, counted below
+        printf '(job log %s)\n' "${jl#"$root"/}"
+    done
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" |
         awk '{s += $2} END {print s + 0}')
     line=$(printf 'fuzz %-6s %10s executions in %ss, exit %d' \

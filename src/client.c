@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 void redlock_options_init(redlock_options *o)
 {
@@ -21,6 +23,36 @@ void redlock_options_init(redlock_options *o)
     o->max_hold_ms = 0;
     o->fencing = 0;
     o->min_replicas = 0;
+    o->holder_info = 0;
+}
+
+/* ";host=<name>;pid=<pid>": the host name cut short and kept to
+ * characters a parser of the token can trust. */
+static void holder_suffix(char *out, size_t len)
+{
+    char host[65] = "";
+    if (gethostname(host, sizeof host - 1) != 0)
+        snprintf(host, sizeof host, "unknown");
+    host[sizeof host - 1] = '\0';
+    for (char *p = host; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_'))
+            *p = '_';
+    snprintf(out, len, ";host=%s;pid=%ld", host, (long)getpid());
+}
+
+redlock_status redlock__own_token(const redlock_client *c, char *out)
+{
+    redlock_status st = redlock__new_token(out);
+    if (st != REDLOCK_OK || !c->holder[0])
+        return st;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(out + REDLOCK__TOKEN_LEN,
+             REDLOCK__OWN_TOKEN_MAX - REDLOCK__TOKEN_LEN, "%s;since=%lld",
+             c->holder,
+             (long long)ts.tv_sec * 1000 + (long long)(ts.tv_nsec / 1000000));
+    return REDLOCK_OK;
 }
 
 static redlock_status check_options(const redlock_options *o, size_t n)
@@ -188,6 +220,8 @@ redlock_client *redlock_connect(const char *const *urls, size_t n,
     for (size_t i = 0, k = 0; tok[i]; i++)
         if (tok[i] != '-')
             c->grant_id[k++] = tok[i];
+    if (c->opts.holder_info)
+        holder_suffix(c->holder, sizeof c->holder);
 
     redlock_status worst;
     char msg[512] = "";

@@ -103,24 +103,47 @@ static int sibling(const redlock_client *c, const redlock_lock *l, int mask)
  * that may be lowered below what the attempt would count on. */
 #define CLAIM_WAITS ((1 << REDLOCK__H_DELETING) | (1 << REDLOCK__H_SHORTENING))
 
-redlock_lock *redlock__handle_new(redlock_client *c, const char *key,
-                                  size_t keylen, const char *token)
+/* A handle with room for a key of up to keyroom bytes: key itself, or,
+ * for a semaphore of sem_n slots, the name of any of its slots. */
+static redlock_lock *make(redlock_client *c, const char *key, size_t keylen,
+                          const char *token, int sem_n)
 {
     size_t toklen = strlen(token);
-    size_t qroom = c->queued ? keylen + REDLOCK__QNAME_EXTRA + 1 : 0;
-    size_t froom = c->queued && c->opts.fencing ? keylen + 7 : 0;
-    redlock_lock *l =
-        calloc(1, sizeof *l + keylen + 1 + qroom + froom + toklen + 1);
+    size_t keyroom = keylen + (sem_n ? REDLOCK__SLOT_EXTRA : 0);
+    size_t nroom = sem_n ? keylen + 1 : 0;
+    size_t qroom = c->queued ? keyroom + REDLOCK__QNAME_EXTRA + 1 : 0;
+    /* Fencing numbers a lock's holders; a semaphore's are concurrent. */
+    size_t froom = c->queued && c->opts.fencing && !sem_n ? keyroom + 7 : 0;
+    redlock_lock *l = calloc(1, sizeof *l + keyroom + 1 + nroom + qroom +
+                                    froom + toklen + 1);
     if (!l)
         return NULL;
     l->client = c;
     l->key = (char *)(l + 1);
     memcpy(l->key, key, keylen);
     l->keylen = keylen;
-    char *p = l->key + keylen + 1;
+    char *p = l->key + keyroom + 1;
+    if (sem_n) {
+        l->sem_n = sem_n;
+        l->sem_name = p;
+        l->sem_namelen = keylen;
+        memcpy(l->sem_name, key, keylen);
+        p += nroom;
+    }
     if (qroom) {
         l->qkey = p;
-        l->qkeylen = redlock__queue_name(key, keylen, l->qkey);
+        if (sem_n) { /* the queue of any slot: the semaphore's */
+            char *slot = malloc(keyroom);
+            if (!slot) {
+                free(l);
+                return NULL;
+            }
+            size_t n = redlock__slot_name(key, keylen, 0, slot);
+            l->qkeylen = redlock__queue_name(slot, n, l->qkey);
+            free(slot);
+        } else {
+            l->qkeylen = redlock__queue_name(key, keylen, l->qkey);
+        }
         p += qroom;
     }
     if (froom) {
@@ -154,6 +177,38 @@ redlock_lock *redlock__handle_new(redlock_client *c, const char *key,
     return l;
 }
 
+redlock_lock *redlock__handle_new(redlock_client *c, const char *key,
+                                  size_t keylen, const char *token)
+{
+    return make(c, key, keylen, token, 0);
+}
+
+redlock_lock *redlock__handle_new_sem(redlock_client *c, const char *name,
+                                      size_t namelen, const char *token,
+                                      int n)
+{
+    return make(c, name, namelen, token, n);
+}
+
+size_t redlock__slot_name(const char *name, size_t namelen, int slot,
+                          char *out)
+{
+    memcpy(out, name, namelen);
+    memcpy(out + namelen, ":redlock:", 9);
+    return namelen + 9 + redlock__fmt_i64(out + namelen + 9, slot);
+}
+
+void redlock__handle_slot(redlock_lock *l, int slot)
+{
+    redlock_client *c = l->client;
+    pthread_mutex_lock(&c->mu);
+    ids_remove(c, l);
+    l->keylen = redlock__slot_name(l->sem_name, l->sem_namelen, slot, l->key);
+    l->key[l->keylen] = '\0';
+    ids_insert(c, l);
+    pthread_mutex_unlock(&c->mu);
+}
+
 void redlock__handle_free(redlock_lock *l)
 {
     redlock_client *c = l->client;
@@ -180,7 +235,9 @@ redlock_status redlock__handle_retoken(redlock_lock *l)
         return st;
     pthread_mutex_lock(&c->mu);
     ids_remove(c, l);
-    memcpy(l->token, token, sizeof token); /* own tokens: always this long */
+    /* Own tokens: a new UUID in place of the old; what follows it (who
+     * holds it, since when) stays. */
+    memcpy(l->token, token, REDLOCK__TOKEN_LEN);
     ids_insert(c, l);
     pthread_mutex_unlock(&c->mu);
     return REDLOCK_OK;

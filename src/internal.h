@@ -41,6 +41,13 @@ int64_t redlock__random_between(int64_t lo, int64_t hi);
 
 #define REDLOCK__TOKEN_LEN 36
 #define REDLOCK__GRANT_ID_LEN 32
+/* Room for what holder_info adds to a token, and for a whole own token. */
+#define REDLOCK__HOLDER_MAX 96
+#define REDLOCK__OWN_TOKEN_MAX (REDLOCK__TOKEN_LEN + REDLOCK__HOLDER_MAX + 32)
+/* A new own token into out (REDLOCK__OWN_TOKEN_MAX bytes): the random
+ * UUID, and with holder_info who takes the lock and when. */
+struct redlock_client;
+redlock_status redlock__own_token(const struct redlock_client *c, char *out);
 /* 128 random bits from getrandom(2), as a lower-case v4 UUID. */
 redlock_status redlock__new_token(char out[REDLOCK__TOKEN_LEN + 1]);
 
@@ -129,6 +136,8 @@ extern const redlock__script redlock__script_release_queued_fenced;
 /* A waiter's try with the queue (queue.c), without and with the fence. */
 extern const redlock__script redlock__script_enqueue;
 extern const redlock__script redlock__script_enqueue_fenced;
+/* A semaphore permit's try: KEYS[1] the queue, the slots as extra keys. */
+extern const redlock__script redlock__script_sem;
 extern const redlock__script redlock__script_extend;
 extern const redlock__script redlock__script_acquire;
 extern const redlock__script redlock__script_acquire_fenced;
@@ -261,6 +270,11 @@ typedef struct redlock__call {
     int argc; /* for scripts: keys then args, without EVALSHA/sha/numkeys */
     const char *argv[REDLOCK__MAX_ARGS];
     size_t argvlen[REDLOCK__MAX_ARGS];
+    /* A longer call (a semaphore's slots): these xargc arguments follow
+     * argv's, and a script's first xkeys of them are keys too. */
+    int xargc, xkeys;
+    const char *const *xargv;
+    const size_t *xargvlen;
     struct redisReply *reply; /* owned; NULL when no answer came */
 } redlock__call;
 
@@ -353,6 +367,12 @@ struct redlock_lock {
      * when fencing is on; NULL otherwise.  Same allocation. */
     char *qkey, *fkey;
     size_t qkeylen;
+    /* A semaphore's permit: its number of slots (0 for a lock), and the
+     * semaphore's name; key names the slot once one is taken (room for
+     * the longest slot name is kept in the allocation). */
+    int sem_n;
+    char *sem_name;
+    size_t sem_namelen;
 };
 
 struct redlock_watchdog;
@@ -366,6 +386,8 @@ struct redlock_client {
     int queued;
     /* Random, names the client's grant channel "redlock:grant:<id>". */
     char grant_id[REDLOCK__GRANT_ID_LEN + 1];
+    /* ";host=<name>;pid=<pid>" for tokens (holder_info), else "". */
+    char holder[REDLOCK__HOLDER_MAX];
     _Atomic uint64_t grant_seq; /* numbers the waits' queue entries */
 
     pthread_mutex_t mu; /* guards the handles: list, identity table */
@@ -390,6 +412,20 @@ struct redlock_client {
  * OK (validity updated), NOT_HELD (marked lost), or a failure. */
 void redlock__renew(redlock_client *c, redlock_lock **locks, int n,
                     const int64_t *ttl, redlock_status *st);
+/* redlock_acquire()'s argument checks (last error set on failure), and
+ * the monotonic end of its wait in *until_ns (INT64_MAX: forever). */
+redlock_status redlock__acquire_args(redlock_client *c, const char *key,
+                                     int64_t ttl_ms, int64_t wait_ms,
+                                     redlock_lock **lock, int64_t *until_ns);
+/* One try of l's key (its token new for the try) on every node, with the
+ * acquire script (as_waiter: it may take a key handed off to waiters);
+ * undone where it failed.  *pttl_hint: the holder's ttl left, or -1. */
+redlock_status redlock__attempt(redlock_client *c, redlock_lock *l,
+                                int64_t ttl_ms, int as_waiter,
+                                int64_t *validity_end, int64_t *pttl_hint);
+/* l was acquired: held from now, with this ttl, validity and fence. */
+void redlock__acquired(redlock_lock *l, int64_t ttl_ms, int64_t validity_end,
+                       int64_t fence);
 /* Mark a lock lost: held 0, validity 0. */
 void redlock__mark_lost(redlock_lock *l);
 /* Release, best effort, every handle still alive and free them, all by
@@ -416,6 +452,19 @@ redlock_lock *redlock__handle_new(redlock_client *c, const char *key,
                                   size_t keylen, const char *token);
 /* Unlist and free it, waking claimers that waited for its delete. */
 void redlock__handle_free(redlock_lock *l);
+/* A new semaphore permit handle (key = the semaphore's name until a slot
+ * is taken), listed in the client; NULL when out of memory. */
+redlock_lock *redlock__handle_new_sem(redlock_client *c, const char *name,
+                                      size_t namelen, const char *token,
+                                      int n);
+/* Point a permit handle at slot i: its key (and fence counter) become the
+ * slot's, and its identity moves with them. */
+void redlock__handle_slot(redlock_lock *l, int slot);
+/* The name of slot i of semaphore name: "<name>:redlock:<i>", written
+ * into out (room: namelen + REDLOCK__SLOT_EXTRA); returns its length. */
+#define REDLOCK__SLOT_EXTRA 16
+size_t redlock__slot_name(const char *name, size_t namelen, int slot,
+                          char *out);
 /* Give an own-token attempt a new random token (each try its own, so that
  * a ghost delete of an earlier try can never match a later one). */
 redlock_status redlock__handle_retoken(redlock_lock *l);
@@ -471,6 +520,9 @@ redlock__watch *redlock__notify_watch(redlock_client *c, const char *key,
  * updates *seen.  1 when woken by the notifier. */
 int redlock__notify_wait(redlock_client *c, redlock__watch *w, uint64_t *seen,
                          int64_t until_ns);
+/* redlock__notify_wait for any of n watches (a semaphore's slots). */
+int redlock__notify_wait_any(redlock_client *c, redlock__watch *const *ws,
+                             uint64_t *seen, int n, int64_t until_ns);
 /* 1 while notifications for w can be trusted to arrive. */
 int redlock__notify_live(redlock_client *c, redlock__watch *w);
 void redlock__notify_unwatch(redlock_client *c, redlock__watch *w);
@@ -492,6 +544,8 @@ typedef struct redlock__grant {
     int granted;
     int64_t fence;
     int64_t ttl; /* the ttl the grant set */
+    int sem;  /* key names a semaphore: a grant names one of its slots */
+    int slot; /* the slot granted */
     pthread_cond_t cv; /* signalled for this wait alone */
     struct redlock__grant *next;
 } redlock__grant;
@@ -524,6 +578,11 @@ redlock_status redlock__queue_wait(redlock_client *c, redlock_lock *l,
                                    int64_t ttl_ms, int own_token,
                                    int64_t until_ns, int64_t *validity_end,
                                    int64_t *fence);
+
+/* One try of a semaphore permit (no wait, no queue); on REDLOCK_OK the
+ * handle names its slot and *validity_end is set. */
+redlock_status redlock__queue_sem_try(redlock_client *c, redlock_lock *l,
+                                      int64_t ttl_ms, int64_t *validity_end);
 
 /* ---- thread.c ---------------------------------------------------------- */
 

@@ -16,17 +16,30 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 int redlock__conn_append_call(redlock__conn *c, const redlock__call *call,
                               int eval)
 {
-    const char *argv[REDLOCK__MAX_ARGS + 3];
-    size_t len[REDLOCK__MAX_ARGS + 3];
+    const char *fixed[REDLOCK__MAX_ARGS + 3];
+    size_t fixedlen[REDLOCK__MAX_ARGS + 3];
+    const char **argv = fixed;
+    size_t *len = fixedlen;
     int argc = 0;
     char numkeys[24];
 
+    if (call->xargc > 0) { /* a semaphore's slots: rare, and bounded */
+        size_t n = (size_t)REDLOCK__MAX_ARGS + 3 + (size_t)call->xargc;
+        argv = malloc(n * sizeof *argv);
+        len = malloc(n * sizeof *len);
+        if (!argv || !len) {
+            free(argv);
+            free(len);
+            return -1;
+        }
+    }
     if (call->script) {
         const redlock__script *s = call->script;
         argv[argc] = eval ? "EVAL" : "EVALSHA";
@@ -35,14 +48,31 @@ int redlock__conn_append_call(redlock__conn *c, const redlock__call *call,
         argv[argc] = eval ? s->body : s->sha;
         len[argc] = strlen(argv[argc]);
         argc++;
-        len[argc] = redlock__fmt_i64(numkeys, s->numkeys);
+        len[argc] = redlock__fmt_i64(numkeys, s->numkeys + call->xkeys);
         argv[argc++] = numkeys;
     }
-    for (int i = 0; i < call->argc; i++) {
+    /* Keys first: the script's own, then the extra ones, then the rest. */
+    int own_keys = call->script ? call->script->numkeys : 0;
+    if (call->xargc == 0 || own_keys > call->argc)
+        own_keys = call->argc;
+    for (int i = 0; i < own_keys; i++) {
         argv[argc] = call->argv[i];
         len[argc++] = call->argvlen[i];
     }
-    return redlock__resp_append(&c->out, argc, argv, len);
+    for (int i = 0; i < call->xargc; i++) {
+        argv[argc] = call->xargv[i];
+        len[argc++] = call->xargvlen[i];
+    }
+    for (int i = own_keys; i < call->argc; i++) {
+        argv[argc] = call->argv[i];
+        len[argc++] = call->argvlen[i];
+    }
+    int rc = redlock__resp_append(&c->out, argc, argv, len);
+    if (argv != fixed) {
+        free(argv);
+        free(len);
+    }
+    return rc;
 }
 
 static void batch_fail(redlock__batch *b, redlock_status st, const char *what)

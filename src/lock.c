@@ -513,10 +513,9 @@ static int retryable(redlock_status st)
  * then never match, and delete, the lock a later try took; and the first
  * try can be a plain SET NX.  A caller's token is claimed before each try
  * instead (redlock__handle_claim). */
-static redlock_status acquire(redlock_client *c, const char *key,
-                              const char *token, int own_token,
-                              int64_t ttl_ms, int64_t wait_ms,
-                              redlock_lock **lock)
+redlock_status redlock__acquire_args(redlock_client *c, const char *key,
+                                     int64_t ttl_ms, int64_t wait_ms,
+                                     redlock_lock **lock, int64_t *until_ns)
 {
     redlock_status st;
     if (lock)
@@ -534,17 +533,51 @@ static redlock_status acquire(redlock_client *c, const char *key,
                              "wait_ms %" PRId64 " is negative (use 0, > 0 or "
                              "REDLOCK_WAIT_FOREVER)",
                              wait_ms);
+    /* A wait too long to count in nanoseconds is a wait forever. */
+    int64_t now = redlock__now_ns();
+    *until_ns = wait_ms == REDLOCK_WAIT_FOREVER ||
+                        wait_ms > (INT64_MAX - now) / 1000000
+                    ? INT64_MAX
+                    : now + wait_ms * 1000000;
+    return REDLOCK_OK;
+}
 
+void redlock__acquired(redlock_lock *l, int64_t ttl_ms, int64_t validity_end,
+                       int64_t fence)
+{
+    l->ttl_ms = ttl_ms;
+    l->acquired_ms = redlock__now_ms();
+    l->fence = fence;
+    atomic_store(&l->validity_end_ms, validity_end);
+    redlock__handle_held(l);
+}
+
+redlock_status redlock__attempt(redlock_client *c, redlock_lock *l,
+                                int64_t ttl_ms, int as_waiter,
+                                int64_t *validity_end, int64_t *pttl_hint)
+{
+    attempt at = {.pttl_hint = -1};
+    redlock_status st =
+        acquire_once(c, l, ttl_ms, 1, 0, as_waiter, 1, op_deadline_ns(c), &at);
+    *validity_end = at.validity_end;
+    *pttl_hint = at.pttl_hint;
+    return st;
+}
+
+static redlock_status acquire(redlock_client *c, const char *key,
+                              const char *token, int own_token,
+                              int64_t ttl_ms, int64_t wait_ms,
+                              redlock_lock **lock)
+{
+    redlock_status st;
+    int64_t until;
+    if ((st = redlock__acquire_args(c, key, ttl_ms, wait_ms, lock, &until)) !=
+        REDLOCK_OK)
+        return st;
     size_t keylen = strlen(key);
     redlock_lock *l = handle_new(c, key, keylen, token);
     if (!l)
         return redlock__fail(REDLOCK_NOMEM, "out of memory");
-    /* A wait too long to count in nanoseconds is a wait forever. */
-    int64_t now = redlock__now_ns();
-    int64_t until = wait_ms == REDLOCK_WAIT_FOREVER ||
-                            wait_ms > (INT64_MAX - now) / 1000000
-                        ? INT64_MAX
-                        : now + wait_ms * 1000000;
     attempt at = {.pttl_hint = -1};
     redlock__watch *w = NULL;
     uint64_t seen = 0;
@@ -604,11 +637,7 @@ static redlock_status acquire(redlock_client *c, const char *key,
         handle_free(l);
         return st;
     }
-    l->ttl_ms = ttl_ms;
-    l->acquired_ms = redlock__now_ms();
-    l->fence = at.fence;
-    atomic_store(&l->validity_end_ms, at.validity_end);
-    redlock__handle_held(l);
+    redlock__acquired(l, ttl_ms, at.validity_end, at.fence);
     *lock = l;
     return REDLOCK_OK;
 }
@@ -617,10 +646,12 @@ redlock_status redlock_acquire(redlock_client *c, const char *key,
                                int64_t ttl_ms, int64_t wait_ms,
                                redlock_lock **lock)
 {
-    char token[REDLOCK__TOKEN_LEN + 1];
+    char token[REDLOCK__OWN_TOKEN_MAX];
     if (lock)
         *lock = NULL;
-    redlock_status st = redlock__new_token(token);
+    if (!c) /* (reported by acquire) */
+        return acquire(c, key, "", 1, ttl_ms, wait_ms, lock);
+    redlock_status st = redlock__own_token(c, token);
     if (st != REDLOCK_OK)
         return st;
     return acquire(c, key, token, 1, ttl_ms, wait_ms, lock);

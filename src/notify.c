@@ -134,16 +134,30 @@ static void handle_grant(struct redlock_notifier *nf, const redisReply *m)
         return;
     const char *key = p, *tok = p + keylen;
     size_t toklen = (size_t)(end - tok);
-    for (redlock__grant *g = nf->grants; g; g = g->next)
-        if (g->seq == seq && g->keylen == keylen &&
-            memcmp(g->key, key, keylen) == 0 && strlen(g->token) == toklen &&
-            memcmp(g->token, tok, toklen) == 0) {
-            g->granted = 1;
-            g->fence = fence > INT64_MAX ? 0 : (int64_t)fence;
-            g->ttl = ttl > INT64_MAX ? 0 : (int64_t)ttl;
-            pthread_cond_signal(&g->cv); /* that thread alone */
-            return;
+    for (redlock__grant *g = nf->grants; g; g = g->next) {
+        if (g->seq != seq || strlen(g->token) != toklen ||
+            memcmp(g->token, tok, toklen) != 0)
+            continue;
+        int slot = -1;
+        if (g->sem) { /* "<name>:redlock:<slot>" */
+            const char *d = key + g->keylen + 9, *e = key + keylen;
+            if (keylen <= g->keylen + 9 || memcmp(key, g->key, g->keylen) ||
+                memcmp(key + g->keylen, ":redlock:", 9) || e - d > 9)
+                continue;
+            for (slot = 0; d < e && *d >= '0' && *d <= '9'; d++)
+                slot = slot * 10 + (*d - '0');
+            if (d != e)
+                continue;
+        } else if (g->keylen != keylen || memcmp(g->key, key, keylen) != 0) {
+            continue;
         }
+        g->slot = slot;
+        g->granted = 1;
+        g->fence = fence > INT64_MAX ? 0 : (int64_t)fence;
+        g->ttl = ttl > INT64_MAX ? 0 : (int64_t)ttl;
+        pthread_cond_signal(&g->cv); /* that thread alone */
+        return;
+    }
 }
 
 /* Queue (UN)SUBSCRIBE of w's channel on connection s. */
@@ -527,6 +541,25 @@ int redlock__notify_wait(redlock_client *c, redlock__watch *w, uint64_t *seen,
         redlock__cond_wait_until(&nf->cond, &nf->mu, until_ns);
     int woken = w->gen != *seen;
     *seen = w->gen;
+    pthread_mutex_unlock(&nf->mu);
+    return woken;
+}
+
+int redlock__notify_wait_any(redlock_client *c, redlock__watch *const *ws,
+                             uint64_t *seen, int n, int64_t until_ns)
+{
+    struct redlock_notifier *nf = c->notify;
+    int woken = 0;
+    pthread_mutex_lock(&nf->mu);
+    for (;;) {
+        for (int i = 0; i < n; i++)
+            woken |= ws[i]->gen != seen[i];
+        if (woken || nf->stop || redlock__now_ns() >= until_ns)
+            break;
+        redlock__cond_wait_until(&nf->cond, &nf->mu, until_ns);
+    }
+    for (int i = 0; i < n; i++)
+        seen[i] = ws[i]->gen;
     pthread_mutex_unlock(&nf->mu);
     return woken;
 }

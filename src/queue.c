@@ -65,17 +65,27 @@ size_t redlock__queue_name(const char *key, size_t keylen, char *out)
     /* A suffix, not "{key}...": ACL key patterns are prefixes ("~locks:*"),
      * and the fence counter is named the same way.  In Cluster it shares
      * the key's slot when the key has a hash tag ("{job}:lock"). */
+    /* A semaphore's slot, "<name>:redlock:<i>": the semaphore's queue. */
+    size_t d = keylen;
+    while (d > 0 && key[d - 1] >= '0' && key[d - 1] <= '9')
+        d--;
+    if (d < keylen && d >= 9 && memcmp(key + d - 9, ":redlock:", 9) == 0) {
+        memcpy(out, key, d);
+        memcpy(out + d, "sq", 2);
+        return d + 2;
+    }
     memcpy(out, key, keylen);
     memcpy(out + keylen, SUFFIX, strlen(SUFFIX));
     return keylen + strlen(SUFFIX);
 }
 
-typedef enum { Q_PUSH, Q_CHECK, Q_CANCEL } qmode;
+typedef enum { Q_PUSH, Q_CHECK, Q_CANCEL, Q_TRY } qmode;
 
 /* What one try found. */
 typedef struct qreply {
     int holds;     /* placed, or already ours */
     int64_t fence; /* with holds and fencing */
+    int slot;      /* with holds, for a semaphore: the slot taken */
     int64_t pos;   /* queued at this position; -1 when not queued */
     int64_t pttl;  /* the holder's ttl, for the first in line; else -1 */
 } qreply;
@@ -86,25 +96,67 @@ static void arg(redlock__call *c, const char *s, size_t len)
     c->argvlen[c->argc++] = len;
 }
 
+/* A semaphore's slot names, for its script's keys. */
+typedef struct slots {
+    char *buf;
+    const char **name;
+    size_t *len;
+} slots;
+
+static void slots_free(slots *s)
+{
+    free(s->buf);
+    free(s->name);
+    free(s->len);
+}
+
+static int slots_make(const redlock_lock *l, slots *s)
+{
+    size_t room = l->sem_namelen + REDLOCK__SLOT_EXTRA;
+    s->buf = malloc(room * (size_t)l->sem_n);
+    s->name = malloc(sizeof *s->name * (size_t)l->sem_n);
+    s->len = malloc(sizeof *s->len * (size_t)l->sem_n);
+    if (!s->buf || !s->name || !s->len) {
+        slots_free(s);
+        return -1;
+    }
+    for (int i = 0; i < l->sem_n; i++) {
+        char *p = s->buf + room * (size_t)i;
+        s->len[i] = redlock__slot_name(l->sem_name, l->sem_namelen, i, p);
+        s->name[i] = p;
+    }
+    return 0;
+}
+
 /* One try, by deadline_ns.  REDLOCK_OK with *out filled, or a failure
- * (last error set); *uncertain when the try may have changed the key. */
+ * (last error set); *uncertain when the try may have changed the key.
+ * sl: a semaphore's slots (NULL for a lock). */
 static redlock_status queue_try(redlock_client *c, redlock_lock *l,
-                                const char *ttl, size_t ttllen,
-                                const char *entry, size_t entrylen,
-                                qmode mode, int64_t deadline_ns, qreply *out,
+                                const slots *sl, const char *ttl,
+                                size_t ttllen, const char *entry,
+                                size_t entrylen, qmode mode,
+                                int64_t deadline_ns, qreply *out,
                                 int *uncertain)
 {
-    static const char *const modes[] = {"push", "check", "cancel"};
+    static const char *const modes[] = {"push", "check", "cancel", "try"};
     redlock__call call;
     redlock__batch b;
     memset(&call, 0, sizeof call);
     memset(&b, 0, sizeof b);
-    call.script = l->fkey ? &redlock__script_enqueue_fenced
-                          : &redlock__script_enqueue;
-    arg(&call, l->key, l->keylen);
-    arg(&call, l->qkey, l->qkeylen);
-    if (l->fkey)
-        arg(&call, l->fkey, l->keylen + 6);
+    if (sl) {
+        call.script = &redlock__script_sem;
+        arg(&call, l->qkey, l->qkeylen);
+        call.xargc = call.xkeys = l->sem_n;
+        call.xargv = sl->name;
+        call.xargvlen = sl->len;
+    } else {
+        call.script = l->fkey ? &redlock__script_enqueue_fenced
+                              : &redlock__script_enqueue;
+        arg(&call, l->key, l->keylen);
+        arg(&call, l->qkey, l->qkeylen);
+        if (l->fkey)
+            arg(&call, l->fkey, l->keylen + 6);
+    }
     arg(&call, l->token, strlen(l->token));
     arg(&call, ttl, ttllen);
     arg(&call, entry, entrylen);
@@ -119,6 +171,7 @@ static redlock_status queue_try(redlock_client *c, redlock_lock *l,
     const redisReply *r = call.reply;
     out->holds = 0;
     out->fence = 0;
+    out->slot = -1;
     out->pos = -1;
     out->pttl = -1;
     *uncertain = 0;
@@ -131,9 +184,17 @@ static redlock_status queue_try(redlock_client *c, redlock_lock *l,
                            b.node->name, r->str);
     } else if (r->type == REDIS_REPLY_INTEGER) {
         out->holds = r->integer != 0;
-        out->fence = r->integer < 0 ? -r->integer : r->integer;
-        if (!l->fkey)
-            out->fence = 0;
+        long long m = r->integer < 0 ? -r->integer : r->integer;
+        if (sl && m > l->sem_n) {
+            out->holds = 0;
+            *uncertain = 1;
+            st = redlock__fail(REDLOCK_SERVER, "%s: no such slot (%lld)",
+                               b.node->name, m);
+        } else if (sl) {
+            out->slot = (int)m - 1;
+        } else {
+            out->fence = l->fkey ? m : 0;
+        }
     } else if (r->type == REDIS_REPLY_STATUS && r->len >= 3 &&
                r->str[0] == 'Q' && r->str[1] == ' ') {
         long long pos = -1, pttl = -1;
@@ -183,11 +244,18 @@ redlock_status redlock__queue_wait(redlock_client *c, redlock_lock *l,
         return redlock__fail(REDLOCK_NOMEM, "out of memory");
     int entrylen = snprintf(entry, entrycap, "%s %" PRIu64 " %s %s", ttl, seq,
                             c->grant_id, l->token);
+    slots sl;
+    memset(&sl, 0, sizeof sl);
+    if (l->sem_n && slots_make(l, &sl) != 0) {
+        free(entry);
+        return redlock__fail(REDLOCK_NOMEM, "out of memory");
+    }
 
     redlock__grant g;
     memset(&g, 0, sizeof g);
-    g.key = l->key;
-    g.keylen = l->keylen;
+    g.sem = l->sem_n > 0;
+    g.key = g.sem ? l->sem_name : l->key;
+    g.keylen = g.sem ? l->sem_namelen : l->keylen;
     g.token = l->token;
     g.seq = seq;
     uint64_t seen = 0;
@@ -233,14 +301,16 @@ redlock_status redlock__queue_wait(redlock_client *c, redlock_lock *l,
             sent = redlock__now_ms();
             if (first_sent < 0)
                 first_sent = sent;
-            st = queue_try(c, l, ttl, ttllen, entry, (size_t)entrylen, mode,
-                           deadline, &q, &uncertain);
+            st = queue_try(c, l, l->sem_n ? &sl : NULL, ttl, ttllen, entry,
+                           (size_t)entrylen, mode, deadline, &q, &uncertain);
         }
         int64_t wake_ns;
         if (st == REDLOCK_OK && q.holds) {
             *validity_end =
                 redlock__validity_end_ms(sent, ttl_ms, c->opts.drift_factor);
             *fence = q.fence;
+            if (l->sem_n)
+                redlock__handle_slot(l, q.slot);
             if (*validity_end <= redlock__now_ms())
                 st = redlock__fail(REDLOCK_IO,
                                    "acquire \"%.80s\": the try took longer "
@@ -270,7 +340,10 @@ redlock_status redlock__queue_wait(redlock_client *c, redlock_lock *l,
             /* The wait is over without the lock, and the last try may have
              * left the entry (or even the key: a lying server): a delete of
              * our own token hands the key on at the next contact. */
-            if (uncertain && own_token)
+            for (int i = 0; uncertain && own_token && i < l->sem_n; i++)
+                redlock__node_add_ghost(&c->nodes[0], sl.name[i], sl.len[i],
+                                        l->token);
+            if (uncertain && own_token && !l->sem_n)
                 redlock__node_add_ghost(&c->nodes[0], l->key, l->keylen,
                                         l->token);
             break;
@@ -297,6 +370,8 @@ redlock_status redlock__queue_wait(redlock_client *c, redlock_lock *l,
             vend - redlock__now_ms() >= ttl_ms - ttl_ms / 4) {
             *validity_end = vend;
             *fence = g.fence;
+            if (l->sem_n)
+                redlock__handle_slot(l, g.slot);
             st = REDLOCK_OK;
             break;
         }
@@ -307,6 +382,43 @@ redlock_status redlock__queue_wait(redlock_client *c, redlock_lock *l,
     }
     if (listening)
         redlock__notify_unexpect(c, &g);
+    slots_free(&sl);
     free(entry);
+    return st;
+}
+
+redlock_status redlock__queue_sem_try(redlock_client *c, redlock_lock *l,
+                                      int64_t ttl_ms, int64_t *validity_end)
+{
+    char ttl[24];
+    size_t ttllen = redlock__fmt_i64(ttl, ttl_ms);
+    slots sl;
+    if (slots_make(l, &sl) != 0)
+        return redlock__fail(REDLOCK_NOMEM, "out of memory");
+    int64_t deadline =
+        redlock__now_ns() + (int64_t)c->opts.node_timeout_ms * 1000000;
+    int64_t sent = redlock__now_ms();
+    qreply q;
+    int uncertain = 0;
+    redlock_status st = queue_try(c, l, &sl, ttl, ttllen, "", 0, Q_TRY,
+                                  deadline, &q, &uncertain);
+    if (st == REDLOCK_OK && q.holds) {
+        redlock__handle_slot(l, q.slot);
+        *validity_end =
+            redlock__validity_end_ms(sent, ttl_ms, c->opts.drift_factor);
+        if (*validity_end <= redlock__now_ms())
+            st = redlock__fail(REDLOCK_IO,
+                               "acquire \"%.80s\": the try took longer than "
+                               "the validity of a %" PRId64 " ms ttl",
+                               l->sem_name, ttl_ms);
+    } else if (st == REDLOCK_OK) {
+        st = redlock__fail(REDLOCK_BUSY,
+                           "acquire \"%.80s\": all %d slots are held",
+                           l->sem_name, l->sem_n);
+    }
+    for (int i = 0; st != REDLOCK_OK && uncertain && i < l->sem_n; i++)
+        redlock__node_add_ghost(&c->nodes[0], sl.name[i], sl.len[i],
+                                l->token);
+    slots_free(&sl);
     return st;
 }

@@ -19,8 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* No reply of ours has more elements (inspect: 2; pub/sub: 3). */
-#define MAX_ELEMENTS 64
+/* No reply of ours has more elements (inspect: 2; pub/sub: 3; a SCAN
+ * step of redlock_list: about its COUNT, 100). */
+#define MAX_ELEMENTS 1024
 /* Nor comes near this size: statuses are short, tokens at most
  * REDLOCK_TOKEN_MAX bytes. */
 #define MAX_BUFFERED ((size_t)1 << 20)

@@ -163,6 +163,41 @@ const redlock__script redlock__script_enqueue = {"enqueue", ENQUEUE_BODY,
 const redlock__script redlock__script_enqueue_fenced = {
     "enqueue", ENQUEUE_BODY, ENQUEUE_SHA, 3};
 
+/* A semaphore permit's try (queue.c, lock.c).  KEYS[1] = the semaphore's
+ * queue, KEYS[2..] = its slots; ARGV as for enqueue, with the mode "try"
+ * too (no queue at all: a try never waits).  A slot our token holds is
+ * ours again (its ttl raised, never lowered), else the first free slot is
+ * taken: r > 0 placed in slot r - 1, r < 0 already ours in slot -r - 1;
+ * otherwise queued as for a lock ("Q <position>", and for the first in
+ * line " <pttl>", the soonest any slot ends), or 0 (try, cancel). */
+#define SEM_BODY                                                              \
+    "local free = nil local m = ARGV[4] "                                     \
+    "for i = 2, #KEYS do local v = redis.call('get', KEYS[i]) "               \
+    "if v == ARGV[1] then local p = redis.call('pttl', KEYS[i]) "             \
+    "if p >= 0 and p < tonumber(ARGV[2]) then "                               \
+    "redis.call('pexpire', KEYS[i], ARGV[2]) end "                            \
+    "if m == 'check' or m == 'cancel' then "                                  \
+    "redis.call('lrem', KEYS[1], 0, ARGV[3]) end return 1 - i end "           \
+    "if not v and not free then free = i end end "                            \
+    "if free then if m == 'check' or m == 'cancel' then "                     \
+    "redis.call('lrem', KEYS[1], 0, ARGV[3]) end "                            \
+    "redis.call('set', KEYS[free], ARGV[1], 'PX', ARGV[2]) return free - 1 "  \
+    "end if m == 'try' then return 0 end "                                    \
+    "if m == 'cancel' then redis.call('lrem', KEYS[1], 0, ARGV[3]) "          \
+    "return 0 end local pos = false "                                         \
+    "if m == 'check' then pos = redis.call('lpos', KEYS[1], ARGV[3]) end "    \
+    "if not pos then pos = redis.call('rpush', KEYS[1], ARGV[3]) - 1 end "    \
+    "if pos == 0 or m == 'check' then "                                       \
+    "redis.call('pexpire', KEYS[1], ARGV[5]) end "                            \
+    "if pos == 0 then local t = -1 for i = 2, #KEYS do "                      \
+    "local p = redis.call('pttl', KEYS[i]) "                                  \
+    "if p >= 0 and (t < 0 or p < t) then t = p end end "                      \
+    "return redis.status_reply('Q 0 ' .. t) end "                             \
+    "return redis.status_reply('Q ' .. pos)"
+#define SEM_SHA "ca4e1abd871c98edb916956933ba4e9a330d8d32"
+const redlock__script redlock__script_sem = {"semaphore", SEM_BODY, SEM_SHA,
+                                             1};
+
 /* KEYS[1] = lock key.  {value or nil, pttl} read in one atomic step. */
 const redlock__script redlock__script_inspect = {
     "inspect",
@@ -172,6 +207,6 @@ const redlock__script redlock__script_inspect = {
 const redlock__script *const redlock__scripts[] = {
     &redlock__script_release, &redlock__script_extend,
     &redlock__script_acquire, &redlock__script_inspect,
-    &redlock__script_enqueue};
+    &redlock__script_enqueue, &redlock__script_sem};
 const size_t redlock__nscripts =
     sizeof redlock__scripts / sizeof redlock__scripts[0];

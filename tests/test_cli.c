@@ -3,11 +3,15 @@
  * exit statuses, keepalive, status/acquire/extend/release, forwarded
  * signals (once, from a group signal, timeout(1) or a terminal's ^C),
  * COMMAND killed with redlock, tiny ttls, a lost lock, $REDISCLI_AUTH and
- * passwords, unreachable nodes, and a Redlock quorum of three.
+ * passwords, unreachable nodes, and a Redlock quorum of three; COMMAND's
+ * environment (REDLOCK_KEY, REDLOCK_TOKEN, REDLOCK_FENCE) and --fence; the
+ * whole job (COMMAND's process group: background children, grandchildren)
+ * signalled and ended before the lock is let go.
  *
  * Every redlock is started in a process group of its own, so that a failed
  * test can kill whatever it left running (COMMAND, in a group of its own,
- * dies with redlock). */
+ * dies with redlock; the background children the job tests start are
+ * recorded as strays and killed too). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -158,9 +162,28 @@ static void live_remove(pid_t pid)
             live[i] = 0;
 }
 
+/* Processes a COMMAND started (their pids from its files): killed by the
+ * teardown if a failed test left them running. */
+#define MAX_STRAY 16
+static pid_t strays[MAX_STRAY];
+
+static void stray_add(pid_t pid)
+{
+    for (int i = 0; i < MAX_STRAY; i++)
+        if (strays[i] == 0) {
+            strays[i] = pid;
+            return;
+        }
+}
+
 static int reap_all(void **state)
 {
     (void)state;
+    for (int i = 0; i < MAX_STRAY; i++)
+        if (strays[i] > 0) {
+            kill(strays[i], SIGKILL);
+            strays[i] = 0;
+        }
     for (int i = 0; i < MAX_LIVE; i++)
         if (live[i] > 0) {
             kill(-live[i], SIGKILL);
@@ -402,6 +425,21 @@ static void one_error_line(const proc *p)
     assert_int_equal(strncmp(p->err, "redlock: ", 9), 0);
 }
 
+/* Exactly one line on stderr from redlock (COMMAND may say more). */
+static void one_redlock_line(const proc *p)
+{
+    int n = 0;
+    for (const char *line = p->err; line && *line;) {
+        n += strncmp(line, "redlock: ", 9) == 0;
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    if (n != 1)
+        print_error("expected one \"redlock: \" line on stderr, got:\n%s\n", p->err);
+    assert_int_equal(n, 1);
+}
+
 static void expect_code(const proc *p, int got, int want)
 {
     if (got != want)
@@ -458,7 +496,11 @@ static void help_and_version(void **state)
     expect_code(&p, cli(&p, ARGV("--help")), 0);
     const char *must[] = {"run", "acquire", "extend", "release", "status", "-E", "-k",
                           "REDLOCK_URL", "REDISCLI_AUTH", " 64 ", " 69 ", " 70 ",
-                          " 75 ", " 77 ", "250ms"};
+                          " 75 ", " 77 ", "250ms", "--fence", "REDLOCK_KEY",
+                          "REDLOCK_TOKEN", "REDLOCK_FENCE", "process group", " list ",
+                          "--all", "--header", "--no-header", "PATTERN", "-n, --max-holders",
+                          "SLOTKEY", "REDLOCK_SLOT", "1..1024", " 74 ", "TOKEN 29500ms",
+                          "ISO 8601 UTC"};
     for (size_t i = 0; i < sizeof must / sizeof must[0]; i++) {
         if (!strstr(p.out, must[i]))
             print_error("--help does not mention \"%s\"\n", must[i]);
@@ -697,21 +739,34 @@ static void status_while_held_and_after(void **state)
 {
     (void)state;
     static proc p;
-    char tok[128];
+    char tok[256];
     expect_code(&p, cli(&p, ARGV("status", "cli:status")), 1);
     assert_int_equal(p.nout, 0);
     assert_int_equal(p.nerr, 0);
 
     expect_code(&p, cli(&p, ARGV("acquire", "-t", "30s", "cli:status")), 0);
     token_of(&p, tok, sizeof tok);
+    pid_t acquirer = p.pid;
     expect_code(&p, cli(&p, ARGV("status", "cli:status")), 0);
-    char want[160];
+    char want[300];
     snprintf(want, sizeof want, "%s ", tok);
     assert_int_equal(strncmp(p.out, want, strlen(want)), 0);
     long ms = strtol(p.out + strlen(want), NULL, 10);
     print_message("status: %s", p.out);
     assert_true(ms > 20000 && ms <= 30000);
-    assert_non_null(strstr(p.out, "ms\n"));
+    /* "TOKEN NNNms" and nothing more for a script (stdout is no terminal),
+     * although the token says who took the lock */
+    snprintf(want + strlen(want), sizeof want - strlen(want), "%ldms\n", ms);
+    assert_string_equal(p.out, want);
+    /* -v says who, in words, on stderr */
+    expect_code(&p, cli(&p, ARGV("-v", "status", "cli:status")), 0);
+    assert_int_equal(strncmp(p.out, tok, strlen(tok)), 0);
+    assert_int_equal(count(p.out, "\n"), 1);
+    char who[200];
+    snprintf(who, sizeof who, "held by pid %ld on ", (long)acquirer);
+    if (!strstr(p.err, who))
+        print_error("status -v does not say \"%s\":\n%s\n", who, p.err);
+    assert_non_null(strstr(p.err, who));
 
     expect_code(&p, cli(&p, ARGV("release", "cli:status", tok)), 0);
     expect_code(&p, cli(&p, ARGV("status", "cli:status")), 1);
@@ -737,11 +792,16 @@ static void acquire_extend_release(void **state)
 {
     (void)state;
     static proc p;
-    char tok[128];
+    char tok[256];
     expect_code(&p, cli(&p, ARGV("acquire", "cli:acq")), 0);
     assert_int_equal(p.nerr, 0);
     token_of(&p, tok, sizeof tok);
-    assert_int_equal(strlen(tok), 36);
+    /* a UUID, then who took it (holder_info): "<uuid>;host=...;pid=...;since=..." */
+    if (strlen(tok) <= 36 || tok[8] != '-' || tok[13] != '-' ||
+        strncmp(tok + 36, ";host=", 6) != 0)
+        print_error("acquire printed the token \"%s\"\n", tok);
+    assert_true(strlen(tok) > 36);
+    assert_int_equal(strncmp(tok + 36, ";host=", 6), 0);
     assert_key(&G->main, "cli:acq", tok);
     long long pttl = rt_pttl(&G->main, "cli:acq");
     assert_true(pttl > 20000 && pttl <= 30000); /* the default ttl */
@@ -831,7 +891,9 @@ static void lost_lock_stops_command(void **state)
     print_message("lost and stopped in %lld ms: %s", (long long)(p.ended_ms - t0), p.err);
     assert_true(p.ended_ms - t0 < 8000);
     assert_non_null(strstr(p.out, "got-TERM"));
-    one_error_line(&p);
+    /* the shell may report its `sleep` killed too ("Terminated"): the
+     * SIGTERM went to COMMAND's whole process group */
+    one_redlock_line(&p);
     assert_non_null(strstr(p.err, "lost"));
     assert_key(&G->main, "cli:lost", "intruder");
 
@@ -877,7 +939,7 @@ static void rediscli_auth_and_passwords(void **state)
 
     /* $REDISCLI_AUTH, percent-encoded into the URL by redlock */
     expect_code(&p, cli_env(&p, good, ARGV("acquire", "cli:auth"), 15000), 0);
-    char tok[128];
+    char tok[256];
     token_of(&p, tok, sizeof tok);
     assert_key(&G->pw, "cli:auth", tok);
     expect_code(&p, cli_env(&p, good, ARGV("status", "cli:auth"), 15000), 0);
@@ -1030,7 +1092,7 @@ static void redlock_with_three_nodes(void **state)
     expect_code(&p, cli(&p, ARGV("-u", n[0]->url, "-u", n[1]->url, "-u", down, "acquire",
                                  "cli:q2")),
                 0);
-    char t2[128];
+    char t2[256];
     token_of(&p, t2, sizeof t2);
     assert_key(n[0], "cli:q2", t2);
     assert_key(n[1], "cli:q2", t2);
@@ -1302,6 +1364,738 @@ static void terminal_ctrl_c_reaches_command_once(void **state)
     assert_key(&G->main, "cli:tty", NULL);
 }
 
+/* The pid of redlock, from its -v lines ("redlock[PID]: "); 0 if none yet. */
+static pid_t redlock_pid_of(const proc *p)
+{
+    const char *s = strstr(p->err, "redlock[");
+    return s ? (pid_t)atol(s + 8) : 0;
+}
+
+/* The terminal's foreground is COMMAND's group: neither the shell's
+ * (leader) nor redlock's.  Fails after 10 s. */
+static void wait_command_foreground(int m, const proc *p)
+{
+    int64_t t0 = now_ms();
+    pid_t fg = -1, r = 0;
+    for (;;) {
+        r = redlock_pid_of(p);
+        fg = tcgetpgrp(m);
+        if ((r > 0 && fg > 0 && fg != p->pid && fg != r) || now_ms() - t0 > 10000)
+            break;
+        pump((proc *)p, 20);
+    }
+    if (!(r > 0 && fg > 0 && fg != p->pid && fg != r))
+        print_error("foreground group %ld, shell %ld, redlock %ld\nstdout: %s\nstderr: %s\n",
+                    (long)fg, (long)p->pid, (long)r, p->out, p->err);
+    assert_true(r > 0 && fg > 0 && fg != p->pid && fg != r);
+}
+
+/* Job control in an interactive shell (here dash with `set -m` on a pty):
+ * ^Z stops COMMAND, and redlock stops too, so that the shell sees the job
+ * stopped; `fg` continues both, COMMAND in the terminal's foreground again,
+ * where ^C reaches it once, from the terminal. */
+static void terminal_ctrl_z_and_fg(void **state)
+{
+    (void)state;
+    static proc p;
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(m >= 0);
+    char slave[128];
+    assert_int_equal(grantpt(m), 0);
+    assert_int_equal(unlockpt(m), 0);
+    assert_int_equal(ptsname_r(m, slave, sizeof slave), 0);
+
+    char prefix[256], script[8192];
+    snprintf(prefix, sizeof prefix, "%s/tstp", G->dir);
+    snprintf(script, sizeof script,
+             "set -m; '%s' -v run cli:tstp -- '%s' --count-signal %d '%s'; "
+             "echo \"stopped $?\"; fg >/dev/null; echo \"done $?\"",
+             REDLOCK_CLI_PATH, self_path, SIGINT, prefix);
+    start_tty = slave; /* the shell leads a session on the pty */
+    prog_start(&p, NULL, ARGV("sh", "-c", script));
+    start_tty = NULL;
+    wait_output(&p, "started", 10000);
+    wait_command_foreground(m, &p);
+    assert_int_equal(write(m, "\x1a", 1), 1); /* ^Z */
+    char stopped[32];
+    snprintf(stopped, sizeof stopped, "stopped %d", 128 + SIGTSTP);
+    wait_output(&p, stopped, 10000);
+    assert_non_null(strstr(p.err, "stopping too"));
+    assert_null(strstr(p.err, "could not stop"));
+    char *tok = rt_get(&G->main, "cli:tstp"); /* still held, while stopped */
+    assert_non_null(tok);
+    free(tok);
+
+    /* `fg`: COMMAND has the terminal again */
+    wait_command_foreground(m, &p);
+    assert_int_equal(write(m, "\x03", 1), 1); /* ^C */
+    long sender;
+    int n = settle_count(prefix, "tstp.gate", &sender);
+    expect_code(&p, cli_finish(&p, 10000), 0);
+    close(m);
+    if (n != 1 || sender != 0 || !strstr(p.out, "done 0"))
+        print_error("COMMAND got SIGINT %d times, first from pid %ld\nstdout: %s\n"
+                    "stderr: %s\n", n, sender, p.out, p.err);
+    assert_non_null(strstr(p.out, "done 0"));
+    assert_int_equal(n, 1);
+    assert_int_equal(sender, 0);
+    assert_key(&G->main, "cli:tstp", NULL);
+}
+
+/* ---- what COMMAND holds: its environment, --fence ------------------------------ */
+
+/* COMMAND learns the key and the token it runs under (as etcdctl lock and
+ * consul lock tell theirs); the variables of an outer redlock (or
+ * anybody's) in redlock's environment are not passed on. */
+static void command_env_names_the_lock(void **state)
+{
+    (void)state;
+    static proc p;
+    char script[1024];
+    snprintf(script, sizeof script,
+             "echo \"$REDLOCK_KEY|$REDLOCK_TOKEN|${REDLOCK_FENCE-unset}\"; "
+             "'%s' status \"$REDLOCK_KEY\"",
+             REDLOCK_CLI_PATH);
+    const char *const env[] = {G->env_url, "REDLOCK_KEY=stale", "REDLOCK_TOKEN=stale",
+                               "REDLOCK_FENCE=99", NULL};
+    expect_code(&p, cli_env(&p, env, ARGV("run", "cli:env", "--", "sh", "-c", script), 15000),
+                0);
+    char key[64] = "", tok[256] = "", fence[64] = "";
+    if (sscanf(p.out, "%63[^|]|%255[^|]|%63[^\n]", key, tok, fence) != 3)
+        print_error("COMMAND said: %s\n", p.out);
+    assert_string_equal(key, "cli:env");
+    assert_string_equal(fence, "unset"); /* no --fence, and not the outer 99 */
+    assert_true(strlen(tok) >= 36);
+    /* the token that held the key while COMMAND ran */
+    const char *status = strchr(p.out, '\n');
+    assert_non_null(status);
+    status++;
+    if (strncmp(status, tok, strlen(tok)) != 0 || status[strlen(tok)] != ' ')
+        print_error("REDLOCK_TOKEN %s, but the holder was: %s\n", tok, status);
+    assert_int_equal(strncmp(status, tok, strlen(tok)), 0);
+    assert_int_equal(status[strlen(tok)], ' ');
+    assert_key(&G->main, "cli:env", NULL);
+
+    /* --fence: REDLOCK_FENCE, strictly increasing from one holder to the next */
+    long long last = 0, f = 0;
+    char k[64], t[256];
+    for (int i = 0; i < 2; i++) {
+        expect_code(&p, cli(&p, ARGV("run", "--fence", "cli:fenced", "--", "sh", "-c",
+                                     "echo $REDLOCK_KEY $REDLOCK_TOKEN $REDLOCK_FENCE")),
+                    0);
+        print_message("run --fence: %s", p.out);
+        f = 0;
+        assert_int_equal(sscanf(p.out, "%63s %255s %lld", k, t, &f), 3);
+        assert_string_equal(k, "cli:fenced");
+        assert_true(strlen(t) >= 36);
+        assert_true(f > last);
+        last = f;
+    }
+    /* acquire --fence: "TOKEN FENCE", the next number, the counter's */
+    expect_code(&p, cli(&p, ARGV("acquire", "--fence", "cli:fenced")), 0);
+    print_message("acquire --fence: %s", p.out);
+    f = 0;
+    assert_int_equal(sscanf(p.out, "%255s %lld", t, &f), 2);
+    assert_true(f > last);
+    assert_key(&G->main, "cli:fenced", t);
+    char *counter = rt_get(&G->main, "cli:fenced:fence");
+    assert_non_null(counter);
+    assert_int_equal(atoll(counter), f);
+    free(counter);
+    expect_code(&p, cli(&p, ARGV("release", "cli:fenced", t)), 0);
+}
+
+/* Fencing numbers counted by several nodes, each on its own, fence
+ * nothing: --fence with more than one node is a usage error that says so,
+ * found before anything is written.  One node is fine. */
+static void fence_needs_a_single_node(void **state)
+{
+    (void)state;
+    static proc p;
+    char env3[400];
+    snprintf(env3, sizeof env3, "REDLOCK_URL=%s,%s,%s", G->main.url, G->q[0].url,
+             G->q[1].url);
+    const char *const three[] = {env3, NULL};
+    struct {
+        const char *const *env;
+        const char *const *argv;
+    } cases[] = {
+        {NULL, ARGV("-u", G->main.url, "-u", G->q[0].url, "run", "--fence", "cli:f2", "--",
+                    "true")},
+        {NULL, ARGV("-u", G->main.url, "-u", G->q[0].url, "-u", G->q[1].url, "acquire",
+                    "--fence", "cli:f2")},
+        {three, ARGV("run", "--fence", "cli:f2", "--", "true")},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        expect_code(&p, cli_env(&p, cases[i].env, cases[i].argv, 15000), 64);
+        print_message("%s", p.err);
+        one_error_line(&p);
+        assert_non_null(strstr(p.err, "--fence"));
+        assert_non_null(strstr(p.err, "single Redis node"));
+        assert_int_equal(p.nout, 0);
+    }
+    rt_server *n[3] = {&G->main, &G->q[0], &G->q[1]};
+    for (int i = 0; i < 3; i++) {
+        assert_key(n[i], "cli:f2", NULL);
+        assert_key(n[i], "cli:f2:fence", NULL);
+    }
+    expect_code(&p, cli(&p, ARGV("-u", G->main.url, "run", "--fence", "cli:f2", "--", "true")),
+                0);
+    assert_key(&G->main, "cli:f2", NULL);
+}
+
+/* ---- the whole job: COMMAND's process group ------------------------------------- */
+
+/* The pid COMMAND wrote to path, once it has (fails after 10 s); recorded
+ * as a stray for the teardown. */
+static pid_t wait_pid_file(const char *path)
+{
+    int64_t t0 = now_ms();
+    pid_t pid;
+    while ((pid = read_pid(path)) <= 0 && now_ms() - t0 < 10000)
+        sleep_ms(20);
+    if (pid <= 0)
+        print_error("no pid in %s\n", path);
+    assert_true(pid > 0);
+    stray_add(pid);
+    return pid;
+}
+
+/* The parent of pid, from /proc (-1 if gone). */
+static pid_t ppid_of(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    char st;
+    long pp;
+    if (!paren || sscanf(paren + 1, " %c %ld", &st, &pp) != 2)
+        return -1;
+    return (pid_t)pp;
+}
+
+static void assert_ended(pid_t pid, const char *what, const proc *p)
+{
+    if (!ended(pid))
+        print_error("%s (pid %ld) outlived `redlock run`\nstderr: %s\n", what, (long)pid,
+                    p->err);
+    assert_true(ended(pid));
+}
+
+/* COMMAND (a shell script) exits and leaves a background child behind: the
+ * child is killed (SIGTERM, then SIGKILL after GRACE if it ignores that),
+ * and only then is the lock released.  Meanwhile the child, an orphan, is
+ * redlock's (a child subreaper), and redlock exits with COMMAND's status. */
+static void leftovers_end_before_the_lock_is_released(void **state)
+{
+    (void)state;
+    static proc p;
+    char pidfile[256], script[1024];
+    snprintf(pidfile, sizeof pidfile, "%s/bg.pid", G->dir);
+    snprintf(script, sizeof script,
+             "sleep 1000 >/dev/null 2>&1 & echo $! > '%s'; exit 3", pidfile);
+    expect_code(&p, cli(&p, ARGV("-v", "run", "cli:bg", "--", "sh", "-c", script)), 3);
+    pid_t child = read_pid(pidfile);
+    assert_true(child > 0);
+    stray_add(child);
+    assert_ended(child, "the background `sleep 1000`", &p);
+    assert_key(&G->main, "cli:bg", NULL);
+    /* in that order: the group ended, then the lock was released */
+    const char *gone = strstr(p.err, "has ended"), *rel = strstr(p.err, "released");
+    if (!gone || !rel || gone > rel)
+        print_error("stderr: %s\n", p.err);
+    assert_true(gone && rel && gone < rel);
+
+    /* a child that ignores SIGTERM: SIGKILL after GRACE, the lock held
+     * until then */
+    char ready[256], pidfile2[256];
+    snprintf(ready, sizeof ready, "%s/bg2.ready", G->dir);
+    snprintf(pidfile2, sizeof pidfile2, "%s/bg2.pid", G->dir);
+    snprintf(script, sizeof script,
+             "sh -c 'trap \"\" TERM; echo > \"$0\"; exec sleep 1000' '%s' >/dev/null 2>&1 & "
+             "echo $! > '%s'; while [ ! -e '%s' ]; do sleep 0.02; done; echo started; exit 4",
+             ready, pidfile2, ready);
+    cli_start(&p, NULL, ARGV("-v", "run", "-k", "1s", "cli:bg2", "--", "sh", "-c", script));
+    wait_output(&p, "started", 10000);
+    int64_t t0 = now_ms();
+    child = wait_pid_file(pidfile2);
+    char *tok = rt_get(&G->main, "cli:bg2");
+    assert_non_null(tok);
+    sleep_ms(300);
+    try_reap(&p);
+    assert_false(p.done);
+    pid_t parent = ppid_of(child);
+    if (parent != p.pid)
+        print_error("the orphan's parent is %ld, not redlock (%ld)\n", (long)parent,
+                    (long)p.pid);
+    assert_int_equal(parent, p.pid);
+    assert_key(&G->main, "cli:bg2", tok);
+    expect_code(&p, cli_finish(&p, 15000), 4);
+    int64_t took = p.ended_ms - t0;
+    print_message("the leftover was killed after %lld ms", (long long)took);
+    assert_true(took >= 900 && took < 8000);
+    assert_ended(child, "the background child that ignores SIGTERM", &p);
+    assert_key(&G->main, "cli:bg2", NULL);
+    const char *kill9 = strstr(p.err, "SIGKILL");
+    rel = strstr(p.err, "released");
+    assert_true(kill9 && rel && kill9 < rel);
+    free(tok);
+}
+
+/* A lost lock ends the whole job: a grandchild in the background too. */
+static void lost_lock_ends_the_whole_job(void **state)
+{
+    (void)state;
+    static proc p;
+    char pidfile[256], script[1024];
+    snprintf(pidfile, sizeof pidfile, "%s/lostjob.pid", G->dir);
+    snprintf(script, sizeof script,
+             "(sleep 1000 >/dev/null 2>&1 & echo $! > '%s'; wait) >/dev/null 2>&1 & "
+             "echo started; while :; do sleep 0.05; done",
+             pidfile);
+    cli_start(&p, NULL, ARGV("run", "-t", "2s", "cli:lostjob", "--", "sh", "-c", script));
+    wait_output(&p, "started", 10000);
+    pid_t grandchild = wait_pid_file(pidfile);
+    redisReply *r = rt_cmd(&G->main, "DEL cli:lostjob");
+    assert_non_null(r);
+    freeReplyObject(r);
+    expect_code(&p, cli_finish(&p, 15000), 70);
+    one_redlock_line(&p);
+    assert_non_null(strstr(p.err, "lost"));
+    assert_ended(grandchild, "the background grandchild", &p);
+    assert_key(&G->main, "cli:lostjob", NULL);
+}
+
+/* SIGTERM to redlock reaches the processes of COMMAND's group, not just
+ * COMMAND, and one that ignores it is killed after GRACE; SIGUSR1 is still
+ * COMMAND's alone. */
+static void sigterm_reaches_the_whole_job(void **state)
+{
+    (void)state;
+    static proc p;
+    char f[6][128], script[4096];
+    const char *names[6] = {"tj1.pid", "tj2.pid", "tj3.pid", "tj2.ready", "tj3.ready",
+                            "tj3.usr1"};
+    for (int i = 0; i < 6; i++)
+        snprintf(f[i], sizeof f[i], "%s/%s", G->dir, names[i]);
+    snprintf(script, sizeof script,
+             "sleep 1000 >/dev/null 2>&1 & echo $! > '%s'; "
+             "sh -c 'trap \"\" TERM; echo > \"$0\"; exec sleep 1000' '%s' >/dev/null 2>&1 & "
+             "echo $! > '%s'; "
+             "sh -c 'trap \"echo > \\\"$0\\\"\" USR1; echo > \"$1\"; "
+             "while :; do sleep 0.05; done' '%s' '%s' >/dev/null 2>&1 & echo $! > '%s'; "
+             "trap 'echo got-USR1' USR1; "
+             "while [ ! -e '%s' ] || [ ! -e '%s' ]; do sleep 0.02; done; echo started; "
+             "while :; do sleep 0.05; done",
+             f[0], f[3], f[1], f[5], f[4], f[2], f[3], f[4]);
+    cli_start(&p, NULL, ARGV("-v", "run", "-k", "1s", "cli:termjob", "--", "sh", "-c", script));
+    wait_output(&p, "started", 10000);
+    pid_t c[3];
+    for (int i = 0; i < 3; i++)
+        c[i] = wait_pid_file(f[i]);
+
+    assert_int_equal(kill(p.pid, SIGUSR1), 0);
+    wait_output(&p, "got-USR1", 10000);
+    sleep_ms(300);
+    if (access(f[5], F_OK) == 0)
+        print_error("SIGUSR1 reached a child in COMMAND's group\n");
+    assert_int_equal(access(f[5], F_OK), -1);
+
+    int64_t t0 = now_ms();
+    assert_int_equal(kill(p.pid, SIGTERM), 0);
+    expect_code(&p, cli_finish(&p, 15000), 128 + SIGTERM);
+    int64_t took = p.ended_ms - t0;
+    print_message("the job ended %lld ms after SIGTERM", (long long)took);
+    for (int i = 0; i < 3; i++)
+        assert_ended(c[i], "a child in COMMAND's group", &p);
+    assert_true(took >= 900 && took < 8000);
+    assert_non_null(strstr(p.err, "SIGKILL"));
+    assert_key(&G->main, "cli:termjob", NULL);
+}
+
+/* ---- semaphores: -n N ------------------------------------------------------------ */
+
+/* run -n 2: two COMMANDs hold a permit each at the same time, slots 0 and 1
+ * (REDLOCK_KEY is the slot's key, REDLOCK_SLOT its number); a third finds
+ * every slot held: busy (75) at once, or with -w it waits until one ends
+ * and then gets that slot. */
+static void run_n_lets_n_commands_run_at_once(void **state)
+{
+    (void)state;
+    static proc a, b, c, p;
+    char sa[512], sb[512];
+    snprintf(sa, sizeof sa,
+             "echo \"started $REDLOCK_SLOT $REDLOCK_KEY\"; "
+             "while [ ! -e '%s/sem-a' ]; do sleep 0.05; done",
+             G->dir);
+    snprintf(sb, sizeof sb,
+             "echo \"started $REDLOCK_SLOT $REDLOCK_KEY\"; "
+             "while [ ! -e '%s/sem-b' ]; do sleep 0.05; done",
+             G->dir);
+    cli_start(&a, NULL, ARGV("run", "-n", "2", "cli:sem", "--", "sh", "-c", sa));
+    wait_output(&a, "started", 10000);
+    cli_start(&b, NULL, ARGV("run", "--max-holders=2", "cli:sem", "--", "sh", "-c", sb));
+    wait_output(&b, "started", 10000);
+    try_reap(&a);
+    try_reap(&b);
+    assert_false(a.done);
+    assert_false(b.done); /* both COMMANDs run at once */
+
+    int slot[2] = {-1, -1};
+    char key[2][128];
+    const proc *ab[2] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        if (sscanf(ab[i]->out, "started %d %127s", &slot[i], key[i]) != 2)
+            print_error("COMMAND said: %s\n", ab[i]->out);
+        assert_true(slot[i] == 0 || slot[i] == 1);
+        char want[128];
+        snprintf(want, sizeof want, "cli:sem:redlock:%d", slot[i]);
+        assert_string_equal(key[i], want);
+        char *v = rt_get(&G->main, key[i]);
+        assert_non_null(v);
+        free(v);
+    }
+    assert_int_not_equal(slot[0], slot[1]);
+    assert_key(&G->main, "cli:sem", NULL); /* the name itself is no lock */
+
+    /* a third: busy, silent */
+    int64_t t0 = now_ms();
+    expect_code(&p, cli(&p, ARGV("run", "-n", "2", "cli:sem", "--", "true")), 75);
+    assert_int_equal(p.nerr, 0);
+    assert_true(now_ms() - t0 < 5000);
+    expect_code(&p, cli(&p, ARGV("run", "-n", "2", "-E", "9", "cli:sem", "--", "true")), 9);
+
+    /* with -w: waits until a slot is free, and takes it */
+    cli_start(&c, NULL,
+              ARGV("run", "-n", "2", "-w", "20s", "cli:sem", "--", "sh", "-c",
+                   "echo \"started $REDLOCK_SLOT\""));
+    t0 = now_ms();
+    while (now_ms() - t0 < 700)
+        pump(&c, 50);
+    try_reap(&c);
+    assert_false(c.done);
+    assert_null(strstr(c.out, "started"));
+    open_gate("sem-a");
+    expect_code(&a, cli_finish(&a, 15000), 0);
+    expect_code(&c, cli_finish(&c, 15000), 0);
+    char want[64];
+    snprintf(want, sizeof want, "started %d\n", slot[0]);
+    assert_string_equal(c.out, want);
+    open_gate("sem-b");
+    expect_code(&b, cli_finish(&b, 15000), 0);
+    assert_key(&G->main, key[0], NULL);
+    assert_key(&G->main, key[1], NULL);
+
+    /* -n 1 is a plain lock on KEY: slot 0 */
+    expect_code(&p, cli(&p, ARGV("run", "-n", "1", "cli:sem1", "--", "sh", "-c",
+                                 "echo \"$REDLOCK_KEY $REDLOCK_SLOT\"")),
+                0);
+    assert_string_equal(p.out, "cli:sem1 0\n");
+    /* without -n no REDLOCK_SLOT, not even an outer one */
+    const char *const env[] = {G->env_url, "REDLOCK_SLOT=7", NULL};
+    expect_code(&p, cli_env(&p, env,
+                            ARGV("run", "cli:sem1", "--", "sh", "-c",
+                                 "echo \"${REDLOCK_SLOT-unset}\""),
+                            15000),
+                0);
+    assert_string_equal(p.out, "unset\n");
+}
+
+/* acquire -n N prints "TOKEN SLOTKEY": the permit is a lock on SLOTKEY,
+ * which extend and release name (not the semaphore's KEY). */
+static void acquire_n_prints_a_slot_key_that_release_takes(void **state)
+{
+    (void)state;
+    static proc p;
+    char t[2][256], k[2][256];
+    for (int i = 0; i < 2; i++) {
+        expect_code(&p, cli(&p, ARGV("acquire", "-n", "2", "cli:asem")), 0);
+        print_message("acquire -n 2: %s", p.out);
+        assert_int_equal(count(p.out, "\n"), 1);
+        assert_int_equal(sscanf(p.out, "%255s %255[^\n]", t[i], k[i]), 2);
+        assert_int_equal(strncmp(k[i], "cli:asem:redlock:", 17), 0);
+        assert_key(&G->main, k[i], t[i]);
+    }
+    assert_true(strcmp(k[0], k[1]) != 0);
+    expect_code(&p, cli(&p, ARGV("acquire", "-n", "2", "cli:asem")), 75);
+    assert_int_equal(p.nout, 0);
+
+    expect_code(&p, cli(&p, ARGV("extend", "-t", "90s", k[0], t[0])), 0);
+    assert_true(rt_pttl(&G->main, k[0]) > 60000);
+    /* KEY is the semaphore's name, not the permit's lock */
+    expect_code(&p, cli(&p, ARGV("release", "cli:asem", t[0])), 1);
+    one_error_line(&p);
+    expect_code(&p, cli(&p, ARGV("release", k[0], t[0])), 0);
+    assert_int_equal(p.nerr, 0);
+    assert_key(&G->main, k[0], NULL);
+    /* the freed slot is the one taken next */
+    expect_code(&p, cli(&p, ARGV("acquire", "-n", "2", "cli:asem")), 0);
+    char t3[256], k3[256];
+    assert_int_equal(sscanf(p.out, "%255s %255[^\n]", t3, k3), 2);
+    assert_string_equal(k3, k[0]);
+    expect_code(&p, cli(&p, ARGV("release", k3, t3)), 0);
+    expect_code(&p, cli(&p, ARGV("release", k[1], t[1])), 0);
+
+    /* -n 1: the slot is KEY itself; with --fence, "TOKEN FENCE KEY" */
+    expect_code(&p, cli(&p, ARGV("acquire", "-n", "1", "cli:asem1")), 0);
+    assert_int_equal(sscanf(p.out, "%255s %255[^\n]", t3, k3), 2);
+    assert_string_equal(k3, "cli:asem1");
+    assert_key(&G->main, "cli:asem1", t3);
+    expect_code(&p, cli(&p, ARGV("release", k3, t3)), 0);
+    expect_code(&p, cli(&p, ARGV("acquire", "--fence", "-n", "1", "cli:asem1")), 0);
+    long long f = 0;
+    assert_int_equal(sscanf(p.out, "%255s %lld %255[^\n]", t3, &f, k3), 3);
+    assert_true(f > 0);
+    assert_string_equal(k3, "cli:asem1");
+    expect_code(&p, cli(&p, ARGV("release", k3, t3)), 0);
+}
+
+/* N outside 1..1024 (REDLOCK_SEMAPHORE_MAX), and --fence with N > 1, are
+ * usage errors, found before any contact with Redis; 1 and 1024 are fine. */
+static void max_holders_out_of_range_is_a_usage_error(void **state)
+{
+    (void)state;
+    static proc p;
+    char down[64];
+    snprintf(down, sizeof down, "redis://127.0.0.1:%d", rt_free_port());
+    const char *const *cases[] = {
+        ARGV("-u", down, "run", "-n", "0", "cli:nr", "--", "true"),
+        ARGV("-u", down, "run", "-n", "1025", "cli:nr", "--", "true"),
+        ARGV("-u", down, "acquire", "-n", "-1", "cli:nr"),
+        ARGV("-u", down, "acquire", "-n", "two", "cli:nr"),
+        ARGV("-u", down, "acquire", "-n", "", "cli:nr"),
+        ARGV("-u", down, "acquire", "--max-holders=2x", "cli:nr"),
+        ARGV("-u", down, "acquire", "-n", "99999999999999999999", "cli:nr"),
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        expect_code(&p, cli(&p, cases[i]), 64);
+        print_message("%s", p.err);
+        one_error_line(&p);
+        assert_non_null(strstr(p.err, "1..1024"));
+        assert_int_equal(p.nout, 0);
+    }
+    const char *const *fenced[] = {
+        ARGV("-u", down, "run", "--fence", "-n", "2", "cli:nr", "--", "true"),
+        ARGV("-u", down, "acquire", "-n", "3", "--fence", "cli:nr"),
+    };
+    for (size_t i = 0; i < sizeof fenced / sizeof fenced[0]; i++) {
+        expect_code(&p, cli(&p, fenced[i]), 64);
+        print_message("%s", p.err);
+        one_error_line(&p);
+        assert_non_null(strstr(p.err, "--fence"));
+        assert_int_equal(p.nout, 0);
+    }
+    /* -n is run's and acquire's only */
+    expect_code(&p, cli(&p, ARGV("status", "-n", "2", "cli:nr")), 64);
+    one_error_line(&p);
+
+    /* the bounds themselves are fine */
+    char t[256], k[256];
+    expect_code(&p, cli(&p, ARGV("acquire", "-n", "1024", "cli:nmax")), 0);
+    assert_int_equal(sscanf(p.out, "%255s %255[^\n]", t, k), 2);
+    assert_int_equal(strncmp(k, "cli:nmax:redlock:", 17), 0);
+    expect_code(&p, cli(&p, ARGV("release", k, t)), 0);
+    expect_code(&p, cli(&p, ARGV("run", "-n", "1024", "cli:nmax", "--", "true")), 0);
+}
+
+/* ---- list --------------------------------------------------------------------- */
+
+/* This host's name as the library records it in a token. */
+static void host_name(char *buf, size_t len)
+{
+    char h[65] = "";
+    if (gethostname(h, sizeof h - 1) != 0)
+        snprintf(h, sizeof h, "unknown");
+    for (char *q = h; *q; q++)
+        if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+              (*q >= '0' && *q <= '9') || *q == '-' || *q == '.' || *q == '_'))
+            *q = '_';
+    snprintf(buf, len, "%s", h);
+}
+
+typedef struct list_line {
+    char ttl[32], host[80], pid[24], since[40], key[256];
+} list_line;
+
+/* The line of `list` for key; fails the test if there is none. */
+static void list_line_of(const proc *p, const char *key, list_line *l)
+{
+    for (const char *line = p->out; line && *line;) {
+        memset(l, 0, sizeof *l);
+        if (sscanf(line, "%31s %79s %23s %39s %255[^\n]", l->ttl, l->host, l->pid, l->since,
+                   l->key) == 5 &&
+            strcmp(l->key, key) == 0)
+            return;
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    print_error("no line for %s in:\n%s\n", key, p->out);
+    fail();
+}
+
+/* list: one line per lock, "TTL HOST PID SINCE KEY", who took it where
+ * redlock did; a plain SET's key only with --all; nothing (and exit 0)
+ * for a pattern that matches nothing; a header only on request when
+ * stdout is no terminal. */
+static void list_shows_who_holds_what(void **state)
+{
+    (void)state;
+    static proc p, r;
+    char host[80];
+    host_name(host, sizeof host);
+    time_t before = time(NULL);
+
+    expect_code(&p, cli(&p, ARGV("acquire", "-t", "30s", "cli:ls:a")), 0);
+    pid_t acquirer = p.pid;
+    char script[512];
+    gate_script(script, sizeof script, "list", 0);
+    cli_start(&r, NULL, ARGV("run", "cli:ls:b", "--", "sh", "-c", script));
+    wait_output(&r, "started", 10000);
+    assert_true(rt_cmd_ok(&G->main, "SET cli:ls:plain v PX 30000"));
+    assert_true(rt_cmd_ok(&G->main, "SET cli:ls:noexp v")); /* no ttl: no lock */
+
+    expect_code(&p, cli(&p, ARGV("list", "cli:ls:*")), 0);
+    print_message("list:\n%s", p.out);
+    assert_int_equal(p.nerr, 0);
+    assert_int_equal(count(p.out, "\n"), 2); /* no header: stdout is a pipe */
+    assert_null(strstr(p.out, "cli:ls:plain"));
+    list_line l;
+    list_line_of(&p, "cli:ls:a", &l);
+    long ttl = strtol(l.ttl, NULL, 10);
+    assert_true(ttl > 20000 && ttl <= 30000);
+    assert_string_equal(l.ttl + strlen(l.ttl) - 2, "ms");
+    assert_string_equal(l.host, host);
+    assert_int_equal(atol(l.pid), (long)acquirer);
+    /* since: ISO 8601 UTC, about now */
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(l.since, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    assert_non_null(end);
+    assert_int_equal(*end, '\0');
+    time_t since = timegm(&tm);
+    assert_true(since >= before - 2 && since <= time(NULL) + 2);
+    list_line_of(&p, "cli:ls:b", &l);
+    assert_string_equal(l.host, host);
+    assert_int_equal(atol(l.pid), (long)r.pid); /* run's own pid */
+    /* sorted by key */
+    assert_true(strstr(p.out, "cli:ls:a") < strstr(p.out, "cli:ls:b"));
+
+    /* --all: the plain SET too, with "-" for what it does not say */
+    expect_code(&p, cli(&p, ARGV("list", "--all", "cli:ls:*")), 0);
+    assert_int_equal(count(p.out, "\n"), 3);
+    list_line_of(&p, "cli:ls:plain", &l);
+    assert_string_equal(l.host, "-");
+    assert_string_equal(l.pid, "-");
+    assert_string_equal(l.since, "-");
+    ttl = strtol(l.ttl, NULL, 10);
+    assert_true(ttl > 20000 && ttl <= 30000);
+    assert_null(strstr(p.out, "cli:ls:noexp"));
+    expect_code(&p, cli(&p, ARGV("list", "-a", "cli:ls:p*")), 0);
+    assert_int_equal(count(p.out, "\n"), 1);
+
+    /* a header on request */
+    expect_code(&p, cli(&p, ARGV("list", "--header", "cli:ls:*")), 0);
+    assert_int_equal(count(p.out, "\n"), 3);
+    char h1[32], h2[32], h3[32], h4[32], h5[32];
+    assert_int_equal(sscanf(p.out, "%31s %31s %31s %31s %31s", h1, h2, h3, h4, h5), 5);
+    assert_string_equal(h1, "TTL");
+    assert_string_equal(h5, "KEY");
+
+    /* nothing matches: nothing printed, no error */
+    expect_code(&p, cli(&p, ARGV("list", "cli:nothing:*")), 0);
+    assert_int_equal(p.nout, 0);
+    assert_int_equal(p.nerr, 0);
+    expect_code(&p, cli(&p, ARGV("list", "-a", "cli:nothing:*")), 0);
+    assert_int_equal(p.nout, 0);
+
+    /* released: gone from the list */
+    open_gate("list");
+    expect_code(&r, cli_finish(&r, 15000), 0);
+    expect_code(&p, cli(&p, ARGV("list", "cli:ls:*")), 0);
+    assert_int_equal(count(p.out, "\n"), 1);
+    assert_null(strstr(p.out, "cli:ls:b"));
+
+    /* errors: usage 64, unreachable 69 */
+    expect_code(&p, cli(&p, ARGV("list", "a*", "b*")), 64);
+    one_error_line(&p);
+    expect_code(&p, cli(&p, ARGV("list", "-t", "5s")), 64);
+    one_error_line(&p);
+    char down[64];
+    snprintf(down, sizeof down, "redis://127.0.0.1:%d", rt_free_port());
+    expect_code(&p, cli(&p, ARGV("-u", down, "list")), 69);
+    one_error_line(&p);
+}
+
+/* On a terminal, list prints its header line and status says who took the
+ * lock on a second line (after the unchanged "TOKEN NNNms"). */
+static void terminal_list_header_and_status_holder(void **state)
+{
+    (void)state;
+    static proc p, a;
+    expect_code(&a, cli(&a, ARGV("acquire", "cli:tl:a")), 0);
+    char tok[256];
+    token_of(&a, tok, sizeof tok);
+
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(m >= 0);
+    char slave[128];
+    assert_int_equal(grantpt(m), 0);
+    assert_int_equal(unlockpt(m), 0);
+    assert_int_equal(ptsname_r(m, slave, sizeof slave), 0);
+    start_tty = slave; /* stdin: the terminal; stdout too with >&0 */
+    prog_start(&p, NULL,
+               ARGV("sh", "-c",
+                    "\"$0\" list 'cli:tl:*' >&0 && \"$0\" list --no-header 'cli:tl:*' >&0 && "
+                    "\"$0\" status cli:tl:a >&0; echo \"done $?\"",
+                    REDLOCK_CLI_PATH));
+    start_tty = NULL;
+    char tty[8192] = "";
+    size_t n = 0;
+    int64_t t0 = now_ms();
+    while (!strstr(p.out, "done") && now_ms() - t0 < 10000) {
+        pump(&p, 20);
+        struct pollfd pfd = {.fd = m, .events = POLLIN};
+        while (poll(&pfd, 1, 0) > 0 && n < sizeof tty - 1) {
+            ssize_t k = read(m, tty + n, sizeof tty - 1 - n);
+            if (k <= 0)
+                break;
+            n += (size_t)k;
+            tty[n] = '\0';
+        }
+    }
+    expect_code(&p, cli_finish(&p, 10000), 0);
+    struct pollfd pfd = {.fd = m, .events = POLLIN};
+    while (poll(&pfd, 1, 100) > 0 && n < sizeof tty - 1) {
+        ssize_t k = read(m, tty + n, sizeof tty - 1 - n);
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+        tty[n] = '\0';
+    }
+    close(m);
+    print_message("on the terminal:\n%s", tty);
+    assert_string_equal(p.out, "done 0\n");
+    assert_int_equal(count(tty, "TTL"), 1); /* --no-header: none */
+    assert_int_equal(count(tty, "cli:tl:a"), 2);
+    /* status: "TOKEN NNNms" first, then who */
+    const char *st = strstr(tty, tok);
+    assert_non_null(st);
+    assert_int_equal(st[strlen(tok)], ' ');
+    char who[128];
+    snprintf(who, sizeof who, "taken by pid %ld on ", (long)a.pid);
+    const char *w = strstr(tty, who);
+    if (!w)
+        print_error("no \"%s\" on the terminal\n", who);
+    assert_true(w > st);
+}
+
 /* A ttl whose drift allowance (1 % + 2 ms) leaves no validity is a usage
  * error, found before any contact with Redis, not "Redis unreachable". */
 static void ttl_without_validity_is_a_usage_error(void **state)
@@ -1373,7 +2167,18 @@ int main(int argc, char **argv)
         T(group_signal_reaches_command_once),
         T(timeout_signal_reaches_command_once),
         T(terminal_ctrl_c_reaches_command_once),
+        T(terminal_ctrl_z_and_fg),
+        T(command_env_names_the_lock),
+        T(fence_needs_a_single_node),
+        T(leftovers_end_before_the_lock_is_released),
+        T(lost_lock_ends_the_whole_job),
+        T(sigterm_reaches_the_whole_job),
         T(ttl_without_validity_is_a_usage_error),
+        T(run_n_lets_n_commands_run_at_once),
+        T(acquire_n_prints_a_slot_key_that_release_takes),
+        T(max_holders_out_of_range_is_a_usage_error),
+        T(list_shows_who_holds_what),
+        T(terminal_list_header_and_status_holder),
     };
 #undef T
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

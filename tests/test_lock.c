@@ -9,7 +9,9 @@
 #include "internal.h"
 #include "redis_server.h"
 
+#include <ctype.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -80,12 +82,46 @@ static void try_then_busy(void **state)
 static void token_and_pttl(void **state)
 {
     (void)state;
-    redlock_client *c = client();
+    redlock_options ho;
+    redlock_options_init(&ho);
+    ho.holder_info = 1;
+    const char *hurl = srv.url;
+    redlock_client *c = redlock_connect(&hurl, 1, &ho, NULL);
+    assert_non_null(c);
     redlock_lock *l;
     assert_int_equal(redlock_acquire(c, "t:tok", 10000, 0, &l), REDLOCK_OK);
     const char *tok = redlock_token(l);
-    assert_int_equal(strlen(tok), 36);
     assert_true(tok[8] == '-' && tok[13] == '-' && tok[14] == '4');
+    /* who took it: "<uuid>;host=<name>;pid=<pid>;since=<ms>" (holder_info) */
+    char host[80], want[160];
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = '\0';
+    long pid = 0;
+    long long since = 0;
+    char got_host[80] = "";
+    assert_int_equal(sscanf(tok + 36, ";host=%79[^;];pid=%ld;since=%lld",
+                            got_host, &pid, &since), 3);
+    assert_int_equal(pid, (long)getpid());
+    snprintf(want, sizeof want, "%.64s", host);
+    for (char *p = want; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '.' || *p == '_'))
+            *p = '_';
+    assert_string_equal(got_host, want);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    assert_true(llabs((long long)now.tv_sec * 1000 - since) < 60000);
+    /* and a bare UUID without it (the default) */
+    redlock_options o;
+    redlock_options_init(&o);
+    const char *url = srv.url;
+    redlock_client *bare = redlock_connect(&url, 1, &o, NULL);
+    assert_non_null(bare);
+    redlock_lock *lb;
+    assert_int_equal(redlock_acquire(bare, "t:tok:bare", 10000, 0, &lb),
+                     REDLOCK_OK);
+    assert_int_equal(strlen(redlock_token(lb)), 36);
+    redlock_release(lb);
+    redlock_client_free(bare);
     assert_string_equal(redlock_key(l), "t:tok");
     char *v = rt_get(&srv, "t:tok");
     assert_string_equal(v, tok);

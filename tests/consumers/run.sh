@@ -82,6 +82,34 @@ unexpected=$(find "$prefix" -type f ! -name 'libredlock*' ! -name redlock.h \
 grep -q "^prefix=$prefix\$" "$pcfile" || die "redlock.pc does not use the install prefix: $(grep '^prefix=' "$pcfile")"
 echo "installed: $(cd "$prefix" && find . -type f -o -type l | sort | tr '\n' ' ')"
 
+# The exported target names its include directory once.
+targets=$(find "$prefix" -name redlockTargets.cmake | head -n 1)
+incl=$(grep -o 'INTERFACE_INCLUDE_DIRECTORIES "[^"]*"' "$targets" || true)
+[ "$(printf '%s' "$incl" | tr ';' '\n' | grep -c include)" -eq 1 ] ||
+    die "redlockTargets.cmake: $incl (the include directory once, expected)"
+
+# ---- 1b. the installed tool runs from its prefix, with a clean environment ------------
+if [ -x "$prefix/bin/redlock" ]; then
+    step "installed tool: env -i $prefix/bin/redlock --version"
+    out=$(env -i "$prefix/bin/redlock" --version) ||
+        die "the installed tool does not start with a clean environment"
+    case "$out" in *"$version"*) ;; *) die "redlock --version printed '$out'" ;; esac
+    echo "redlock --version: $out"
+    if [ "$shared" = ON ]; then
+        # It loads the library installed beside it, not another one.
+        loaded=$(env -i LD_TRACE_LOADED_OBJECTS=1 "$prefix/bin/redlock" |
+            awk '/libredlock\.so/ {print $3}')
+        [ -n "$loaded" ] &&
+            [ "$(readlink -f "$loaded")" = "$(readlink -f "$libdir/libredlock.so.0")" ] ||
+            die "the installed tool loads '$loaded', not $libdir/libredlock.so.0"
+        if command -v readelf >/dev/null; then
+            readelf -d "$prefix/bin/redlock" | grep -q 'RUNPATH.*\$ORIGIN' ||
+                die "the installed tool has no \$ORIGIN RUNPATH: $(readelf -d "$prefix/bin/redlock" | grep -E 'RPATH|RUNPATH')"
+        fi
+        echo "loads: $loaded"
+    fi
+fi
+
 # ---- 2a. find_package -------------------------------------------------------------
 step "find_package(redlock CONFIG REQUIRED)"
 "$cmake" -S "$here/find_package" -B "$work/find_package" -G "$generator" \

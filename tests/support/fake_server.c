@@ -444,8 +444,10 @@ static int parse_command(conn *c, fs_command *cmd, size_t *used)
         return -1;
     q = p;
     for (long long i = 0; i < argc; i++) {
-        long long len;
+        long long len = 0;
         q = header(q, end, '$', &len);
+        if (q == NULL || q == BAD) /* the first pass saw it whole */
+            return -1;
         cmd->argv[i] = malloc((size_t)len + 1);
         if (!cmd->argv[i])
             return -1;
