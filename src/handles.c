@@ -132,15 +132,10 @@ static redlock_lock *make(redlock_client *c, const char *key, size_t keylen,
     }
     if (qroom) {
         l->qkey = p;
-        if (sem_n) { /* the queue of any slot: the semaphore's */
-            char *slot = malloc(keyroom);
-            if (!slot) {
-                free(l);
-                return NULL;
-            }
-            size_t n = redlock__slot_name(key, keylen, 0, slot);
-            l->qkeylen = redlock__queue_name(slot, n, l->qkey);
-            free(slot);
+        if (sem_n) { /* the semaphore's: "<name>:redlock:sq" */
+            memcpy(l->qkey, key, keylen);
+            memcpy(l->qkey + keylen, ":redlock:sq", 11);
+            l->qkeylen = keylen + 11;
         } else {
             l->qkeylen = redlock__queue_name(key, keylen, l->qkey);
         }

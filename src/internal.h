@@ -422,7 +422,8 @@ redlock_status redlock__acquire_args(redlock_client *c, const char *key,
  * undone where it failed.  *pttl_hint: the holder's ttl left, or -1. */
 redlock_status redlock__attempt(redlock_client *c, redlock_lock *l,
                                 int64_t ttl_ms, int as_waiter,
-                                int64_t *validity_end, int64_t *pttl_hint);
+                                int64_t deadline_ns, int64_t *validity_end,
+                                int64_t *pttl_hint);
 /* l was acquired: held from now, with this ttl, validity and fence. */
 void redlock__acquired(redlock_lock *l, int64_t ttl_ms, int64_t validity_end,
                        int64_t fence);
@@ -544,7 +545,8 @@ typedef struct redlock__grant {
     int granted;
     int64_t fence;
     int64_t ttl; /* the ttl the grant set */
-    int sem;  /* key names a semaphore: a grant names one of its slots */
+    int sem;  /* > 0: key names a semaphore of that many slots, and a grant
+                 names one of them */
     int slot; /* the slot granted */
     pthread_cond_t cv; /* signalled for this wait alone */
     struct redlock__grant *next;

@@ -554,11 +554,12 @@ void redlock__acquired(redlock_lock *l, int64_t ttl_ms, int64_t validity_end,
 
 redlock_status redlock__attempt(redlock_client *c, redlock_lock *l,
                                 int64_t ttl_ms, int as_waiter,
-                                int64_t *validity_end, int64_t *pttl_hint)
+                                int64_t deadline_ns, int64_t *validity_end,
+                                int64_t *pttl_hint)
 {
     attempt at = {.pttl_hint = -1};
     redlock_status st =
-        acquire_once(c, l, ttl_ms, 1, 0, as_waiter, 1, op_deadline_ns(c), &at);
+        acquire_once(c, l, ttl_ms, 1, 0, as_waiter, 1, deadline_ns, &at);
     *validity_end = at.validity_end;
     *pttl_hint = at.pttl_hint;
     return st;

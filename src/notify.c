@@ -144,10 +144,12 @@ static void handle_grant(struct redlock_notifier *nf, const redisReply *m)
             if (keylen <= g->keylen + 9 || memcmp(key, g->key, g->keylen) ||
                 memcmp(key + g->keylen, ":redlock:", 9) || e - d > 9)
                 continue;
+            if (*d == '0' && e - d > 1)
+                continue; /* "07" is no slot's name */
             for (slot = 0; d < e && *d >= '0' && *d <= '9'; d++)
                 slot = slot * 10 + (*d - '0');
-            if (d != e)
-                continue;
+            if (d != e || slot >= g->sem)
+                continue; /* not one of our n slots */
         } else if (g->keylen != keylen || memcmp(g->key, key, keylen) != 0) {
             continue;
         }

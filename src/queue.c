@@ -65,15 +65,10 @@ size_t redlock__queue_name(const char *key, size_t keylen, char *out)
     /* A suffix, not "{key}...": ACL key patterns are prefixes ("~locks:*"),
      * and the fence counter is named the same way.  In Cluster it shares
      * the key's slot when the key has a hash tag ("{job}:lock"). */
-    /* A semaphore's slot, "<name>:redlock:<i>": the semaphore's queue. */
-    size_t d = keylen;
-    while (d > 0 && key[d - 1] >= '0' && key[d - 1] <= '9')
-        d--;
-    if (d < keylen && d >= 9 && memcmp(key + d - 9, ":redlock:", 9) == 0) {
-        memcpy(out, key, d);
-        memcpy(out + d, "sq", 2);
-        return d + 2;
-    }
+    /* Never a semaphore's queue, even for a key that looks like a slot
+     * ("<name>:redlock:5"): only a permit's handle names that queue, so
+     * that releasing a lock of such a name hands nothing to the
+     * semaphore's waiters (a holder too many). */
     memcpy(out, key, keylen);
     memcpy(out + keylen, SUFFIX, strlen(SUFFIX));
     return keylen + strlen(SUFFIX);
@@ -253,7 +248,7 @@ redlock_status redlock__queue_wait(redlock_client *c, redlock_lock *l,
 
     redlock__grant g;
     memset(&g, 0, sizeof g);
-    g.sem = l->sem_n > 0;
+    g.sem = l->sem_n;
     g.key = g.sem ? l->sem_name : l->key;
     g.keylen = g.sem ? l->sem_namelen : l->keylen;
     g.token = l->token;
@@ -278,7 +273,7 @@ redlock_status redlock__queue_wait(redlock_client *c, redlock_lock *l,
     int64_t first_sent = -1, sent = 0;
     uint64_t before = redlock__handle_seq(c);
     redlock_status st;
-    qreply q;
+    qreply q = {0, 0, -1, -1, -1};
     for (;;) {
         int last = redlock__now_ns() >= until_ns;
         if (last)
@@ -398,7 +393,7 @@ redlock_status redlock__queue_sem_try(redlock_client *c, redlock_lock *l,
     int64_t deadline =
         redlock__now_ns() + (int64_t)c->opts.node_timeout_ms * 1000000;
     int64_t sent = redlock__now_ms();
-    qreply q;
+    qreply q = {0, 0, -1, -1, -1};
     int uncertain = 0;
     redlock_status st = queue_try(c, l, &sl, ttl, ttllen, "", 0, Q_TRY,
                                   deadline, &q, &uncertain);

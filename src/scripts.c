@@ -198,11 +198,17 @@ const redlock__script redlock__script_enqueue_fenced = {
 const redlock__script redlock__script_sem = {"semaphore", SEM_BODY, SEM_SHA,
                                              1};
 
-/* KEYS[1] = lock key.  {value or nil, pttl} read in one atomic step. */
-const redlock__script redlock__script_inspect = {
-    "inspect",
-    "return {redis.call('get', KEYS[1]), redis.call('pttl', KEYS[1])}",
-    "756d3a49bbdb0067d28ddc35374118da8c43522e", 1};
+/* KEYS[1] = lock key.  {value or nil, pttl} read in one atomic step.  A
+ * value longer than any token (REDLOCK_TOKEN_MAX) is no lock, and is not
+ * sent: an error, rather than a reply over reply.c's bound that would
+ * fail the connection (redlock_list walks past such keys). */
+#define INSPECT_BODY                                                          \
+    "local n = redis.call('strlen', KEYS[1]) if n > 65536 then "              \
+    "return redis.error_reply('REDLOCKVALUE the key holds ' .. n .. "         \
+    "' bytes: no token is that long') end "                                   \
+    "return {redis.call('get', KEYS[1]), redis.call('pttl', KEYS[1])}"
+const redlock__script redlock__script_inspect = {"inspect", INSPECT_BODY,
+                                                 "446ed6f18ddb9ed8d299d9574061935fa6c6ae17", 1};
 
 const redlock__script *const redlock__scripts[] = {
     &redlock__script_release, &redlock__script_extend,

@@ -18,37 +18,51 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* N > 1: every slot in turn, from a random one; BUSY when all are held.
- * *hint: the soonest a slot's holder's ttl ends, or -1. */
+/* N > 1: the slots in turn, from a random one, until one is ours or
+ * deadline_ns (one node timeout for the whole try, as for a lock: a wait
+ * then returns within wait_ms + node_timeout_ms, however many slots);
+ * BUSY when those tried are held.  *hint: the soonest a slot's holder's
+ * ttl ends, or -1. */
 static redlock_status try_slots(redlock_client *c, redlock_lock *l,
                                 int64_t ttl_ms, int as_waiter,
-                                int64_t *validity_end, int64_t *hint)
+                                int64_t deadline_ns, int64_t *validity_end,
+                                int64_t *hint)
 {
     redlock_status st = REDLOCK_BUSY, worst = REDLOCK_BUSY;
     char msg[512] = "";
     int first = (int)redlock__random_between(0, l->sem_n - 1);
     *hint = -1;
-    for (int k = 0; k < l->sem_n; k++) {
+    int tried = 0;
+    for (int k = 0; k < l->sem_n && (k == 0 || redlock__now_ns() < deadline_ns);
+         k++, tried++) {
         redlock__handle_slot(l, (first + k) % l->sem_n);
         if ((st = redlock__handle_retoken(l)) != REDLOCK_OK)
             return st;
         int64_t h = -1;
-        st = redlock__attempt(c, l, ttl_ms, as_waiter, validity_end, &h);
+        st = redlock__attempt(c, l, ttl_ms, as_waiter, deadline_ns,
+                              validity_end, &h);
         if (st == REDLOCK_OK)
             return st;
         if (h >= 0 && (*hint < 0 || h < *hint))
             *hint = h;
         if (st != REDLOCK_BUSY && st != REDLOCK_IO)
             return st; /* AUTH, SERVER, NOMEM: the same on every slot */
+        if (st == REDLOCK_IO && tried > 0 && redlock__now_ns() >= deadline_ns)
+            break; /* cut short by the try's deadline: the others decide */
         if (st == REDLOCK_IO || worst == REDLOCK_BUSY) {
             worst = st;
             snprintf(msg, sizeof msg, "%s", redlock_last_error());
         }
     }
-    if (worst == REDLOCK_BUSY)
+    if (worst == REDLOCK_BUSY && tried == l->sem_n)
         return redlock__fail(REDLOCK_BUSY, "acquire \"%.80s\": all %d slots "
                                            "are held",
                              l->sem_name, l->sem_n);
+    if (worst == REDLOCK_BUSY)
+        return redlock__fail(REDLOCK_BUSY,
+                             "acquire \"%.80s\": the %d of %d slots tried "
+                             "within one node timeout are held",
+                             l->sem_name, tried, l->sem_n);
     return redlock__fail(worst, "%s", msg);
 }
 
@@ -68,9 +82,13 @@ static redlock_status wait_slots(redlock_client *c, redlock_lock *l,
         goto out;
     }
     int watching = 0;
+    int64_t nt = (int64_t)c->opts.node_timeout_ms * 1000000;
     for (int tries = 0;; tries++) {
         int64_t hint;
-        st = try_slots(c, l, ttl_ms, tries > 0, validity_end, &hint);
+        int64_t deadline = redlock__now_ns() + nt;
+        if (until_ns < INT64_MAX - nt && deadline > until_ns + nt)
+            deadline = until_ns + nt;
+        st = try_slots(c, l, ttl_ms, tries > 0, deadline, validity_end, &hint);
         if (st == REDLOCK_OK ||
             (st != REDLOCK_BUSY && st != REDLOCK_IO) ||
             redlock__now_ns() >= until_ns)
@@ -132,7 +150,7 @@ redlock_status redlock_acquire_n(redlock_client *c, const char *key, int n,
     else if (c->queued)
         st = redlock__queue_wait(c, l, ttl_ms, 1, until, &vend, &fence);
     else
-        st = wait_slots(c, l, ttl_ms, wait_ms == 0 ? 0 : until, &vend);
+        st = wait_slots(c, l, ttl_ms, until, &vend);
     if (st != REDLOCK_OK) {
         if (st == REDLOCK_BUSY && wait_ms > 0)
             redlock__fail(st,

@@ -156,10 +156,39 @@ static void quorum_of_three(void **state)
     redlock_client_free(c);
 }
 
+static void big_values_are_walked_past(void **state)
+{
+    (void)state;
+    /* A 2 MB value is no lock: list walks past it, inspect says what it
+     * is (not "unreachable"). */
+    redlock_client *c = client(1, 1);
+    size_t big = 2000000;
+    char *v = malloc(big + 1);
+    memset(v, 'x', big);
+    v[big] = '\0';
+    redisReply *r = rt_cmd(&srv[0], "SET lb:big %s PX 30000", v);
+    freeReplyObject(r);
+    free(v);
+    redlock_lock *a;
+    assert_int_equal(redlock_acquire(c, "lb:a", 30000, 0, &a), REDLOCK_OK);
+    struct found f = {0};
+    assert_int_equal(redlock_list(c, "lb:*", REDLOCK_LIST_ALL, collect, &f),
+                     REDLOCK_OK);
+    assert_int_equal(f.n, 1);
+    assert_string_equal(f.keys[0], "lb:a");
+    char tok[256];
+    assert_int_equal(redlock_inspect(c, "lb:big", tok, sizeof tok, NULL),
+                     REDLOCK_SERVER);
+    assert_non_null(strstr(redlock_last_error(), "no token"));
+    redlock_release(a);
+    redlock_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(one_node),
+        cmocka_unit_test(big_values_are_walked_past),
         cmocka_unit_test(quorum_of_three),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "delay_proxy.h"
 #include "redis_server.h"
 #include "redlock.h"
 
@@ -273,6 +274,95 @@ static void never_more_than_n_three_nodes(void **state)
     never_more_than_n(3);
 }
 
+static void *wait_alias(void *p)
+{
+    struct waiter *w = p;
+    w->st = redlock_acquire_n(w->c, "s:alias", 2, 10000, 1500, &w->l);
+    atomic_store(&w->done_at, now_ms());
+    return NULL;
+}
+
+static void lock_named_like_a_slot_hands_nothing_on(void **state)
+{
+    (void)state;
+    /* A plain lock whose name looks like a slot (out of range, or written
+     * "00") is no permit: its release must not admit a third holder. */
+    static const char *const names[] = {"s:alias:redlock:5",
+                                        "s:alias:redlock:00"};
+    for (size_t k = 0; k < 2; k++) {
+        redlock_client *a = client(1), *b = client(1);
+        redlock_lock *p0, *p1, *plain;
+        assert_int_equal(redlock_acquire_n(a, "s:alias", 2, 30000, 0, &p0),
+                         REDLOCK_OK);
+        assert_int_equal(redlock_acquire_n(a, "s:alias", 2, 30000, 0, &p1),
+                         REDLOCK_OK);
+        struct waiter w = {.c = b};
+        pthread_t t;
+        pthread_create(&t, NULL, wait_alias, &w);
+        usleep(200 * 1000); /* queued */
+        assert_int_equal(redlock_acquire(a, names[k], 30000, 0, &plain),
+                         REDLOCK_OK);
+        assert_int_equal(redlock_release(plain), REDLOCK_OK);
+        pthread_join(t, NULL);
+        if (w.st == REDLOCK_OK)
+            print_error("a third holder: %s\n", redlock_key(w.l));
+        assert_int_equal(w.st, REDLOCK_BUSY);
+        assert_int_equal(rt_pttl(&srv[0], names[k]), -2);
+        redlock_release(p0);
+        redlock_release(p1);
+        redlock_client_free(a);
+        redlock_client_free(b);
+    }
+}
+
+static void many_slots_try_is_bounded(void **state)
+{
+    (void)state;
+    /* Three nodes 5 ms away, 600 slots all held: one try looks at slots
+     * for one node timeout (50 ms), not for 600 round trips (3 s). */
+    enum { SLOTS = 600 };
+    redlock_client *a = client(3);
+    redlock_options o;
+    redlock_options_init(&o);
+    o.node_timeout_ms = 50;
+    rt_proxy *px[3];
+    const char *urls[3];
+    for (int i = 0; i < 3; i++) {
+        px[i] = rt_proxy_start(srv[i].port);
+        assert_non_null(px[i]);
+        urls[i] = rt_proxy_url(px[i]);
+    }
+    redlock_client *b = redlock_connect(urls, 3, &o, NULL);
+    assert_non_null(b);
+    for (int i = 0; i < 3; i++)
+        rt_proxy_delay(px[i], 0, 5); /* b's pooled connection to each */
+    redlock_lock **held = calloc(SLOTS, sizeof *held);
+    for (int i = 0; i < SLOTS; i++)
+        assert_int_equal(redlock_acquire_n(a, "s:many", SLOTS, 60000, 0,
+                                           &held[i]),
+                         REDLOCK_OK);
+    redlock_lock *l;
+    int64_t t0 = now_ms();
+    assert_int_equal(redlock_acquire_n(b, "s:many", SLOTS, 60000, 0, &l),
+                     REDLOCK_BUSY);
+    int64_t took = now_ms() - t0;
+    t0 = now_ms();
+    assert_int_equal(redlock_acquire_n(b, "s:many", SLOTS, 60000, 100, &l),
+                     REDLOCK_BUSY);
+    int64_t waited = now_ms() - t0;
+    print_message("a try over %d held slots: %lld ms; a wait of 100 ms: "
+                  "%lld ms\n", SLOTS, (long long)took, (long long)waited);
+    assert_true(took < 50 + 250);
+    assert_true(waited < 100 + 50 + 250);
+    for (int i = 0; i < SLOTS; i++)
+        redlock_release(held[i]);
+    free(held);
+    redlock_client_free(a);
+    redlock_client_free(b);
+    for (int i = 0; i < 3; i++)
+        rt_proxy_stop(px[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +373,8 @@ int main(void)
         cmocka_unit_test(crashed_holder_frees_its_slot),
         cmocka_unit_test(never_more_than_n_one_node),
         cmocka_unit_test(never_more_than_n_three_nodes),
+        cmocka_unit_test(lock_named_like_a_slot_hands_nothing_on),
+        cmocka_unit_test(many_slots_try_is_bounded),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
