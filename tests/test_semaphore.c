@@ -342,14 +342,16 @@ static void many_slots_try_is_bounded(void **state)
                                            &held[i]),
                          REDLOCK_OK);
     redlock_lock *l;
+    /* BUSY, or IO when a slot's attempt is cut by the node timeout (a
+     * slow run: valgrind); never a slot, and never late */
     int64_t t0 = now_ms();
-    assert_int_equal(redlock_acquire_n(b, "s:many", SLOTS, 60000, 0, &l),
-                     REDLOCK_BUSY);
+    redlock_status st = redlock_acquire_n(b, "s:many", SLOTS, 60000, 0, &l);
     int64_t took = now_ms() - t0;
+    assert_true(st == REDLOCK_BUSY || st == REDLOCK_IO);
     t0 = now_ms();
-    assert_int_equal(redlock_acquire_n(b, "s:many", SLOTS, 60000, 100, &l),
-                     REDLOCK_BUSY);
+    st = redlock_acquire_n(b, "s:many", SLOTS, 60000, 100, &l);
     int64_t waited = now_ms() - t0;
+    assert_true(st == REDLOCK_BUSY || st == REDLOCK_IO);
     print_message("a try over %d held slots: %lld ms; a wait of 100 ms: "
                   "%lld ms\n", SLOTS, (long long)took, (long long)waited);
     assert_true(took < 50 + 250);
