@@ -27,10 +27,54 @@ typedef struct seen {
     int votes;
 } seen;
 
+/* The keys seen so far (N > 1), with an open-addressing index into v so
+ * that a walk of many locks stays linear. */
 typedef struct table {
     seen *v;
     size_t n, cap;
+    size_t *index; /* entries + 1, 0 = empty; a power of two long */
+    size_t nindex;
 } table;
+
+static size_t hash(const char *key, size_t len)
+{
+    size_t h = (size_t)2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)key[i]) * (size_t)16777619u;
+    return h;
+}
+
+/* Where key is in the index, or the empty place it would go. */
+static size_t *place(const table *t, const char *key, size_t keylen)
+{
+    size_t mask = t->nindex - 1;
+    for (size_t i = hash(key, keylen) & mask;; i = (i + 1) & mask) {
+        size_t *p = &t->index[i];
+        if (!*p || (t->v[*p - 1].keylen == keylen &&
+                    memcmp(t->v[*p - 1].key, key, keylen) == 0))
+            return p;
+    }
+}
+
+/* Keep the index at most half full. */
+static int grow_index(table *t)
+{
+    if (t->nindex && (t->n + 1) * 2 <= t->nindex)
+        return 0;
+    size_t n = t->nindex ? t->nindex * 2 : 128;
+    size_t *old = t->index, oldn = t->nindex;
+    t->index = calloc(n, sizeof *t->index);
+    if (!t->index) {
+        t->index = old;
+        return -1;
+    }
+    t->nindex = n;
+    for (size_t i = 0; i < oldn; i++)
+        if (old[i])
+            *place(t, t->v[old[i] - 1].key, t->v[old[i] - 1].keylen) = old[i];
+    free(old);
+    return 0;
+}
 
 /* "<36 chars>;host=H;pid=P;since=S": the parts, or -1. */
 static int parse_holder(const char *v, size_t len, char *host, size_t hostlen,
@@ -82,16 +126,17 @@ static int emit(const seen *s, int (*fn)(const redlock_holder *, void *),
 static redlock_status add(table *t, const char *key, size_t keylen,
                           const char *value, size_t vallen, int64_t pttl)
 {
-    for (size_t i = 0; i < t->n; i++) { /* N > 1 only: small lists */
-        seen *s = &t->v[i];
-        if (s->keylen == keylen && memcmp(s->key, key, keylen) == 0) {
-            if (s->vallen == vallen && memcmp(s->value, value, vallen) == 0) {
-                s->votes++;
-                if (pttl < s->pttl)
-                    s->pttl = pttl;
-            }
-            return REDLOCK_OK;
+    if (grow_index(t) != 0)
+        return redlock__fail(REDLOCK_NOMEM, "out of memory");
+    size_t *at = place(t, key, keylen);
+    if (*at) {
+        seen *s = &t->v[*at - 1];
+        if (s->vallen == vallen && memcmp(s->value, value, vallen) == 0) {
+            s->votes++;
+            if (pttl < s->pttl)
+                s->pttl = pttl;
         }
+        return REDLOCK_OK;
     }
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 64;
@@ -117,7 +162,7 @@ static redlock_status add(table *t, const char *key, size_t keylen,
     s->vallen = vallen;
     s->pttl = pttl;
     s->votes = 1;
-    t->n++;
+    *at = ++t->n;
     return REDLOCK_OK;
 }
 
@@ -240,7 +285,7 @@ redlock_status redlock_list(redlock_client *c, const char *pattern,
         return redlock__fail(REDLOCK_INVALID, "unknown flags 0x%x", flags);
     if (!pattern || !*pattern)
         pattern = "*";
-    table t = {NULL, 0, 0};
+    table t = {NULL, 0, 0, NULL, 0};
     int stop = 0, walked = 0;
     redlock_status st = REDLOCK_OK, last = REDLOCK_OK;
     char msg[512] = "";
@@ -272,5 +317,6 @@ redlock_status redlock_list(redlock_client *c, const char *pattern,
         free(t.v[k].value);
     }
     free(t.v);
+    free(t.index);
     return st;
 }

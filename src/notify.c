@@ -257,8 +257,8 @@ static redlock__watch *find(struct redlock_notifier *nf, const char *ch,
 }
 
 /* A push from a subscriber connection: ["message", ch, payload] or
- * ["subscribe", ch, n] wake the key's waiters. */
-/* -1 when the connection must be dropped. */
+ * ["subscribe", ch, n] wake the key's waiters; on the grant channel, a
+ * message grants one wait.  -1 when the connection must be dropped. */
 static int handle_push(struct redlock_notifier *nf, redlock__conn *s,
                        const redisReply *r)
 {

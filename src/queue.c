@@ -10,9 +10,9 @@
  * publishes the grant on "redlock:grant:<client id>" (the client's
  * notifier listens there), and sets the key to the waiter's token with the
  * waiter's ttl, all only if the key still held the releaser's token.  An
- * entry whose client no longer listens (PUBLISH reached nobody: killed, or
- * its subscription is down) is skipped, so a dead waiter never holds the
- * queue up.
+ * entry whose client no longer listens (the grant reached nobody: killed,
+ * or its subscription is down) is skipped, so a dead waiter never holds
+ * the queue up.
  *
  * A wait (one acquire call) keeps one entry:
  *  - its first try pushes it (in the same round trip that finds the key
@@ -64,8 +64,8 @@ size_t redlock__queue_name(const char *key, size_t keylen, char *out)
 {
     /* A suffix, not "{key}...": ACL key patterns are prefixes ("~locks:*"),
      * and the fence counter is named the same way.  In Cluster it shares
-     * the key's slot when the key has a hash tag ("{job}:lock"). */
-    /* Never a semaphore's queue, even for a key that looks like a slot
+     * the key's slot when the key has a hash tag ("{job}:lock").  Never a
+     * semaphore's queue, even for a key that looks like a slot
      * ("<name>:redlock:5"): only a permit's handle names that queue, so
      * that releasing a lock of such a name hands nothing to the
      * semaphore's waiters (a holder too many). */
@@ -211,6 +211,25 @@ static redlock_status queue_try(redlock_client *c, redlock_lock *l,
     return st;
 }
 
+/* A wait of our own token ends without the lock, and the key may be ours
+ * on the node all the same (a try that failed after sending, or one that
+ * placed it with no validity left): a token-checked delete, at the next
+ * contact, hands it on.  For a permit: its slot (in_slot: the handle names
+ * it), else any of them.  A caller's token gets none: another process may
+ * hold it. */
+static void give_up(redlock_client *c, redlock_lock *l, const slots *sl,
+                    int own_token, int in_slot)
+{
+    if (!own_token)
+        return;
+    if (!l->sem_n || in_slot)
+        redlock__node_add_ghost(&c->nodes[0], l->key, l->keylen, l->token);
+    else
+        for (int i = 0; i < l->sem_n; i++)
+            redlock__node_add_ghost(&c->nodes[0], sl->name[i], sl->len[i],
+                                    l->token);
+}
+
 /* When a queued waiter at pos should look again by itself. */
 static int64_t check_after_ms(const qreply *q)
 {
@@ -306,12 +325,14 @@ redlock_status redlock__queue_wait(redlock_client *c, redlock_lock *l,
             *fence = q.fence;
             if (l->sem_n)
                 redlock__handle_slot(l, q.slot);
-            if (*validity_end <= redlock__now_ms())
+            if (*validity_end <= redlock__now_ms()) {
                 st = redlock__fail(REDLOCK_IO,
                                    "acquire \"%.80s\": the try took longer "
                                    "than the validity of a %" PRId64
                                    " ms ttl",
                                    l->key, ttl_ms);
+                give_up(c, l, &sl, own_token, 1);
+            }
             break;
         }
         if (st == REDLOCK_OK) { /* another token holds it */
@@ -335,12 +356,8 @@ redlock_status redlock__queue_wait(redlock_client *c, redlock_lock *l,
             /* The wait is over without the lock, and the last try may have
              * left the entry (or even the key: a lying server): a delete of
              * our own token hands the key on at the next contact. */
-            for (int i = 0; uncertain && own_token && i < l->sem_n; i++)
-                redlock__node_add_ghost(&c->nodes[0], sl.name[i], sl.len[i],
-                                        l->token);
-            if (uncertain && own_token && !l->sem_n)
-                redlock__node_add_ghost(&c->nodes[0], l->key, l->keylen,
-                                        l->token);
+            if (uncertain)
+                give_up(c, l, &sl, own_token, 0);
             break;
         }
         if (wake_ns > until_ns)
@@ -401,19 +418,20 @@ redlock_status redlock__queue_sem_try(redlock_client *c, redlock_lock *l,
         redlock__handle_slot(l, q.slot);
         *validity_end =
             redlock__validity_end_ms(sent, ttl_ms, c->opts.drift_factor);
-        if (*validity_end <= redlock__now_ms())
+        if (*validity_end <= redlock__now_ms()) {
             st = redlock__fail(REDLOCK_IO,
                                "acquire \"%.80s\": the try took longer than "
                                "the validity of a %" PRId64 " ms ttl",
                                l->sem_name, ttl_ms);
+            give_up(c, l, &sl, 1, 1);
+        }
     } else if (st == REDLOCK_OK) {
         st = redlock__fail(REDLOCK_BUSY,
                            "acquire \"%.80s\": all %d slots are held",
                            l->sem_name, l->sem_n);
+    } else if (uncertain) {
+        give_up(c, l, &sl, 1, 0);
     }
-    for (int i = 0; st != REDLOCK_OK && uncertain && i < l->sem_n; i++)
-        redlock__node_add_ghost(&c->nodes[0], sl.name[i], sl.len[i],
-                                l->token);
     slots_free(&sl);
     return st;
 }
