@@ -212,31 +212,35 @@ static void queue_ghosts(redlock__node *n, redlock__conn *c)
     int queued = n->client && n->client->queued;
     int fenced = queued && n->opts->fencing;
     for (g = n->ghosts; g; g = g->next, count++) {
+        /* EVAL release 1|2|3 key [queue [fence]] token handoff-ms 0 */
         char *names = NULL;
-        const char *argv[9];
-        size_t len[9];
-        int k = 0;
-        argv[k] = "EVAL", len[k++] = 4;
-        argv[k] = redlock__script_release.body, len[k] = strlen(argv[k]), k++;
-        argv[k] = fenced ? "3" : queued ? "2" : "1", len[k++] = 1;
-        argv[k] = g->key, len[k++] = g->keylen;
+        const char *argv[9] = {"EVAL", redlock__script_release.body,
+                               fenced ? "3" : queued ? "2" : "1", g->key};
+        size_t len[9] = {4, strlen(redlock__script_release.body), 1,
+                         g->keylen};
+        int k = 4;
         if (queued) {
             names = malloc(2 * g->keylen + REDLOCK__QNAME_EXTRA + 6);
             if (!names)
                 break;
-            argv[k] = names;
             len[k] = redlock__queue_name(g->key, g->keylen, names);
+            argv[k] = names;
             if (fenced) {
-                char *f = names + len[k++];
+                char *f = names + len[k];
                 memcpy(f, g->key, g->keylen);
                 memcpy(f + g->keylen, ":fence", 6);
-                argv[k] = f, len[k] = g->keylen + 6;
+                k++;
+                argv[k] = f;
+                len[k] = g->keylen + 6;
             }
             k++;
         }
-        argv[k] = g->token, len[k] = strlen(g->token), k++;
-        argv[k] = REDLOCK__HANDOFF_MS, len[k] = strlen(argv[k]), k++;
-        argv[k] = "0", len[k++] = 1;
+        argv[k] = g->token;
+        len[k++] = strlen(g->token);
+        argv[k] = REDLOCK__HANDOFF_MS;
+        len[k++] = strlen(REDLOCK__HANDOFF_MS);
+        argv[k] = "0";
+        len[k++] = 1;
         int rc = redlock__resp_append(&c->out, k, argv, len);
         free(names);
         if (rc != 0)
