@@ -97,7 +97,8 @@ extern "C" {
     XX(SERVER, 4, "Redis answered with an error")                             \
     XX(AUTH, 5, "authentication refused by Redis")                            \
     XX(INVALID, 6, "invalid argument, URL or option")                         \
-    XX(NOMEM, 7, "out of memory")
+    XX(NOMEM, 7, "out of memory")                                             \
+    XX(TLS, 8, "TLS handshake or certificate check failed")
 
 typedef enum redlock_status {
 #define REDLOCK_STATUS_ENUM_(name, value, msg) REDLOCK_##name = value,
@@ -120,6 +121,12 @@ typedef enum redlock_status {
  *  REDLOCK_AUTH      NOAUTH, WRONGPASS, or a refused ACL user.
  *  REDLOCK_INVALID   a bad argument, URL or option.
  *  REDLOCK_NOMEM     an allocation failed; nothing was lost.
+ *  REDLOCK_TLS       the TLS handshake failed for a reason waiting will not
+ *                    cure: the server's certificate is from an unknown CA,
+ *                    for another name, expired or not yet valid; the
+ *                    server wants a client certificate or refused ours; a
+ *                    plaintext server on a TLS URL or the reverse.  The
+ *                    message says which.  Ends a wait, as REDLOCK_AUTH does.
  */
 
 /* A connection to 1..REDLOCK_MAX_NODES Redis nodes.  Opaque. */
@@ -175,6 +182,40 @@ typedef struct redlock_options {
      * it may read it (redlock_key(), redlock_token()...). [NULL] */
     void (*on_lost)(const redlock_lock *lock, void *arg);
     void *on_lost_arg;
+
+    /* ---- TLS: rediss:// and rediss+sentinel:// URLs (README, "TLS") ----
+     * The strings are copied by redlock_connect(); files are read there
+     * (a missing or unreadable one is REDLOCK_INVALID, never a hang). */
+    /* Non-zero: redis:// and redis+sentinel:// URLs use TLS too, as if
+     * written rediss:// (redis-cli's --tls).  unix:// never does. [0] */
+    int tls;
+    /* CA certificates the servers' certificates must chain to: a PEM
+     * bundle file and/or a directory prepared with `openssl rehash`.
+     * [both NULL: the system's store (/etc/ssl/certs, or $SSL_CERT_FILE
+     * and $SSL_CERT_DIR as OpenSSL reads them)] */
+    const char *tls_cacert;
+    const char *tls_cacertdir;
+    /* A client certificate (PEM, chain allowed) and its unencrypted
+     * private key (PEM), for servers that check clients
+     * (tls-auth-clients).  Both or neither. [NULL] */
+    const char *tls_cert;
+    const char *tls_key;
+    /* The server name sent in SNI and that the certificate must carry.
+     * [NULL: the URL's host; an IP literal is checked against the
+     * certificate's IP addresses and sends no SNI] */
+    const char *tls_sni;
+    /* DANGEROUS, for tests and emergencies only.  Non-zero accepts any
+     * certificate from anyone: no chain, name or date check, so whoever
+     * can reach the path can pose as Redis and hand the lock to two
+     * holders.  Traffic is still encrypted. [0] */
+    int tls_insecure;
+
+    /* ---- Sentinel: redis+sentinel:// URLs (README, "Sentinel") ----
+     * Credentials for the sentinels themselves when they differ from the
+     * URL's (which are the master's): a URL's ?sentinel_user= and
+     * ?sentinel_password= win over these.  Copied. [NULL: the URL's] */
+    const char *sentinel_user;
+    const char *sentinel_password;
 } redlock_options;
 
 /*
@@ -187,10 +228,25 @@ REDLOCK_API void redlock_options_init(redlock_options *opts);
  * Connect to n Redis nodes (1 for a plain single node, an odd N >= 3 for
  * Redlock).  URLs:
  *     redis://[[user][:password]@]host[:port][/db]       host may be [::1]
+ *     rediss://...                   the same over TLS (options tls_*)
  *     unix://[[user][:password]@]/path/to/socket[?db=N]
- * user and password are percent-decoded; port is 1..65535 (default 6379);
- * db is a non-negative number (default 0).  AUTH and SELECT run on every
- * new connection, reconnects included.  The URL strings are copied.
+ *     redis+sentinel://[[user][:password]@]host[:port][,host[:port]...]
+ *                      /master_name[/db][?sentinel_user=U&sentinel_password=P]
+ *     rediss+sentinel://...          the same, sentinels and master over TLS
+ * user and password are percent-decoded; port is 1..65535 (default 6379,
+ * 26379 for a sentinel); db is a non-negative number (default 0).  AUTH
+ * and SELECT run on every new connection, reconnects included.  The URL
+ * strings are copied.
+ *
+ * A Sentinel URL is one node whose address the sentinels give: the client
+ * asks them (SENTINEL GET-MASTER-ADDR-BY-NAME, in turn, the first that
+ * answers moved to the front), checks with ROLE on every new connection
+ * that it reached a master, and asks again after a connection error, a
+ * READONLY or MASTERDOWN reply, a connection that reaches a replica, or a
+ * +switch-master message (one sentinel is subscribed to, from a thread of
+ * the client's).  A lock whose key did not reach the promoted replica is
+ * found lost by its next renewal (on_lost), never written again there.
+ * Several Sentinel URLs make a Redlock quorum of Sentinel-managed groups.
  *
  * opts may be NULL for the defaults; it is copied.
  *
@@ -203,10 +259,17 @@ REDLOCK_API void redlock_options_init(redlock_options *opts);
  * NULL with *status (if status is not NULL) set to:
  *   REDLOCK_INVALID  urls NULL, n outside 1..REDLOCK_MAX_NODES, a malformed
  *                    URL (the message says which part), a timeout <= 0, a
- *                    negative count, a drift outside [0, 0.5), or fencing
- *                    with n > 1;
- *   REDLOCK_IO       too few nodes reachable within the timeouts;
+ *                    negative count, a drift outside [0, 0.5), fencing
+ *                    with n > 1, TLS asked of a build without it
+ *                    (REDLOCK_WITH_TLS=OFF), a TLS file that cannot be
+ *                    read or used, tls_cert without tls_key (or the
+ *                    reverse), or a master name that the sentinels that
+ *                    answered do not know;
+ *   REDLOCK_IO       too few nodes reachable within the timeouts (for a
+ *                    Sentinel URL: no sentinel answered, or the master it
+ *                    named did not);
  *   REDLOCK_AUTH     a node refused the credentials (or wants some);
+ *   REDLOCK_TLS      a TLS handshake failed (see REDLOCK_TLS above);
  *   REDLOCK_SERVER   a node refused SELECT or the script load;
  *   REDLOCK_NOMEM.
  * On success *status is REDLOCK_OK.  Thread-safe.

@@ -69,6 +69,7 @@ int64_t redlock__jitter_ms(int64_t delay_ms);
 
 typedef struct redlock__url {
     int is_unix;    /* 1 for unix://, 0 for redis:// */
+    int tls;        /* 1 for rediss:// */
     char *host;     /* redis://: host name or IP literal, brackets removed */
     int port;       /* redis://: 1..65535, default 6379 */
     char *path;     /* unix://: absolute socket path */

@@ -33,6 +33,15 @@ redlock_status redlock__node_init(redlock__node *n, const char *url,
     redlock_status st = redlock__url_parse(url, &n->url);
     if (st != REDLOCK_OK)
         return st;
+#ifndef REDLOCK_WITH_TLS
+    if (n->url.tls || (opts->tls && !n->url.is_unix)) {
+        redlock__url_clear(&n->url);
+        return redlock__fail(REDLOCK_INVALID,
+                             "TLS (rediss://, or the tls option) is not in "
+                             "this build of libredlock (REDLOCK_WITH_TLS "
+                             "was OFF or OpenSSL was not found)");
+    }
+#endif
     redlock__url_describe(&n->url, n->name, sizeof n->name);
     n->opts = opts;
     /* A quarter of the node's budget, at most 100 ms (the one-node path

@@ -588,9 +588,10 @@ redlock_status redlock__url_parse(const char *url, redlock__url *out)
         st = parse_redis(url, sep + 3, &u);
     else if (same_word(url, slen, "unix"))
         st = parse_unix(url, sep + 3, &u);
-    else if (same_word(url, slen, "rediss"))
-        st = bad(url, "TLS (rediss://) is not supported by this build "
-                      "(hiredis 0.14); use redis:// through a TLS tunnel");
+    else if (same_word(url, slen, "rediss")) {
+        st = parse_redis(url, sep + 3, &u);
+        u.tls = 1;
+    }
     else
         st = bad(url, "unsupported scheme \"%s\" (expected redis:// or "
                       "unix://)",

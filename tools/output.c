@@ -97,6 +97,7 @@ int cli_exit_code(redlock_status st, int busy_code)
     case REDLOCK_SERVER:
         return XS_PROTOCOL;
     case REDLOCK_AUTH:
+    case REDLOCK_TLS: /* an identity refused, ours or the server's */
         return XS_NOPERM;
     case REDLOCK_INVALID:
         return XS_USAGE;
