@@ -176,9 +176,14 @@ static void stray_add(pid_t pid)
         }
 }
 
+/* Set by a test: the program gets no $SSL_CERT_FILE / $SSL_CERT_DIR either
+ * (the *_tls variants set them), so the system's store lacks the test CA. */
+static int strip_system_ca;
+
 static int reap_all(void **state)
 {
     (void)state;
+    strip_system_ca = 0;
     for (int i = 0; i < MAX_STRAY; i++)
         if (strays[i] > 0) {
             kill(strays[i], SIGKILL);
@@ -220,8 +225,8 @@ static void close_inherited(posix_spawn_file_actions_t *fa)
 
 /*
  * Start redlock with argv (without the program name) and an environment
- * that is ours minus REDLOCK_URL and REDISCLI_AUTH, plus env (NULL: just
- * REDLOCK_URL=<main server>).
+ * that is ours minus what redlock reads (stripped_env()), plus env (NULL:
+ * just REDLOCK_URL=<main server>).
  */
 static void prog_start(proc *p, const char *const *env, const char *const *args);
 
@@ -240,6 +245,20 @@ static void cli_start(proc *p, const char *const *env, const char *const *argv)
  * a new session (NULL: /dev/null, in a new process group). */
 static const char *start_tty;
 
+/* Ours that the program must not inherit: what redlock reads, which each
+ * test gives explicitly. */
+static int stripped_env(const char *e)
+{
+    static const char *const names[] = {
+        "REDLOCK_URL=", "REDISCLI_AUTH=", "REDLOCK_CACERT=", "REDLOCK_CACERTDIR=",
+        "REDLOCK_CERT=", "REDLOCK_CERT_KEY=", "REDLOCK_SNI=", "REDLOCK_SENTINEL_AUTH="};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strncmp(e, names[i], strlen(names[i])) == 0)
+            return 1;
+    return strip_system_ca &&
+           (strncmp(e, "SSL_CERT_FILE=", 14) == 0 || strncmp(e, "SSL_CERT_DIR=", 13) == 0);
+}
+
 /* The same for any program (args[0], searched in PATH), e.g. one that
  * starts redlock. */
 static void prog_start(proc *p, const char *const *env, const char *const *args)
@@ -253,7 +272,7 @@ static void prog_start(proc *p, const char *const *env, const char *const *args)
     const char *envp[512];
     int ne = 0;
     for (char **e = environ; *e && ne < 480; e++)
-        if (strncmp(*e, "REDLOCK_URL=", 12) != 0 && strncmp(*e, "REDISCLI_AUTH=", 14) != 0)
+        if (!stripped_env(*e))
             envp[ne++] = *e;
     for (int i = 0; env[i] && ne < 510; i++)
         envp[ne++] = env[i];
@@ -931,7 +950,7 @@ static void rediscli_auth_and_passwords(void **state)
     (void)state;
     static proc p;
     char url[200], env_url[220], bad_url[200];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", G->pw.port);
+    assert_non_null(rt_url(&G->pw, url, sizeof url, NULL, NULL));
     snprintf(env_url, sizeof env_url, "REDLOCK_URL=%s", url);
     const char *const good[] = {env_url, "REDISCLI_AUTH=" PASSWORD, NULL};
     const char *const wrong[] = {env_url, "REDISCLI_AUTH=Wr0ngPa55", NULL};
@@ -952,7 +971,7 @@ static void rediscli_auth_and_passwords(void **state)
     expect_code(&p, cli_env(&p, wrong, ARGV("run", "cli:auth", "--", "true"), 15000), 77);
     one_error_line(&p);
     assert_null(strstr(p.err, "Wr0ngPa55"));
-    snprintf(bad_url, sizeof bad_url, "redis://:Wr0ngPa55@127.0.0.1:%d", G->pw.port);
+    assert_non_null(rt_url(&G->pw, bad_url, sizeof bad_url, ":Wr0ngPa55", NULL));
     expect_code(&p, cli_env(&p, none, ARGV("-u", bad_url, "acquire", "cli:auth"), 15000), 77);
     one_error_line(&p);
     assert_null(strstr(p.err, "Wr0ngPa55"));
@@ -971,12 +990,11 @@ static void rediscli_auth_and_passwords(void **state)
 
     /* a password in the URL wins over $REDISCLI_AUTH */
     char ok_url[200];
-    snprintf(ok_url, sizeof ok_url, "redis://:pa%%40ss%%3Aw%%2Frd%%259@127.0.0.1:%d",
-             G->pw.port);
+    assert_non_null(rt_url(&G->pw, ok_url, sizeof ok_url, ":pa%40ss%3Aw%2Frd%259", NULL));
     expect_code(&p, cli_env(&p, wrong, ARGV("-u", ok_url, "status", "cli:auth"), 15000), 1);
     /* a URL with a user name and no password takes $REDISCLI_AUTH */
     char user_url[200];
-    snprintf(user_url, sizeof user_url, "redis://default@127.0.0.1:%d/0", G->pw.port);
+    assert_non_null(rt_url(&G->pw, user_url, sizeof user_url, "default", "/0"));
     expect_code(&p, cli_env(&p, good, ARGV("-u", user_url, "status", "cli:auth"), 15000), 1);
     /* so does a unix socket */
     char unix_url[200];
@@ -2137,6 +2155,208 @@ static void ttl_without_validity_is_a_usage_error(void **state)
     one_error_line(&p);
 }
 
+/* ---- TLS ---------------------------------------------------------------------------- */
+
+/* Bad TLS options and files are usage errors (64) that name the option or
+ * variable and the file, before any connection; flags win over the
+ * environment.  No TLS server needed. */
+static void tls_options_are_checked(void **state)
+{
+    (void)state;
+    static proc p;
+    char good[128], dir_env[160], bad_env[160], good_env[200];
+    snprintf(good, sizeof good, "%s/some.pem", G->dir);
+    FILE *f = fopen(good, "w");
+    assert_non_null(f);
+    fputs("not checked by redlock, only read\n", f);
+    fclose(f);
+    snprintf(dir_env, sizeof dir_env, "REDLOCK_CACERT=%s", G->dir);
+    snprintf(bad_env, sizeof bad_env, "REDLOCK_CACERT=%s/missing.pem", G->dir);
+    snprintf(good_env, sizeof good_env, "REDLOCK_CERT=%s", good);
+    struct {
+        const char *const *env, *const *argv;
+        const char *must[2];
+    } cases[] = {
+        {NULL, ARGV("--cacert", "/nonexistent/ca.pem", "status", "k"),
+         {"--cacert", "/nonexistent/ca.pem"}},
+        {NULL, ARGV("status", "k", "--cacert=/nonexistent/ca.pem"),
+         {"--cacert", "/nonexistent/ca.pem"}},
+        {NULL, ARGV("--cacert", G->dir, "status", "k"), {G->dir, "not a regular file"}},
+        {ARGV(G->env_url, bad_env), ARGV("status", "k"), {"$REDLOCK_CACERT", "missing.pem"}},
+        {ARGV(G->env_url, dir_env), ARGV("status", "k"), {"$REDLOCK_CACERT", G->dir}},
+        {NULL, ARGV("--cacertdir", "/nonexistent/dir", "status", "k"),
+         {"--cacertdir", "/nonexistent/dir"}},
+        {NULL, ARGV("--cert", "/nonexistent/c.pem", "--key", good, "status", "k"),
+         {"--cert", "/nonexistent/c.pem"}},
+        {NULL, ARGV("--cert", good, "--key", "/nonexistent/k.pem", "status", "k"),
+         {"--key", "/nonexistent/k.pem"}},
+        {NULL, ARGV("--cert", good, "status", "k"), {"--cert", "--key"}},
+        {ARGV(G->env_url, good_env), ARGV("status", "k"), {"$REDLOCK_CERT", "--key"}},
+        {NULL, ARGV("--sni", "", "status", "k"), {"--sni", "empty"}},
+        {NULL, ARGV("status", "k", "--cacert"), {"--cacert", "value"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int code = cli_env(&p, cases[i].env, cases[i].argv, 10000);
+        print_message("case %zu -> %d: %s", i, code, p.err);
+        expect_code(&p, code, 64);
+        one_error_line(&p);
+        for (int k = 0; k < 2; k++)
+            assert_non_null(strstr(p.err, cases[i].must[k]));
+        assert_int_equal(p.nout, 0);
+    }
+    /* the flag wins over a bad $REDLOCK_CACERT; over plaintext it is unused */
+    if (!G->main.tls) {
+        expect_code(&p, cli_env(&p, ARGV(G->env_url, bad_env),
+                                ARGV("--cacert", good, "status", "cli:tlsopt"), 10000),
+                    1);
+        /* TLS options never turn TLS on by themselves */
+        expect_code(&p, cli_env(&p, ARGV(G->env_url, "REDLOCK_SNI=x.example"),
+                                ARGV("--insecure", "status", "cli:tlsopt"), 10000),
+                    1);
+    }
+    unlink(good);
+}
+
+/* The certificates made by make_certs.sh, when the run has them. */
+static const char *certs_dir(void)
+{
+    const char *d = getenv("REDLOCK_TEST_CERTS");
+    if (!d || !*d)
+        d = getenv("REDLOCK_TEST_TLS");
+    return d && *d ? d : NULL;
+}
+
+static void cert_path(char *buf, size_t len, const char *name)
+{
+    snprintf(buf, len, "%s/%s", certs_dir(), name);
+}
+
+static int tls_run(proc *p, const char *const *env, const char *url, const char *const *opts)
+{
+    const char *args[24];
+    int n = 0;
+    args[n++] = "-u";
+    args[n++] = url;
+    for (int i = 0; opts && opts[i] && n < 18; i++)
+        args[n++] = opts[i];
+    args[n++] = "run";
+    args[n++] = "cli:tls";
+    args[n++] = "--";
+    args[n++] = "echo";
+    args[n++] = "ran";
+    args[n] = NULL;
+    return cli_env(p, env ? env : ARGV("REDLOCK_X=1"), args, 15000);
+}
+
+static void expect_ran(proc *p, int code)
+{
+    expect_code(p, code, 0);
+    assert_string_equal(p->out, "ran\n");
+}
+
+/* A TLS failure: 77 and one line that says it is about a certificate or
+ * TLS. */
+static void expect_tls_refused(proc *p, int code)
+{
+    print_message("refused: %d %s", code, p->err);
+    expect_code(p, code, 77);
+    one_error_line(p);
+    assert_true(strcasestr(p->err, "certificate") || strcasestr(p->err, "TLS"));
+}
+
+/* `redlock run` over TLS: the CA from --cacert, $REDLOCK_CACERT or
+ * --cacertdir (never the system's store: the test strips $SSL_CERT_FILE),
+ * client certificates, and the refusals: unknown CA, wrong name, a server
+ * that wants a client certificate, plaintext on a rediss:// URL. */
+static void run_over_tls(void **state)
+{
+    (void)state;
+    if (!certs_dir())
+        skip(); /* printed by cmocka as SKIPPED, counted */
+    static proc p;
+    static rt_server srv, mtls, wrong, unknown, plain, pw;
+    char ca[300], cadir[300], cc[300], ck[300], oc[300], okey[300], wc[300], wk[300],
+        uc[300], uk[300];
+    cert_path(ca, sizeof ca, "ca.crt");
+    cert_path(cadir, sizeof cadir, "cadir");
+    cert_path(cc, sizeof cc, "client.crt");
+    cert_path(ck, sizeof ck, "client.key");
+    cert_path(oc, sizeof oc, "other-client.crt");
+    cert_path(okey, sizeof okey, "other-client.key");
+    cert_path(wc, sizeof wc, "wrongname.crt");
+    cert_path(wk, sizeof wk, "wrongname.key");
+    cert_path(uc, sizeof uc, "unknown.crt");
+    cert_path(uk, sizeof uk, "unknown.key");
+    const char *d = certs_dir();
+    assert_int_equal(rt_server_start_tls(&srv, d, NULL), 0);
+    assert_int_equal(rt_server_start_tls(&mtls, d, ARGV("--tls-auth-clients", "yes")), 0);
+    assert_int_equal(rt_server_start_tls(&wrong, d, ARGV("--tls-cert-file", wc,
+                                                         "--tls-key-file", wk)), 0);
+    assert_int_equal(rt_server_start_tls(&unknown, d, ARGV("--tls-cert-file", uc,
+                                                           "--tls-key-file", uk)), 0);
+    assert_int_equal(rt_server_start_plain(&plain, NULL), 0);
+    assert_int_equal(rt_server_start_tls(&pw, d, ARGV("--requirepass", PASSWORD)), 0);
+    strip_system_ca = 1;
+
+    char env_ca[320], env_cert[320], env_key[320], env_bad[320];
+    snprintf(env_ca, sizeof env_ca, "REDLOCK_CACERT=%s", ca);
+    snprintf(env_cert, sizeof env_cert, "REDLOCK_CERT=%s", cc);
+    snprintf(env_key, sizeof env_key, "REDLOCK_CERT_KEY=%s", ck);
+    snprintf(env_bad, sizeof env_bad, "REDLOCK_CACERT=%s", uc);
+
+    /* the CA, three ways; without it the system's store does not know it */
+    expect_ran(&p, tls_run(&p, NULL, srv.url, ARGV("--cacert", ca)));
+    assert_key(&srv, "cli:tls", NULL);
+    expect_ran(&p, tls_run(&p, ARGV(env_ca), srv.url, NULL));
+    expect_ran(&p, tls_run(&p, NULL, srv.url, ARGV("--cacertdir", cadir)));
+    expect_tls_refused(&p, tls_run(&p, NULL, srv.url, NULL));
+    /* the flag wins over the environment (which names the wrong CA) */
+    expect_ran(&p, tls_run(&p, ARGV(env_bad), srv.url, ARGV("--cacert", ca)));
+    expect_tls_refused(&p, tls_run(&p, ARGV(env_bad), srv.url, NULL));
+    /* --tls: a redis:// URL over TLS */
+    char plain_scheme[64];
+    snprintf(plain_scheme, sizeof plain_scheme, "redis://127.0.0.1:%d", srv.port);
+    expect_ran(&p, tls_run(&p, ARGV(env_ca), plain_scheme, ARGV("--tls")));
+    /* without it, plaintext to a TLS port: refused or cut off */
+    int code = tls_run(&p, ARGV(env_ca), plain_scheme, NULL);
+    print_message("plaintext to a TLS port: %d %s", code, p.err);
+    assert_true(code == 69 || code == 77);
+    one_error_line(&p);
+
+    /* mutual TLS */
+    expect_ran(&p, tls_run(&p, ARGV(env_ca), mtls.url, ARGV("--cert", cc, "--key", ck)));
+    expect_ran(&p, tls_run(&p, ARGV(env_ca, env_cert, env_key), mtls.url, NULL));
+    expect_tls_refused(&p, tls_run(&p, ARGV(env_ca), mtls.url, NULL));
+    expect_tls_refused(&p, tls_run(&p, ARGV(env_ca), mtls.url,
+                                   ARGV("--cert", oc, "--key", okey)));
+
+    /* the server's certificate: unknown CA, another name */
+    expect_tls_refused(&p, tls_run(&p, ARGV(env_ca), unknown.url, NULL));
+    expect_tls_refused(&p, tls_run(&p, ARGV(env_ca), wrong.url, NULL));
+    expect_ran(&p, tls_run(&p, ARGV(env_ca), wrong.url, ARGV("--sni", "other.example")));
+    /* --insecure takes anything: the wrong name, the unknown CA */
+    expect_ran(&p, tls_run(&p, ARGV(env_ca), wrong.url, ARGV("--insecure")));
+    expect_ran(&p, tls_run(&p, NULL, unknown.url, ARGV("--insecure")));
+
+    /* TLS on one side only */
+    char on_plain[64];
+    snprintf(on_plain, sizeof on_plain, "rediss://127.0.0.1:%d", plain.port);
+    expect_tls_refused(&p, tls_run(&p, ARGV(env_ca), on_plain, NULL));
+
+    /* $REDISCLI_AUTH goes into a rediss:// URL */
+    expect_ran(&p, tls_run(&p, ARGV(env_ca, "REDISCLI_AUTH=" PASSWORD), pw.url, NULL));
+    expect_code(&p, tls_run(&p, ARGV(env_ca), pw.url, NULL), 77);
+    assert_null(strcasestr(p.err, "certificate"));
+
+    strip_system_ca = 0;
+    rt_server_stop(&srv);
+    rt_server_stop(&mtls);
+    rt_server_stop(&wrong);
+    rt_server_stop(&unknown);
+    rt_server_stop(&plain);
+    rt_server_stop(&pw);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "--count-signal") == 0)
@@ -2179,6 +2399,8 @@ int main(int argc, char **argv)
         T(max_holders_out_of_range_is_a_usage_error),
         T(list_shows_who_holds_what),
         T(terminal_list_header_and_status_holder),
+        T(tls_options_are_checked),
+        T(run_over_tls),
     };
 #undef T
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

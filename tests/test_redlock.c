@@ -449,8 +449,8 @@ static void handoff_is_free_to_waiters_only(void **state)
     (void)state;
     redisContext *sub[3];
     for (int i = 0; i < 3; i++) {
-        sub[i] = redisConnect("127.0.0.1", srv[i].port);
-        assert_non_null(sub[i]);
+        sub[i] = rt_connect(&srv[i]);
+        assert_true(sub[i] != NULL && sub[i]->err == 0);
         redisReply *r = redisCommand(sub[i], "SUBSCRIBE redlock:release:n:hand");
         assert_non_null(r);
         freeReplyObject(r);

@@ -4,6 +4,8 @@
  *   redlock.c   main, the command line, --help
  *   output.c    messages (errors, -v steps) and exit statuses
  *   urls.c      the nodes' URLs: -u, $REDLOCK_URL, $REDISCLI_AUTH
+ *   tls.c       TLS and Sentinel options: --tls..., $REDLOCK_CACERT...,
+ *               $REDLOCK_SENTINEL_AUTH
  *   commands.c  acquire, extend, release, status
  *   list.c      list: the locks held now, one line each; who holds a lock
  *               (the holder's host, pid and since, read from its token)
@@ -69,6 +71,10 @@ typedef struct cli_args {
     const char *pos[2]; /* KEY, TOKEN; list: PATTERN */
     int npos;
     char **command; /* run: COMMAND [ARG...] */
+    /* TLS, as redis-cli names them (NULL: not given; $REDLOCK_* then) */
+    int tls;            /* --tls: redis:// URLs use TLS too */
+    int tls_insecure;   /* --insecure */
+    const char *cacert, *cacertdir, *cert, *key, *sni;
 } cli_args;
 
 /* ---- output.c ---- */
@@ -105,6 +111,21 @@ typedef struct cli_urls {
  * exit status (after a message).  Free with cli_urls_free() either way. */
 int cli_make_urls(const cli_args *a, cli_urls *u);
 void cli_urls_free(cli_urls *u);
+
+/* ---- tls.c ---- */
+
+/* What tls.c keeps for the options it fills (the Sentinel password). */
+typedef struct cli_tls {
+    char *sentinel_auth; /* a copy of $REDLOCK_SENTINEL_AUTH, split in place */
+    size_t sentinel_auth_len;
+} cli_tls;
+
+/* Fill o's tls_* and sentinel_* from the flags, then the environment
+ * ($REDLOCK_CACERT...; flags win), each file checked readable.  Returns -1
+ * to go on, or an exit status (after a message).  Free t with
+ * cli_tls_free() either way, after redlock_connect(). */
+int cli_tls_options(const cli_args *a, redlock_options *o, cli_tls *t);
+void cli_tls_free(cli_tls *t);
 
 /* ---- commands.c ---- */
 

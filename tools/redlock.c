@@ -33,6 +33,7 @@ static const char *const usage_text[] = {
     "  redlock [-u URL]... [-v] status KEY\n"
     "  redlock [-u URL]... [-v] list [-a] [--header | --no-header] [PATTERN]\n"
     "  redlock --help | --version\n"
+    "TLS options (--tls, --cacert FILE, ...) go where -u does.\n"
     "\n"
     "flock(1) across machines: a lock is a Redis key holding its owner's token,\n"
     "which says who took it: \"UUID;host=NAME;pid=PID;since=UNIX_MS\".\n"
@@ -63,8 +64,11 @@ static const char *const usage_text[] = {
     "           locks taken by redlock or libredlock's holder_info\n"
     "\n",
     "Options:\n"
-    "  -u, --url URL      a Redis node: redis://[[user][:password]@]host[:port][/db]\n"
-    "                     or unix://[[user][:password]@]/path[?db=N]; several -u make\n"
+    "  -u, --url URL      a Redis node: redis://[[user][:password]@]host[:port][/db],\n"
+    "                     rediss://... (TLS), unix://[[user][:password]@]/path[?db=N],\n"
+    "                     or a master that sentinels name:\n"
+    "                     redis+sentinel://[[user][:password]@]host[:port][,host...]\n"
+    "                     /MASTER[/db] (rediss+sentinel:// over TLS); several -u make\n"
     "                     a Redlock quorum.  Default: $REDLOCK_URL (comma-separated),\n"
     "                     then " DEFAULT_URL "\n"
     "  -v, --verbose      log each step (acquired, renewed, released, lost) to stderr\n"
@@ -93,6 +97,24 @@ static const char *const usage_text[] = {
     "Durations: 250ms, 30s, 5m, 1h; a bare number is seconds.\n"
     "$REDISCLI_AUTH is the password for URLs that carry none (keeps it out of ps).\n"
     "\n",
+    "TLS (rediss:// URLs; options as redis-cli's, each also from the environment,\n"
+    "the option winning):\n"
+    "      --tls          redis:// and redis+sentinel:// URLs use TLS too\n"
+    "      --cacert FILE  CA certificates (PEM) the servers' must chain to\n"
+    "                     [$REDLOCK_CACERT; neither this nor --cacertdir: the\n"
+    "                     system's store, or $SSL_CERT_FILE / $SSL_CERT_DIR]\n"
+    "      --cacertdir DIR  the same, a directory made with `openssl rehash`\n"
+    "                     [$REDLOCK_CACERTDIR]\n"
+    "      --cert FILE, --key FILE\n"
+    "                     a client certificate and its unencrypted key, for servers\n"
+    "                     with tls-auth-clients [$REDLOCK_CERT, $REDLOCK_CERT_KEY]\n"
+    "      --sni NAME     the name to send and to check in the server's certificate\n"
+    "                     [$REDLOCK_SNI; default: the URL's host]\n"
+    "      --insecure     DANGEROUS: accept any certificate, so anyone on the path\n"
+    "                     can pose as Redis and let two holders in; for tests only\n"
+    "$REDLOCK_SENTINEL_AUTH: \"password\" or \"user:password\" for the sentinels\n"
+    "themselves (a URL's userinfo is the master's).\n"
+    "\n",
     "COMMAND's environment (run): REDLOCK_KEY and REDLOCK_TOKEN, and with --fence\n"
     "REDLOCK_FENCE, for a resource to refuse the writes of an earlier holder:\n"
     "  UPDATE ... SET fence = $REDLOCK_FENCE WHERE ... AND fence <= $REDLOCK_FENCE\n"
@@ -110,7 +132,9 @@ static const char *const usage_text[] = {
     "   74  cannot write the output (acquire's token, list)\n"
     "   75  the lock is held elsewhere (-n: all N slots are) (or the -E CODE)\n"
     "   76  Redis answered with an error (e.g. KEY is not a lock; list: Redis < 6)\n"
-    "   77  authentication refused\n"
+    "   77  authentication refused, or TLS failed (certificate refused: unknown CA,\n"
+    "       wrong name, expired; client certificate wanted or refused; TLS on one\n"
+    "       side only)\n"
     "  126  run: COMMAND cannot be executed;  127  run: COMMAND not found\n"
     "  else run: COMMAND's own status\n",
     NULL};
@@ -239,6 +263,25 @@ static int global_opt(cli_args *a, char **argv, int argc, int *i, int *code)
             return OPT_ERROR;
         }
         a->urls[a->nurls++] = v;
+        return OPT_TAKEN;
+    }
+    /* TLS, with redis-cli's names; before or after the command, as -u. */
+    const char *const tls_names[] = {"cacert", "cacertdir", "cert", "key", "sni"};
+    const char **tls_values[] = {&a->cacert, &a->cacertdir, &a->cert, &a->key, &a->sni};
+    for (size_t k = 0; k < sizeof tls_names / sizeof tls_names[0]; k++) {
+        if ((r = match_opt(argv, argc, i, '\0', tls_names[k], 1, &v)) != 0) {
+            if (r < 0)
+                return OPT_ERROR;
+            *tls_values[k] = v;
+            return OPT_TAKEN;
+        }
+    }
+    if (match_opt(argv, argc, i, '\0', "tls", 0, &v) > 0) {
+        a->tls = 1;
+        return OPT_TAKEN;
+    }
+    if (match_opt(argv, argc, i, '\0', "insecure", 0, &v) > 0) {
+        a->tls_insecure = 1;
         return OPT_TAKEN;
     }
     if (match_opt(argv, argc, i, 'v', "verbose", 0, &v) > 0) {
@@ -513,10 +556,19 @@ int main(int argc, char **argv)
     if (is_run)
         o.on_lost = cli_on_lost;
 
+    cli_tls t;
+    if ((rc = cli_tls_options(&a, &o, &t)) >= 0) {
+        cli_tls_free(&t);
+        cli_run_cleanup();
+        cli_urls_free(&u);
+        return rc;
+    }
+
     redlock_status st;
     size_t nnodes = u.n;
     redlock_client *c = redlock_connect((const char *const *)u.url, nnodes, &o, &st);
     cli_urls_free(&u);
+    cli_tls_free(&t);
     if (!c) {
         cli_err_status(nnodes > 1 ? "cannot connect to the Redis nodes"
                                   : "cannot connect to Redis", st);

@@ -32,14 +32,19 @@ static int unreserved(unsigned char ch)
 
 /*
  * A malloc'd copy of url with `password` (raw, percent-encoded here) put in
- * when the URL carries no password of its own; NULL when out of memory.
+ * when the URL carries no password of its own (a Sentinel URL's userinfo is
+ * the master's); NULL when out of memory.
  * URLs of another scheme are copied unchanged (the library names the error).
  */
 static char *with_password(const char *url, const char *password)
 {
+    static const char *const schemes[] = {"redis", "rediss", "unix", "redis+sentinel",
+                                          "rediss+sentinel"};
     const char *sep = strstr(url, "://");
-    int known = sep && ((sep - url == 5 && strncasecmp(url, "redis", 5) == 0) ||
-                        (sep - url == 4 && strncasecmp(url, "unix", 4) == 0));
+    int known = 0;
+    for (size_t i = 0; sep && i < sizeof schemes / sizeof schemes[0]; i++)
+        known |= (size_t)(sep - url) == strlen(schemes[i]) &&
+                 strncasecmp(url, schemes[i], strlen(schemes[i])) == 0;
     if (!password || !*password || !known)
         return strdup(url);
 

@@ -269,14 +269,47 @@ static void dump_log(const rt_server *s)
     fclose(f);
 }
 
-/* Answers anything at all to PING over TCP (NOAUTH counts: it is up). */
+/* hiredis 0.14 speaks no TLS: a TLS server is reached on its unix socket. */
+static redisContext *connect_tv(const rt_server *s, struct timeval tv)
+{
+    if (s->tls)
+        return redisConnectUnixWithTimeout(s->sock, tv);
+    return redisConnectWithTimeout("127.0.0.1", s->port, tv);
+}
+
+redisContext *rt_connect(const rt_server *s)
+{
+    int ms = s->cmd_timeout_ms > 0 ? s->cmd_timeout_ms : 2000;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    redisContext *c = connect_tv(s, tv);
+    if (c != NULL && c->err == 0)
+        redisSetTimeout(c, tv);
+    return c;
+}
+
+char *rt_url(const rt_server *s, char *buf, size_t len, const char *userinfo,
+             const char *path)
+{
+    int has_user = userinfo != NULL && userinfo[0] != '\0';
+    int n = snprintf(buf, len, "%s://%s%s127.0.0.1:%d%s", s->tls ? "rediss" : "redis",
+                     has_user ? userinfo : "", has_user ? "@" : "", s->port,
+                     path != NULL ? path : "");
+    if (n < 0 || (size_t)n >= len) {
+        if (len > 0)
+            buf[0] = '\0';
+        return NULL;
+    }
+    return buf;
+}
+
+/* Answers anything at all to PING (NOAUTH counts: it is up). */
 static int answers_ping(const rt_server *s)
 {
     struct timeval tv = {0, 200 * 1000};
     pipe_guard g;
     pipe_block(&g);
     int ok = 0;
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
+    redisContext *c = connect_tv(s, tv);
     if (c != NULL && c->err == 0) {
         redisSetTimeout(c, tv);
         redisReply *r = redisCommand(c, "PING");
@@ -304,13 +337,32 @@ static void kill_process(rt_server *s)
  * 0: ready; 1: the port was taken (try another); -1: failure. */
 static int launch(rt_server *s, const char *path)
 {
-    char port[16];
+    char port[16], cert[300], key[300], ca[300];
     snprintf(port, sizeof port, "%d", s->port);
-    const char *argv[32 + RT_MAX_EXTRA_ARGS];
+    const char *argv[48 + RT_MAX_EXTRA_ARGS];
     int n = 0;
     argv[n++] = path;
     argv[n++] = "--port";
-    argv[n++] = port;
+    if (s->tls) {
+        snprintf(cert, sizeof cert, "%s/server.crt", s->certdir);
+        snprintf(key, sizeof key, "%s/server.key", s->certdir);
+        snprintf(ca, sizeof ca, "%s/ca.crt", s->certdir);
+        argv[n++] = "0";
+        argv[n++] = "--tls-port";
+        argv[n++] = port;
+        argv[n++] = "--tls-cert-file";
+        argv[n++] = cert;
+        argv[n++] = "--tls-key-file";
+        argv[n++] = key;
+        argv[n++] = "--tls-ca-cert-file";
+        argv[n++] = ca;
+        argv[n++] = "--tls-auth-clients";
+        argv[n++] = "no";
+        argv[n++] = "--tls-replication";
+        argv[n++] = "yes";
+    } else {
+        argv[n++] = port;
+    }
     argv[n++] = "--bind";
     argv[n++] = "127.0.0.1";
     argv[n++] = "--save";
@@ -400,10 +452,18 @@ static void free_args(rt_server *s)
     s->nargs = 0;
 }
 
-int rt_server_start(rt_server *s, const char *const *extra_args)
+static int start(rt_server *s, const char *certdir, const char *const *extra_args)
 {
     memset(s, 0, sizeof *s);
     s->cmd_timeout_ms = 2000;
+    if (certdir != NULL) {
+        if (certdir[0] == '\0' || strlen(certdir) >= sizeof s->certdir - 32) {
+            fprintf(stderr, "rt_server: bad certificate directory \"%s\"\n", certdir);
+            return -1;
+        }
+        s->tls = 1;
+        snprintf(s->certdir, sizeof s->certdir, "%s", certdir);
+    }
 
     const char *path = server_path();
     if (path == NULL) {
@@ -446,7 +506,7 @@ int rt_server_start(rt_server *s, const char *const *extra_args)
             fprintf(stderr, "rt_server: no free port: %s\n", strerror(errno));
             break;
         }
-        snprintf(s->url, sizeof s->url, "redis://127.0.0.1:%d", s->port);
+        rt_url(s, s->url, sizeof s->url, NULL, NULL);
         r = launch(s, path);
         if (r != 1)
             break;
@@ -459,6 +519,27 @@ int rt_server_start(rt_server *s, const char *const *extra_args)
         return -1;
     }
     return 0;
+}
+
+int rt_server_start(rt_server *s, const char *const *extra_args)
+{
+    const char *certdir = getenv("REDLOCK_TEST_TLS");
+    return start(s, certdir != NULL && certdir[0] != '\0' ? certdir : NULL, extra_args);
+}
+
+int rt_server_start_tls(rt_server *s, const char *certdir, const char *const *extra_args)
+{
+    if (certdir == NULL) {
+        memset(s, 0, sizeof *s);
+        fprintf(stderr, "rt_server_start_tls: no certificate directory\n");
+        return -1;
+    }
+    return start(s, certdir, extra_args);
+}
+
+int rt_server_start_plain(rt_server *s, const char *const *extra_args)
+{
+    return start(s, NULL, extra_args);
 }
 
 void rt_server_stop(rt_server *s)
@@ -518,7 +599,7 @@ redisReply *rt_vcmd(rt_server *s, const char *user, const char *password,
     pipe_guard g;
     pipe_block(&g);
     redisReply *r = NULL;
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
+    redisContext *c = connect_tv(s, tv);
     if (c == NULL || c->err != 0)
         goto done;
     redisSetTimeout(c, tv);

@@ -14,6 +14,12 @@
  * redis-server binary is $REDLOCK_TEST_REDIS_SERVER, else the one CMake
  * found, else the first on $PATH.
  *
+ * TLS mode: with $REDLOCK_TEST_TLS=<certdir> (certificates made by
+ * make_certs.sh), rt_server_start() starts TLS servers, as
+ * rt_server_start_tls() does: the same tests then run over TLS.  Build URLs
+ * with rt_url() and hiredis connections with rt_connect(), never from
+ * "redis://" and the port.
+ *
  * Safety nets: a server dies with the thread that started it
  * (PR_SET_PDEATHSIG; start servers from the main thread or one that
  * outlives them), and every server still running at exit() is killed and
@@ -30,6 +36,7 @@
 #include <hiredis/hiredis.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #define RT_MAX_EXTRA_ARGS 32
@@ -39,11 +46,12 @@
 
 typedef struct rt_server {
     pid_t pid;           /* of the redis-server process; 0 when stopped */
-    int port;            /* TCP port on 127.0.0.1 */
+    int port;            /* TCP port on 127.0.0.1 (the TLS port if tls) */
+    int tls;             /* 1: the port speaks only TLS */
     char dir[64];        /* its temporary directory (working dir, log) */
     char sock[96];       /* <dir>/redis.sock */
     char log[96];        /* <dir>/log */
-    char url[64];        /* "redis://127.0.0.1:<port>" */
+    char url[64];        /* "redis://127.0.0.1:<port>", or rediss:// */
     char unix_url[112];  /* "unix://<dir>/redis.sock" */
     /* Credentials rt_cmd() and rt_get()/rt_pttl() use: the password is
      * taken from a "--requirepass X" among the extra arguments; a test may
@@ -54,6 +62,7 @@ typedef struct rt_server {
     int cmd_timeout_ms;
     /* private */
     int slot;
+    char certdir[256];
     int nargs;
     char *args[RT_MAX_EXTRA_ARGS];
 } rt_server;
@@ -66,6 +75,36 @@ typedef struct rt_server {
  * message on stderr (and the server's log, if any); *s is then stopped.
  */
 int rt_server_start(rt_server *s, const char *const *extra_args);
+
+/*
+ * rt_server_start() over TLS, whatever $REDLOCK_TEST_TLS says: the TCP port
+ * speaks only TLS ("--port 0 --tls-port <port>") with certdir's server.crt,
+ * server.key and ca.crt, no client certificate asked for, and TLS
+ * replication links; extra_args come after these, so e.g.
+ * {"--tls-auth-clients", "yes", NULL} or {"--tls-cert-file", ".../expired.crt",
+ * "--tls-key-file", ".../expired.key", NULL} override them.  s->url is
+ * "rediss://127.0.0.1:<port>".  rt_cmd() and friends use the unix socket
+ * (hiredis 0.14 has no TLS).
+ */
+int rt_server_start_tls(rt_server *s, const char *certdir, const char *const *extra_args);
+
+/* rt_server_start() in plaintext, whatever $REDLOCK_TEST_TLS says: for a
+ * test that needs a plaintext server in TLS mode too. */
+int rt_server_start_plain(rt_server *s, const char *const *extra_args);
+
+/*
+ * The server's URL with optional userinfo ("user:password", ":password",
+ * "user"; NULL or "" for none, not percent-encoded here) and a path suffix
+ * (e.g. "/0"; NULL for none): "<redis|rediss>://[userinfo@]127.0.0.1:<port>
+ * <path>".  Returns buf, or NULL (buf set to "") when it does not fit.
+ */
+char *rt_url(const rt_server *s, char *buf, size_t len, const char *userinfo,
+             const char *path);
+
+/* A hiredis connection to the server (its unix socket in TLS mode, else
+ * TCP), with cmd_timeout_ms as connect and I/O timeout.  NULL or c->err set
+ * on failure; free with redisFree().  No AUTH is sent. */
+redisContext *rt_connect(const rt_server *s);
 
 /* Kill (SIGKILL) and reap the process, remove the directory.  Idempotent;
  * a zeroed rt_server is fine too. */
