@@ -2,6 +2,8 @@
 #
 #   redlock_deps::hiredis   hiredis 0.14+, usable as #include <hiredis/hiredis.h>
 #   Threads::Threads        pthreads
+#   redlock_deps::openssl   OpenSSL 3 (libssl, libcrypto), only when
+#                           REDLOCK_DEPS_WITH_TLS is true (pkg-config "openssl")
 #
 # Used by the build (CMakeLists.txt) and, installed next to
 # redlockConfig.cmake, by find_package(redlock) for a static libredlock, so
@@ -85,3 +87,19 @@ if(NOT TARGET redlock_deps::hiredis)
   list(APPEND REDLOCK_DEPS_MISSING "hiredis")
 endif()
 
+
+# -- OpenSSL (TLS builds only) ------------------------------------------------
+if(REDLOCK_DEPS_WITH_TLS AND NOT TARGET redlock_deps::openssl)
+  find_package(PkgConfig QUIET)
+  if(PKG_CONFIG_FOUND)
+    pkg_check_modules(REDLOCK_PC_OPENSSL QUIET IMPORTED_TARGET "openssl>=3")
+  endif()
+  if(TARGET PkgConfig::REDLOCK_PC_OPENSSL)
+    add_library(redlock_deps::openssl INTERFACE IMPORTED)
+    set_target_properties(redlock_deps::openssl PROPERTIES
+      INTERFACE_LINK_LIBRARIES PkgConfig::REDLOCK_PC_OPENSSL)
+  endif()
+endif()
+if(REDLOCK_DEPS_WITH_TLS AND NOT TARGET redlock_deps::openssl)
+  list(APPEND REDLOCK_DEPS_MISSING "openssl>=3 (libssl-dev)")
+endif()

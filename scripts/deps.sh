@@ -21,4 +21,4 @@ install_missing() {
 
 # What building and testing libredlock needs.
 REDLOCK_PACKAGES=(build-essential cmake pkg-config libhiredis-dev libcmocka-dev
-                  redis-server)
+                  redis-server libssl-dev openssl)

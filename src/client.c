@@ -153,6 +153,36 @@ static int prime_nodes(redlock_client *c, redlock_status *worst, char *msg,
     return up;
 }
 
+/* Copy the tls_* strings (the caller's may go), and build the TLS
+ * context when a node uses TLS. */
+static redlock_status setup_tls(redlock_client *c)
+{
+    const char **s[] = {&c->opts.tls_cacert, &c->opts.tls_cacertdir,
+                        &c->opts.tls_cert, &c->opts.tls_key,
+                        &c->opts.tls_sni};
+    for (int i = 0; i < 5; i++) {
+        if (!*s[i])
+            continue;
+        if (!(c->tls_copies[i] = strdup(*s[i]))) {
+            for (int k = i; k < 5; k++)
+                *s[k] = NULL; /* never left pointing at the caller's */
+            return redlock__fail(REDLOCK_NOMEM, "out of memory");
+        }
+        *s[i] = c->tls_copies[i];
+    }
+    int need = 0;
+    for (int i = 0; i < c->nnodes; i++)
+        need |= !c->nodes[i].url.is_unix &&
+                (c->nodes[i].url.tls || c->opts.tls);
+    redlock_status st = redlock__tls_ctx_new(&c->opts, need, &c->tls_ctx);
+    if (st != REDLOCK_OK)
+        return st;
+    for (int i = 0; i < c->nnodes; i++)
+        if (!c->nodes[i].url.is_unix && (c->nodes[i].url.tls || c->opts.tls))
+            c->nodes[i].tls_ctx = c->tls_ctx;
+    return REDLOCK_OK;
+}
+
 redlock_client *redlock_connect(const char *const *urls, size_t n,
                                 const redlock_options *opts,
                                 redlock_status *status)
@@ -206,6 +236,10 @@ redlock_client *redlock_connect(const char *const *urls, size_t n,
         }
         c->nodes[i].client = c;
         c->nnodes++;
+    }
+    if ((*status = setup_tls(c)) != REDLOCK_OK) {
+        redlock_client_free(c);
+        return NULL;
     }
     c->quorum = c->nnodes / 2 + 1;
     /* The queue hands a lock over on one node in one atomic step; per-node
@@ -291,6 +325,9 @@ void redlock_client_free(redlock_client *c)
         redlock__node_destroy(&c->nodes[i]);
     free(c->nodes);
     free(c->ids);
+    redlock__tls_ctx_free(c->tls_ctx);
+    for (int i = 0; i < 5; i++)
+        free(c->tls_copies[i]);
     pthread_cond_destroy(&c->ids_cv);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->wd_mu);

@@ -105,6 +105,32 @@ int redlock__reply_too_big(const struct redisContext *ctx);
  * started (or done); -1 with a reason in err. */
 int redlock__sock_open(const redlock__url *u, char *err, size_t errlen);
 
+/* ---- tls.c: OpenSSL (rediss://); stubs without REDLOCK_WITH_TLS ---------- */
+
+struct ssl_ctx_st;
+struct redlock__node;
+/* Check the tls_* options (tls_cert and tls_key go together) and, when
+ * need, build the client's SSL_CTX from them into *out: REDLOCK_INVALID
+ * naming the option and path for a file that cannot be used. */
+redlock_status redlock__tls_ctx_new(const redlock_options *o, int need,
+                                    struct ssl_ctx_st **out);
+void redlock__tls_ctx_free(struct ssl_ctx_st *ctx);
+/* Forget the node's saved session. */
+void redlock__tls_node_clear(struct redlock__node *n);
+/* Give c (socket open) an SSL for node n, its handshake still to do. */
+redlock_status redlock__tls_start(struct redlock__node *n, redlock__conn *c);
+void redlock__tls_free(redlock__conn *c);
+/* Advance the handshake: 0 done, 1 waiting (c->tls_events), -1 failed
+ * (c->fail). */
+int redlock__tls_handshake(redlock__conn *c);
+/* SSL_write c->out from c->sent: 0 while healthy, -1 failed (c->fail). */
+int redlock__tls_write(redlock__conn *c);
+/* SSL_read: bytes read, 0 when it must wait (c->tls_events), -1 failed
+ * (c->fail). */
+int redlock__tls_read(redlock__conn *c, char *buf, size_t len);
+/* OpenSSL holds bytes of c that poll() cannot see. */
+int redlock__tls_pending(const redlock__conn *c);
+
 /* ---- resp.c: RESP command formatting (pure) ---------------------------- */
 
 typedef struct redlock__buf {
@@ -188,11 +214,24 @@ typedef struct redlock__reply_slot {
 #define REDLOCK__ARENA 6
 
 struct redlock__conn {
-    struct redisContext *ctx;
+    struct redisContext *ctx; /* its fd, and its reader (the parser) */
     redlock__buf out;    /* commands not yet sent */
     size_t sent;         /* bytes of out already written */
     int connecting;      /* non-blocking connect() still in progress */
-    int64_t connect_deadline_ns;
+    int64_t connect_deadline_ns; /* bounds connect() and the handshake */
+    size_t rx;           /* bytes received so far (raw, TLS included) */
+    /* Why the last read or flush failed (redlock__conn_read/_flush). */
+    redlock_status fail_st;
+    char fail[200];
+    /* TLS (tls.c): NULL ssl for a plaintext connection. */
+    struct ssl_st *ssl;
+    struct redlock__node *node;
+    int handshaking;     /* TCP is up, the TLS handshake is not done */
+    short tls_events;    /* POLLIN/POLLOUT the last TLS call waits for */
+    unsigned char tls_first; /* the first byte received */
+    int tls_data;        /* application data was read */
+    int tls_cert_wanted; /* the server asked for a certificate we lack */
+    int tls_errno;       /* the socket's error behind an SSL failure */
     redlock__prefix prefix;
     int arena_used; /* slots handed out since the last exchange began */
     int refused_elements; /* an array reply.c refused, for the message */
@@ -224,6 +263,11 @@ typedef struct redlock__node {
      * pipelines that it would have to work through once it resumes
      * (redlock__exchange_until). */
     _Atomic int64_t probe_at_ns;
+    /* TLS: the client's context (NULL: plaintext), the newest session to
+     * resume (under mu), and counts for tests. */
+    struct ssl_ctx_st *tls_ctx;
+    struct ssl_session_st *tls_session;
+    _Atomic long tls_handshakes, tls_resumed;
 } redlock__node;
 
 redlock_status redlock__node_init(redlock__node *n, const char *url,
@@ -297,10 +341,17 @@ typedef struct redlock__batch {
  * set) for scripts.  0, or -1 when out of memory. */
 int redlock__conn_append_call(redlock__conn *c, const redlock__call *call,
                               int eval);
-/* Send as much of c->out as the socket takes now (MSG_NOSIGNAL).  0 while
- * healthy (all sent, or the rest must wait for POLLOUT), -1 on failure
- * with errno set. */
+/* Send as much of c->out as the socket takes now (MSG_NOSIGNAL, or
+ * SSL_write once the TLS handshake is done).  0 while healthy (all sent,
+ * or the rest must wait for poll), -1 on failure with c->fail set. */
 int redlock__conn_flush(redlock__conn *c);
+/* Read what has arrived into c's reader, without blocking: for TLS until
+ * OpenSSL has nothing buffered (poll() cannot see that).  0 while healthy,
+ * -1 on failure (closed, reset, TLS alert, bad bytes) with c->fail set. */
+int redlock__conn_read(redlock__conn *c);
+/* The poll() events c waits for: out = output pending, in = replies
+ * expected. */
+short redlock__conn_events(const redlock__conn *c, int out, int in);
 /* Write every batch's pending output and read b->pending replies into the
  * calls whose reply is NULL, all connections at once, until done or
  * deadline_ns.  Sets st, uncertain and err of batches that fail. */
@@ -379,7 +430,9 @@ struct redlock_lock {
 struct redlock_watchdog;
 
 struct redlock_client {
-    redlock_options opts;
+    redlock_options opts; /* its tls_* strings are the client's copies */
+    struct ssl_ctx_st *tls_ctx; /* NULL when no node uses TLS */
+    char *tls_copies[5];
     int nnodes, quorum;
     redlock__node *nodes;
     /* Releases hand the lock to one queued waiter (queue.c): one node and

@@ -91,8 +91,26 @@ static void batch_fail(redlock__batch *b, redlock_status st, const char *what)
     }
 }
 
+static int conn_fail(redlock__conn *c, redlock_status st, const char *what,
+                     int err)
+{
+    c->fail_st = st;
+    snprintf(c->fail, sizeof c->fail, "%s%s%s", what, err ? ": " : "",
+             err ? strerror(err) : "");
+    return -1;
+}
+
 int redlock__conn_flush(redlock__conn *c)
 {
+    if (c->ssl) {
+        if (c->handshaking)
+            return 0; /* the handshake's turn: see step() */
+        if (redlock__tls_write(c) != 0)
+            return -1;
+        if (c->sent == c->out.len)
+            c->out.len = c->sent = 0;
+        return 0;
+    }
     while (c->sent < c->out.len) {
         ssize_t w = send(c->ctx->fd, c->out.data + c->sent,
                          c->out.len - c->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -104,10 +122,88 @@ int redlock__conn_flush(redlock__conn *c)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return 0;
-        return -1;
+        return conn_fail(c, REDLOCK_IO, "write failed", errno);
     }
     c->out.len = c->sent = 0;
     return 0;
+}
+
+/* A plaintext connection's first bytes: a TLS record (a handshake or an
+ * alert) means we reached a TLS port; no RESP reply starts so. */
+static int plain_check(redlock__conn *c, const char *buf)
+{
+    if (c->rx == 0 && (buf[0] == 0x15 || buf[0] == 0x16)) {
+        c->fail_st = REDLOCK_TLS;
+        snprintf(c->fail, sizeof c->fail,
+                 "the server speaks TLS on this port: use rediss:// (or the "
+                 "tls option)");
+        return -1;
+    }
+    return 0;
+}
+
+/* A plaintext connection closed before any reply: what Redis's TLS port
+ * does with plaintext (a reset, no alert), but also a server killed. */
+static int closed_fail(redlock__conn *c, int err)
+{
+    const char *hint = c->rx == 0 ? " before any reply (if that port "
+                                    "speaks TLS, use rediss://)"
+                                  : "";
+    c->fail_st = REDLOCK_IO;
+    if (err)
+        snprintf(c->fail, sizeof c->fail, "read failed: %s%s", strerror(err),
+                 hint);
+    else
+        snprintf(c->fail, sizeof c->fail, "connection closed by the server%s",
+                 hint);
+    return -1;
+}
+
+int redlock__conn_read(redlock__conn *c)
+{
+    char buf[16384];
+    /* TLS: until OpenSSL would block, bounded against a flood (the
+     * caller's size check ends that; poll is told of what is left). */
+    for (int i = 0; i < 64; i++) {
+        ssize_t r;
+        if (c->ssl) {
+            r = redlock__tls_read(c, buf, sizeof buf);
+            if (r <= 0)
+                return (int)r;
+        } else {
+            r = recv(c->ctx->fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (r == 0)
+                return closed_fail(c, 0);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                return 0;
+            if (r < 0)
+                return closed_fail(c, errno);
+            if (plain_check(c, buf) != 0)
+                return -1;
+            c->rx += (size_t)r;
+        }
+        if (redisReaderFeed(c->ctx->reader, buf, (size_t)r) != REDIS_OK)
+            return conn_fail(c, REDLOCK_IO, "bad reply", 0);
+        if (!c->ssl || redlock__reply_too_big(c->ctx))
+            return 0; /* plaintext: poll() sees the rest */
+    }
+    return 0;
+}
+
+short redlock__conn_events(const redlock__conn *c, int out, int in)
+{
+    if (c->connecting)
+        return POLLOUT;
+    if (c->ssl && c->handshaking)
+        return c->tls_events;
+    short ev = in ? POLLIN : 0;
+    if (c->ssl && c->tls_events)
+        ev |= c->tls_events; /* a write that waits to read, or the reverse */
+    else if (out)
+        ev |= POLLOUT;
+    return ev;
 }
 
 /* Send what the socket takes now.  0 while healthy, -1 on failure. */
@@ -115,9 +211,7 @@ static int flush_some(redlock__batch *b)
 {
     size_t before = b->conn->out.len - b->conn->sent;
     if (redlock__conn_flush(b->conn) != 0) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "write failed: %s", strerror(errno));
-        batch_fail(b, REDLOCK_IO, msg);
+        batch_fail(b, b->conn->fail_st, b->conn->fail);
         return -1;
     }
     if (b->conn->out.len - b->conn->sent < before)
@@ -203,14 +297,8 @@ static int drain_replies(redlock__batch *b)
 
 static int read_some(redlock__batch *b)
 {
-    if (redisBufferRead(b->conn->ctx) != REDIS_OK) {
-        redisContext *ctx = b->conn->ctx;
-        char msg[160];
-        if (ctx->err == REDIS_ERR_EOF)
-            snprintf(msg, sizeof msg, "connection closed by the server");
-        else
-            snprintf(msg, sizeof msg, "read failed: %s", ctx->errstr);
-        batch_fail(b, REDLOCK_IO, msg);
+    if (redlock__conn_read(b->conn) != 0) {
+        batch_fail(b, b->conn->fail_st, b->conn->fail);
         return -1;
     }
     return drain_replies(b) != 0 ? -1 : check_size(b);
@@ -240,6 +328,7 @@ static int connect_done(redlock__batch *b)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     b->conn->connecting = 0;
+    b->conn->handshaking = b->conn->ssl != NULL;
     return 0;
 }
 
@@ -254,33 +343,65 @@ static int wait_one(redlock__batch *b, int64_t deadline_ns)
     redlock__conn *c = b->conn;
     int64_t slice_ns = b->node->recv_slice_ms * 1000000;
     char buf[16384];
+    if (c->ssl)
+        return 1; /* OpenSSL reads through poll(): see step() */
     while (b->st == REDLOCK_OK && (b->pending > 0 || c->prefix.count > 0)) {
         if (deadline_ns - redlock__now_ns() < slice_ns)
             return 1;
         ssize_t r = recv(c->ctx->fd, buf, sizeof buf, 0);
         if (r > 0) {
+            if (plain_check(c, buf) != 0) {
+                batch_fail(b, c->fail_st, c->fail);
+                return 0;
+            }
+            c->rx += (size_t)r;
             if (redisReaderFeed(c->ctx->reader, buf, (size_t)r) != REDIS_OK) {
                 batch_fail(b, REDLOCK_IO, "bad reply");
                 return 0;
             }
             if (drain_replies(b) == 0)
                 check_size(b);
-        } else if (r == 0) {
-            batch_fail(b, REDLOCK_IO, "connection closed by the server");
-        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "read failed: %s", strerror(errno));
-            batch_fail(b, REDLOCK_IO, msg);
+        } else if (r == 0 ||
+                   (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            closed_fail(c, r == 0 ? 0 : errno);
+            batch_fail(b, c->fail_st, c->fail);
         }
     }
     return 0;
+}
+
+/* Move one connection on after poll() reported ev: connect, handshake,
+ * write, read.  TLS does not map one-to-one onto socket events (a read
+ * may need to write, a write to read, OpenSSL may hold bytes already
+ * read), so a TLS connection tries both directions whatever woke it. */
+static void step(redlock__batch *b, short ev)
+{
+    redlock__conn *c = b->conn;
+    if (c->connecting && connect_done(b) != 0)
+        return;
+    if (c->handshaking) {
+        int r = redlock__tls_handshake(c);
+        if (r < 0)
+            batch_fail(b, c->fail_st, c->fail);
+        if (r != 0)
+            return;
+        ev = POLLOUT | POLLIN; /* done: write at once, read what came */
+    }
+    if (c->sent < c->out.len && (c->ssl || (ev & POLLOUT)))
+        if (flush_some(b) != 0)
+            return;
+    /* POLLHUP/POLLERR: read to learn why (EOF or the error). */
+    if ((b->pending > 0 || c->prefix.count > 0) &&
+        (c->ssl || (ev & (POLLIN | POLLHUP | POLLERR))))
+        read_some(b);
 }
 
 static int active(const redlock__batch *b)
 {
     const redlock__conn *c = b->conn;
     return b->st == REDLOCK_OK && c &&
-           (c->connecting || b->pending > 0 || c->prefix.count > 0 ||
+           (c->connecting || c->handshaking || b->pending > 0 ||
+            c->prefix.count > 0 ||
             c->sent < c->out.len);
 }
 
@@ -288,7 +409,8 @@ static int active(const redlock__batch *b)
 static int64_t batch_deadline(const redlock__batch *b, int64_t deadline_ns)
 {
     const redlock__conn *c = b->conn;
-    return c->connecting && c->connect_deadline_ns < deadline_ns
+    return (c->connecting || c->handshaking) &&
+                   c->connect_deadline_ns < deadline_ns
                ? c->connect_deadline_ns
                : deadline_ns;
 }
@@ -361,7 +483,7 @@ void redlock__io_run_until(redlock__batch *b, int n, int64_t deadline_ns,
     int64_t decided_at = -1, decided_after = 0;
     int asked = -1; /* batches finished when decided() was last asked */
     for (;;) {
-        int k = 0;
+        int k = 0, ready = 0;
         int64_t now = redlock__now_ns(), wake = INT64_MAX;
         if (d && decided_at < 0) {
             int done = 0, finished = 0;
@@ -389,7 +511,12 @@ void redlock__io_run_until(redlock__batch *b, int n, int64_t deadline_ns,
             int64_t dl = batch_deadline(&b[i], deadline_ns);
             if (now >= dl) {
                 give_up(&b[i],
-                        c->connecting ? "timed out connecting" : "timed out",
+                        c->connecting    ? "timed out connecting"
+                        : c->handshaking && c->rx == 0
+                            ? "timed out in the TLS handshake (no answer "
+                              "to it: does that port speak TLS?)"
+                        : c->handshaking ? "timed out in the TLS handshake"
+                                         : "timed out",
                         0);
                 continue;
             }
@@ -405,39 +532,29 @@ void redlock__io_run_until(redlock__batch *b, int n, int64_t deadline_ns,
             if (dl < wake)
                 wake = dl;
             pfd[k].fd = c->ctx->fd;
-            pfd[k].events =
-                c->connecting || c->sent < c->out.len ? POLLOUT : 0;
-            if (!c->connecting && (b[i].pending > 0 || c->prefix.count > 0))
-                pfd[k].events |= POLLIN;
+            pfd[k].events = redlock__conn_events(
+                c, c->sent < c->out.len, b[i].pending > 0 || c->prefix.count > 0);
             pfd[k].revents = 0;
+            if (redlock__tls_pending(c))
+                ready = 1;
             idx[k++] = i;
         }
         if (k == 0)
             break;
-        int rc = poll(pfd, (nfds_t)k, (int)((wake - now + 999999) / 1000000));
+        int rc = poll(pfd, (nfds_t)k,
+                      ready ? 0 : (int)((wake - now + 999999) / 1000000));
         if (rc < 0 && errno != EINTR) {
             for (int j = 0; j < k; j++)
                 batch_fail(&b[idx[j]], REDLOCK_IO, "poll failed");
             break;
         }
-        for (int j = 0; j < k && rc > 0; j++) {
+        for (int j = 0; j < k && (rc > 0 || ready); j++) {
             redlock__batch *bj = &b[idx[j]];
             short ev = pfd[j].revents;
-            if (!ev)
-                continue;
-            if (bj->conn->connecting) {
-                if (connect_done(bj) != 0 || flush_some(bj) != 0)
-                    continue;
-                ev &= (short)~POLLOUT;
-            }
-            if (ev & POLLOUT)
-                if (flush_some(bj) != 0)
-                    continue;
-            /* POLLHUP/POLLERR: read to learn why (EOF or the error). */
-            if (ev & (POLLIN | POLLHUP | POLLERR))
-                read_some(bj);
-            else if (ev & POLLNVAL)
+            if (ev & POLLNVAL)
                 batch_fail(bj, REDLOCK_IO, "socket invalid");
+            else if (ev || redlock__tls_pending(bj->conn))
+                step(bj, ev);
         }
     }
     note_outcomes(b, n);

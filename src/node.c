@@ -104,6 +104,7 @@ void redlock__node_destroy(redlock__node *n)
     n->ghosts = NULL;
     free_ghosts(n->flying);
     n->flying = NULL;
+    redlock__tls_node_clear(n);
     pthread_cond_destroy(&n->settled);
     pthread_mutex_destroy(&n->mu);
     redlock__url_clear(&n->url);
@@ -113,6 +114,8 @@ void redlock__conn_free(redlock__conn *c)
 {
     if (!c)
         return;
+    if (c->ssl)
+        redlock__tls_free(c);
     if (c->ctx)
         redisFree(c->ctx);
     redlock__buf_free(&c->out);
@@ -184,6 +187,12 @@ redlock__conn *redlock__node_connect(redlock__node *n, redlock_status *st)
     c->ctx->flags &= ~REDIS_BLOCK;
     redlock__reply_setup(c);
     c->connecting = 1;
+    redlock_status tst;
+    if (n->tls_ctx && (tst = redlock__tls_start(n, c)) != REDLOCK_OK) {
+        redlock__conn_free(c);
+        *st = tst;
+        return NULL;
+    }
     c->connect_deadline_ns =
         redlock__now_ns() + (int64_t)n->opts->connect_timeout_ms * 1000000;
     if (queue_handshake(n, c) != 0) {
@@ -200,10 +209,17 @@ redlock__conn *redlock__node_connect(redlock__node *n, redlock_status *st)
  * saves the caller an error for a connection that died while idle.  It is
  * done even for a connection used a moment ago: a CLIENT KILL takes less
  * than a millisecond on loopback. */
-static int idle_conn_alive(const redlock__conn *c)
+static int idle_conn_alive(redlock__conn *c)
 {
     struct pollfd p = {.fd = c->ctx->fd, .events = POLLIN};
-    return poll(&p, 1, 0) == 0;
+    if (poll(&p, 1, 0) == 0)
+        return 1;
+    if (!c->ssl)
+        return 0;
+    /* TLS: what came may be no data (a session ticket, a key update):
+     * alive if reading yields nothing. */
+    char byte;
+    return redlock__tls_read(c, &byte, 1) == 0 && !redlock__tls_pending(c);
 }
 
 /* Queue the token-checked deletes of the node's ghosts on c.  EVAL rather

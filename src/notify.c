@@ -405,7 +405,7 @@ static void *notifier_main(void *arg)
         }
         sync_watches(nf);
 
-        int k = 0;
+        int k = 0, ready = 0;
         pfd[k].fd = nf->wake[0];
         pfd[k].events = POLLIN;
         idx[k++] = -1;
@@ -418,7 +418,9 @@ static void *notifier_main(void *arg)
                 continue;
             }
             pfd[k].fd = s->ctx->fd;
-            pfd[k].events = POLLIN | (s->sent < s->out.len ? POLLOUT : 0);
+            pfd[k].events = redlock__conn_events(s, s->sent < s->out.len, 1);
+            if (redlock__tls_pending(s))
+                ready = 1;
             idx[k++] = i;
         }
         pthread_mutex_unlock(&nf->mu);
@@ -427,12 +429,13 @@ static void *notifier_main(void *arg)
             int64_t ms = (next_retry - redlock__now_ns() + 999999) / 1000000;
             timeout = ms < 0 ? 0 : (int)ms;
         }
-        int rc = poll(pfd, (nfds_t)k, timeout);
+        int rc = poll(pfd, (nfds_t)k, ready ? 0 : timeout);
         pthread_mutex_lock(&nf->mu);
-        if (rc <= 0)
+        if (rc < 0 || (rc == 0 && !ready))
             continue;
         for (int j = 0; j < k; j++) {
-            if (!pfd[j].revents)
+            if (!pfd[j].revents && (idx[j] < 0 || !nf->sub[idx[j]] ||
+                                    !redlock__tls_pending(nf->sub[idx[j]])))
                 continue;
             if (idx[j] < 0) {
                 char buf[64];
@@ -444,14 +447,15 @@ static void *notifier_main(void *arg)
             redlock__conn *s = nf->sub[i];
             if (!s)
                 continue;
-            if ((pfd[j].revents & POLLOUT) && redlock__conn_flush(s) != 0) {
+            /* TLS tries both ways whatever woke it (see io.c: step). */
+            if ((s->ssl || (pfd[j].revents & POLLOUT)) &&
+                redlock__conn_flush(s) != 0) {
                 drop_sub(nf, i);
                 continue;
             }
-            if (!(pfd[j].revents & (POLLIN | POLLHUP | POLLERR)))
+            if (!s->ssl && !(pfd[j].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
-            if (redisBufferRead(s->ctx) != REDIS_OK ||
-                redlock__reply_too_big(s->ctx)) {
+            if (redlock__conn_read(s) != 0 || redlock__reply_too_big(s->ctx)) {
                 drop_sub(nf, i);
                 continue;
             }
