@@ -221,7 +221,10 @@ redlock_status redlock__tls_ctx_new(const redlock_options *o, int need,
         else if (SSL_CTX_use_PrivateKey_file(ctx, o->tls_key,
                                              SSL_FILETYPE_PEM) != 1)
             st = load_fail("tls_key", o->tls_key,
-                           "not an unencrypted PEM private key");
+                           ERR_GET_REASON(ERR_peek_last_error()) ==
+                                   X509_R_KEY_VALUES_MISMATCH
+                               ? "does not match the certificate of tls_cert"
+                               : "not an unencrypted PEM private key");
         else if (SSL_CTX_check_private_key(ctx) != 1)
             st = load_fail("tls_key", o->tls_key,
                            "does not match the certificate of tls_cert");
@@ -296,7 +299,10 @@ redlock_status redlock__tls_start(redlock__node *n, redlock__conn *c)
 void redlock__tls_free(redlock__conn *c)
 {
     /* No SSL_shutdown: its close_notify would wait on a peer that may be
-     * dead; the socket is closed (reset) by the caller. */
+     * dead; the socket is closed (reset) by the caller.  Marked as shut
+     * down all the same: else SSL_free takes the connection's session for
+     * a bad one and makes it (which the node keeps) not resumable. */
+    SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     SSL_free(c->ssl);
     c->ssl = NULL;
 }
