@@ -117,6 +117,10 @@ typedef struct bn_server {
     char dir[64];
     char log[96];
     char url[64];
+    /* bn_server_start_tls() only: a second port that speaks TLS */
+    int tls_port;
+    char tls_url[64];   /* "rediss://127.0.0.1:<tls_port>" */
+    char certdir[256];  /* server.crt, server.key, ca.crt (make_certs.sh) */
 } bn_server;
 
 /* Install SIGINT/SIGTERM/SIGHUP handlers and an atexit hook that kill
@@ -128,6 +132,11 @@ void bn_servers_install_cleanup(void);
  * fresh directory under /tmp; pinned to `cpu` unless cpu < 0.  Waits until
  * it answers PING.  0, or -1 with a message. */
 int bn_server_start(bn_server *s, const char *path, int cpu);
+/* The same with a TLS port beside the plaintext one (certificates from
+ * certdir, as tests/support/make_certs.sh makes them; no client
+ * certificates asked for): one server, so that TLS and plaintext are
+ * compared on the same process. */
+int bn_server_start_tls(bn_server *s, const char *path, int cpu, const char *certdir);
 /* SIGKILL, reap, remove its directory.  Idempotent. */
 void bn_server_stop(bn_server *s);
 

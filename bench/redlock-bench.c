@@ -33,6 +33,14 @@
  *                      baseline: redis-py's Lock as raw hiredis processes
  *                      (SET NX PX, sleep 0.1 s when refused; also 10 ms and
  *                      1 ms).  A markdown table follows the main table.
+ *   7 TLS              (--scenario tls, with --certs DIR) one redis-server
+ *                      with a plaintext and a TLS port: acquire+release
+ *                      pairs/s over TLS, plaintext, and raw hiredis
+ *                      plaintext (the baseline), in rotating rounds; then
+ *                      the cost of new connections: fresh clients
+ *                      (connect + full handshake + a pair) and reconnects
+ *                      of a live client after CLIENT KILL (a resumed
+ *                      handshake), TLS against plaintext.
  *
  * It starts its own redis-server(s) on free loopback ports (or uses --url),
  * can pin itself and them to CPUs (--placement; the processes of scenario 6
@@ -47,6 +55,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -86,7 +95,7 @@
 #define S5_NODES 5
 #define S6_MAX_SIZES 8
 #define S6_MAX_WAITERS 4000
-#define SC_ALL 0x7eu /* scenarios 1..6 */
+#define SC_ALL 0x7eu /* scenarios 1..6; 7 (tls) only when asked for */
 
 /* ---- options ------------------------------------------------------------------ */
 
@@ -117,6 +126,7 @@ static struct {
     double wduration_s;       /* scenario 6: seconds per run */
     int section_us;           /* scenario 6: the critical section */
     double kill_pct;          /* scenario 6: waiters killed in the killed run */
+    const char *certdir;      /* scenario 7: make_certs.sh's directory */
 } O;
 
 static char cmdline[1024]; /* how the benchmark was started, for the record */
@@ -1390,6 +1400,178 @@ static int scenario5(env *e)
     return err;
 }
 
+/* ==== scenario 7: TLS =================================================================== */
+
+#define S7_CLIENTS_FULL 50 /* fresh clients and reconnects measured */
+#define S7_CLIENTS_TINY 3
+
+/* n fresh clients in turn: connect (TCP, TLS handshake, AUTH/scripts),
+ * one pair, free; each sample the whole of it. */
+static int s7_fresh(const char *url, const redlock_options *o, const char *key, int n,
+                    bn_samples *out)
+{
+    for (int i = 0; i < n; i++) {
+        int64_t t0 = bn_now_ns();
+        redlock_client *c = lib_connect(&url, 1, o);
+        if (c == NULL)
+            return -1;
+        redlock_lock *l;
+        redlock_status st = redlock_acquire(c, key, TTL_MS, 0, &l);
+        if (st == REDLOCK_OK)
+            st = redlock_release(l);
+        int64_t t1 = bn_now_ns();
+        redlock_client_free(c);
+        if (st != REDLOCK_OK) {
+            lib_fail("fresh client pair", key, st);
+            return -1;
+        }
+        bn_samples_push(out, t1 - t0);
+    }
+    return 0;
+}
+
+/* A reconnect of a live client: the server drops every connection but the
+ * killer's (CLIENT KILL), then the time until a pair succeeds again.  Over
+ * TLS the client offers the session it kept for the node: a resumed
+ * handshake, the case of a Redis restart or a network blip. */
+static int s7_reconnect(redlock_client *c, redisContext *killer, const char *key, int n,
+                        bn_samples *out)
+{
+    for (int i = 0; i < n; i++) {
+        redisReply *r = redisCommand(killer, "CLIENT KILL TYPE normal SKIPME yes");
+        if (r == NULL || r->type != REDIS_REPLY_INTEGER || r->integer < 1) {
+            fprintf(stderr, "redlock-bench: CLIENT KILL did not kill the client\n");
+            if (r)
+                freeReplyObject(r);
+            return -1;
+        }
+        freeReplyObject(r);
+        int64_t t0 = bn_now_ns();
+        redlock_status st = REDLOCK_IO;
+        /* The first try may find the connection closed (IO): the next
+         * connects again. */
+        for (int k = 0; k < 100 && st == REDLOCK_IO; k++) {
+            redlock_lock *l;
+            st = redlock_acquire(c, key, TTL_MS, 0, &l);
+            if (st == REDLOCK_OK)
+                st = redlock_release(l);
+        }
+        int64_t t1 = bn_now_ns();
+        if (st != REDLOCK_OK) {
+            lib_fail("pair after CLIENT KILL", key, st);
+            return -1;
+        }
+        bn_samples_push(out, t1 - t0);
+    }
+    return 0;
+}
+
+static int scenario7(env *e)
+{
+    if (O.certdir == NULL) {
+        fprintf(stderr, "redlock-bench: scenario tls needs --certs DIR (made by "
+                        "tests/support/make_certs.sh; bench/run.sh does it)\n");
+        return -1;
+    }
+    progress("scenario 7 (tls): pairs/s over TLS, plaintext and raw hiredis on one "
+             "redis-server; new clients and reconnects");
+    if (O.nurls > 0)
+        progress("  --url is not used: this scenario starts its own server with a TLS port");
+    bn_server s;
+    if (bn_server_start_tls(&s, O.redis_path, e->server_cpu, O.certdir) != 0)
+        return -1;
+    char ca[320], key[96];
+    snprintf(ca, sizeof ca, "%s/ca.crt", O.certdir);
+    snprintf(key, sizeof key, "%s:s7", e->prefix);
+    redlock_options o;
+    redlock_options_init(&o);
+    o.tls_cacert = ca;
+    const char *tls_url = s.tls_url, *plain_url = s.url;
+    redlock_client *ct = lib_connect(&tls_url, 1, &o);
+    redlock_client *cp = lib_connect(&plain_url, 1, NULL);
+    redisContext *rc = raw_connect(plain_url);
+    bn_samples lat[3] = {{0}}, scratch = {0}, fresh[2] = {{0}}, recon[2] = {{0}};
+    long n[3] = {0}, wn = 0;
+    int64_t t[3] = {0}, wt = 0;
+    int res = -1;
+    if (ct == NULL || cp == NULL || rc == NULL)
+        goto out;
+    if (lib_pairs(ct, key, part_budget(0, O.warmup), &scratch, NULL, NULL, &wn, &wt) ||
+        lib_pairs(cp, key, part_budget(0, O.warmup), &scratch, NULL, NULL, &wn, &wt) ||
+        raw_pairs(rc, key, 7, part_budget(0, O.warmup), &scratch, &wn, &wt))
+        goto out;
+    /* 0 TLS, 1 plaintext, 2 raw: each round a rotation, every other one
+     * reversed, so that a drift of the machine weighs on all three. */
+    for (int r = 0; r < O.rounds; r++) {
+        double secs = O.duration_s / O.rounds;
+        long cnt = O.count > 0 ? (O.count + O.rounds - 1) / O.rounds : 0;
+        for (int k = 0; k < 3; k++) {
+            int v = (r % 2 == 0) ? (r / 2 + k) % 3 : (r / 2 + 2 - k) % 3;
+            budget b = part_budget(secs, cnt);
+            int err = v == 2 ? raw_pairs(rc, key, 7, b, &lat[2], &n[2], &t[2])
+                             : lib_pairs(v == 0 ? ct : cp, key, b, &lat[v], NULL, NULL,
+                                         &n[v], &t[v]);
+            if (err)
+                goto out;
+        }
+    }
+    double rate[3];
+    for (int v = 0; v < 3; v++)
+        rate[v] = n[v] / (t[v] / 1e9);
+    add_row(7, "TLS: acquire+release pairs/s", "/s", rate[0], rate[2], "raw hiredis plain",
+            ratio_of(rate[0], rate[2]), T_NONE, "", 0);
+    add_row(7, "plaintext: acquire+release pairs/s", "/s", rate[1], rate[2],
+            "raw hiredis plain", ratio_of(rate[1], rate[2]), T_NONE, "", 0);
+    add_row(7, "TLS: pairs/s against plaintext", "/s", rate[0], rate[1], "libredlock plain",
+            ratio_of(rate[0], rate[1]), T_NONE, "", 0);
+    double p50[3], p99[3];
+    for (int v = 0; v < 3; v++) {
+        p50[v] = us(bn_percentile(&lat[v], 50));
+        p99[v] = us(bn_percentile(&lat[v], 99));
+    }
+    add_row(7, "TLS: pair latency p50", "us", p50[0], p50[1], "libredlock plain",
+            ratio_of(p50[0], p50[1]), T_NONE, "", 0);
+    add_row(7, "TLS: pair latency p99", "us", p99[0], p99[1], "libredlock plain",
+            ratio_of(p99[0], p99[1]), T_NONE, "", 0);
+
+    /* New connections: fresh clients (a full handshake each: the library
+     * keeps sessions per client, not per process), then reconnects of a
+     * live client (resumed). */
+    int nc = O.tiny ? S7_CLIENTS_TINY : S7_CLIENTS_FULL;
+    if (s7_fresh(tls_url, &o, key, nc, &fresh[0]) || s7_fresh(plain_url, NULL, key, nc, &fresh[1]))
+        goto out;
+    double f_first[2] = {us(fresh[0].v[0]), us(fresh[1].v[0])};
+    double f50[2] = {us(bn_percentile(&fresh[0], 50)), us(bn_percentile(&fresh[1], 50))};
+    add_row(7, "new client: connect+pair, TLS, the first", "us", f_first[0], f_first[1],
+            "the same, plain", ratio_of(f_first[0], f_first[1]), T_NONE, "", 0);
+    add_row(7, "new client: connect+pair, TLS, p50", "us", f50[0], f50[1],
+            "the same, plain", ratio_of(f50[0], f50[1]), T_NONE, "", 0);
+    if (s7_reconnect(ct, rc, key, nc, &recon[0]) || s7_reconnect(cp, rc, key, nc, &recon[1]))
+        goto out;
+    double r50[2] = {us(bn_percentile(&recon[0], 50)), us(bn_percentile(&recon[1], 50))};
+    add_row(7, "reconnect+pair, TLS (resumed session), p50", "us", r50[0], r50[1],
+            "the same, plain", ratio_of(r50[0], r50[1]), T_NONE, "", 0);
+    add_row(7, "TLS: reconnect (resumed) against new client", "us", r50[0], f50[0],
+            "TLS new client", ratio_of(r50[0], f50[0]), T_NONE, "", 0);
+    progress("  TLS %.0f pairs/s, plaintext %.0f, raw %.0f; new TLS client p50 %.0f us, "
+             "reconnect p50 %.0f us", rate[0], rate[1], rate[2], f50[0], r50[0]);
+    res = 0;
+out:
+    for (int v = 0; v < 3; v++)
+        bn_samples_free(&lat[v]);
+    for (int v = 0; v < 2; v++) {
+        bn_samples_free(&fresh[v]);
+        bn_samples_free(&recon[v]);
+    }
+    bn_samples_free(&scratch);
+    if (rc)
+        redisFree(rc);
+    redlock_client_free(ct);
+    redlock_client_free(cp);
+    bn_server_stop(&s);
+    return res;
+}
+
 /* ---- output --------------------------------------------------------------------------- */
 
 static void fmt_num(char *buf, size_t len, double v)
@@ -2011,10 +2193,15 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: redlock-bench [options]\n"
-            "  --scenario N     run scenario N (1..6, a comma list, or all); repeatable [all]\n"
+            "  --scenario N     run scenario N (1..7, a comma list, or all); repeatable [all]\n"
             "                   1 uncontended  2 shared client  3 contended handoff\n"
             "                   4 watchdog scale  5 Redlock N=1,3,5  6 (or waiters) waiter\n"
             "                   scaling: processes, libredlock and pollers (minutes)\n"
+            "                   7 (or tls): TLS against plaintext and raw hiredis, and new\n"
+            "                   connections (full and resumed handshakes); needs --certs;\n"
+            "                   not part of all\n"
+            "  --certs DIR      scenario 7: certificates from tests/support/make_certs.sh\n"
+            "                   [$REDLOCK_BENCH_CERTS]\n"
             "  --duration S     seconds per measured part [2]\n"
             "  --count N        operations per part instead of a duration\n"
             "  --threads N      threads of scenarios 2 and 3 [8]\n"
@@ -2076,7 +2263,7 @@ int main(int argc, char **argv)
         OPT_SCENARIO = 1000, OPT_DURATION, OPT_COUNT, OPT_THREADS, OPT_LOCKS, OPT_WINDOW,
         OPT_SHORT_WINDOW, OPT_SHORT_TTL, OPT_SHORT_FLOOR, OPT_DELAY, OPT_ROUNDS,
         OPT_PLACEMENT, OPT_PIN, OPT_SPLIT, OPT_URL, OPT_REDIS, OPT_JSON, OPT_TINY, OPT_HELP,
-        OPT_LABEL, OPT_WAITERS, OPT_WDURATION, OPT_SECTION, OPT_KILL
+        OPT_LABEL, OPT_WAITERS, OPT_WDURATION, OPT_SECTION, OPT_KILL, OPT_CERTS
     };
     static const struct option longopts[] = {
         {"scenario", required_argument, NULL, OPT_SCENARIO},
@@ -2103,6 +2290,7 @@ int main(int argc, char **argv)
         {"waiter-duration", required_argument, NULL, OPT_WDURATION},
         {"section-us", required_argument, NULL, OPT_SECTION},
         {"kill-percent", required_argument, NULL, OPT_KILL},
+        {"certs", required_argument, NULL, OPT_CERTS},
         {NULL, 0, NULL, 0}};
 
     bn_affinity_init();
@@ -2148,8 +2336,11 @@ int main(int argc, char **argv)
                  t = strtok_r(NULL, ",", &save)) {
                 if (strcmp(t, "waiters") == 0)
                     t = "6";
-                if (strlen(t) != 1 || t[0] < '1' || t[0] > '6') {
-                    fprintf(stderr, "redlock-bench: no scenario %s (1..6, waiters or all)\n",
+                if (strcmp(t, "tls") == 0)
+                    t = "7";
+                if (strlen(t) != 1 || t[0] < '1' || t[0] > '7') {
+                    fprintf(stderr, "redlock-bench: no scenario %s (1..7, waiters, tls or "
+                                    "all)\n",
                             t);
                     return 64;
                 }
@@ -2205,6 +2396,7 @@ int main(int argc, char **argv)
         case OPT_WDURATION: NUM_OPT(O.wduration_s, 0.01, 3600, double); break;
         case OPT_SECTION: NUM_OPT(O.section_us, 0, 1e6, int); break;
         case OPT_KILL: NUM_OPT(O.kill_pct, 0, 90, double); break;
+        case OPT_CERTS: O.certdir = optarg; break;
         case OPT_TINY: O.tiny = 1; break;
         case 'h':
         case OPT_HELP: usage(stdout); return 0;
@@ -2222,6 +2414,20 @@ int main(int argc, char **argv)
         const char *env = getenv("REDLOCK_BENCH_REDIS_SERVER");
         if (env && env[0])
             O.redis_path = env;
+    }
+    if (O.certdir == NULL) {
+        const char *env = getenv("REDLOCK_BENCH_CERTS");
+        if (env && env[0])
+            O.certdir = env;
+    }
+    /* redis-server runs in a directory of its own: relative paths break. */
+    static char certdir_abs[PATH_MAX];
+    if (O.certdir != NULL) {
+        if (realpath(O.certdir, certdir_abs) == NULL) {
+            fprintf(stderr, "redlock-bench: --certs %s: %s\n", O.certdir, strerror(errno));
+            return 64;
+        }
+        O.certdir = certdir_abs;
     }
     if (O.duration_s < 0)
         O.duration_s = O.tiny ? 0.1 : 2;
@@ -2317,8 +2523,8 @@ int main(int argc, char **argv)
             }
         }
         int (*const fns[])(env *) = {NULL,      scenario1, scenario2, scenario3,
-                                     scenario4, scenario5, scenario6};
-        for (int sc = 1; sc <= 6; sc++) {
+                                     scenario4, scenario5, scenario6, scenario7};
+        for (int sc = 1; sc <= 7; sc++) {
             if (!(O.scenarios & (1u << sc)))
                 continue;
             if (fns[sc](&e) != 0) {

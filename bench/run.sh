@@ -10,6 +10,14 @@
 #                                  256 waiter processes and the pollers, 10 s
 #                                  a run: about 2 minutes), then its markdown
 #                                  table; --waiter-duration 1 for a quick look
+#   bench/run.sh --scenario tls --placement pinned
+#                                  TLS (scenario 7, not part of "all"): pairs/s
+#                                  over TLS, plaintext and raw hiredis against
+#                                  one redis-server with both ports, rotating
+#                                  rounds; then new clients (full handshake)
+#                                  and reconnects after CLIENT KILL (resumed),
+#                                  TLS against plaintext.  Ratios: the TLS row
+#                                  against the plaintext rows of the same run
 #
 # Placement (on a 2-CPU machine, where the client and redis-server run
 # changes results threefold):
@@ -23,7 +31,9 @@
 #
 # Environment: BUILD_DIR (default build-bench/ at the repository root),
 # BUILD_TYPE (default RelWithDebInfo), JOBS (default: number of CPUs),
-# REDLOCK_BENCH_REDIS_SERVER (the redis-server binary).
+# REDLOCK_BENCH_REDIS_SERVER (the redis-server binary), REDLOCK_BENCH_CERTS
+# (scenario tls's certificates; default: made in $BUILD_DIR/certs by
+# tests/support/make_certs.sh).
 # Missing Debian packages are installed first, as scripts/test.sh does.
 set -euo pipefail
 
@@ -44,6 +54,11 @@ if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDeb
     cat "$log" >&2
     echo "run.sh: the build failed" >&2
     exit 1
+fi
+
+if [ -z "${REDLOCK_BENCH_CERTS:-}" ]; then
+    sh "$root/tests/support/make_certs.sh" "$build/certs"
+    export REDLOCK_BENCH_CERTS="$build/certs"
 fi
 
 placement=both

@@ -158,12 +158,30 @@ static int answers_ping(int port)
 /* 0 ready, 1 port taken (try another), -1 failure. */
 static int launch(bn_server *s, const char *path, int cpu)
 {
-    char port[16];
+    char port[16], tls_port[16], cert[300], key[300], ca[300];
     snprintf(port, sizeof port, "%d", s->port);
-    const char *argv[] = {path,       "--port",       port,     "--bind",
-                          "127.0.0.1", "--save",       "",       "--appendonly",
-                          "no",        "--dir",        s->dir,   "--logfile",
-                          s->log,      "--daemonize",  "no",     NULL};
+    const char *argv[32] = {path,       "--port",       port,     "--bind",
+                            "127.0.0.1", "--save",       "",       "--appendonly",
+                            "no",        "--dir",        s->dir,   "--logfile",
+                            s->log,      "--daemonize",  "no",     NULL};
+    if (s->tls_port > 0) {
+        int n = 15;
+        snprintf(tls_port, sizeof tls_port, "%d", s->tls_port);
+        snprintf(cert, sizeof cert, "%s/server.crt", s->certdir);
+        snprintf(key, sizeof key, "%s/server.key", s->certdir);
+        snprintf(ca, sizeof ca, "%s/ca.crt", s->certdir);
+        argv[n++] = "--tls-port";
+        argv[n++] = tls_port;
+        argv[n++] = "--tls-cert-file";
+        argv[n++] = cert;
+        argv[n++] = "--tls-key-file";
+        argv[n++] = key;
+        argv[n++] = "--tls-ca-cert-file";
+        argv[n++] = ca;
+        argv[n++] = "--tls-auth-clients";
+        argv[n++] = "no";
+        argv[n] = NULL;
+    }
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -231,9 +249,27 @@ static int launch(bn_server *s, const char *path, int cpu)
     return -1;
 }
 
+static int start(bn_server *s, const char *path, int cpu, const char *certdir);
+
 int bn_server_start(bn_server *s, const char *path, int cpu)
 {
+    return start(s, path, cpu, NULL);
+}
+
+int bn_server_start_tls(bn_server *s, const char *path, int cpu, const char *certdir)
+{
+    if (certdir == NULL || strlen(certdir) >= sizeof s->certdir - 16) {
+        fprintf(stderr, "redlock-bench: bad certificate directory\n");
+        return -1;
+    }
+    return start(s, path, cpu, certdir);
+}
+
+static int start(bn_server *s, const char *path, int cpu, const char *certdir)
+{
     memset(s, 0, sizeof *s);
+    if (certdir != NULL)
+        snprintf(s->certdir, sizeof s->certdir, "%s", certdir);
     if (path == NULL)
         path = "redis-server";
     for (int i = 0; i < BN_MAX_SERVERS; i++) {
@@ -261,7 +297,12 @@ int bn_server_start(bn_server *s, const char *path, int cpu)
     int r = -1;
     for (int attempt = 0; attempt < START_ATTEMPTS; attempt++) {
         s->port = free_port();
-        if (s->port < 0) {
+        if (certdir != NULL) {
+            do
+                s->tls_port = free_port();
+            while (s->tls_port == s->port && s->port >= 0);
+        }
+        if (s->port < 0 || (certdir != NULL && s->tls_port < 0)) {
             fprintf(stderr, "redlock-bench: no free port\n");
             break;
         }
@@ -275,6 +316,8 @@ int bn_server_start(bn_server *s, const char *path, int cpu)
         return -1;
     }
     snprintf(s->url, sizeof s->url, "redis://127.0.0.1:%d", s->port);
+    if (certdir != NULL)
+        snprintf(s->tls_url, sizeof s->tls_url, "rediss://127.0.0.1:%d", s->tls_port);
     return 0;
 }
 
