@@ -30,8 +30,11 @@
 #include "redis_server.h"
 #include "redlock.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -779,6 +782,92 @@ static redlock_status url_refused(ctx *x)
     return connect_url(x->url);
 }
 
+/* A peer on a free port that waits for the client's first bytes, answers
+ * with its own, and holds the connection until the client closes it. */
+typedef struct peer {
+    int lfd;
+    const char *bytes;
+    size_t len;
+    pthread_t t;
+} peer;
+
+static void *peer_main(void *arg)
+{
+    peer *p = arg;
+    struct timeval tv = {5, 0};
+    int fd = accept(p->lfd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[4096];
+    if (recv(fd, buf, sizeof buf, 0) > 0 &&
+        send(fd, p->bytes, p->len, MSG_NOSIGNAL) == (ssize_t)p->len)
+        while (recv(fd, buf, sizeof buf, 0) > 0) {
+        }
+    close(fd);
+    return NULL;
+}
+
+static int peer_start(peer *p, const char *bytes, size_t len)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    p->bytes = bytes;
+    p->len = len;
+    p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(p->lfd >= 0);
+    assert_int_equal(bind(p->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(p->lfd, 4), 0);
+    assert_int_equal(getsockname(p->lfd, (struct sockaddr *)&sa, &sl), 0);
+    assert_int_equal(pthread_create(&p->t, NULL, peer_main, p), 0);
+    return ntohs(sa.sin_port);
+}
+
+static void peer_stop(peer *p)
+{
+    shutdown(p->lfd, SHUT_RDWR); /* wakes an accept() still waiting */
+    pthread_join(p->t, NULL);
+    close(p->lfd);
+}
+
+/* TLS rows need a build with TLS (REDLOCK_WITH_TLS=ON). */
+static void need_tls_build(void)
+{
+    redlock_options o = fast_options();
+    if (connect_status((const char *const[]){"rediss://127.0.0.1:1"}, 1, &o) ==
+            REDLOCK_INVALID &&
+        strstr(redlock_last_error(), "not in this build"))
+        skip();
+}
+
+static redlock_status tls_url_garbage_peer(ctx *x)
+{
+    need_tls_build();
+    static const char http[] = "HTTP/1.1 400 Bad Request\r\n\r\n";
+    peer p;
+    snprintf(x->url, sizeof x->url, "rediss://127.0.0.1:%d",
+             peer_start(&p, http, sizeof http - 1));
+    redlock_options o = fast_options();
+    o.tls_insecure = 1;
+    redlock_status st =
+        keep(x, connect_status((const char *const[]){x->url}, 1, &o));
+    peer_stop(&p);
+    return st;
+}
+
+static redlock_status plain_url_tls_peer(ctx *x)
+{
+    /* A fatal handshake_failure alert, as a TLS server may send. */
+    static const char alert[] = "\x15\x03\x03\x00\x02\x02\x28";
+    peer p;
+    snprintf(x->url, sizeof x->url, "redis://127.0.0.1:%d",
+             peer_start(&p, alert, sizeof alert - 1));
+    redlock_status st = keep(x, connect_url(x->url));
+    peer_stop(&p);
+    return st;
+}
+
 /* ---- real servers ------------------------------------------------------- */
 
 static redlock_status auth_wrong(ctx *x)
@@ -1146,7 +1235,7 @@ static row rows[] = {
     URL_ROW("redis://h/99999999999", REDLOCK_INVALID, "outside 0.."),
     URL_ROW("redis://h?db=1", REDLOCK_INVALID, "no query"),
     URL_ROW("http://h", REDLOCK_INVALID, "unsupported scheme"),
-    URL_ROW("rediss://h", REDLOCK_INVALID, "TLS"),
+    URL_ROW("rediss://h:0", REDLOCK_INVALID, "outside 1..65535"),
     URL_ROW("localhost:6379", REDLOCK_INVALID, "scheme"),
     URL_ROW("redis://a,b", REDLOCK_INVALID, "may hold only"),
     URL_ROW("redis://u:p%zz@h", REDLOCK_INVALID, "malformed percent escape"),
@@ -1161,6 +1250,12 @@ static row rows[] = {
          ON_NONE, url_fixed, .max_ms = 5000),
     ROW("a port nothing listens on", REDLOCK_IO, "cannot connect", ON_NONE,
         url_refused),
+    ROWX("a `rediss://` URL on a peer that answers the handshake with "
+         "non-TLS bytes", REDLOCK_TLS, "does not speak TLS", ON_NONE,
+         tls_url_garbage_peer, .max_ms = CONNECT_MS + MARGIN_MS),
+    ROWX("a `redis://` URL on a peer that answers with a TLS alert",
+         REDLOCK_TLS, "speaks TLS", ON_NONE, plain_url_tls_peer,
+         .max_ms = CONNECT_MS + MARGIN_MS),
 
     /* real servers that refuse */
     ROWX("wrong password (server has `requirepass`)", REDLOCK_AUTH,
@@ -1395,7 +1490,7 @@ static void test_row(void **state)
         if (got != NO_STATUS)
             fail_msg("%s: not as documented (%s)", r->input, r->shows);
     } else {
-        if (got < REDLOCK_OK || got > REDLOCK_NOMEM)
+        if (got < REDLOCK_OK || got > REDLOCK_TLS)
             fail_msg("%s: status %d is outside the enum", r->input, got);
         if (got != r->expect)
             fail_msg("%s: got %s (%s), expected %s", r->input,

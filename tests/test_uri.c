@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "internal.h"
 
@@ -90,6 +91,13 @@ static struct valid_case valid_cases[] = {
      "a/b@c", 0},
     {"unix:///tmp/a@b.sock", 1, NULL, 0, "/tmp/a@b.sock", NULL, NULL, 0},
     {"UNIX:///tmp/r.sock", 1, NULL, 0, "/tmp/r.sock", NULL, NULL, 0},
+    /* TLS: the same forms as redis:// */
+    {"rediss://h", 0, "h", 6379, NULL, NULL, NULL, 0},
+    {"rediss://127.0.0.1:6380/2", 0, "127.0.0.1", 6380, NULL, NULL, NULL, 2},
+    {"REDISS://alice:" SECRET "@[::1]:7000/1", 0, "::1", 7000, NULL, "alice",
+     SECRET, 1},
+    {"rediss://:p%40ss@redis.example.com", 0, "redis.example.com", 6379, NULL,
+     NULL, "p@ss", 0},
 };
 
 /* NULL-aware string equality with the URL in the failure message. */
@@ -118,6 +126,7 @@ static void test_valid(void **state)
     check_str(c->url, "user", c->user, u.user);
     check_str(c->url, "password", c->password, u.password);
     assert_int_equal(u.db, c->db);
+    assert_int_equal(u.tls, strncasecmp(c->url, "rediss:", 7) == 0);
     redlock__url_clear(&u);
 }
 
@@ -229,6 +238,9 @@ static struct invalid_case invalid_cases[] = {
     {"unix:///tmp/r.sock?", "empty query parameter"},
     {"unix:///tmp/r.sock?db=1&", "empty query parameter"},
     {"unix:///tmp/r.sock?=1", "no name"},
+    {"rediss://h:0", "outside 1..65535"},
+    {"rediss://h?db=1", "no query"},
+    {"rediss://u:" SECRET "@h:x", "not a number"},
 };
 
 static void assert_cleared(const redlock__url *u)
@@ -240,6 +252,7 @@ static void assert_cleared(const redlock__url *u)
     assert_null(u->user);
     assert_null(u->password);
     assert_int_equal(u->db, 0);
+    assert_int_equal(u->tls, 0);
 }
 
 static void test_invalid(void **state)
