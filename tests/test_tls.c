@@ -387,8 +387,11 @@ static void test_stalled_handshake(void **state)
     start_tls(&s, NULL);
     assert_int_equal(rt_server_pause(&s), 0); /* TCP accepted, no answer */
     redlock_options o = opts();
+    /* The handshake is bounded by the connect timeout, not the I/O one. */
+    o.connect_timeout_ms = 300;
+    o.io_timeout_ms = 5000;
     connect_fails(s.url, &o, REDLOCK_IO, "timed out in the TLS handshake",
-                  CONNECT_MS + MARGIN_MS);
+                  300 + MARGIN_MS);
     assert_int_equal(rt_server_resume(&s), 0);
     rt_server_stop(&s);
 }
@@ -480,37 +483,203 @@ static void test_no_sigpipe(void **state)
     rt_server_stop(&s);
 }
 
+/* ---- a TLS peer of our own, for what no Redis does on demand ------------
+ * It accepts one connection and runs OpenSSL's server side through memory
+ * BIOs, so that it can stop anywhere: after its first flight (then close),
+ * or halfway through a record. */
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+
+typedef enum peer_mode {
+    CLOSE_AFTER_FLIGHT, /* send ServerHello..Finished, then close (FIN) */
+    HALF_RECORD         /* finish the handshake, read the first request,
+                           send half of a reply record, then close */
+} peer_mode;
+
+typedef struct tls_peer {
+    peer_mode mode;
+    int lfd;
+    pthread_t t;
+} tls_peer;
+
+/* Everything the server side wrote, to the socket (or its first half). */
+static void peer_flush(SSL *ssl, int fd, int half)
+{
+    char buf[65536];
+    int n = BIO_read(SSL_get_wbio(ssl), buf, sizeof buf);
+    if (n > 0)
+        (void)!send(fd, buf, half ? (size_t)n / 2 : (size_t)n, MSG_NOSIGNAL);
+}
+
+static int peer_feed(SSL *ssl, int fd)
+{
+    char buf[16384];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0)
+        return -1;
+    BIO_write(SSL_get_rbio(ssl), buf, (int)n);
+    return 0;
+}
+
+static void *tls_peer_main(void *arg)
+{
+    tls_peer *p = arg;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_use_certificate_chain_file(ctx, cert("server.crt"));
+    SSL_CTX_use_PrivateKey_file(ctx, cert("server.key"), SSL_FILETYPE_PEM);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_bio(ssl, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+    SSL_set_accept_state(ssl);
+    int fd = accept(p->lfd, NULL, NULL);
+    if (fd >= 0) {
+        struct timeval tv = {5, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        int r;
+        while ((r = SSL_do_handshake(ssl)) != 1 &&
+               SSL_get_error(ssl, r) == SSL_ERROR_WANT_READ) {
+            peer_flush(ssl, fd, 0);
+            if (p->mode == CLOSE_AFTER_FLIGHT &&
+                BIO_number_written(SSL_get_wbio(ssl)) > 0)
+                break;
+            if (peer_feed(ssl, fd) != 0)
+                break;
+        }
+        if (r == 1 && p->mode == HALF_RECORD) {
+            peer_flush(ssl, fd, 0); /* session tickets */
+            char req[4096];
+            while (SSL_read(ssl, req, sizeof req) <= 0 &&
+                   peer_feed(ssl, fd) == 0) {
+            }
+            static const char reply[] = "$5000\r\n";
+            SSL_write(ssl, reply, sizeof reply - 1);
+            peer_flush(ssl, fd, 1);
+        }
+        close(fd);
+    }
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    return NULL;
+}
+
+static int tls_peer_start(tls_peer *p, peer_mode mode)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    p->mode = mode;
+    p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(p->lfd >= 0);
+    assert_int_equal(bind(p->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(p->lfd, 4), 0);
+    assert_int_equal(getsockname(p->lfd, (struct sockaddr *)&sa, &sl), 0);
+    assert_int_equal(pthread_create(&p->t, NULL, tls_peer_main, p), 0);
+    return ntohs(sa.sin_port);
+}
+
+static void tls_peer_stop(tls_peer *p)
+{
+    shutdown(p->lfd, SHUT_RDWR);
+    pthread_join(p->t, NULL);
+    close(p->lfd);
+}
+
+/* The server closes right after its flight: our Finished draws a reset,
+ * and the requests written right after it meet a socket the kernel calls
+ * broken (EPIPE): without MSG_NOSIGNAL that write raises SIGPIPE, which
+ * keeps its default action here and would end this process. */
+static void test_peer_closes_after_flight(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_DFL);
+    for (int i = 0; i < 5; i++) {
+        tls_peer p;
+        char url[64];
+        snprintf(url, sizeof url, "rediss://127.0.0.1:%d",
+                 tls_peer_start(&p, CLOSE_AFTER_FLIGHT));
+        redlock_options o = opts();
+        redlock_status st = REDLOCK_OK;
+        int64_t t0 = now_ms();
+        redlock_client *c = redlock_connect((const char *[]){url}, 1, &o, &st);
+        int64_t took = now_ms() - t0;
+        tls_peer_stop(&p);
+        assert_null(c);
+        if (st != REDLOCK_IO || took > CONNECT_MS + IO_MS + MARGIN_MS)
+            fail_msg("%s (%s) in %lld ms", redlock_strerror(st),
+                     redlock_last_error(), (long long)took);
+    }
+}
+
+/* A reply record cut in half by a close: an error, never a hang. */
+static void test_peer_closes_mid_record(void **state)
+{
+    (void)state;
+    tls_peer p;
+    char url[64];
+    snprintf(url, sizeof url, "rediss://127.0.0.1:%d",
+             tls_peer_start(&p, HALF_RECORD));
+    redlock_options o = opts();
+    connect_fails(url, &o, REDLOCK_IO, "", CONNECT_MS + IO_MS + MARGIN_MS);
+    tls_peer_stop(&p);
+}
+
 /* ---- a wait ends on REDLOCK_TLS ------------------------------------------ */
+
+/* n servers: a holds the key; the certificates change to an expired one
+ * and b's connections are cut, so b's next try must reconnect and fail
+ * for good: its wait ends then, not at wait_ms.  One node waits in the
+ * queue (queue.c), several in lock.c's retry loop. */
+static void wait_case(rt_server *s, int n)
+{
+    const char *urls[3];
+    for (int i = 0; i < n; i++)
+        urls[i] = s[i].url;
+    redlock_options o = opts();
+    redlock_status st;
+    redlock_client *a = redlock_connect(urls, (size_t)n, &o, &st);
+    redlock_client *b = redlock_connect(urls, (size_t)n, &o, &st);
+    assert_non_null(a);
+    assert_non_null(b);
+    redlock_lock *la = NULL, *lb = NULL;
+    assert_int_equal(redlock_acquire(a, "tls:w", 30000, 0, &la), REDLOCK_OK);
+    for (int i = 0; i < n; i++) {
+        assert_true(rt_cmd_ok(&s[i], "CONFIG SET tls-cert-file %s "
+                                     "tls-key-file %s",
+                              cert("expired.crt"), cert("expired.key")));
+        redisReply *r = rt_cmd(&s[i], "CLIENT KILL TYPE normal");
+        freeReplyObject(r);
+    }
+    int64_t t0 = now_ms();
+    st = redlock_acquire(b, "tls:w", 30000, 20000, &lb);
+    int64_t took = now_ms() - t0;
+    if (st != REDLOCK_TLS || took > CONNECT_MS + IO_MS + MARGIN_MS)
+        fail_msg("%d nodes: wait: %s (%s) after %lld ms; want %s at once", n,
+                 redlock_strerror(st), redlock_last_error(), (long long)took,
+                 redlock_strerror(REDLOCK_TLS));
+    assert_non_null(strstr(redlock_last_error(), "expired"));
+    for (int i = 0; i < n; i++)
+        assert_true(rt_cmd_ok(&s[i], "CONFIG SET tls-cert-file %s "
+                                     "tls-key-file %s",
+                              cert("server.crt"), cert("server.key")));
+    redlock_release(la);
+    redlock_client_free(b);
+    redlock_client_free(a);
+}
 
 static void test_wait_ends_on_tls_error(void **state)
 {
     (void)state;
-    rt_server s;
-    start_tls(&s, NULL);
-    redlock_options o = opts();
-    redlock_client *a = connect_ok(s.url, &o), *b = connect_ok(s.url, &o);
-    redlock_lock *la = NULL, *lb = NULL;
-    assert_int_equal(redlock_acquire(a, "tls:w", 30000, 0, &la), REDLOCK_OK);
-    /* From now on new connections get an expired certificate, and b's
-     * are cut: its next try must reconnect, and fail for good. */
-    assert_true(rt_cmd_ok(&s, "CONFIG SET tls-cert-file %s tls-key-file %s",
-                          cert("expired.crt"), cert("expired.key")));
-    redisReply *r = rt_cmd(&s, "CLIENT KILL TYPE normal");
-    freeReplyObject(r);
-    int64_t t0 = now_ms();
-    redlock_status st = redlock_acquire(b, "tls:w", 30000, 20000, &lb);
-    int64_t took = now_ms() - t0;
-    if (st != REDLOCK_TLS || took > CONNECT_MS + IO_MS + MARGIN_MS)
-        fail_msg("wait: %s (%s) after %lld ms; want %s at once",
-                 redlock_strerror(st), redlock_last_error(), (long long)took,
-                 redlock_strerror(REDLOCK_TLS));
-    assert_non_null(strstr(redlock_last_error(), "expired"));
-    assert_true(rt_cmd_ok(&s, "CONFIG SET tls-cert-file %s tls-key-file %s",
-                          cert("server.crt"), cert("server.key")));
-    redlock_release(la);
-    redlock_client_free(b);
-    redlock_client_free(a);
-    rt_server_stop(&s);
+    rt_server s[3];
+    for (int i = 0; i < 3; i++)
+        start_tls(&s[i], NULL);
+    wait_case(s, 1);
+    wait_case(s, 3);
+    for (int i = 0; i < 3; i++)
+        rt_server_stop(&s[i]);
 }
 
 /* ---- sessions ------------------------------------------------------------ */
@@ -578,6 +747,8 @@ int main(void)
         cmocka_unit_test(test_stalled_handshake),
         cmocka_unit_test(test_server_restarted),
         cmocka_unit_test(test_no_sigpipe),
+        cmocka_unit_test(test_peer_closes_after_flight),
+        cmocka_unit_test(test_peer_closes_mid_record),
         cmocka_unit_test(test_wait_ends_on_tls_error),
         cmocka_unit_test(test_session_resumed),
     };
