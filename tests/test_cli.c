@@ -6,7 +6,10 @@
  * passwords, unreachable nodes, and a Redlock quorum of three; COMMAND's
  * environment (REDLOCK_KEY, REDLOCK_TOKEN, REDLOCK_FENCE) and --fence; the
  * whole job (COMMAND's process group: background children, grandchildren)
- * signalled and ended before the lock is let go.
+ * signalled and ended before the lock is let go; TLS options and their
+ * environment variables, and `run` over TLS (with $REDLOCK_TEST_CERTS).
+ * In TLS mode ($REDLOCK_TEST_TLS, the test_cli_tls variant) every server
+ * the suite starts speaks TLS only.
  *
  * Every redlock is started in a process group of its own, so that a failed
  * test can kill whatever it left running (COMMAND, in a group of its own,

@@ -130,7 +130,7 @@ static void *accept_loop(void *arg)
     return NULL;
 }
 
-rt_proxy *rt_proxy_start(int target_port)
+static rt_proxy *start(int target_port, int tls)
 {
     rt_proxy *p = calloc(1, sizeof *p);
     if (!p)
@@ -151,9 +151,14 @@ rt_proxy *rt_proxy_start(int target_port)
         free(p);
         return NULL;
     }
-    snprintf(p->url, sizeof p->url, "redis://127.0.0.1:%d", ntohs(sa.sin_port));
+    snprintf(p->url, sizeof p->url, "%s://127.0.0.1:%d", tls ? "rediss" : "redis",
+             ntohs(sa.sin_port));
     return p;
 }
+
+rt_proxy *rt_proxy_start(int target_port) { return start(target_port, 0); }
+
+rt_proxy *rt_proxy_start_for(const rt_server *s) { return start(s->port, s->tls); }
 
 const char *rt_proxy_url(const rt_proxy *p) { return p->url; }
 

@@ -15,12 +15,19 @@
 #ifndef REDLOCK_TEST_DELAY_PROXY_H
 #define REDLOCK_TEST_DELAY_PROXY_H
 
+#include "redis_server.h"
+
 typedef struct rt_proxy rt_proxy;
 
 /* Listen on a free loopback port, forwarding to 127.0.0.1:target_port.
  * NULL (with a message on stderr) on failure. */
 rt_proxy *rt_proxy_start(int target_port);
-/* "redis://127.0.0.1:<port>" */
+/* The same in front of s: the URL is rediss:// when s speaks TLS (the
+ * proxy forwards bytes, the TLS session is the client's and the server's;
+ * the certificates are for 127.0.0.1). */
+rt_proxy *rt_proxy_start_for(const rt_server *s);
+/* "redis://127.0.0.1:<port>" (rediss:// from rt_proxy_start_for() of a TLS
+ * server) */
 const char *rt_proxy_url(const rt_proxy *p);
 /* From now on, each chunk connection conn sends towards the server waits
  * delay_ms first (0: none). */
