@@ -490,6 +490,8 @@ int redlock__tls_read(redlock__conn *c, char *buf, size_t len)
     short ev = want(c, r, "read");
     if (ev == POLLOUT)
         c->tls_events = POLLOUT; /* a read that must write first */
+    else if (c->sent == c->out.len)
+        c->tls_events = 0; /* nothing to write: never wait for POLLOUT */
     return ev ? 0 : -1;
 }
 

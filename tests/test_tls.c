@@ -502,6 +502,7 @@ typedef enum peer_mode {
 
 typedef struct tls_peer {
     peer_mode mode;
+    char crt[512], key[512]; /* cert() is not for threads */
     int lfd;
     pthread_t t;
 } tls_peer;
@@ -529,8 +530,8 @@ static void *tls_peer_main(void *arg)
 {
     tls_peer *p = arg;
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    SSL_CTX_use_certificate_chain_file(ctx, cert("server.crt"));
-    SSL_CTX_use_PrivateKey_file(ctx, cert("server.key"), SSL_FILETYPE_PEM);
+    SSL_CTX_use_certificate_chain_file(ctx, p->crt);
+    SSL_CTX_use_PrivateKey_file(ctx, p->key, SSL_FILETYPE_PEM);
     SSL *ssl = SSL_new(ctx);
     SSL_set_bio(ssl, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
     SSL_set_accept_state(ssl);
@@ -572,6 +573,8 @@ static int tls_peer_start(tls_peer *p, peer_mode mode)
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t sl = sizeof sa;
     p->mode = mode;
+    snprintf(p->crt, sizeof p->crt, "%s", cert("server.crt"));
+    snprintf(p->key, sizeof p->key, "%s", cert("server.key"));
     p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(p->lfd >= 0);
     assert_int_equal(bind(p->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
@@ -682,6 +685,57 @@ static void test_wait_ends_on_tls_error(void **state)
         rt_server_stop(&s[i]);
 }
 
+/* ---- threads sharing the client's SSL_CTX and sessions ------------------ */
+
+typedef struct worker {
+    redlock_client *c;
+    int id;
+    int failures;
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    char key[32];
+    snprintf(key, sizeof key, "tls:t%d", w->id);
+    for (int i = 0; i < 30; i++) {
+        redlock_lock *l = NULL;
+        if (redlock_acquire(w->c, key, 5000, 0, &l) != REDLOCK_OK ||
+            redlock_release(l) != REDLOCK_OK)
+            w->failures++;
+    }
+    return NULL;
+}
+
+/* More threads than the pool keeps: connections are opened (and sessions
+ * stored and resumed) concurrently, all on one SSL_CTX. */
+static void test_threads_share_context(void **state)
+{
+    (void)state;
+    enum { THREADS = 24 };
+    rt_server s;
+    start_tls(&s, NULL);
+    redlock_options o = opts();
+    o.io_timeout_ms = 5000;
+    redlock_client *c = connect_ok(s.url, &o);
+    pthread_t t[THREADS];
+    worker w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (worker){c, i, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, work, &w[i]), 0);
+    }
+    int failures = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        failures += w[i].failures;
+    }
+    assert_int_equal(failures, 0);
+    assert_true(atomic_load(&c->nodes[0].tls_handshakes) > 16);
+    assert_true(atomic_load(&c->nodes[0].tls_resumed) > 0);
+    redlock_client_free(c);
+    rt_server_stop(&s);
+}
+
 /* ---- sessions ------------------------------------------------------------ */
 
 static void test_session_resumed(void **state)
@@ -751,6 +805,7 @@ int main(void)
         cmocka_unit_test(test_peer_closes_mid_record),
         cmocka_unit_test(test_wait_ends_on_tls_error),
         cmocka_unit_test(test_session_resumed),
+        cmocka_unit_test(test_threads_share_context),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
