@@ -125,8 +125,13 @@ typedef enum redlock_status {
  *                    cure: the server's certificate is from an unknown CA,
  *                    for another name, expired or not yet valid; the
  *                    server wants a client certificate or refused ours; a
- *                    plaintext server on a TLS URL or the reverse.  The
- *                    message says which.  Ends a wait, as REDLOCK_AUTH does.
+ *                    plaintext server on a TLS URL or the reverse, when it
+ *                    answers in the other protocol (Redis itself does not:
+ *                    a plaintext Redis ignores a TLS handshake until the
+ *                    connect timeout, and a TLS port resets a plaintext
+ *                    connection; both are REDLOCK_IO, their messages
+ *                    saying to check the URL's scheme).  The message says
+ *                    which.  Ends a wait, as REDLOCK_AUTH does.
  */
 
 /* A connection to 1..REDLOCK_MAX_NODES Redis nodes.  Opaque. */
