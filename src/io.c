@@ -6,7 +6,9 @@
  * only by SO_RCVTIMEO, and hiredis 0.14 writes with plain write(), which
  * raises SIGPIPE on a closed socket.  We keep sockets non-blocking, write
  * with send(MSG_NOSIGNAL) from our own buffer, and use hiredis only to
- * connect and to parse.
+ * connect and to parse.  A TLS connection goes through the same loop:
+ * its handshake is one more state after connect(), and its bytes pass
+ * through OpenSSL (tls.c) on their way to and from the same buffers.
  */
 #include "internal.h"
 
