@@ -237,6 +237,10 @@ redlock_client *redlock_connect(const char *const *urls, size_t n,
         redlock_client_free(c);
         return NULL;
     }
+    if ((*status = redlock__sentinel_watch_start(c)) != REDLOCK_OK) {
+        redlock_client_free(c);
+        return NULL;
+    }
     *status = REDLOCK_OK;
     redlock__clear_error();
     return c;
@@ -283,6 +287,7 @@ void redlock_client_free(redlock_client *c)
                        ((int64_t)c->opts.connect_timeout_ms +
                         c->opts.io_timeout_ms) * 1000000;
     uint32_t dead = 0;
+    redlock__sentinel_watch_stop(c);
     redlock__notify_stop(c);
     redlock__watchdog_stop(c);
     redlock__release_all(c, deadline, &dead);

@@ -67,15 +67,26 @@ int64_t redlock__jitter_ms(int64_t delay_ms);
 
 /* ---- uri.c: URL parsing (pure) ----------------------------------------- */
 
+#define REDLOCK__MAX_SENTINELS 16
+
 typedef struct redlock__url {
     int is_unix;    /* 1 for unix://, 0 for redis:// */
-    int tls;        /* 1 for rediss:// */
+    int tls;        /* 1 for rediss:// and rediss+sentinel:// */
     char *host;     /* redis://: host name or IP literal, brackets removed */
     int port;       /* redis://: 1..65535, default 6379 */
     char *path;     /* unix://: absolute socket path */
     char *user;     /* percent-decoded ACL user, NULL when absent */
     char *password; /* percent-decoded password, NULL when absent */
     int db;         /* >= 0, default 0 */
+    /* redis+sentinel://: host and port stay NULL/0 (the sentinels name the
+     * master); the sentinels' addresses, the master's name, and the
+     * sentinels' own credentials from the query (NULL when absent). */
+    int nsentinels; /* > 0 only for a Sentinel URL */
+    char *sentinel_host[REDLOCK__MAX_SENTINELS];
+    int sentinel_port[REDLOCK__MAX_SENTINELS]; /* default 26379 */
+    char *master;
+    char *sentinel_user;
+    char *sentinel_password;
 } redlock__url;
 
 /* Parse url into *out (all strings malloc'd, free with redlock__url_clear).
@@ -83,7 +94,8 @@ typedef struct redlock__url {
  * message naming the wrong part, password masked) or REDLOCK_NOMEM. */
 redlock_status redlock__url_parse(const char *url, redlock__url *out);
 void redlock__url_clear(redlock__url *u);
-/* "host:port", "[v6]:port" or "unix:/path" for messages: never secrets. */
+/* "host:port", "[v6]:port", "unix:/path" or
+ * "sentinel:NAME(host:port,...)" for messages: never secrets. */
 void redlock__url_describe(const redlock__url *u, char *buf, size_t len);
 
 /* ---- reply.c: bounded reply parsing ------------------------------------ */
@@ -174,6 +186,7 @@ typedef struct redlock__prefix {
     int auth;      /* the next one answers AUTH */
     int select;    /* then one answers SELECT */
     int nghosts;   /* ghost deletes queued (see redlock__ghost.carrier) */
+    int role;      /* then one answers ROLE (Sentinel nodes: sentinel.c) */
 } redlock__prefix;
 
 /* A reply object as reply.c makes it: a redisReply with room for a short
@@ -194,6 +207,7 @@ struct redlock__conn {
     int connecting;      /* non-blocking connect() still in progress */
     int64_t connect_deadline_ns;
     redlock__prefix prefix;
+    uint64_t gen;   /* the node's gen when opened (see redlock__node) */
     int arena_used; /* slots handed out since the last exchange began */
     int refused_elements; /* an array reply.c refused, for the message */
     redlock__reply_slot arena[REDLOCK__ARENA];
@@ -224,6 +238,13 @@ typedef struct redlock__node {
      * pipelines that it would have to work through once it resumes
      * (redlock__exchange_until). */
     _Atomic int64_t probe_at_ns;
+    /* A Sentinel URL's state (sentinel.c); NULL for other nodes. */
+    struct redlock__sentinel *sentinel;
+    /* 1 for a sentinel that a Sentinel node asks (sentinel.c). */
+    int is_sentinel;
+    /* Bumped when the sentinels move the master: connections opened
+     * before are closed, never reused. */
+    _Atomic uint64_t gen;
 } redlock__node;
 
 redlock_status redlock__node_init(redlock__node *n, const char *url,
@@ -260,6 +281,33 @@ int redlock__node_claim_ghosts(redlock__node *n, const char *key,
                                size_t keylen, const char *token,
                                int64_t deadline_ns);
 void redlock__conn_free(redlock__conn *c);
+
+/* ---- sentinel.c: Sentinel URLs (redis+sentinel://) --------------------- */
+
+/* Set up n's sentinels (n->url has nsentinels > 0). */
+redlock_status redlock__sentinel_init(redlock__node *n);
+void redlock__sentinel_destroy(redlock__node *n);
+/* Where a new connection to n goes: n->url itself, or for a Sentinel node
+ * the master the sentinels name (asked now when unknown or stale, bounded
+ * by the connect timeout), its host copied into host[0..hostlen).  *gen
+ * gets the generation the address belongs to.  0, or -1 with *st set. */
+int redlock__node_where(redlock__node *n, redlock__url *where, char *host,
+                        size_t hostlen, uint64_t *gen, redlock_status *st);
+/* Ask the sentinels again before n's next new connection. */
+void redlock__sentinel_stale(redlock__node *n);
+/* A handshake reply that needs judging: ROLE on a Sentinel node's
+ * connection, or an AUTH error from a sentinel.  REDLOCK_OK to go on,
+ * else the batch's status with msg set. */
+redlock_status redlock__sentinel_prefix(redlock__node *n, const redisReply *r,
+                                        int is_role, char *msg, size_t len);
+/* An error reply from a Sentinel node that means the master moved
+ * (READONLY, MASTERDOWN): 1 (the node is marked stale), else 0. */
+int redlock__sentinel_moved(redlock__node *n, const redisReply *r);
+/* The client's +switch-master watcher: started by redlock_connect when a
+ * node is a Sentinel one, stopped (within the connect and I/O timeouts)
+ * by redlock_client_free. */
+redlock_status redlock__sentinel_watch_start(struct redlock_client *c);
+void redlock__sentinel_watch_stop(struct redlock_client *c);
 
 /* ---- io.c and quorum.c: commands to N nodes at once -------------------- */
 
@@ -406,6 +454,10 @@ struct redlock_client {
     /* NULL until the first wait; read without the mutex (every release
      * looks), set once, cleared only by redlock_client_free. */
     struct redlock_notifier *_Atomic notify;
+
+    /* The +switch-master watcher (sentinel.c), NULL without Sentinel
+     * nodes. */
+    struct redlock__sentinel_watch *sentinel_watch;
 };
 
 /* Extend each lock by its ttl_ms on every node at once (the watchdog's
