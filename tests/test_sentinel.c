@@ -273,6 +273,37 @@ static void test_quorum_and_switch_message(void **state)
     rt_sentinel_group_stop(&g);
 }
 
+/* The master is turned into a replica behind the sentinels' back (they
+ * still name it for a while): a pooled connection's write gets READONLY,
+ * which for a Sentinel node is REDLOCK_IO (a failover, ridden out by a
+ * wait) rather than REDLOCK_SERVER; a new connection's ROLE shows the
+ * replica, and connecting fails rather than reading from it. */
+static void test_replica_named(void **state)
+{
+    (void)state;
+    rt_sentinel_group g;
+    assert_int_equal(rt_sentinel_group_start(&g, "mrole"), 0);
+    redlock_client *c = connect1(&g, 0);
+    assert_non_null(c);
+    redlock_lock *l;
+    assert_int_equal(redlock_acquire(c, "k", 5000, 0, &l), REDLOCK_OK);
+    assert_int_equal(redlock_release(l), REDLOCK_OK);
+
+    assert_true(rt_cmd_ok(&g.srv[1], "REPLICAOF NO ONE"));
+    assert_true(rt_cmd_ok(&g.srv[0], "REPLICAOF 127.0.0.1 %d", g.srv[1].port));
+    assert_int_equal(rt_sentinel_master_port(&g, 0), g.srv[0].port);
+    assert_int_equal(redlock_acquire(c, "k", 5000, 0, &l), REDLOCK_IO);
+    assert_non_null(strstr(redlock_last_error(), "READONLY"));
+
+    const char *urls[] = {g.url};
+    redlock_status st;
+    assert_null(redlock_connect(urls, 1, NULL, &st));
+    assert_int_equal(st, REDLOCK_IO);
+    assert_non_null(strstr(redlock_last_error(), "is a replica now"));
+    redlock_client_free(c);
+    rt_sentinel_group_stop(&g);
+}
+
 /* `redlock run` with a Sentinel URL through a failover: the job runs to
  * its end with the lock kept, and redlock exits with the job's status. */
 static void test_cli_run_through_failover(void **state)
@@ -311,12 +342,16 @@ static void test_cli_run_through_failover(void **state)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
+    const char *filter = getenv("REDLOCK_SENTINEL_FILTER");
+    if (filter)
+        cmocka_set_test_filter(filter);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_sentinel_answers),
         cmocka_unit_test(test_failover_keepalive),
         cmocka_unit_test(test_unreplicated_key_is_lost),
         cmocka_unit_test(test_killed_master_and_errors),
         cmocka_unit_test(test_quorum_and_switch_message),
+        cmocka_unit_test(test_replica_named),
         cmocka_unit_test(test_cli_run_through_failover),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
