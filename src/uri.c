@@ -106,14 +106,14 @@ static int same_word(const char *s, size_t n, const char *name)
 }
 
 /*
- * The parts of url that no message may show: the password, and the value
- * of any query parameter whose name ends in "password" (a Sentinel URL's
- * sentinel_password, or a misspelling of it).  They must be found for any
+ * The parts of url that no message may show: the password, the value of
+ * every query parameter but db (a Sentinel URL's sentinel_password, or a
+ * misspelling of it), and whatever follows "password=" anywhere.  They must be found for any
  * input, even one the parser gives up on at the first character, so this
  * does not rely on the parser: the password runs from after the first ':'
  * that follows the scheme's "//" (the start, when there is no well-formed
- * scheme) to the last '@' of the whole string; a parameter's value from
- * after "password=" (any case) to the next '&'.  That covers the parser's
+ * scheme) to the last '@' of the whole string; a value from after its
+ * '=' (or "password=", any case) to the next '&'.  That covers the parser's
  * secrets and sometimes more, which costs legibility only.  Returns how
  * many ranges; from[i] == to[i] for an empty one.
  */
@@ -130,6 +130,18 @@ static int secret_ranges(const char *url, const char **from, const char **to)
     if (colon) {
         from[n] = colon + 1;
         to[n++] = at;
+    }
+    /* Every query value but a db's: a misspelt sentinel_password too. */
+    for (const char *p = url; *p && n < MAX_SECRETS; p++) {
+        if (*p != '?' && *p != '&')
+            continue;
+        size_t k = strcspn(p + 1, "=&");
+        if (p[1 + k] != '=' ||
+            (k == 2 && to_lower(p[1]) == 'd' && to_lower(p[2]) == 'b'))
+            continue;
+        from[n] = p + 2 + k;
+        to[n] = from[n] + strcspn(from[n], "&");
+        p = to[n++] - 1;
     }
     for (const char *p = url; *p && n < MAX_SECRETS; p++) {
         static const char word[] = "password=";

@@ -329,6 +329,8 @@ static void test_sentinel_invalid(void **state)
          "unknown query parameter \"bad\""},
         {"redis+sentinel://h/m?SENTINEL_PASSWORD=" SECRET,
          "unknown query parameter"},
+        {"redis+sentinel://h/m?sentinel_pasword=" SECRET,
+         "?sentinel_pasword=***\": unknown query parameter"},
         {"redis+sentinel://h1,h2,h3,h4,h5,h6,h7,h8,h9,h10,h11,h12,h13,h14,"
          "h15,h16,h17/m",
          "more than 16 sentinel addresses"},
