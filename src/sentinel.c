@@ -235,7 +235,7 @@ static redlock_status resolve(redlock__node *n)
         char one[200];
         if (b[i].st != REDLOCK_OK) {
             auth |= b[i].st == REDLOCK_AUTH;
-            snprintf(one, sizeof one, "%s", b[i].err);
+            snprintf(one, sizeof one, "%.190s", b[i].err);
         } else if (r && r->type == REDIS_REPLY_NIL) {
             nil = 1;
             continue;

@@ -323,9 +323,9 @@ static void test_cli_run_through_failover(void **state)
         _exit(127);
     }
     long long until = now_ms() + 5000;
-    while (!rt_get(&g.srv[0], "job") && now_ms() < until)
+    char *tok;
+    while (!(tok = rt_get(&g.srv[0], "job")) && now_ms() < until)
         sleep_ms(20);
-    char *tok = rt_get(&g.srv[0], "job");
     assert_non_null(tok);
     assert_int_equal(rt_sentinel_failover(&g, 30000), 1);
     sleep_ms(1500);
