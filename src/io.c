@@ -150,6 +150,14 @@ static int take_prefix(redlock__batch *b, redisReply *r)
         batch_fail(b, st, msg);
         return -1;
     }
+    if (!is_auth && !is_select && redlock__sentinel_moved(b->node, r)) {
+        /* A ghost delete that a demoted master refused is still owed. */
+        char msg[160];
+        snprintf(msg, sizeof msg, "%.140s", r->str);
+        redlock__reply_free(r);
+        batch_fail(b, REDLOCK_IO, msg);
+        return -1;
+    }
     if (r->type == REDIS_REPLY_ERROR && (is_auth || is_select)) {
         char msg[160];
         const redlock__url *u = &b->node->url;

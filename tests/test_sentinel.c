@@ -261,7 +261,7 @@ static void test_quorum_and_switch_message(void **state)
     assert_int_equal(redlock_release(l), REDLOCK_OK);
 
     assert_int_equal(rt_sentinel_failover(&g, 30000), 1);
-    sleep_ms(300); /* the message's way to the client's thread */
+    sleep_ms(1000); /* the message's way to the client's thread */
     assert_int_equal(redlock_acquire(c, "k2", 5000, 0, &l), REDLOCK_OK);
     assert_true(token_is(&g.srv[1], "k2", redlock_token(l)));
     assert_false(token_is(&g.srv[0], "k2", redlock_token(l)));
