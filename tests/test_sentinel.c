@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -273,6 +274,56 @@ static void test_quorum_and_switch_message(void **state)
     rt_sentinel_group_stop(&g);
 }
 
+struct waiter {
+    redlock_client *c;
+    redlock_status st;
+    long long done_ms;
+    redlock_lock *l;
+};
+
+static void *wait_for_lock(void *arg)
+{
+    struct waiter *w = arg;
+    w->st = redlock_acquire(w->c, "q", 10000, 20000, &w->l);
+    w->done_ms = now_ms();
+    return NULL;
+}
+
+/* A waiter queued before a failover gets the lock soon after the holder
+ * releases it on the new master (the notifier's subscription to the old
+ * master is closed by the failover, and re-made at the new address). */
+static void test_waiter_follows_failover(void **state)
+{
+    (void)state;
+    rt_sentinel_group g;
+    assert_int_equal(rt_sentinel_group_start(&g, "mw"), 0);
+    redlock_client *holder = connect1(&g, 0);
+    assert_non_null(holder);
+    redlock_lock *h;
+    assert_int_equal(redlock_acquire(holder, "q", 20000, 0, &h), REDLOCK_OK);
+    struct waiter w = {connect1(&g, 0), REDLOCK_INVALID, 0, NULL};
+    assert_non_null(w.c);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, wait_for_lock, &w), 0);
+    sleep_ms(500); /* queued, and listening */
+    redisReply *r = rt_cmd(&g.srv[0], "WAIT 2 2000");
+    assert_true(r && r->type == REDIS_REPLY_INTEGER && r->integer == 2);
+    freeReplyObject(r);
+
+    assert_int_equal(rt_sentinel_failover(&g, 30000), 1);
+    sleep_ms(1000);
+    long long released = now_ms();
+    assert_int_equal(redlock_release(h), REDLOCK_OK);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(w.st, REDLOCK_OK);
+    assert_true(w.done_ms - released < 4000);
+    assert_true(token_is(&g.srv[1], "q", redlock_token(w.l)));
+    assert_int_equal(redlock_release(w.l), REDLOCK_OK);
+    redlock_client_free(w.c);
+    redlock_client_free(holder);
+    rt_sentinel_group_stop(&g);
+}
+
 /* The master is turned into a replica behind the sentinels' back (they
  * still name it for a while): a pooled connection's write gets READONLY,
  * which for a Sentinel node is REDLOCK_IO (a failover, ridden out by a
@@ -351,6 +402,7 @@ int main(void)
         cmocka_unit_test(test_unreplicated_key_is_lost),
         cmocka_unit_test(test_killed_master_and_errors),
         cmocka_unit_test(test_quorum_and_switch_message),
+        cmocka_unit_test(test_waiter_follows_failover),
         cmocka_unit_test(test_replica_named),
         cmocka_unit_test(test_cli_run_through_failover),
     };
