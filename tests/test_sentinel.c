@@ -290,8 +290,8 @@ static void *wait_for_lock(void *arg)
 }
 
 /* A waiter queued before a failover gets the lock soon after the holder
- * releases it on the new master (the notifier's subscription to the old
- * master is closed by the failover, and re-made at the new address). */
+ * releases it on the new master, well before the holder's ttl (20 s) or
+ * the old master's demotion (about 10 s after a forced failover). */
 static void test_waiter_follows_failover(void **state)
 {
     (void)state;
