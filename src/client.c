@@ -287,11 +287,12 @@ void redlock_client_free(redlock_client *c)
                        ((int64_t)c->opts.connect_timeout_ms +
                         c->opts.io_timeout_ms) * 1000000;
     uint32_t dead = 0;
-    redlock__sentinel_watch_stop(c);
+    redlock__sentinel_watch_stop(c, 0);
     redlock__notify_stop(c);
     redlock__watchdog_stop(c);
     redlock__release_all(c, deadline, &dead);
     bury_ghosts(c, deadline, dead);
+    redlock__sentinel_watch_stop(c, 1);
     for (int i = 0; i < c->nnodes; i++)
         redlock__node_destroy(&c->nodes[i]);
     free(c->nodes);

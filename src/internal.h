@@ -304,10 +304,11 @@ redlock_status redlock__sentinel_prefix(redlock__node *n, const redisReply *r,
  * (READONLY, MASTERDOWN): 1 (the node is marked stale), else 0. */
 int redlock__sentinel_moved(redlock__node *n, const redisReply *r);
 /* The client's +switch-master watcher: started by redlock_connect when a
- * node is a Sentinel one, stopped (within the connect and I/O timeouts)
- * by redlock_client_free. */
+ * node is a Sentinel one.  Stopping it may wait for a subscription under
+ * way (the connect and I/O timeouts): redlock_client_free tells it first
+ * (join 0), tears down meanwhile, and joins it last (join 1). */
 redlock_status redlock__sentinel_watch_start(struct redlock_client *c);
-void redlock__sentinel_watch_stop(struct redlock_client *c);
+void redlock__sentinel_watch_stop(struct redlock_client *c, int join);
 
 /* ---- io.c and quorum.c: commands to N nodes at once -------------------- */
 

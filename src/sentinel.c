@@ -536,7 +536,7 @@ redlock_status redlock__sentinel_watch_start(redlock_client *c)
     return REDLOCK_OK;
 }
 
-void redlock__sentinel_watch_stop(redlock_client *c)
+void redlock__sentinel_watch_stop(redlock_client *c, int join)
 {
     struct redlock__sentinel_watch *w = c->sentinel_watch;
     if (!w)
@@ -545,6 +545,8 @@ void redlock__sentinel_watch_stop(redlock_client *c)
     char one = 1;
     ssize_t wr = write(w->wake[1], &one, 1);
     (void)wr; /* a full pipe wakes it as well */
+    if (!join)
+        return;
     pthread_join(w->thread, NULL);
     close(w->wake[0]);
     close(w->wake[1]);
