@@ -252,6 +252,10 @@ REDLOCK_API void redlock_options_init(redlock_options *opts);
  * the client's).  A lock whose key did not reach the promoted replica is
  * found lost by its next renewal (on_lost), never written again there.
  * Several Sentinel URLs make a Redlock quorum of Sentinel-managed groups.
+ * Asking the sentinels (all at once) is bounded by connect_timeout_ms and
+ * adds to a call's bound only when the address is in doubt.  A sentinel
+ * without a password that answers AUTH with "...without any password
+ * configured..." is used as it is.
  *
  * opts may be NULL for the defaults; it is copied.
  *

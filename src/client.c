@@ -179,7 +179,7 @@ static redlock_status setup_tls(redlock_client *c)
         return st;
     for (int i = 0; i < c->nnodes; i++)
         if (!c->nodes[i].url.is_unix && (c->nodes[i].url.tls || c->opts.tls))
-            c->nodes[i].tls_ctx = c->tls_ctx;
+            redlock__sentinel_use_tls(&c->nodes[i], c->tls_ctx);
     return REDLOCK_OK;
 }
 
@@ -237,6 +237,9 @@ redlock_client *redlock_connect(const char *const *urls, size_t n,
         c->nodes[i].client = c;
         c->nnodes++;
     }
+    /* The sentinels' nodes have them now, percent-encoded into their
+     * URLs; the caller's strings may go. */
+    c->opts.sentinel_user = c->opts.sentinel_password = NULL;
     if ((*status = setup_tls(c)) != REDLOCK_OK) {
         redlock_client_free(c);
         return NULL;
@@ -268,6 +271,10 @@ redlock_client *redlock_connect(const char *const *urls, size_t n,
                                     "only %d of %d nodes reachable, %d needed"
                                     " (%s)",
                                     up, c->nnodes, c->quorum, msg);
+        redlock_client_free(c);
+        return NULL;
+    }
+    if ((*status = redlock__sentinel_watch_start(c)) != REDLOCK_OK) {
         redlock_client_free(c);
         return NULL;
     }
@@ -317,10 +324,12 @@ void redlock_client_free(redlock_client *c)
                        ((int64_t)c->opts.connect_timeout_ms +
                         c->opts.io_timeout_ms) * 1000000;
     uint32_t dead = 0;
+    redlock__sentinel_watch_stop(c, 0);
     redlock__notify_stop(c);
     redlock__watchdog_stop(c);
     redlock__release_all(c, deadline, &dead);
     bury_ghosts(c, deadline, dead);
+    redlock__sentinel_watch_stop(c, 1);
     for (int i = 0; i < c->nnodes; i++)
         redlock__node_destroy(&c->nodes[i]);
     free(c->nodes);

@@ -67,15 +67,26 @@ int64_t redlock__jitter_ms(int64_t delay_ms);
 
 /* ---- uri.c: URL parsing (pure) ----------------------------------------- */
 
+#define REDLOCK__MAX_SENTINELS 16
+
 typedef struct redlock__url {
     int is_unix;    /* 1 for unix://, 0 for redis:// */
-    int tls;        /* 1 for rediss:// */
+    int tls;        /* 1 for rediss:// and rediss+sentinel:// */
     char *host;     /* redis://: host name or IP literal, brackets removed */
     int port;       /* redis://: 1..65535, default 6379 */
     char *path;     /* unix://: absolute socket path */
     char *user;     /* percent-decoded ACL user, NULL when absent */
     char *password; /* percent-decoded password, NULL when absent */
     int db;         /* >= 0, default 0 */
+    /* redis+sentinel://: host and port stay NULL/0 (the sentinels name the
+     * master); the sentinels' addresses, the master's name, and the
+     * sentinels' own credentials from the query (NULL when absent). */
+    int nsentinels; /* > 0 only for a Sentinel URL */
+    char *sentinel_host[REDLOCK__MAX_SENTINELS];
+    int sentinel_port[REDLOCK__MAX_SENTINELS]; /* default 26379 */
+    char *master;
+    char *sentinel_user;
+    char *sentinel_password;
 } redlock__url;
 
 /* Parse url into *out (all strings malloc'd, free with redlock__url_clear).
@@ -83,7 +94,8 @@ typedef struct redlock__url {
  * message naming the wrong part, password masked) or REDLOCK_NOMEM. */
 redlock_status redlock__url_parse(const char *url, redlock__url *out);
 void redlock__url_clear(redlock__url *u);
-/* "host:port", "[v6]:port" or "unix:/path" for messages: never secrets. */
+/* "host:port", "[v6]:port", "unix:/path" or
+ * "sentinel:NAME(host:port,...)" for messages: never secrets. */
 void redlock__url_describe(const redlock__url *u, char *buf, size_t len);
 
 /* ---- reply.c: bounded reply parsing ------------------------------------ */
@@ -117,8 +129,11 @@ redlock_status redlock__tls_ctx_new(const redlock_options *o, int need,
 void redlock__tls_ctx_free(struct ssl_ctx_st *ctx);
 /* Forget the node's saved session. */
 void redlock__tls_node_clear(struct redlock__node *n);
-/* Give c (socket open) an SSL for node n, its handshake still to do. */
-redlock_status redlock__tls_start(struct redlock__node *n, redlock__conn *c);
+/* Give c (socket open) an SSL for node n, its handshake still to do; the
+ * certificate must be for host (the address node n resolved to) unless
+ * tls_sni names another. */
+redlock_status redlock__tls_start(struct redlock__node *n, redlock__conn *c,
+                                  const char *host);
 void redlock__tls_free(redlock__conn *c);
 /* Advance the handshake: 0 done, 1 waiting (c->tls_events), -1 failed
  * (c->fail). */
@@ -200,6 +215,7 @@ typedef struct redlock__prefix {
     int auth;      /* the next one answers AUTH */
     int select;    /* then one answers SELECT */
     int nghosts;   /* ghost deletes queued (see redlock__ghost.carrier) */
+    int role;      /* then one answers ROLE (Sentinel nodes: sentinel.c) */
 } redlock__prefix;
 
 /* A reply object as reply.c makes it: a redisReply with room for a short
@@ -232,7 +248,9 @@ struct redlock__conn {
     int tls_data;        /* application data was read */
     int tls_cert_wanted; /* the server asked for a certificate we lack */
     int tls_errno;       /* the socket's error behind an SSL failure */
+    char *tls_name;      /* the name the certificate must carry */
     redlock__prefix prefix;
+    uint64_t gen;   /* the node's gen when opened (see redlock__node) */
     int arena_used; /* slots handed out since the last exchange began */
     int refused_elements; /* an array reply.c refused, for the message */
     redlock__reply_slot arena[REDLOCK__ARENA];
@@ -267,7 +285,15 @@ typedef struct redlock__node {
      * resume (under mu), and counts for tests. */
     struct ssl_ctx_st *tls_ctx;
     struct ssl_session_st *tls_session;
+    uint64_t tls_session_gen; /* the gen of the address it came from */
     _Atomic long tls_handshakes, tls_resumed;
+    /* A Sentinel URL's state (sentinel.c); NULL for other nodes. */
+    struct redlock__sentinel *sentinel;
+    /* 1 for a sentinel that a Sentinel node asks (sentinel.c). */
+    int is_sentinel;
+    /* Bumped when the sentinels move the master: connections opened
+     * before are closed, never reused. */
+    _Atomic uint64_t gen;
 } redlock__node;
 
 redlock_status redlock__node_init(redlock__node *n, const char *url,
@@ -304,6 +330,36 @@ int redlock__node_claim_ghosts(redlock__node *n, const char *key,
                                size_t keylen, const char *token,
                                int64_t deadline_ns);
 void redlock__conn_free(redlock__conn *c);
+
+/* ---- sentinel.c: Sentinel URLs (redis+sentinel://) --------------------- */
+
+/* Set up n's sentinels (n->url has nsentinels > 0). */
+redlock_status redlock__sentinel_init(redlock__node *n);
+void redlock__sentinel_destroy(redlock__node *n);
+/* Where a new connection to n goes: n->url itself, or for a Sentinel node
+ * the master the sentinels name (asked now when unknown or stale, bounded
+ * by the connect timeout), its host copied into host[0..hostlen).  *gen
+ * gets the generation the address belongs to.  0, or -1 with *st set. */
+int redlock__node_where(redlock__node *n, redlock__url *where, char *host,
+                        size_t hostlen, uint64_t *gen, redlock_status *st);
+/* Ask the sentinels again before n's next new connection. */
+void redlock__sentinel_stale(redlock__node *n);
+/* n and its sentinels talk TLS through ctx. */
+void redlock__sentinel_use_tls(redlock__node *n, struct ssl_ctx_st *ctx);
+/* A handshake reply that needs judging: ROLE on a Sentinel node's
+ * connection, or an AUTH error from a sentinel.  REDLOCK_OK to go on,
+ * else the batch's status with msg set. */
+redlock_status redlock__sentinel_prefix(redlock__node *n, const redisReply *r,
+                                        int is_role, char *msg, size_t len);
+/* An error reply from a Sentinel node that means the master moved
+ * (READONLY, MASTERDOWN): 1 (the node is marked stale), else 0. */
+int redlock__sentinel_moved(redlock__node *n, const redisReply *r);
+/* The client's +switch-master watcher: started by redlock_connect when a
+ * node is a Sentinel one.  Stopping it may wait for a subscription under
+ * way (the connect and I/O timeouts): redlock_client_free tells it first
+ * (join 0), tears down meanwhile, and joins it last (join 1). */
+redlock_status redlock__sentinel_watch_start(struct redlock_client *c);
+void redlock__sentinel_watch_stop(struct redlock_client *c, int join);
 
 /* ---- io.c and quorum.c: commands to N nodes at once -------------------- */
 
@@ -459,6 +515,10 @@ struct redlock_client {
     /* NULL until the first wait; read without the mutex (every release
      * looks), set once, cleared only by redlock_client_free. */
     struct redlock_notifier *_Atomic notify;
+
+    /* The +switch-master watcher (sentinel.c), NULL without Sentinel
+     * nodes. */
+    struct redlock__sentinel_watch *sentinel_watch;
 };
 
 /* Extend each lock by its ttl_ms on every node at once (the watchdog's
@@ -587,6 +647,9 @@ void redlock__notify_unwatch(redlock_client *c, redlock__watch *w);
 int redlock__notify_draining(redlock_client *c, const char *key,
                              size_t keylen);
 void redlock__notify_stop(redlock_client *c);
+/* A node's address changed (Sentinel): wake the notifier, which moves
+ * that node's subscription to the new master. */
+void redlock__notify_moved(redlock_client *c);
 
 /* A wait's place in the queue, for the notifier to hand its grant to
  * (queue.c).  Owned by the waiting thread; the notifier fills in granted

@@ -227,11 +227,33 @@ static int take_prefix(redlock__batch *b, redisReply *r)
 {
     redlock__prefix *p = &b->conn->prefix;
     int is_auth = p->auth, is_select = !p->auth && p->select;
+    int is_role = !is_auth && !is_select && p->role;
     if (is_auth)
         p->auth = 0;
     else if (is_select)
         p->select = 0;
+    else if (is_role)
+        p->role = 0;
     p->count--;
+    if (is_role || (is_auth && r->type == REDIS_REPLY_ERROR &&
+                    b->node->is_sentinel)) { /* sentinel.c judges */
+        char msg[160];
+        redlock_status st =
+            redlock__sentinel_prefix(b->node, r, is_role, msg, sizeof msg);
+        redlock__reply_free(r);
+        if (st == REDLOCK_OK)
+            return 0;
+        batch_fail(b, st, msg);
+        return -1;
+    }
+    if (!is_auth && !is_select && redlock__sentinel_moved(b->node, r)) {
+        /* A ghost delete that a demoted master refused is still owed. */
+        char msg[160];
+        snprintf(msg, sizeof msg, "%.140s", r->str);
+        redlock__reply_free(r);
+        batch_fail(b, REDLOCK_IO, msg);
+        return -1;
+    }
     if (r->type == REDIS_REPLY_ERROR && (is_auth || is_select)) {
         char msg[160];
         const redlock__url *u = &b->node->url;
@@ -293,6 +315,13 @@ static int drain_replies(redlock__batch *b)
         }
         b->calls[b->cursor++].reply = reply;
         b->pending--;
+        if (redlock__sentinel_moved(b->node, reply)) {
+            /* From a Sentinel node: a failover, which a wait rides out. */
+            char msg[160];
+            snprintf(msg, sizeof msg, "%.140s", ((redisReply *)reply)->str);
+            batch_fail(b, REDLOCK_IO, msg);
+            return -1;
+        }
     }
     return 0;
 }

@@ -57,6 +57,10 @@ redlock_status redlock__node_init(redlock__node *n, const char *url,
     n->idle_cap = POOL_CAP;
     pthread_mutex_init(&n->mu, NULL);
     redlock__cond_init_monotonic(&n->settled);
+    if (n->url.nsentinels > 0 && (st = redlock__sentinel_init(n)) != REDLOCK_OK) {
+        redlock__node_destroy(n);
+        return st;
+    }
     return REDLOCK_OK;
 }
 
@@ -96,6 +100,7 @@ void redlock__node_destroy(redlock__node *n)
 {
     if (!n->idle)
         return;
+    redlock__sentinel_destroy(n);
     for (int i = 0; i < n->nidle; i++)
         redlock__conn_free(n->idle[i]);
     free(n->idle);
@@ -116,6 +121,7 @@ void redlock__conn_free(redlock__conn *c)
         return;
     if (c->ssl)
         redlock__tls_free(c);
+    free(c->tls_name); /* set before a failed TLS start, too */
     if (c->ctx)
         redisFree(c->ctx);
     redlock__buf_free(&c->out);
@@ -155,6 +161,13 @@ static int queue_handshake(redlock__node *n, redlock__conn *c)
         c->prefix.select = 1;
         c->prefix.count++;
     }
+    if (n->sentinel) { /* did the sentinels name a master? (sentinel.c) */
+        const char *argv[] = {"ROLE"};
+        if (append(c, 1, argv) != 0)
+            return -1;
+        c->prefix.role = 1;
+        c->prefix.count++;
+    }
     return 0;
 }
 
@@ -167,8 +180,13 @@ redlock__conn *redlock__node_connect(redlock__node *n, redlock_status *st)
         *st = redlock__fail(REDLOCK_NOMEM, "out of memory");
         return NULL;
     }
-    char err[160];
-    int fd = redlock__sock_open(&n->url, err, sizeof err);
+    char err[160], host[256];
+    redlock__url where;
+    if (redlock__node_where(n, &where, host, sizeof host, &c->gen, st) != 0) {
+        free(c);
+        return NULL;
+    }
+    int fd = redlock__sock_open(&where, err, sizeof err);
     if (fd < 0) {
         free(c);
         *st = redlock__fail(REDLOCK_IO, "%s: cannot connect: %s", n->name,
@@ -188,7 +206,8 @@ redlock__conn *redlock__node_connect(redlock__node *n, redlock_status *st)
     redlock__reply_setup(c);
     c->connecting = 1;
     redlock_status tst;
-    if (n->tls_ctx && (tst = redlock__tls_start(n, c)) != REDLOCK_OK) {
+    if (n->tls_ctx &&
+        (tst = redlock__tls_start(n, c, where.host)) != REDLOCK_OK) {
         redlock__conn_free(c);
         *st = tst;
         return NULL;
@@ -344,7 +363,7 @@ redlock__conn *redlock__node_get(redlock__node *n, redlock_status *st)
         c = n->nidle > 0 ? n->idle[--n->nidle] : NULL;
         ghosts = n->nghosts;
         pthread_mutex_unlock(&n->mu);
-        if (!c || idle_conn_alive(c))
+        if (!c || (c->gen == atomic_load(&n->gen) && idle_conn_alive(c)))
             break;
         redlock__conn_free(c);
     }
@@ -362,6 +381,10 @@ void redlock__node_put(redlock__node *n, redlock__conn *c, int broken)
         return;
     broken = broken || c->ctx->err || c->connecting || c->out.len != 0 ||
              c->prefix.count != 0;
+    if (broken)
+        redlock__sentinel_stale(n); /* the master may have moved */
+    if (c->gen != atomic_load(&n->gen))
+        broken = 1; /* it did: this one goes to the old address */
     int carried = c->prefix.nghosts > 0;
     c->prefix = (redlock__prefix){0};
     redlock__ghost *done = NULL, *drop = NULL;

@@ -413,6 +413,16 @@ static void *notifier_main(void *arg)
             redlock__conn *s = nf->sub[i];
             if (!s)
                 continue;
+            /* The sentinels moved the master: releases are published
+             * there now, and this server may never close us (a demoted
+             * master keeps its subscribers). */
+            if (s->gen != atomic_load(&c->nodes[i].gen)) {
+                drop_sub(nf, i);
+                nf->retry_ns[i] = 0;
+                if (next_retry > 0)
+                    next_retry = 0;
+                continue;
+            }
             if (redlock__conn_flush(s) != 0) {
                 drop_sub(nf, i);
                 continue;
@@ -472,6 +482,14 @@ static void kick(struct redlock_notifier *nf)
     char one = 1;
     ssize_t w = write(nf->wake[1], &one, 1);
     (void)w; /* a full pipe already wakes the thread */
+}
+
+void redlock__notify_moved(redlock_client *c)
+{
+    pthread_mutex_lock(&c->notify_mu);
+    if (c->notify)
+        kick(c->notify);
+    pthread_mutex_unlock(&c->notify_mu);
 }
 
 static struct redlock_notifier *start(redlock_client *c)
@@ -658,7 +676,12 @@ void redlock__notify_unexpect(redlock_client *c, redlock__grant *g)
 
 void redlock__notify_stop(redlock_client *c)
 {
+    /* Taken out under notify_mu: the Sentinel watcher may still kick it
+     * (redlock__notify_moved) until it is joined. */
+    pthread_mutex_lock(&c->notify_mu);
     struct redlock_notifier *nf = c->notify;
+    c->notify = NULL;
+    pthread_mutex_unlock(&c->notify_mu);
     if (!nf)
         return;
     pthread_mutex_lock(&nf->mu);

@@ -122,6 +122,7 @@ static int new_session(SSL *ssl, SSL_SESSION *sess)
     pthread_mutex_lock(&n->mu);
     SSL_SESSION *old = n->tls_session;
     n->tls_session = sess;
+    n->tls_session_gen = c->gen;
     pthread_mutex_unlock(&n->mu);
     SSL_SESSION_free(old);
     return 1; /* we keep the reference */
@@ -256,14 +257,17 @@ static int is_ip(const char *host)
     return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
 }
 
-redlock_status redlock__tls_start(redlock__node *n, redlock__conn *c)
+redlock_status redlock__tls_start(redlock__node *n, redlock__conn *c,
+                                  const char *host)
 {
     const redlock_options *o = n->opts;
-    const char *name = o->tls_sni ? o->tls_sni : n->url.host;
+    const char *name = o->tls_sni ? o->tls_sni : host;
     ERR_clear_error();
     SSL *ssl = SSL_new(n->tls_ctx);
     BIO *bio = ssl ? BIO_new(bio_method) : NULL;
-    if (!bio) {
+    c->tls_name = bio ? strdup(name) : NULL;
+    if (!c->tls_name) {
+        BIO_free(bio);
         SSL_free(ssl);
         ERR_clear_error();
         return redlock__fail(REDLOCK_NOMEM, "out of memory (SSL_new)");
@@ -286,8 +290,11 @@ redlock_status redlock__tls_start(redlock__node *n, redlock__conn *c)
                              "%s: cannot check the certificate against "
                              "\"%.200s\"", n->name, name);
     }
+    /* Only a session of the same address: the sentinels may have moved
+     * the master to a host the session (and its checked name) is not
+     * for. */
     pthread_mutex_lock(&n->mu);
-    if (n->tls_session)
+    if (n->tls_session && n->tls_session_gen == c->gen)
         SSL_set_session(ssl, n->tls_session);
     pthread_mutex_unlock(&n->mu);
     SSL_set_connect_state(ssl);
@@ -305,6 +312,8 @@ void redlock__tls_free(redlock__conn *c)
     SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     SSL_free(c->ssl);
     c->ssl = NULL;
+    free(c->tls_name);
+    c->tls_name = NULL;
 }
 
 static int set_fail(redlock__conn *c, redlock_status st, const char *fmt, ...)
@@ -323,8 +332,7 @@ static int set_fail(redlock__conn *c, redlock_status st, const char *fmt, ...)
 /* A failed certificate check, in words that say what to fix. */
 static int verify_fail(redlock__conn *c, long v)
 {
-    const redlock_options *o = c->node->opts;
-    const char *name = o->tls_sni ? o->tls_sni : c->node->url.host;
+    const char *name = c->tls_name;
     switch (v) {
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
@@ -524,10 +532,12 @@ void redlock__tls_node_clear(redlock__node *n)
     (void)n;
 }
 
-redlock_status redlock__tls_start(redlock__node *n, redlock__conn *c)
+redlock_status redlock__tls_start(redlock__node *n, redlock__conn *c,
+                                  const char *host)
 {
     (void)n;
     (void)c;
+    (void)host;
     return redlock__fail(REDLOCK_INVALID, "TLS is not in this build");
 }
 

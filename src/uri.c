@@ -3,6 +3,9 @@
  *
  *     redis://[[user][:password]@]host[:port][/db]     host may be [v6]
  *     unix://[[user][:password]@]/absolute/path[?db=N]
+ *     redis+sentinel://[[user][:password]@]host[:port][,host[:port]...]
+ *         /master_name[/db][?sentinel_user=U&sentinel_password=P]
+ *     rediss:// and rediss+sentinel://: the same, marked for TLS
  *
  * Pure: no I/O and no state.  A failure leaves a message through
  * redlock__fail() that quotes the URL with its password masked and names
@@ -21,6 +24,10 @@
  *    precedes it must be empty or end in '@', and everything before its
  *    last '@' is the userinfo; a '/' in a unix:// user or password must
  *    therefore be written %2F.  The path runs to the first '?'.
+ *  - redis+sentinel:// as redis://, with comma-separated sentinel
+ *    addresses (default port 26379), then the master's name (percent-
+ *    decoded, printable ASCII without spaces), then the db; a '@' in the
+ *    query must be written %40, since the userinfo ends at the last '@'.
  *  - The userinfo splits at its first ':' into user and password, and both
  *    are percent-decoded.  An empty user is absent (NULL); a password is
  *    present, possibly "", whenever the ':' is.
@@ -34,6 +41,7 @@
 #include <sys/un.h>
 
 #define DEFAULT_PORT 6379
+#define DEFAULT_SENTINEL_PORT 26379
 
 /* sun_path holds the terminating NUL too, so a path must be shorter. */
 #define SUN_PATH_SIZE sizeof(((struct sockaddr_un *)0)->sun_path)
@@ -98,51 +106,86 @@ static int same_word(const char *s, size_t n, const char *name)
 }
 
 /*
- * The part of url that no message may show: the password.  It must be
- * found for any input, even one the parser gives up on at the first
- * character, so this does not rely on the parser: it runs from after the
- * first ':' that follows the scheme's "//" (the start, when there is no
- * well-formed scheme) to the last '@' of the whole string.  That covers the
- * parser's password and sometimes more (a unix:// path or query holding
- * ':' and '@'), which costs legibility only.  *from is NULL when there is
- * no such part; *from == *to for an empty password.
+ * The parts of url that no message may show: the password, the value of
+ * every query parameter but db (a Sentinel URL's sentinel_password, or a
+ * misspelling of it), and whatever follows "password=" anywhere.  They must be found for any
+ * input, even one the parser gives up on at the first character, so this
+ * does not rely on the parser: the password runs from after the first ':'
+ * that follows the scheme's "//" (the start, when there is no well-formed
+ * scheme) to the last '@' of the whole string; a value from after its
+ * '=' (or "password=", any case) to the next '&'.  That covers the parser's
+ * secrets and sometimes more, which costs legibility only.  Returns how
+ * many ranges; from[i] == to[i] for an empty one.
  */
-static void secret_range(const char *url, const char **from, const char **to)
+#define MAX_SECRETS 8
+static int secret_ranges(const char *url, const char **from, const char **to)
 {
     const char *sep = strstr(url, "://");
     const char *start =
         sep && is_scheme(url, (size_t)(sep - url)) ? sep + 3 : url;
     const char *at = strrchr(start, '@');
     const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
+    int n = 0;
 
-    *from = colon ? colon + 1 : NULL;
-    *to = colon ? at : NULL;
+    if (colon) {
+        from[n] = colon + 1;
+        to[n++] = at;
+    }
+    /* Every query value but a db's: a misspelt sentinel_password too. */
+    for (const char *p = url; *p && n < MAX_SECRETS; p++) {
+        if (*p != '?' && *p != '&')
+            continue;
+        size_t k = strcspn(p + 1, "=&");
+        if (p[1 + k] != '=' ||
+            (k == 2 && to_lower(p[1]) == 'd' && to_lower(p[2]) == 'b'))
+            continue;
+        from[n] = p + 2 + k;
+        to[n] = from[n] + strcspn(from[n], "&");
+        p = to[n++] - 1;
+    }
+    for (const char *p = url; *p && n < MAX_SECRETS; p++) {
+        static const char word[] = "password=";
+        size_t k = 0;
+        while (word[k] && to_lower(p[k]) == word[k])
+            k++;
+        if (word[k])
+            continue;
+        from[n] = p + k;
+        to[n] = from[n] + strcspn(from[n], "&");
+        p = to[n++] - 1;
+    }
+    return n;
 }
 
 /*
  * Copy s[0..n), which points into url, to dst[0..size) as a message may
- * show it: any byte of the secret range as one "***", control bytes as
- * '?', and "..." when cut.  Every quoted piece of a URL goes through here,
- * so that no message can show a password whatever part it quotes.
+ * show it: any byte of a secret range as one "***", control bytes as '?',
+ * and "..." when cut.  Every quoted piece of a URL goes through here, so
+ * that no message can show a password whatever part it quotes.
  */
 static void show(char *dst, size_t size, const char *url, const char *s,
                  size_t n)
 {
-    const char *from, *to;
-    int masked = 0;
+    const char *from[MAX_SECRETS], *to[MAX_SECRETS];
+    int masked[MAX_SECRETS] = {0};
     size_t o = 0;
 
-    secret_range(url, &from, &to);
+    int nsec = secret_ranges(url, from, to);
     for (const char *p = s; p < s + n; p++) {
-        const char *add;
+        const char *add = NULL;
         size_t len;
         char c;
-        if (from && !masked && p >= from && (p < to || p == from)) {
-            add = "***";
-            len = 3;
-            masked = 1;
-            p = to - 1; /* resume at the '@' */
-        } else {
+        for (int i = 0; i < nsec && !add; i++)
+            if (!masked[i] && p >= from[i] && (p < to[i] || p == from[i])) {
+                add = "***";
+                len = 3;
+                masked[i] = 1;
+                if (to[i] > from[i])
+                    p = to[i] - 1; /* resume after the range */
+                else
+                    p--; /* empty: show what is there next */
+            }
+        if (!add) {
             c = shown_char(*p);
             add = &c;
             len = 1;
@@ -388,26 +431,18 @@ static int is_hostname(const char *s, size_t n)
     return 1;
 }
 
-static redlock_status parse_redis(const char *url, const char *rest,
-                                  redlock__url *u)
+/* One host[:port] (host may be [v6]) of hp[0..alen), into a new *phost
+ * string and *pport (default_port when absent). */
+static redlock_status parse_hostport(const char *url, const char *hp,
+                                     size_t alen, int default_port,
+                                     char **phost, int *pport)
 {
     char q[PIECE_SIZE];
-    const char *hp = rest;
-    const char *at = strrchr(rest, '@');
     const char *host, *port = NULL;
-    size_t hlen, plen = 0;
-    redlock_status st;
-
-    if (at) {
-        st = parse_userinfo(url, rest, (size_t)(at - rest), u);
-        if (st != REDLOCK_OK)
-            return st;
-        hp = at + 1;
-    }
-    size_t alen = strcspn(hp, "/?");
     const char *tail = hp + alen;
+    size_t hlen, plen = 0;
 
-    if (hp[0] == '[') {
+    if (alen > 0 && hp[0] == '[') {
         const char *close = memchr(hp, ']', alen);
         if (!close)
             return bad(url, "IPv6 address \"%s\" lacks its closing \"]\"",
@@ -426,7 +461,7 @@ static redlock_status parse_redis(const char *url, const char *rest,
             if (*after != ':')
                 return bad(url,
                            "unexpected \"%s\" after the IPv6 address "
-                           "(expected \":port\" or \"/db\")",
+                           "(expected \":port\")",
                            piece(q, url, after, (size_t)(tail - after)));
             port = after + 1;
             plen = (size_t)(tail - port);
@@ -453,13 +488,35 @@ static redlock_status parse_redis(const char *url, const char *rest,
                        piece(q, url, host, hlen));
     }
 
-    u->port = DEFAULT_PORT;
+    *pport = default_port;
     if (port) {
-        st = parse_port(url, port, plen, &u->port);
+        redlock_status st = parse_port(url, port, plen, pport);
         if (st != REDLOCK_OK)
             return st;
     }
+    *phost = copy_n(host, hlen);
+    return *phost ? REDLOCK_OK : no_memory();
+}
 
+static redlock_status parse_redis(const char *url, const char *rest,
+                                  redlock__url *u)
+{
+    const char *hp = rest;
+    const char *at = strrchr(rest, '@');
+    redlock_status st;
+
+    if (at) {
+        st = parse_userinfo(url, rest, (size_t)(at - rest), u);
+        if (st != REDLOCK_OK)
+            return st;
+        hp = at + 1;
+    }
+    size_t alen = strcspn(hp, "/?");
+    const char *tail = hp + alen;
+
+    st = parse_hostport(url, hp, alen, DEFAULT_PORT, &u->host, &u->port);
+    if (st != REDLOCK_OK)
+        return st;
     if (*tail == '/') {
         const char *db = tail + 1;
         size_t dlen = strcspn(db, "?");
@@ -474,9 +531,123 @@ static redlock_status parse_redis(const char *url, const char *rest,
         return bad_parameter(url, tail + 1,
                              "redis:// takes no query; the db is the path, "
                              "as in redis://host:6379/2");
+    return REDLOCK_OK;
+}
 
-    u->host = copy_n(host, hlen);
-    return u->host ? REDLOCK_OK : no_memory();
+/* sentinel_user=U and sentinel_password=P, each at most once,
+ * percent-decoded. */
+static redlock_status parse_sentinel_query(const char *url, const char *query,
+                                           redlock__url *u)
+{
+    const char *hint = "only sentinel_user and sentinel_password are "
+                       "accepted";
+    const char *p = query;
+
+    for (;;) {
+        size_t n = strcspn(p, "&");
+        const char *eq = memchr(p, '=', n);
+        size_t name_len = eq ? (size_t)(eq - p) : n;
+        char **dst = NULL;
+        const char *what = NULL;
+
+        if (n == 0)
+            return bad(url, "empty query parameter after \"?\" or \"&\" (%s)",
+                       hint);
+        if (name_len == 13 && memcmp(p, "sentinel_user", 13) == 0) {
+            dst = &u->sentinel_user;
+            what = "sentinel_user";
+        } else if (name_len == 17 && memcmp(p, "sentinel_password", 17) == 0) {
+            dst = &u->sentinel_password;
+            what = "sentinel_password";
+        } else {
+            return bad_parameter(url, p, hint);
+        }
+        if (*dst)
+            return bad(url, "%s is given twice", what);
+        if (!eq)
+            return bad(url, "%s has no value (expected %s=...)", what, what);
+        redlock_status st =
+            decode_part(url, what, eq + 1, n - name_len - 1, dst);
+        if (st != REDLOCK_OK)
+            return st;
+        if (p[n] == '\0')
+            return REDLOCK_OK;
+        p += n + 1;
+    }
+}
+
+/* redis+sentinel://[userinfo@]host[:port][,host[:port]...]/NAME[/db][?query]:
+ * the userinfo ends at the last '@' (a '@' in the query must be %40). */
+static redlock_status parse_sentinel(const char *url, const char *rest,
+                                     redlock__url *u)
+{
+    char q[PIECE_SIZE];
+    const char *hp = rest;
+    const char *at = strrchr(rest, '@');
+    redlock_status st;
+
+    if (at) {
+        st = parse_userinfo(url, rest, (size_t)(at - rest), u);
+        if (st != REDLOCK_OK)
+            return st;
+        hp = at + 1;
+    }
+    size_t alen = strcspn(hp, "/?");
+    const char *tail = hp + alen;
+    if (alen == 0)
+        return bad(url, "no sentinel address (expected "
+                        "redis+sentinel://host:26379/master_name)");
+    for (const char *p = hp; p < tail;) {
+        size_t ilen = strcspn(p, ",/?");
+        if (u->nsentinels == REDLOCK__MAX_SENTINELS)
+            return bad(url, "more than %d sentinel addresses",
+                       REDLOCK__MAX_SENTINELS);
+        if (ilen == 0)
+            return bad(url, "an empty sentinel address (two \",\" in a row, "
+                            "or one at an end)");
+        int k = u->nsentinels;
+        st = parse_hostport(url, p, ilen, DEFAULT_SENTINEL_PORT,
+                            &u->sentinel_host[k], &u->sentinel_port[k]);
+        if (st != REDLOCK_OK)
+            return st;
+        u->nsentinels++;
+        p += ilen;
+        if (*p == ',') {
+            p++;
+            if (p == tail)
+                return bad(url, "an empty sentinel address (two \",\" in "
+                                "a row, or one at an end)");
+        }
+    }
+    if (*tail != '/' || tail[1] == '/' || tail[1] == '?' || tail[1] == '\0')
+        return bad(url, "the master name is missing (expected "
+                        "redis+sentinel://host:26379/master_name)");
+    const char *name = tail + 1;
+    size_t nlen = strcspn(name, "/?");
+    st = decode_part(url, "master name", name, nlen, &u->master);
+    if (st != REDLOCK_OK)
+        return st;
+    if (u->master[0] == '\0')
+        return bad(url, "the master name is empty");
+    for (const char *c = u->master; *c; c++)
+        if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f)
+            return bad(url, "the master name \"%s\" holds a space or a "
+                            "byte that is not printable ASCII",
+                       piece(q, url, name, nlen));
+    tail = name + nlen;
+    if (*tail == '/') {
+        const char *db = tail + 1;
+        size_t dlen = strcspn(db, "?");
+        if (dlen > 0) {
+            st = parse_db(url, db, dlen, &u->db);
+            if (st != REDLOCK_OK)
+                return st;
+        }
+        tail = db + dlen;
+    }
+    if (*tail == '?')
+        return parse_sentinel_query(url, tail + 1, u);
+    return REDLOCK_OK;
 }
 
 /* "db=N" is the only parameter, given at most once; "db" and "db=" are
@@ -592,9 +763,15 @@ redlock_status redlock__url_parse(const char *url, redlock__url *out)
         st = parse_redis(url, sep + 3, &u);
         u.tls = 1;
     }
+    else if (same_word(url, slen, "redis+sentinel"))
+        st = parse_sentinel(url, sep + 3, &u);
+    else if (same_word(url, slen, "rediss+sentinel")) {
+        st = parse_sentinel(url, sep + 3, &u);
+        u.tls = 1;
+    }
     else
-        st = bad(url, "unsupported scheme \"%s\" (expected redis:// or "
-                      "unix://)",
+        st = bad(url, "unsupported scheme \"%s\" (expected redis://, "
+                      "rediss://, redis+sentinel:// or unix://)",
                  piece(q, url, url, slen));
 
     if (st != REDLOCK_OK) {
@@ -613,6 +790,11 @@ void redlock__url_clear(redlock__url *u)
     free(u->path);
     free(u->user);
     wipe_free(u->password);
+    for (int i = 0; i < u->nsentinels; i++)
+        free(u->sentinel_host[i]);
+    free(u->master);
+    free(u->sentinel_user);
+    wipe_free(u->sentinel_password);
     memset(u, 0, sizeof *u);
 }
 
@@ -628,7 +810,18 @@ void redlock__url_describe(const redlock__url *u, char *buf, size_t len)
     }
     if (u->db != 0)
         snprintf(db, sizeof db, u->is_unix ? "?db=%d" : "/%d", u->db);
-    if (u->is_unix)
+    if (u->nsentinels > 0) {
+        size_t o = (size_t)snprintf(buf, len, "sentinel:%s(",
+                                    u->master ? u->master : "?");
+        for (int i = 0; i < u->nsentinels && o < len; i++) {
+            const char *h = u->sentinel_host[i];
+            o += (size_t)snprintf(buf + o, len - o,
+                                  strchr(h, ':') ? "%s[%s]:%d" : "%s%s:%d",
+                                  i ? "," : "", h, u->sentinel_port[i]);
+        }
+        if (o < len)
+            snprintf(buf + o, len - o, ")%s", db);
+    } else if (u->is_unix)
         snprintf(buf, len, "unix:%s%s", u->path ? u->path : "?", db);
     else if (u->host && strchr(u->host, ':'))
         snprintf(buf, len, "[%s]:%d%s", u->host, u->port, db);

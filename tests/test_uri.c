@@ -274,6 +274,93 @@ static void test_invalid(void **state)
         fail_msg("message \"%s\" shows the password", msg);
 }
 
+/* ---- Sentinel URLs ------------------------------------------------------ */
+
+static void test_sentinel_valid(void **state)
+{
+    redlock__url u;
+    char d[200];
+    (void)state;
+
+    assert_int_equal(redlock__url_parse("redis+sentinel://h1,h2:26380,[::1]:7/"
+                                        "my%2Dmaster/3",
+                                        &u),
+                     REDLOCK_OK);
+    assert_int_equal(u.nsentinels, 3);
+    assert_string_equal(u.sentinel_host[0], "h1");
+    assert_int_equal(u.sentinel_port[0], 26379);
+    assert_string_equal(u.sentinel_host[1], "h2");
+    assert_int_equal(u.sentinel_port[1], 26380);
+    assert_string_equal(u.sentinel_host[2], "::1");
+    assert_int_equal(u.sentinel_port[2], 7);
+    assert_string_equal(u.master, "my-master");
+    assert_int_equal(u.db, 3);
+    assert_null(u.host);
+    assert_int_equal(u.tls, 0);
+    redlock__url_describe(&u, d, sizeof d);
+    assert_string_equal(d, "sentinel:my-master(h1:26379,h2:26380,[::1]:7)/3");
+    redlock__url_clear(&u);
+
+    assert_int_equal(
+        redlock__url_parse("rediss+sentinel://bob:" SECRET "@h/m?sentinel_user="
+                           "sen&sentinel_password=p%40ss",
+                           &u),
+        REDLOCK_OK);
+    assert_int_equal(u.tls, 1);
+    assert_string_equal(u.user, "bob");
+    assert_string_equal(u.password, SECRET);
+    assert_string_equal(u.sentinel_user, "sen");
+    assert_string_equal(u.sentinel_password, "p@ss");
+    assert_string_equal(u.master, "m");
+    redlock__url_describe(&u, d, sizeof d);
+    assert_string_equal(d, "sentinel:m(h:26379)");
+    redlock__url_clear(&u);
+}
+
+static void test_sentinel_invalid(void **state)
+{
+    static const struct {
+        const char *url, *needle;
+    } cases[] = {
+        {"redis+sentinel://h", "the master name is missing"},
+        {"redis+sentinel://h/", "the master name is missing"},
+        {"redis+sentinel://h//2", "the master name is missing"},
+        {"redis+sentinel:///m", "no sentinel address"},
+        {"redis+sentinel://h,,h2/m", "an empty sentinel address"},
+        {"redis+sentinel://h,/m", "an empty sentinel address"},
+        {"redis+sentinel://h:0/m", "port \"0\" is outside 1..65535"},
+        {"redis+sentinel://h/m%20x", "holds a space"},
+        {"redis+sentinel://h/m/x", "db \"x\" is not a number"},
+        {"redis+sentinel://h/m?db=1", "unknown query parameter \"db\""},
+        {"redis+sentinel://h/m?sentinel_user=a&sentinel_user=b",
+         "sentinel_user is given twice"},
+        {"redis+sentinel://h/m?sentinel_password", "has no value"},
+        {"redis+sentinel://u:" SECRET "@h/m?sentinel_password=" SECRET
+         "&x=1",
+         "unknown query parameter \"x\""},
+        {"redis+sentinel://h/m?sentinel_password=" SECRET "&bad",
+         "unknown query parameter \"bad\""},
+        {"redis+sentinel://h/m?SENTINEL_PASSWORD=" SECRET,
+         "unknown query parameter"},
+        {"redis+sentinel://h/m?sentinel_pasword=" SECRET,
+         "?sentinel_pasword=***\": unknown query parameter"},
+        {"redis+sentinel://h1,h2,h3,h4,h5,h6,h7,h8,h9,h10,h11,h12,h13,h14,"
+         "h15,h16,h17/m",
+         "more than 16 sentinel addresses"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        redlock__url u;
+        assert_int_equal(redlock__url_parse(cases[i].url, &u), REDLOCK_INVALID);
+        const char *msg = redlock_last_error();
+        if (!strstr(msg, cases[i].needle))
+            fail_msg("%s: message \"%s\" lacks \"%s\"", cases[i].url, msg,
+                     cases[i].needle);
+        if (strstr(msg, SECRET))
+            fail_msg("message \"%s\" shows a password", msg);
+    }
+}
+
 /* ---- messages in full, and masking ------------------------------------- */
 
 static void test_message_exact(void **state)
@@ -486,7 +573,7 @@ static void test_null_out(void **state)
 /* ---- main -------------------------------------------------------------- */
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-#define NFIXED 7
+#define NFIXED 9
 
 int main(void)
 {
@@ -513,6 +600,8 @@ int main(void)
         cmocka_unit_test(test_clear),
         cmocka_unit_test(test_unix_path_limit),
         cmocka_unit_test(test_null_out),
+        cmocka_unit_test(test_sentinel_valid),
+        cmocka_unit_test(test_sentinel_invalid),
     };
     for (size_t i = 0; i < NFIXED; i++)
         tests[n++] = fixed[i];

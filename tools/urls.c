@@ -94,6 +94,23 @@ static char *with_password(const char *url, const char *password)
     return out;
 }
 
+/* The next comma of a $REDLOCK_URL list that starts another URL: a
+ * Sentinel URL's own host list has commas too, but what follows those is
+ * a host, never "scheme://". */
+static char *next_url_comma(char *p)
+{
+    for (char *comma = strchr(p, ','); comma; comma = strchr(comma + 1, ',')) {
+        const char *s = comma + 1;
+        size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz"
+                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+        if (n > 0 && strncmp(s + n, "://", 3) == 0)
+            return comma;
+        if (*s == '\0' || *s == ',')
+            return comma; /* an empty entry: refused below */
+    }
+    return NULL;
+}
+
 int cli_make_urls(const cli_args *a, cli_urls *u)
 {
     const char *list[REDLOCK_MAX_NODES];
@@ -111,7 +128,7 @@ int cli_make_urls(const cli_args *a, cli_urls *u)
             }
             char *p = u->env_copy;
             for (;;) {
-                char *comma = strchr(p, ',');
+                char *comma = next_url_comma(p);
                 if (comma)
                     *comma = '\0';
                 if (*p == '\0')

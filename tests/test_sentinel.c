@@ -1,0 +1,410 @@
+/*
+ * Sentinel URLs against real processes: a master, two replicas and three
+ * redis-sentinel (tests/support/sentinel_group.h), one group per test.
+ * srv[2] has replica-priority 0, so every failover promotes srv[1].
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "redlock.h"
+#include "redis_server.h"
+#include "sentinel_group.h"
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static atomic_int lost_calls;
+
+static void on_lost(const redlock_lock *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    atomic_fetch_add(&lost_calls, 1);
+}
+
+static redlock_client *connect_n(const char *const *urls, size_t n,
+                                 int min_replicas)
+{
+    redlock_options o;
+    redlock_options_init(&o);
+    o.connect_timeout_ms = 1000;
+    o.io_timeout_ms = 1000;
+    o.renew_floor_ms = 100;
+    o.min_replicas = min_replicas;
+    o.on_lost = on_lost;
+    redlock_status st;
+    redlock_client *c = redlock_connect(urls, n, &o, &st);
+    if (!c)
+        fprintf(stderr, "connect: %s: %s\n", redlock_strerror(st),
+                redlock_last_error());
+    atomic_store(&lost_calls, 0);
+    return c;
+}
+
+static redlock_client *connect1(const rt_sentinel_group *g, int min_replicas)
+{
+    const char *urls[] = {g->url};
+    return connect_n(urls, 1, min_replicas);
+}
+
+static int token_is(rt_server *s, const char *key, const char *token)
+{
+    char *v = rt_get(s, key);
+    int yes = v && token && strcmp(v, token) == 0;
+    free(v);
+    return yes;
+}
+
+/* A failover while a kept-alive lock is held (replicated: min_replicas):
+ * the renewals follow the master, the lock stays held, on_lost is not
+ * called, and the key on the new master is renewed. */
+static void test_failover_keepalive(void **state)
+{
+    (void)state;
+    rt_sentinel_group g;
+    assert_int_equal(rt_sentinel_group_start(&g, "mk"), 0);
+    redlock_client *c = connect1(&g, 1);
+    assert_non_null(c);
+    redlock_lock *l;
+    assert_int_equal(redlock_acquire(c, "job", 6000, 0, &l), REDLOCK_OK);
+    assert_int_equal(redlock_keepalive(l), REDLOCK_OK);
+
+    int m = rt_sentinel_failover(&g, 30000);
+    assert_int_equal(m, 1);
+    /* Renewals (every 2 s) on the new master. */
+    sleep_ms(5000);
+    assert_true(redlock_held(l));
+    assert_int_equal(atomic_load(&lost_calls), 0);
+    assert_true(token_is(&g.srv[1], "job", redlock_token(l)));
+    long long pttl = rt_pttl(&g.srv[1], "job");
+    assert_true(pttl > 3000); /* renewed there: 6000 ms, minus < 2 s */
+    assert_int_equal(redlock_release(l), REDLOCK_OK);
+    assert_null(rt_get(&g.srv[1], "job"));
+    redlock_client_free(c);
+    rt_sentinel_group_stop(&g);
+}
+
+/* The safety point.  The replica to be promoted is paused before the
+ * acquire, and the master's stream to it is backed up (32 MiB ahead of
+ * the lock's SET), so the lock key is still in the master's memory only
+ * when the master is killed: the promoted replica never got it.  The
+ * watchdog must report the lock lost (its renewal finds no key), never
+ * write it again; another client can then take it. */
+static void test_unreplicated_key_is_lost(void **state)
+{
+    (void)state;
+    rt_sentinel_group g;
+    assert_int_equal(rt_sentinel_group_start(&g, "mu"), 0);
+    redlock_client *c = connect1(&g, 0);
+    assert_non_null(c);
+
+    assert_int_equal(rt_server_pause(&g.srv[1]), 0);
+    size_t big = 32u << 20;
+    char *junk = malloc(big);
+    assert_non_null(junk);
+    memset(junk, 'x', big);
+    redisContext *ctx = redisConnect("127.0.0.1", g.srv[0].port);
+    assert_true(ctx && !ctx->err);
+    redisReply *r = redisCommand(ctx, "SET junk %b", junk, big);
+    assert_non_null(r);
+    freeReplyObject(r);
+    redisFree(ctx);
+    free(junk);
+
+    redlock_lock *l;
+    assert_int_equal(redlock_acquire(c, "job", 8000, 0, &l), REDLOCK_OK);
+    char token[256];
+    snprintf(token, sizeof token, "%s", redlock_token(l));
+    assert_int_equal(redlock_keepalive(l), REDLOCK_OK);
+    rt_server_kill(&g.srv[0]);
+    assert_int_equal(rt_server_resume(&g.srv[1]), 0);
+
+    assert_int_equal(rt_sentinel_wait_switch(&g, 0, 30000), 1);
+    /* What the failover left: the promoted replica lacks our key. */
+    sleep_ms(500);
+    long long until = now_ms() + 10000;
+    while (atomic_load(&lost_calls) == 0 && now_ms() < until)
+        sleep_ms(50);
+    assert_int_equal(atomic_load(&lost_calls), 1);
+    assert_false(redlock_held(l));
+    assert_false(token_is(&g.srv[1], "job", token));
+
+    /* Another client takes it; ours is never written again. */
+    redlock_client *c2 = connect1(&g, 0);
+    assert_non_null(c2);
+    redlock_lock *l2;
+    assert_int_equal(redlock_acquire(c2, "job", 10000, 5000, &l2), REDLOCK_OK);
+    for (int i = 0; i < 20; i++) {
+        assert_true(token_is(&g.srv[1], "job", redlock_token(l2)));
+        sleep_ms(100);
+    }
+    assert_int_equal(redlock_release(l), REDLOCK_NOT_HELD);
+    assert_true(token_is(&g.srv[1], "job", redlock_token(l2)));
+    assert_int_equal(redlock_release(l2), REDLOCK_OK);
+    redlock_client_free(c2);
+    redlock_client_free(c);
+    rt_sentinel_group_stop(&g);
+}
+
+/* The master is killed (SIGKILL) while another holds the lock: a wait
+ * rides out the failover and takes the lock on the new master.  Then the
+ * errors: a master name nobody knows, and all sentinels down. */
+static void test_killed_master_and_errors(void **state)
+{
+    (void)state;
+    rt_sentinel_group g;
+    assert_int_equal(rt_sentinel_group_start(&g, "mkill"), 0);
+
+    char bad[600];
+    snprintf(bad, sizeof bad, "%.*s/nosuch", (int)(strrchr(g.url, '/') - g.url),
+             g.url);
+    const char *bad_urls[] = {bad};
+    redlock_status st;
+    assert_null(redlock_connect(bad_urls, 1, NULL, &st));
+    assert_int_equal(st, REDLOCK_INVALID);
+    assert_non_null(strstr(redlock_last_error(),
+                           "no sentinel knows a master named \"nosuch\""));
+
+    redlock_client *holder = connect1(&g, 1);
+    redlock_client *c = connect1(&g, 0);
+    assert_non_null(holder);
+    assert_non_null(c);
+    redlock_lock *h, *l;
+    assert_int_equal(redlock_acquire(holder, "job", 2000, 0, &h), REDLOCK_OK);
+    redlock_detach(h); /* held until its ttl ends, on the replicas too */
+    rt_server_kill(&g.srv[0]);
+    long long t0 = now_ms();
+    assert_int_equal(redlock_acquire(c, "job", 5000, 30000, &l), REDLOCK_OK);
+    assert_true(now_ms() - t0 < 31000);
+    assert_int_equal(rt_sentinel_wait_switch(&g, 0, 5000), 1);
+    assert_true(token_is(&g.srv[1], "job", redlock_token(l)));
+    assert_int_equal(redlock_release(l), REDLOCK_OK);
+
+    /* Everything down: a try fails with REDLOCK_IO within its bound. */
+    rt_sentinel_kill(&g, -1);
+    rt_server_kill(&g.srv[1]);
+    t0 = now_ms();
+    st = redlock_acquire(c, "job", 5000, 0, &l);
+    assert_int_equal(st, REDLOCK_IO);
+    assert_true(now_ms() - t0 < 1000 + 1000 + 1000);
+
+    redlock_client_free(holder);
+    redlock_client_free(c);
+    rt_sentinel_group_stop(&g);
+}
+
+/* No sentinel listening at all: REDLOCK_IO, naming each one. */
+static void test_no_sentinel_answers(void **state)
+{
+    (void)state;
+    char url[200];
+    int p1 = rt_free_port(), p2 = rt_free_port();
+    snprintf(url, sizeof url, "redis+sentinel://127.0.0.1:%d,127.0.0.1:%d/m",
+             p1, p2);
+    const char *urls[] = {url};
+    redlock_options o;
+    redlock_options_init(&o);
+    o.connect_timeout_ms = 500;
+    o.io_timeout_ms = 500;
+    redlock_status st;
+    long long t0 = now_ms();
+    assert_null(redlock_connect(urls, 1, &o, &st));
+    assert_true(now_ms() - t0 < 500 + 500 + 1000);
+    assert_int_equal(st, REDLOCK_IO);
+    char want[64];
+    snprintf(want, sizeof want, "127.0.0.1:%d", p2);
+    assert_non_null(strstr(redlock_last_error(), "no sentinel answered"));
+    assert_non_null(strstr(redlock_last_error(), want));
+}
+
+/* A Sentinel group as one node of a 3-node Redlock quorum, and
+ * +switch-master: after a failover, the very next acquire lands on the
+ * new master, though the old one still accepts writes (it is demoted
+ * only later) and the client had a pooled connection to it. */
+static void test_quorum_and_switch_message(void **state)
+{
+    (void)state;
+    rt_sentinel_group g;
+    rt_server a, b;
+    assert_int_equal(rt_sentinel_group_start(&g, "mq"), 0);
+    assert_int_equal(rt_server_start(&a, NULL), 0);
+    assert_int_equal(rt_server_start(&b, NULL), 0);
+    const char *urls[] = {g.url, a.url, b.url};
+    redlock_client *c = connect_n(urls, 3, 0);
+    assert_non_null(c);
+    redlock_lock *l;
+    assert_int_equal(redlock_acquire(c, "k1", 5000, 0, &l), REDLOCK_OK);
+    assert_true(token_is(&g.srv[0], "k1", redlock_token(l)));
+    assert_int_equal(redlock_release(l), REDLOCK_OK);
+
+    assert_int_equal(rt_sentinel_failover(&g, 30000), 1);
+    sleep_ms(1000); /* the message's way to the client's thread */
+    assert_int_equal(redlock_acquire(c, "k2", 5000, 0, &l), REDLOCK_OK);
+    assert_true(token_is(&g.srv[1], "k2", redlock_token(l)));
+    assert_false(token_is(&g.srv[0], "k2", redlock_token(l)));
+    assert_true(token_is(&a, "k2", redlock_token(l)));
+    assert_int_equal(redlock_release(l), REDLOCK_OK);
+    redlock_client_free(c);
+    rt_server_stop(&a);
+    rt_server_stop(&b);
+    rt_sentinel_group_stop(&g);
+}
+
+struct waiter {
+    redlock_client *c;
+    redlock_status st;
+    long long done_ms;
+    redlock_lock *l;
+};
+
+static void *wait_for_lock(void *arg)
+{
+    struct waiter *w = arg;
+    w->st = redlock_acquire(w->c, "q", 10000, 20000, &w->l);
+    w->done_ms = now_ms();
+    return NULL;
+}
+
+/* A waiter queued before a failover gets the lock soon after the holder
+ * releases it on the new master, well before the holder's ttl (20 s) or
+ * the old master's demotion (about 10 s after a forced failover). */
+static void test_waiter_follows_failover(void **state)
+{
+    (void)state;
+    rt_sentinel_group g;
+    assert_int_equal(rt_sentinel_group_start(&g, "mw"), 0);
+    redlock_client *holder = connect1(&g, 0);
+    assert_non_null(holder);
+    redlock_lock *h;
+    assert_int_equal(redlock_acquire(holder, "q", 20000, 0, &h), REDLOCK_OK);
+    struct waiter w = {connect1(&g, 0), REDLOCK_INVALID, 0, NULL};
+    assert_non_null(w.c);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, wait_for_lock, &w), 0);
+    sleep_ms(500); /* queued, and listening */
+    redisReply *r = rt_cmd(&g.srv[0], "WAIT 2 2000");
+    assert_true(r && r->type == REDIS_REPLY_INTEGER && r->integer == 2);
+    freeReplyObject(r);
+
+    assert_int_equal(rt_sentinel_failover(&g, 30000), 1);
+    sleep_ms(1000);
+    long long released = now_ms();
+    assert_int_equal(redlock_release(h), REDLOCK_OK);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(w.st, REDLOCK_OK);
+    assert_true(w.done_ms - released < 4000);
+    assert_true(token_is(&g.srv[1], "q", redlock_token(w.l)));
+    assert_int_equal(redlock_release(w.l), REDLOCK_OK);
+    redlock_client_free(w.c);
+    redlock_client_free(holder);
+    rt_sentinel_group_stop(&g);
+}
+
+/* The master is turned into a replica behind the sentinels' back (they
+ * still name it for a while): a pooled connection's write gets READONLY,
+ * which for a Sentinel node is REDLOCK_IO (a failover, ridden out by a
+ * wait) rather than REDLOCK_SERVER; a new connection's ROLE shows the
+ * replica, and connecting fails rather than reading from it. */
+static void test_replica_named(void **state)
+{
+    (void)state;
+    rt_sentinel_group g;
+    assert_int_equal(rt_sentinel_group_start(&g, "mrole"), 0);
+    redlock_client *c = connect1(&g, 0);
+    assert_non_null(c);
+    redlock_lock *l;
+    assert_int_equal(redlock_acquire(c, "k", 5000, 0, &l), REDLOCK_OK);
+    assert_int_equal(redlock_release(l), REDLOCK_OK);
+
+    assert_true(rt_cmd_ok(&g.srv[1], "REPLICAOF NO ONE"));
+    assert_true(rt_cmd_ok(&g.srv[0], "REPLICAOF 127.0.0.1 %d", g.srv[1].port));
+    assert_int_equal(rt_sentinel_master_port(&g, 0), g.srv[0].port);
+    assert_int_equal(redlock_acquire(c, "k", 5000, 0, &l), REDLOCK_IO);
+    assert_non_null(strstr(redlock_last_error(), "READONLY"));
+
+    const char *urls[] = {g.url};
+    redlock_status st;
+    assert_null(redlock_connect(urls, 1, NULL, &st));
+    assert_int_equal(st, REDLOCK_IO);
+    assert_non_null(strstr(redlock_last_error(), "is a replica now"));
+    redlock_client_free(c);
+    rt_sentinel_group_stop(&g);
+}
+
+/* `redlock run` with a Sentinel URL through a failover: the job runs to
+ * its end with the lock kept, and redlock exits with the job's status. */
+static void test_cli_run_through_failover(void **state)
+{
+    (void)state;
+    rt_sentinel_group g;
+    assert_int_equal(rt_sentinel_group_start(&g, "mcli"), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0) {
+            dup2(fd, 1);
+        }
+        execl(REDLOCK_CLI_PATH, "redlock", "-u", g.url, "run", "-t", "6s",
+              "job", "--", "sh", "-c", "sleep 6; exit 7", (char *)NULL);
+        _exit(127);
+    }
+    long long until = now_ms() + 5000;
+    char *tok;
+    while (!(tok = rt_get(&g.srv[0], "job")) && now_ms() < until)
+        sleep_ms(20);
+    assert_non_null(tok);
+    assert_int_equal(rt_sentinel_failover(&g, 30000), 1);
+    sleep_ms(1500);
+    assert_true(token_is(&g.srv[1], "job", tok));
+    free(tok);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 7);
+    assert_null(rt_get(&g.srv[1], "job"));
+    rt_sentinel_group_stop(&g);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const char *filter = getenv("REDLOCK_SENTINEL_FILTER");
+    if (filter)
+        cmocka_set_test_filter(filter);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_no_sentinel_answers),
+        cmocka_unit_test(test_failover_keepalive),
+        cmocka_unit_test(test_unreplicated_key_is_lost),
+        cmocka_unit_test(test_killed_master_and_errors),
+        cmocka_unit_test(test_quorum_and_switch_message),
+        cmocka_unit_test(test_waiter_follows_failover),
+        cmocka_unit_test(test_replica_named),
+        cmocka_unit_test(test_cli_run_through_failover),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
