@@ -762,14 +762,12 @@ redlock_status redlock__url_parse(const char *url, redlock__url *out)
     else if (same_word(url, slen, "rediss")) {
         st = parse_redis(url, sep + 3, &u);
         u.tls = 1;
-    }
-    else if (same_word(url, slen, "redis+sentinel"))
+    } else if (same_word(url, slen, "redis+sentinel"))
         st = parse_sentinel(url, sep + 3, &u);
     else if (same_word(url, slen, "rediss+sentinel")) {
         st = parse_sentinel(url, sep + 3, &u);
         u.tls = 1;
-    }
-    else
+    } else
         st = bad(url, "unsupported scheme \"%s\" (expected redis://, "
                       "rediss://, redis+sentinel:// or unix://)",
                  piece(q, url, url, slen));

@@ -1556,15 +1556,13 @@ static void write_table(const char *path)
             fprintf(f, "— | %s |\n", r->shows);
             continue;
         }
-        fprintf(f, "`REDLOCK_%s` | ",
-                r->expect == REDLOCK_OK         ? "OK"
-                : r->expect == REDLOCK_BUSY     ? "BUSY"
-                : r->expect == REDLOCK_NOT_HELD ? "NOT_HELD"
-                : r->expect == REDLOCK_IO       ? "IO"
-                : r->expect == REDLOCK_SERVER   ? "SERVER"
-                : r->expect == REDLOCK_AUTH     ? "AUTH"
-                : r->expect == REDLOCK_INVALID  ? "INVALID"
-                                                : "NOMEM");
+        /* Names from the header's own table: a new status is named. */
+        static const char *const names[] = {
+#define STATUS_NAME_(name, value, msg) [value] = #name,
+            REDLOCK_STATUS_MAP(STATUS_NAME_)
+#undef STATUS_NAME_
+        };
+        fprintf(f, "`REDLOCK_%s` | ", names[r->expect]);
         if (r->expect == REDLOCK_OK)
             fputs("", f);
         else if (r->ran && r->got == r->expect && r->message[0])
