@@ -498,19 +498,26 @@ static redlock_status parse_hostport(const char *url, const char *hp,
     return *phost ? REDLOCK_OK : no_memory();
 }
 
+/* The userinfo of a host URL ends at the last '@' (a '@' in a password
+ * or query must be %40); *hp is what follows it. */
+static redlock_status take_userinfo(const char *url, const char *rest,
+                                    redlock__url *u, const char **hp)
+{
+    const char *at = strrchr(rest, '@');
+    *hp = rest;
+    if (!at)
+        return REDLOCK_OK;
+    *hp = at + 1;
+    return parse_userinfo(url, rest, (size_t)(at - rest), u);
+}
+
 static redlock_status parse_redis(const char *url, const char *rest,
                                   redlock__url *u)
 {
-    const char *hp = rest;
-    const char *at = strrchr(rest, '@');
-    redlock_status st;
-
-    if (at) {
-        st = parse_userinfo(url, rest, (size_t)(at - rest), u);
-        if (st != REDLOCK_OK)
-            return st;
-        hp = at + 1;
-    }
+    const char *hp;
+    redlock_status st = take_userinfo(url, rest, u, &hp);
+    if (st != REDLOCK_OK)
+        return st;
     size_t alen = strcspn(hp, "/?");
     const char *tail = hp + alen;
 
@@ -582,16 +589,10 @@ static redlock_status parse_sentinel(const char *url, const char *rest,
                                      redlock__url *u)
 {
     char q[PIECE_SIZE];
-    const char *hp = rest;
-    const char *at = strrchr(rest, '@');
-    redlock_status st;
-
-    if (at) {
-        st = parse_userinfo(url, rest, (size_t)(at - rest), u);
-        if (st != REDLOCK_OK)
-            return st;
-        hp = at + 1;
-    }
+    const char *hp;
+    redlock_status st = take_userinfo(url, rest, u, &hp);
+    if (st != REDLOCK_OK)
+        return st;
     size_t alen = strcspn(hp, "/?");
     const char *tail = hp + alen;
     if (alen == 0)
