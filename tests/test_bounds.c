@@ -30,17 +30,10 @@ static void on_lost(const redlock_lock *lock, void *arg)
     atomic_fetch_add(&lost_calls, 1);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_until(int64_t t)
 {
     int64_t left;
-    while ((left = t - now_ms()) > 0)
+    while ((left = t - rt_now_ms()) > 0)
         usleep((useconds_t)(left > 100 ? 100 : left) * 1000);
 }
 
@@ -121,9 +114,9 @@ static void keepalive_survives_stalled_minority(void **state)
     redlock_options_init(&o);
     o.on_lost = on_lost;
     redlock_client *c = client(3, &o);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     redlock_lock **l = take_many(c, "b:keep", n, 6000, 1);
-    int64_t t1 = now_ms();
+    int64_t t1 = rt_now_ms();
     assert_int_equal(rt_server_pause(&srv[2]), 0);
     sleep(13); /* over two ttls */
     int held = 0;
@@ -160,10 +153,10 @@ static void release_with_stalled_minority(void **state)
     redlock_client *c = client(3, NULL); /* node timeout 2 s */
     redlock_lock **l = take_many(c, "b:rel", N, 60000, 0);
     assert_int_equal(rt_server_pause(&srv[1]), 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     for (int i = 0; i < N; i++)
         assert_int_equal(redlock_release(l[i]), REDLOCK_OK);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     free(l);
     print_message("%d releases took %lld ms\n", N, (long long)took);
     int left = 0;
@@ -193,15 +186,15 @@ static void max_hold_ends_at_cap(void **state)
     o.on_lost = on_lost;
     redlock_client *c = client(1, &o);
     redlock_lock *l;
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_acquire(c, "b:cap", 600, 0, &l), REDLOCK_OK);
     assert_int_equal(redlock_keepalive(l), REDLOCK_OK);
     sleep_until(t0 + 850);
     int held_850 = redlock_held(l) && redlock_validity_ms(l) > 0 &&
                    rt_pttl(&srv[0], "b:cap") > 0;
-    while (redlock_held(l) && now_ms() - t0 < 3000)
+    while (redlock_held(l) && rt_now_ms() - t0 < 3000)
         usleep(5 * 1000);
-    int64_t lost_at = now_ms() - t0;
+    int64_t lost_at = rt_now_ms() - t0;
     print_message("lost at %lld ms (cap 900)\n", (long long)lost_at);
     int held_end = redlock_held(l);
     sleep_until(t0 + 900 + 300);
@@ -237,9 +230,9 @@ static void free_bounded(int nodes, int stalled)
     for (int i = 0; i < 8; i++)
         assert_int_equal(redlock_keepalive(l[i]), REDLOCK_OK);
     assert_int_equal(rt_server_pause(&srv[stalled]), 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     redlock_client_free(c);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     free(l);
     print_message("free with %d locks, %d node(s), one stalled: %lld ms\n",
                   N, nodes, (long long)took);
@@ -280,15 +273,15 @@ static void release_during_stuck_renewal(void **state)
     o.renew_floor_ms = 50;
     redlock_client *c = client(1, &o);
     redlock_lock *l;
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_acquire(c, "b:stuck", 1500, 0, &l), REDLOCK_OK);
     assert_int_equal(redlock_keepalive(l), REDLOCK_OK); /* renewed at 500 */
     sleep_until(t0 + 300);
     assert_int_equal(rt_server_pause(&srv[0]), 0);
     sleep_until(t0 + 600); /* the renewal waits until about 1100 */
-    int64_t t1 = now_ms();
+    int64_t t1 = rt_now_ms();
     redlock_status st = redlock_release(l);
-    int64_t took = now_ms() - t1;
+    int64_t took = rt_now_ms() - t1;
     print_message("release took %lld ms (status %d)\n", (long long)took,
                   (int)st);
     assert_int_equal(rt_server_resume(&srv[0]), 0);

@@ -119,13 +119,6 @@ static int group_teardown(void **state)
 
 /* ---- running the program -------------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
@@ -320,7 +313,7 @@ static void prog_start(proc *p, const char *const *env, const char *const *args)
     p->fd[1] = err[0];
     fcntl(out[0], F_SETFL, O_NONBLOCK);
     fcntl(err[0], F_SETFL, O_NONBLOCK);
-    p->started_ms = now_ms();
+    p->started_ms = rt_now_ms();
 }
 
 /* Read what is there, waiting at most ms for something to happen. */
@@ -370,7 +363,7 @@ static void try_reap(proc *p)
     int st;
     if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
         p->done = 1;
-        p->ended_ms = now_ms();
+        p->ended_ms = rt_now_ms();
         p->code = WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
         live_remove(p->pid);
     }
@@ -380,10 +373,10 @@ static void try_reap(proc *p)
  * complete; returns its exit status.  Fails the test on a timeout. */
 static int cli_finish(proc *p, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = rt_now_ms() + timeout_ms;
     while (!p->done || p->fd[0] >= 0 || p->fd[1] >= 0) {
         try_reap(p);
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - rt_now_ms();
         if (left <= 0)
             break;
         pump(p, left < 50 ? (int)left : 50);
@@ -417,10 +410,10 @@ static int cli(proc *p, const char *const *argv)
 /* Wait until stdout contains needle; fails the test after timeout_ms. */
 static void wait_output(proc *p, const char *needle, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = rt_now_ms() + timeout_ms;
     while (strstr(p->out, needle) == NULL) {
         try_reap(p);
-        if (now_ms() >= deadline || (p->done && p->fd[0] < 0)) {
+        if (rt_now_ms() >= deadline || (p->done && p->fd[0] < 0)) {
             print_error("no \"%s\" from redlock within %d ms (done %d, status %d)\n"
                         "stdout: %s\nstderr: %s\n",
                         needle, timeout_ms, p->done, p->code, p->out, p->err);
@@ -603,10 +596,10 @@ static void busy_exits_75_and_status_passes_through(void **state)
     cli_start(&first, NULL, ARGV("run", "cli:busy", "--", "sh", "-c", script));
     wait_output(&first, "started", 10000);
 
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     expect_code(&p, cli(&p, ARGV("run", "cli:busy", "--", "true")), 75);
     assert_int_equal(p.nerr, 0); /* busy is no error: silent, like flock -n */
-    assert_true(now_ms() - t0 < 5000);
+    assert_true(rt_now_ms() - t0 < 5000);
     expect_code(&p, cli(&p, ARGV("run", "-E", "3", "cli:busy", "--", "true")), 3);
     expect_code(&p, cli(&p, ARGV("run", "--conflict-exit-code=0", "cli:busy", "--", "true")),
                 0);
@@ -616,9 +609,9 @@ static void busy_exits_75_and_status_passes_through(void **state)
     expect_code(&p, cli(&p, ARGV("-v", "run", "cli:busy", "--", "true")), 75);
     assert_non_null(strstr(p.err, "busy"));
     /* a short wait runs out */
-    t0 = now_ms();
+    t0 = rt_now_ms();
     expect_code(&p, cli(&p, ARGV("run", "-w", "300ms", "cli:busy", "--", "true")), 75);
-    assert_true(now_ms() - t0 >= 250);
+    assert_true(rt_now_ms() - t0 >= 250);
 
     open_gate("busy");
     expect_code(&first, cli_finish(&first, 15000), 7);
@@ -703,9 +696,9 @@ static void run_waits_for_a_busy_lock(void **state)
     (void)state;
     static proc p;
     expect_code(&p, cli(&p, ARGV("acquire", "-t", "1s", "cli:wait")), 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     expect_code(&p, cli(&p, ARGV("run", "-w", "10s", "cli:wait", "--", "true")), 0);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     print_message("waited %lld ms for a 1 s lock\n", (long long)took);
     assert_true(took >= 500 && took < 8000);
 }
@@ -720,14 +713,14 @@ static void keepalive_holds_a_2s_ttl_for_5s(void **state)
               ARGV("-v", "run", "-t", "2s", "cli:keep", "--", "sh", "-c",
                    "echo started; sleep 5"));
     wait_output(&p, "started", 10000);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     char *tok = rt_get(&G->main, "cli:keep");
     assert_non_null(tok);
     long long pttl = rt_pttl(&G->main, "cli:keep");
     assert_true(pttl > 0 && pttl <= 2000);
     /* Past two ttls, still ours */
     for (int at = 3000; at <= 4500; at += 1500) {
-        while (now_ms() - t0 < at)
+        while (rt_now_ms() - t0 < at)
             pump(&p, 50);
         assert_key(&G->main, "cli:keep", tok);
         pttl = rt_pttl(&G->main, "cli:keep");
@@ -886,10 +879,10 @@ static void signals_are_forwarded(void **state)
         cli_start(&p, NULL,
                   ARGV("-v", "run", "cli:sig", "--", "sh", "-c", "echo started; exec sleep 30"));
         wait_output(&p, "started", 10000);
-        int64_t t0 = now_ms();
+        int64_t t0 = rt_now_ms();
         assert_int_equal(kill(p.pid, sigs[i]), 0);
         expect_code(&p, cli_finish(&p, 10000), 128 + sigs[i]);
-        assert_true(now_ms() - t0 < 5000);
+        assert_true(rt_now_ms() - t0 < 5000);
         assert_non_null(strstr(p.err, "forwarded"));
         assert_key(&G->main, "cli:sig", NULL);
     }
@@ -907,7 +900,7 @@ static void lost_lock_stops_command(void **state)
                    "trap 'echo got-TERM; exit 9' TERM; echo started; "
                    "while :; do sleep 0.05; done"));
     wait_output(&p, "started", 10000);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_true(rt_cmd_ok(&G->main, "SET cli:lost intruder"));
     expect_code(&p, cli_finish(&p, 15000), 70);
     print_message("lost and stopped in %lld ms: %s", (long long)(p.ended_ms - t0), p.err);
@@ -924,7 +917,7 @@ static void lost_lock_stops_command(void **state)
               ARGV("run", "-t", "2s", "-k", "1s", "cli:lost1", "--", "sh", "-c",
                    "trap '' TERM; echo started; exec sleep 30"));
     wait_output(&p, "started", 10000);
-    t0 = now_ms();
+    t0 = rt_now_ms();
     assert_true(rt_cmd_ok(&G->main, "SET cli:lost1 intruder2"));
     expect_code(&p, cli_finish(&p, 15000), 70);
     int64_t took = p.ended_ms - t0;
@@ -1246,8 +1239,8 @@ static int counted(const char *prefix, long *first_sender)
  * copy to arrive, and let it end.  Returns its count. */
 static int settle_count(const char *prefix, const char *gate, long *first_sender)
 {
-    int64_t t0 = now_ms();
-    while (counted(prefix, NULL) < 1 && now_ms() - t0 < 10000)
+    int64_t t0 = rt_now_ms();
+    while (counted(prefix, NULL) < 1 && rt_now_ms() - t0 < 10000)
         sleep_ms(20);
     sleep_ms(500);
     open_gate(gate);
@@ -1275,9 +1268,9 @@ static void sigkill_of_run_kills_command(void **state)
     for (try_reap(&p); !p.done; try_reap(&p))
         sleep_ms(5);
     assert_int_equal(p.code, 1000 + SIGKILL);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     int dead;
-    while (!(dead = ended(cmd)) && now_ms() - t0 < 3000)
+    while (!(dead = ended(cmd)) && rt_now_ms() - t0 < 3000)
         sleep_ms(20);
     if (!dead) {
         print_error("COMMAND (pid %ld) still runs after redlock was killed\n", (long)cmd);
@@ -1285,7 +1278,7 @@ static void sigkill_of_run_kills_command(void **state)
     }
     assert_true(dead);
     print_message("COMMAND ended %lld ms after redlock's SIGKILL",
-                  (long long)(now_ms() - t0));
+                  (long long)(rt_now_ms() - t0));
     cli_finish(&p, 10000); /* the rest of the output */
     /* Nobody released the lock: it holds until its ttl ends, after
      * COMMAND's end. */
@@ -1396,12 +1389,12 @@ static pid_t redlock_pid_of(const proc *p)
  * (leader) nor redlock's.  Fails after 10 s. */
 static void wait_command_foreground(int m, const proc *p)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     pid_t fg = -1, r = 0;
     for (;;) {
         r = redlock_pid_of(p);
         fg = tcgetpgrp(m);
-        if ((r > 0 && fg > 0 && fg != p->pid && fg != r) || now_ms() - t0 > 10000)
+        if ((r > 0 && fg > 0 && fg != p->pid && fg != r) || rt_now_ms() - t0 > 10000)
             break;
         pump((proc *)p, 20);
     }
@@ -1571,9 +1564,9 @@ static void fence_needs_a_single_node(void **state)
  * as a stray for the teardown. */
 static pid_t wait_pid_file(const char *path)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     pid_t pid;
-    while ((pid = read_pid(path)) <= 0 && now_ms() - t0 < 10000)
+    while ((pid = read_pid(path)) <= 0 && rt_now_ms() - t0 < 10000)
         sleep_ms(20);
     if (pid <= 0)
         print_error("no pid in %s\n", path);
@@ -1644,7 +1637,7 @@ static void leftovers_end_before_the_lock_is_released(void **state)
              ready, pidfile2, ready);
     cli_start(&p, NULL, ARGV("-v", "run", "-k", "1s", "cli:bg2", "--", "sh", "-c", script));
     wait_output(&p, "started", 10000);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     child = wait_pid_file(pidfile2);
     char *tok = rt_get(&G->main, "cli:bg2");
     assert_non_null(tok);
@@ -1728,7 +1721,7 @@ static void sigterm_reaches_the_whole_job(void **state)
         print_error("SIGUSR1 reached a child in COMMAND's group\n");
     assert_int_equal(access(f[5], F_OK), -1);
 
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(kill(p.pid, SIGTERM), 0);
     expect_code(&p, cli_finish(&p, 15000), 128 + SIGTERM);
     int64_t took = p.ended_ms - t0;
@@ -1786,18 +1779,18 @@ static void run_n_lets_n_commands_run_at_once(void **state)
     assert_key(&G->main, "cli:sem", NULL); /* the name itself is no lock */
 
     /* a third: busy, silent */
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     expect_code(&p, cli(&p, ARGV("run", "-n", "2", "cli:sem", "--", "true")), 75);
     assert_int_equal(p.nerr, 0);
-    assert_true(now_ms() - t0 < 5000);
+    assert_true(rt_now_ms() - t0 < 5000);
     expect_code(&p, cli(&p, ARGV("run", "-n", "2", "-E", "9", "cli:sem", "--", "true")), 9);
 
     /* with -w: waits until a slot is free, and takes it */
     cli_start(&c, NULL,
               ARGV("run", "-n", "2", "-w", "20s", "cli:sem", "--", "sh", "-c",
                    "echo \"started $REDLOCK_SLOT\""));
-    t0 = now_ms();
-    while (now_ms() - t0 < 700)
+    t0 = rt_now_ms();
+    while (rt_now_ms() - t0 < 700)
         pump(&c, 50);
     try_reap(&c);
     assert_false(c.done);
@@ -2079,8 +2072,8 @@ static void terminal_list_header_and_status_holder(void **state)
     start_tty = NULL;
     char tty[8192] = "";
     size_t n = 0;
-    int64_t t0 = now_ms();
-    while (!strstr(p.out, "done") && now_ms() - t0 < 10000) {
+    int64_t t0 = rt_now_ms();
+    while (!strstr(p.out, "done") && rt_now_ms() - t0 < 10000) {
         pump(&p, 20);
         struct pollfd pfd = {.fd = m, .events = POLLIN};
         while (poll(&pfd, 1, 0) > 0 && n < sizeof tty - 1) {

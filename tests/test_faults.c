@@ -39,20 +39,6 @@
 
 static redlock_client *keep(redlock_client *c);
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 static void fast_options(redlock_options *o)
 {
     redlock_options_init(o);
@@ -105,12 +91,12 @@ static void assert_absent(rt_server *s, const char *key)
 /* Wait (at most ms) until key exists; its value (malloc'd) or NULL. */
 static char *wait_for_key(rt_server *s, const char *key, long ms)
 {
-    int64_t end = now_ms() + ms;
+    int64_t end = rt_now_ms() + ms;
     for (;;) {
         char *v = rt_get(s, key);
-        if (v != NULL || now_ms() >= end)
+        if (v != NULL || rt_now_ms() >= end)
             return v;
-        sleep_ms(10);
+        rt_sleep_ms(10);
     }
 }
 
@@ -213,9 +199,9 @@ static void unreachable_port(void **state)
     redlock_options o;
     fast_options(&o);
     redlock_status st = REDLOCK_OK;
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     redlock_client *c = redlock_connect((const char *[]){url}, 1, &o, &st);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     assert_null(c);
     assert_int_equal(st, REDLOCK_IO);
     assert_true(took <= CONNECT_MS + MARGIN_MS);
@@ -250,7 +236,7 @@ static void sigpipe_control_plain_write_dies(void **state)
     assert_int_equal(recv(fd, pong, 7, 0), 7);
     assert_memory_equal(pong, "+PONG\r\n", 7);
     rt_server_stop(s);
-    sleep_ms(50);
+    rt_sleep_ms(50);
 
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -293,22 +279,22 @@ static void killed_while_held(void **state)
     assert_true(pttl > 0 && pttl <= 30000);
 
     rt_server_stop(s);
-    sleep_ms(50); /* let the FIN reach our pooled socket */
-    int64_t t0 = now_ms();
+    rt_sleep_ms(50); /* let the FIN reach our pooled socket */
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_release(lbig), REDLOCK_IO);
-    assert_true(now_ms() - t0 <= IO_MS + MARGIN_MS);
-    t0 = now_ms();
+    assert_true(rt_now_ms() - t0 <= IO_MS + MARGIN_MS);
+    t0 = rt_now_ms();
     assert_int_equal(redlock_release(l), REDLOCK_IO);
-    assert_true(now_ms() - t0 <= CONNECT_MS + IO_MS + MARGIN_MS);
+    assert_true(rt_now_ms() - t0 <= CONNECT_MS + IO_MS + MARGIN_MS);
     assert_true(redlock_last_error()[0] != '\0');
 
     for (int i = 0; i < 2; i++) {
         static char dummy;
         redlock_lock *b = (redlock_lock *)(void *)&dummy; /* must become NULL */
-        t0 = now_ms();
+        t0 = rt_now_ms();
         assert_int_equal(redlock_acquire(c, big, 30000, 0, &b), REDLOCK_IO);
         assert_null(b);
-        assert_true(now_ms() - t0 <= CONNECT_MS + IO_MS + MARGIN_MS);
+        assert_true(rt_now_ms() - t0 <= CONNECT_MS + IO_MS + MARGIN_MS);
     }
     char tok[64];
     assert_int_equal(redlock_inspect(c, big, tok, sizeof tok, NULL), REDLOCK_IO);
@@ -333,13 +319,13 @@ static void killed_pooled_connection_big_write(void **state)
     assert_holds(s, "faults:pooled", redlock_token(l));
 
     rt_server_stop(s); /* SIGKILL and reap */
-    sleep_ms(50);      /* let the FIN reach our pooled socket */
+    rt_sleep_ms(50);      /* let the FIN reach our pooled socket */
 
     char *big = big_key();
     redlock_lock *b = NULL;
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_acquire(c, big, 30000, 0, &b), REDLOCK_IO);
-    assert_true(now_ms() - t0 <= IO_MS + MARGIN_MS);
+    assert_true(rt_now_ms() - t0 <= IO_MS + MARGIN_MS);
     assert_int_equal(redlock_acquire(c, big, 30000, 0, &b), REDLOCK_IO);
     char tok[64];
     assert_int_equal(redlock_inspect(c, big, tok, sizeof tok, NULL), REDLOCK_IO);
@@ -398,9 +384,9 @@ static void idle_connection_closed_by_server(void **state)
 
     /* Wait until the server has dropped our idle connection: only the
      * asking connection is left in CLIENT LIST. */
-    int64_t end = now_ms() + 6000;
+    int64_t end = rt_now_ms() + 6000;
     int others = -1;
-    while (now_ms() < end) {
+    while (rt_now_ms() < end) {
         redisReply *r = rt_cmd(s, "CLIENT LIST");
         assert_non_null(r);
         assert_int_equal(r->type, REDIS_REPLY_STRING);
@@ -410,7 +396,7 @@ static void idle_connection_closed_by_server(void **state)
         freeReplyObject(r);
         if (others == 0)
             break;
-        sleep_ms(100);
+        rt_sleep_ms(100);
     }
     assert_int_equal(others, 0);
     assert_true(rt_cmd_ok(s, "CONFIG SET timeout 0"));
@@ -434,20 +420,20 @@ static void paused_operations_time_out(void **state)
     assert_int_equal(redlock_acquire(c, "faults:p-held", 30000, 0, &held), REDLOCK_OK);
 
     assert_int_equal(rt_server_pause(s), 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_acquire(c, "faults:p-new", 30000, 0, &other), REDLOCK_IO);
     assert_null(other);
-    int64_t t1 = now_ms();
+    int64_t t1 = rt_now_ms();
     assert_int_equal(redlock_extend(held, 30000), REDLOCK_IO);
     assert_int_equal(redlock_held(held), 1); /* I/O trouble is not loss */
-    int64_t t2 = now_ms();
+    int64_t t2 = rt_now_ms();
     char tok[64];
     int64_t pttl = 0;
     assert_int_equal(redlock_inspect(c, "faults:p-held", tok, sizeof tok, &pttl),
                      REDLOCK_IO);
-    int64_t t3 = now_ms();
+    int64_t t3 = rt_now_ms();
     assert_int_equal(redlock_release(held), REDLOCK_IO);
-    int64_t t4 = now_ms();
+    int64_t t4 = rt_now_ms();
     print_message("paused: acquire %lld ms, extend %lld, inspect %lld, "
                   "release %lld\n",
                   (long long)(t1 - t0), (long long)(t2 - t1),
@@ -493,7 +479,7 @@ static void paused_release_deleted_on_next_contact(void **state)
     /* Must open a new connection, which stalls too. */
     assert_int_equal(redlock_release(held), REDLOCK_IO);
     assert_int_equal(rt_server_resume(s), 0);
-    sleep_ms(300); /* let the server drain what was buffered */
+    rt_sleep_ms(300); /* let the server drain what was buffered */
 
     char tok[64];
     redlock_status st = redlock_inspect(c, "faults:u-unrelated", tok, sizeof tok, NULL);
@@ -606,9 +592,9 @@ static void connect_to_paused_server(void **state)
     fast_options(&o);
     assert_int_equal(rt_server_pause(s), 0);
     redlock_status st = REDLOCK_OK;
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     redlock_client *c = redlock_connect((const char *[]){s->url}, 1, &o, &st);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     assert_null(c);
     assert_int_equal(st, REDLOCK_IO);
     print_message("connect to a paused server failed after %lld ms: %s\n",
@@ -619,9 +605,9 @@ static void connect_to_paused_server(void **state)
     assert_non_null(strstr(redlock_last_error(), where));
 
     /* Over the unix socket too. */
-    t0 = now_ms();
+    t0 = rt_now_ms();
     c = redlock_connect((const char *[]){s->unix_url}, 1, &o, &st);
-    took = now_ms() - t0;
+    took = rt_now_ms() - t0;
     assert_null(c);
     assert_int_equal(st, REDLOCK_IO);
     assert_true(took <= CONNECT_MS + IO_MS + MARGIN_MS);
@@ -648,10 +634,10 @@ static void client_free_server_killed(void **state)
     assert_int_equal(redlock_keepalive(b), REDLOCK_OK);
 
     rt_server_stop(s);
-    sleep_ms(400); /* the watchdog meets the dead server at least once */
-    int64_t t0 = now_ms();
+    rt_sleep_ms(400); /* the watchdog meets the dead server at least once */
+    int64_t t0 = rt_now_ms();
     free_client(c); /* frees a, b, d too; ASan checks for leaks */
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     print_message("client_free with the server killed: %lld ms\n", (long long)took);
     assert_true(took <= 2 * (CONNECT_MS + IO_MS) + MARGIN_MS);
 }
@@ -671,9 +657,9 @@ static void client_free_server_paused(void **state)
     assert_int_equal(rt_server_pause(s), 0);
     /* leave a ghost behind, and let a renewal get stuck in flight */
     assert_int_equal(redlock_acquire(c, "faults:fp3", 30000, 0, &g), REDLOCK_IO);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     free_client(c);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     print_message("client_free with the server paused: %lld ms\n", (long long)took);
     /* The watchdog's renewal in flight, then the release of what is held. */
     assert_true(took <= 2 * (CONNECT_MS + IO_MS) + MARGIN_MS);
@@ -707,21 +693,21 @@ static void watchdog_loses_lock_when_server_dies(void **state)
     const int64_t ttl = 1200;
     assert_int_equal(redlock_acquire(c, "faults:wd", ttl, 0, &l), REDLOCK_OK);
     assert_int_equal(redlock_keepalive(l), REDLOCK_OK);
-    sleep_ms(600); /* one renewal at least */
+    rt_sleep_ms(600); /* one renewal at least */
     assert_int_equal(redlock_held(l), 1);
     long long pttl = rt_pttl(s, "faults:wd");
     assert_true(pttl > 0);
 
     rt_server_stop(s);
-    int64_t t0 = now_ms();
-    while (redlock_held(l) && now_ms() - t0 < ttl + MARGIN_MS + 1000)
-        sleep_ms(10);
-    int64_t took = now_ms() - t0;
+    int64_t t0 = rt_now_ms();
+    while (redlock_held(l) && rt_now_ms() - t0 < ttl + MARGIN_MS + 1000)
+        rt_sleep_ms(10);
+    int64_t took = rt_now_ms() - t0;
     print_message("lock lost %lld ms after the server died\n", (long long)took);
     assert_int_equal(redlock_held(l), 0);
     assert_int_equal(redlock_validity_ms(l), 0);
     assert_true(took <= ttl + MARGIN_MS);
-    sleep_ms(300);
+    rt_sleep_ms(300);
     assert_int_equal(atomic_load(&lost_calls), 1);
     assert_int_equal(atomic_load(&lost_wrong_key), 0);
     assert_int_equal(redlock_keepalive(l), REDLOCK_NOT_HELD);

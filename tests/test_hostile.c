@@ -65,20 +65,6 @@ static rt_server plain, authsrv, master, replica, oomsrv;
 static int plain_up, auth_up, master_up, replica_up, oom_up;
 static fs_server *fake;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 static rt_server *need_plain(void)
 {
     if (!plain_up)
@@ -120,9 +106,9 @@ static rt_server *need_replica(void)
                                           NULL}),
             0);
         replica_up = 1;
-        int64_t until = now_ms() + 10000;
-        while (!replica_linked() && now_ms() < until)
-            sleep_ms(50);
+        int64_t until = rt_now_ms() + 10000;
+        while (!replica_linked() && rt_now_ms() < until)
+            rt_sleep_ms(50);
         assert_true(replica_linked());
     }
     return &replica;
@@ -183,9 +169,9 @@ static void assert_nothing_locked(void)
     for (size_t i = 0; i < COUNT(all); i++) {
         if (!all[i])
             continue;
-        int64_t until = now_ms() + 500;
-        while (lock_keys(all[i]) > 0 && now_ms() < until)
-            sleep_ms(20);
+        int64_t until = rt_now_ms() + 500;
+        while (lock_keys(all[i]) > 0 && rt_now_ms() < until)
+            rt_sleep_ms(20);
         if (lock_keys(all[i]) > 0)
             fail_msg("a lock key is left on %s", all[i]->url);
     }
@@ -331,7 +317,7 @@ static void *rss_sampler(void *arg)
         long kb = rss_kb();
         if (kb > atomic_load(&rss_peak))
             atomic_store(&rss_peak, kb);
-        sleep_ms(2);
+        rt_sleep_ms(2);
     }
     return NULL;
 }
@@ -1003,12 +989,12 @@ static redlock_status fake_watchdog(ctx *x)
     redlock_lock *l = NULL;
     assert_int_equal(redlock_acquire(c, KEY, 300, 0, &l), REDLOCK_OK);
     assert_int_equal(redlock_keepalive(l), REDLOCK_OK);
-    int64_t until = now_ms() + 300 + MARGIN_MS;
-    while (redlock_held(l) && now_ms() < until)
-        sleep_ms(10);
+    int64_t until = rt_now_ms() + 300 + MARGIN_MS;
+    while (redlock_held(l) && rt_now_ms() < until)
+        rt_sleep_ms(10);
     int held = redlock_held(l);
     int64_t validity = redlock_validity_ms(l);
-    sleep_ms(50);
+    rt_sleep_ms(50);
     int calls = atomic_load(&lost_calls);
     redlock_release(l);
     redlock_client_free(c);
@@ -1457,9 +1443,9 @@ static void test_row(void **state)
 
     long base = rss_kb();
     atomic_store(&rss_peak, base);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     int got = (int)r->fn(&x);
-    int64_t ms = now_ms() - t0;
+    int64_t ms = rt_now_ms() - t0;
     long grew_mb = (atomic_load(&rss_peak) - base) / 1024;
     char msg[512];
     snprintf(msg, sizeof msg, "%s", x.msg[0] ? x.msg : redlock_last_error());

@@ -19,13 +19,6 @@
 
 static rt_server srv;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static redlock_client *client_with(const redlock_options *o)
 {
     const char *url = srv.url;
@@ -311,9 +304,9 @@ static void wait_runs_out(void **state)
     redlock_client *a = client(), *b = client();
     redlock_lock *la, *lb;
     assert_int_equal(redlock_acquire(a, "t:wait", 10000, 0, &la), REDLOCK_OK);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_acquire(b, "t:wait", 10000, 500, &lb), REDLOCK_BUSY);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     assert_true(took >= 490 && took < 2000);
     assert_non_null(strstr(redlock_last_error(), "500 ms"));
     redlock_release(la);
@@ -343,10 +336,10 @@ static void wait_gets_released(void **state)
     struct later x = {la, 300};
     pthread_t t;
     pthread_create(&t, NULL, release_later, &x);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_acquire(b, "t:handoff", 10000, 3000, &lb),
                      REDLOCK_OK);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     pthread_join(t, NULL);
     assert_true(took >= 250 && took < 2500);
     char *v = rt_get(&srv, "t:handoff");
@@ -492,10 +485,10 @@ static void wrong_type(void **state)
     assert_int_equal(redlock_acquire(c, "t:list", 1000, 0, &l), REDLOCK_SERVER);
     assert_non_null(strstr(redlock_last_error(), "list"));
     /* a wait does not wait for a key that is not a lock */
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_acquire(c, "t:list", 1000, 5000, &l),
                      REDLOCK_SERVER);
-    assert_true(now_ms() - t0 < 2000);
+    assert_true(rt_now_ms() - t0 < 2000);
     assert_int_equal(redlock_inspect(c, "t:list", NULL, 0, NULL),
                      REDLOCK_SERVER);
     assert_non_null(strstr(redlock_last_error(), "WRONGTYPE"));

@@ -20,13 +20,6 @@
 
 static rt_server srv;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static redlock_client *client(int retry_delay_ms)
 {
     redlock_options o;
@@ -56,7 +49,7 @@ static void *wait_for(void *p)
     struct waiter *w = p;
     atomic_store(&w->started, 1);
     w->st = redlock_acquire(w->c, w->key, 10000, w->wait_ms, &w->lock);
-    w->done_at = now_ms();
+    w->done_at = rt_now_ms();
     return NULL;
 }
 
@@ -83,7 +76,7 @@ static void release_wakes_waiter(void **state)
     pthread_t t;
     pthread_create(&t, NULL, wait_for, &w);
     usleep(300 * 1000); /* the waiter tried, subscribed and sleeps */
-    int64_t released = now_ms();
+    int64_t released = rt_now_ms();
     assert_int_equal(redlock_release(l), REDLOCK_OK);
     pthread_join(t, NULL);
     assert_int_equal(w.st, REDLOCK_OK);
@@ -107,11 +100,11 @@ static void vanished_holder_by_ttl(void **state)
     redlock_lock *l;
     assert_int_equal(redlock_acquire(a, "n:gone", 400, 0, &l), REDLOCK_OK);
     redlock_detach(l);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     redlock_lock *lb;
     assert_int_equal(redlock_acquire(b, "n:gone", 10000, 8000, &lb),
                      REDLOCK_OK);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     print_message("got an expired lock after %lld ms\n", (long long)took);
     assert_true(took >= 300 && took < 900);
     redlock_release(lb);
@@ -198,7 +191,7 @@ static void subscriber_killed(void **state)
     struct waiter w2 = {.c = b, .key = "n:kill", .wait_ms = 8000};
     pthread_create(&t, NULL, wait_for, &w2);
     usleep(300 * 1000);
-    int64_t released = now_ms();
+    int64_t released = rt_now_ms();
     assert_int_equal(redlock_release(l), REDLOCK_OK);
     pthread_join(t, NULL);
     assert_int_equal(w2.st, REDLOCK_OK);
@@ -236,12 +229,12 @@ static void many_waiters_one_client(void **state)
     redlock_client *c = client(2000);
     pthread_t t[WORKERS];
     atomic_store(&max_inside, 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     for (int i = 0; i < WORKERS; i++)
         pthread_create(&t[i], NULL, churn, c);
     for (int i = 0; i < WORKERS; i++)
         pthread_join(t[i], NULL);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     print_message("%d sections in %lld ms\n", WORKERS * ROUNDS, (long long)took);
     assert_int_equal(atomic_load(&max_inside), 1);
     assert_true(took < 8000); /* 150 handoffs: polling at 2 s could not */

@@ -23,13 +23,6 @@
 
 static rt_server srv;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static redlock_client *client_with(int fencing)
 {
     redlock_options o;
@@ -72,9 +65,9 @@ static long long commands(void)
 /* Wait until the queue of key has n entries (waiters registered). */
 static void await_queued(const char *key, long long n)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     while (llen(key) != n) {
-        if (now_ms() - t0 > 5000)
+        if (rt_now_ms() - t0 > 5000)
             fail_msg("queue of %s has %lld entries, not %lld", key,
                      llen(key), n);
         usleep(2000);
@@ -95,7 +88,7 @@ static void *wait_for(void *p)
     struct waiter *w = p;
     w->st = redlock_acquire(w->c, w->key, w->ttl_ms ? w->ttl_ms : 10000,
                             w->wait_ms, &w->lock);
-    atomic_store(&w->done_at, now_ms());
+    atomic_store(&w->done_at, rt_now_ms());
     return NULL;
 }
 
@@ -124,7 +117,7 @@ static void grant_needs_no_round_trip(void **state)
     await_queued("q:grant", 1);
     usleep(50 * 1000); /* its subscription confirmed, asleep */
     long long c0 = commands();
-    int64_t released = now_ms();
+    int64_t released = rt_now_ms();
     assert_int_equal(redlock_release(l), REDLOCK_OK);
     pthread_join(t, NULL);
     long long c1 = commands();
@@ -237,7 +230,7 @@ static void dead_waiter_skipped(void **state)
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     usleep(100 * 1000); /* the server has seen its connections close */
-    int64_t released = now_ms();
+    int64_t released = rt_now_ms();
     assert_int_equal(redlock_release(l), REDLOCK_OK);
     pthread_join(t, NULL);
     assert_int_equal(w.st, REDLOCK_OK);
@@ -267,7 +260,7 @@ static void stopped_waiter_costs_its_ttl(void **state)
     pthread_t t;
     pthread_create(&t, NULL, wait_for, &w);
     await_queued("q:stop", 2);
-    int64_t released = now_ms();
+    int64_t released = rt_now_ms();
     assert_int_equal(redlock_release(l), REDLOCK_OK);
     long long pttl = rt_pttl(&srv, "q:stop");
     assert_true(pttl > 0 && pttl <= 700);
@@ -328,7 +321,7 @@ static void plain_client_interop(void **state)
     await_queued("q:plain", 1);
     redisReply *r = rt_cmd(&srv, "DEL q:plain");
     freeReplyObject(r);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     pthread_join(t, NULL);
     assert_int_equal(w.st, REDLOCK_OK);
     assert_true(atomic_load(&w.done_at) - t0 < 2500);
@@ -630,9 +623,9 @@ static void wait_bounded_on_stalled_server(void **state)
     assert_int_equal(redlock_acquire(b, "q:bound", 10000, 50, &warm),
                      REDLOCK_BUSY);
     assert_int_equal(rt_server_pause(&srv), 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     redlock_status st = redlock_acquire(b, "q:bound", 10000, 100, &lb);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     assert_int_equal(rt_server_resume(&srv), 0);
     print_message("wait of 100 ms, node timeout 1000 ms: %s after %lld ms\n",
                   redlock_strerror(st), (long long)took);

@@ -23,13 +23,6 @@
 
 static rt_server srv[N];
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void options(redlock_options *o)
 {
     redlock_options_init(o);
@@ -115,9 +108,9 @@ static void on_all_nodes(void **state)
     for (int n = 3; n <= 5; n += 2) {
         redlock_client *a = client_n(n, NULL), *b = client_n(n, NULL);
         redlock_lock *l, *l2;
-        int64_t t0 = now_ms();
+        int64_t t0 = rt_now_ms();
         assert_int_equal(redlock_acquire(a, "r:all", 10000, 0, &l), REDLOCK_OK);
-        int64_t took = now_ms() - t0;
+        int64_t took = rt_now_ms() - t0;
         assert_int_equal(holders(n, "r:all", redlock_token(l)), n);
         int64_t v = redlock_validity_ms(l);
         assert_true(v <= 10000 - 102 && v >= 10000 - 102 - took - 50);
@@ -177,9 +170,9 @@ static void two_of_five_killed(void **state)
     redlock_lock *l;
     rt_server_kill(&srv[3]);
     rt_server_kill(&srv[4]);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_acquire(c, "r:two", 10000, 0, &l), REDLOCK_OK);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     assert_true(took <= NODE_TIMEOUT_MS + 500);
     assert_int_equal(holders(3, "r:two", redlock_token(l)), 3);
     assert_int_equal(redlock_extend(l, 10000), REDLOCK_OK);
@@ -202,9 +195,9 @@ static void three_of_five_killed(void **state)
     redlock_lock *l;
     for (int i = 2; i < N; i++)
         rt_server_kill(&srv[i]);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_acquire(c, "r:three", 10000, 0, &l), REDLOCK_IO);
-    assert_true(now_ms() - t0 <= NODE_TIMEOUT_MS + 500);
+    assert_true(rt_now_ms() - t0 <= NODE_TIMEOUT_MS + 500);
     assert_non_null(strstr(redlock_last_error(), "2 of 5 nodes said yes"));
     assert_int_equal(present(2, "r:three"), 0); /* no partial keys */
     /* and connect needs a quorum too */
@@ -245,9 +238,9 @@ static void one_stalled(void **state)
     redlock_client *c = client_n(N, NULL);
     redlock_lock *l;
     assert_int_equal(rt_server_pause(&srv[2]), 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_acquire(c, "r:stall", 10000, 0, &l), REDLOCK_OK);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     /* Decided by the four that answered: the stalled node costs a grace
      * (a quarter of the node timeout), not the timeout. */
     assert_true(took < NODE_TIMEOUT_MS);
@@ -314,11 +307,11 @@ static void watchdog_quorum(void **state)
     /* a majority overwritten: lost within an interval */
     for (int i = 0; i < 3; i++)
         assert_true(rt_cmd_ok(&srv[i], "SET r:wa intruder PX 60000"));
-    int64_t t0 = now_ms();
-    while (redlock_held(a) && now_ms() - t0 < 3000)
+    int64_t t0 = rt_now_ms();
+    while (redlock_held(a) && rt_now_ms() - t0 < 3000)
         usleep(10 * 1000);
     assert_int_equal(redlock_held(a), 0);
-    assert_true(now_ms() - t0 < 300 + 700);
+    assert_true(rt_now_ms() - t0 < 300 + 700);
     usleep(600 * 1000);
     assert_int_equal(redlock_held(b), 1);
     assert_int_equal(atomic_load(&lost_calls), 1);
@@ -340,8 +333,8 @@ struct mx_arg {
 static void *mx_worker(void *p)
 {
     struct mx_arg *a = p;
-    int64_t end = now_ms() + MX_MS;
-    while (now_ms() < end) {
+    int64_t end = rt_now_ms() + MX_MS;
+    while (rt_now_ms() < end) {
         redlock_lock *l;
         redlock_status st = redlock_acquire(a->c, "r:mx", 2000, 3000, &l);
         if (st != REDLOCK_OK) {
@@ -403,7 +396,7 @@ static void min_replicas(void **state)
     const char *args[] = {"--replicaof", "127.0.0.1", port, NULL};
     assert_int_equal(rt_server_start(&replica, args), 0);
     /* wait for the link */
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     for (;;) {
         redisReply *r = rt_cmd(&replica, "INFO replication");
         int up = r && r->type == REDIS_REPLY_STRING &&
@@ -411,7 +404,7 @@ static void min_replicas(void **state)
         freeReplyObject(r);
         if (up)
             break;
-        assert_true(now_ms() - t0 < 10000);
+        assert_true(rt_now_ms() - t0 < 10000);
         usleep(50 * 1000);
     }
     redlock_options o;
@@ -466,10 +459,10 @@ static void handoff_is_free_to_waiters_only(void **state)
                      REDLOCK_NOT_HELD);
     assert_int_equal(redlock_acquire(a, "n:hand", 30000, 0, &l2),
                      REDLOCK_BUSY);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_acquire(a, "n:hand", 30000, 3000, &l2),
                      REDLOCK_OK);
-    assert_true(now_ms() - t0 < 500);
+    assert_true(rt_now_ms() - t0 < 500);
     assert_int_equal(holders(3, "n:hand", redlock_token(l2)), 3);
     for (int i = 0; i < 3; i++) {
         redisReply *r = NULL;

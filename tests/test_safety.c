@@ -24,13 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
 
 static redlock_client *connect_n(const char *const *urls, size_t n,
@@ -348,10 +341,10 @@ static void noscript_then_wait(void **state)
     /* Stopped, not gone: the master still counts it as a replica with
      * everything up to now, and it acknowledges nothing newer. */
     assert_int_equal(rt_server_pause(&r), 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_acquire(c, "s:repl", 5000, 0, &l), REDLOCK_IO);
     assert_non_null(strstr(redlock_last_error(), "replicas acknowledged"));
-    assert_true(now_ms() - t0 >= 400); /* WAIT waited for the replica */
+    assert_true(rt_now_ms() - t0 >= 400); /* WAIT waited for the replica */
     assert_null(rt_get(&m, "s:repl"));
     /* and a caller's token goes through the script too (this script
      * flush is not acknowledged: the test shows only that nothing passes) */
@@ -450,9 +443,9 @@ static void loading_is_ridden_out(void **state)
     left = 1000;
     fs_set(fs, loading_answers, &left);
     sleep_ms(100);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_acquire(c, "s:load", 5000, 300, &l), REDLOCK_IO);
-    assert_true(now_ms() - t0 >= 280);
+    assert_true(rt_now_ms() - t0 >= 280);
     redlock_client_free(c);
     fs_stop(fs);
 }
@@ -500,9 +493,9 @@ static void try_bounded_once(void **state)
     assert_true(rt_cmd_ok(&b, "SET s:try other PX 60000"));
     assert_int_equal(rt_server_pause(&z), 0);
     redlock_lock *l;
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_acquire(c, "s:try", 5000, 0, &l), REDLOCK_BUSY);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     assert_true(took < 400 * 3 / 2); /* was two timeouts */
     /* a key of another type is still told, on the nodes that answer */
     assert_int_equal(rt_server_resume(&z), 0);
@@ -690,12 +683,12 @@ static void max_hold_below_ttl(void **state)
     o.on_lost_arg = &capped_lost;
     redlock_client *c = connect_n((const char *[]){s.url}, 1, &o);
     redlock_lock *l;
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_acquire(c, "s:cap", 6000, 0, &l), REDLOCK_OK);
     assert_int_equal(redlock_keepalive(l), REDLOCK_OK);
-    while (redlock_held(l) && now_ms() - t0 < 7000)
+    while (redlock_held(l) && rt_now_ms() - t0 < 7000)
         sleep_ms(5);
-    int64_t lost_at = now_ms() - t0;
+    int64_t lost_at = rt_now_ms() - t0;
     sleep_ms(100);
     long long pttl = rt_pttl(&s, "s:cap");
     int lost = atomic_load(&capped_lost);

@@ -22,13 +22,6 @@
 #define NSRV 3
 static rt_server srv[NSRV];
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A client of the first n servers. */
 static redlock_client *client(int n)
 {
@@ -113,11 +106,11 @@ static void at_most_n(int nodes)
     assert_null(extra);
     /* the key itself is never touched */
     assert_int_equal(rt_pttl(&srv[0], "s:pool"), -2);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_release(l[1]), REDLOCK_OK);
     assert_int_equal(redlock_acquire_n(c, "s:pool", N, 10000, 3000, &extra),
                      REDLOCK_OK);
-    assert_true(now_ms() - t0 < 1500);
+    assert_true(rt_now_ms() - t0 < 1500);
     l[1] = extra;
     for (int i = 0; i < N; i++)
         assert_int_equal(redlock_release(l[i]), REDLOCK_OK);
@@ -152,7 +145,7 @@ static void *wait_permit(void *p)
 {
     struct waiter *w = p;
     w->st = redlock_acquire_n(w->c, "s:handoff", 2, 10000, 8000, &w->l);
-    atomic_store(&w->done_at, now_ms());
+    atomic_store(&w->done_at, rt_now_ms());
     return NULL;
 }
 
@@ -181,7 +174,7 @@ static void release_hands_slot_to_waiter(void **state)
     usleep(50 * 1000);
     char slot[64];
     snprintf(slot, sizeof slot, "%s", redlock_key(l1));
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_release(l1), REDLOCK_OK);
     pthread_join(t, NULL);
     assert_int_equal(w.st, REDLOCK_OK);
@@ -209,10 +202,10 @@ static void crashed_holder_frees_its_slot(void **state)
     assert_int_equal(redlock_acquire_n(c, "s:crash", 2, 10000, 0, &l1),
                      REDLOCK_OK);
     redlock_detach(l0); /* as if its process died */
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_acquire_n(c, "s:crash", 2, 10000, 5000, &l2),
                      REDLOCK_OK);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     print_message("a crashed holder's slot came free after %lld ms\n",
                   (long long)took);
     assert_true(took >= 200 && took < 2500);
@@ -278,7 +271,7 @@ static void *wait_alias(void *p)
 {
     struct waiter *w = p;
     w->st = redlock_acquire_n(w->c, "s:alias", 2, 10000, 1500, &w->l);
-    atomic_store(&w->done_at, now_ms());
+    atomic_store(&w->done_at, rt_now_ms());
     return NULL;
 }
 
@@ -344,13 +337,13 @@ static void many_slots_try_is_bounded(void **state)
     redlock_lock *l;
     /* BUSY, or IO when a slot's attempt is cut by the node timeout (a
      * slow run: valgrind); never a slot, and never late */
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     redlock_status st = redlock_acquire_n(b, "s:many", SLOTS, 60000, 0, &l);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     assert_true(st == REDLOCK_BUSY || st == REDLOCK_IO);
-    t0 = now_ms();
+    t0 = rt_now_ms();
     st = redlock_acquire_n(b, "s:many", SLOTS, 60000, 100, &l);
-    int64_t waited = now_ms() - t0;
+    int64_t waited = rt_now_ms() - t0;
     assert_true(st == REDLOCK_BUSY || st == REDLOCK_IO);
     print_message("a try over %d held slots: %lld ms; a wait of 100 ms: "
                   "%lld ms\n", SLOTS, (long long)took, (long long)waited);

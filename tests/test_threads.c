@@ -28,20 +28,6 @@ static rt_server S;
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 /* Failures seen by worker threads (cmocka's asserts belong to the main
  * thread): counted, the first one kept for the report. */
 static atomic_int errors;
@@ -210,7 +196,7 @@ static void shared_client_distinct_keys(void **state)
     redlock_client *c = make_client(&o);
     pthread_t t[SHARED_THREADS];
     shared_arg a[SHARED_THREADS];
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     for (int i = 0; i < SHARED_THREADS; i++) {
         a[i] = (shared_arg){.c = c, .id = i};
         assert_int_equal(pthread_create(&t[i], NULL, shared_worker, &a[i]), 0);
@@ -218,7 +204,7 @@ static void shared_client_distinct_keys(void **state)
     for (int i = 0; i < SHARED_THREADS; i++)
         pthread_join(t[i], NULL);
     print_message("%d threads x %d acquire/release: %lld ms\n", SHARED_THREADS,
-                  SHARED_ROUNDS, (long long)(now_ms() - t0));
+                  SHARED_ROUNDS, (long long)(rt_now_ms() - t0));
     redlock_client_free(c);
     assert_no_errors();
     for (int i = 0; i < SHARED_THREADS; i++)
@@ -265,8 +251,8 @@ static void *mx_worker(void *p)
     if (ctx == NULL)
         return NULL;
     while (!atomic_load(&mx_go))
-        sleep_ms(1);
-    while (now_ms() < mx_end) {
+        rt_sleep_ms(1);
+    while (rt_now_ms() < mx_end) {
         redlock_lock *l = NULL;
         redlock_status st = redlock_acquire(a->c, "mx:lock", 2000, 5000, &l);
         if (st == REDLOCK_BUSY) {
@@ -288,7 +274,7 @@ static void *mx_worker(void *p)
         }
         if (r)
             freeReplyObject(r);
-        sleep_ms(1);
+        rt_sleep_ms(1);
         r = redisCommand(ctx, "DECR mx:occupancy");
         if (r)
             freeReplyObject(r);
@@ -321,12 +307,12 @@ static void mutual_exclusion(void **state)
         a[i] = (mx_arg){.c = c[i / MX_THREADS_PER]};
         assert_int_equal(pthread_create(&t[i], NULL, mx_worker, &a[i]), 0);
     }
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     mx_end = t0 + MX_RUN_MS; /* published by the atomic store below */
     atomic_store(&mx_go, 1);
     for (int i = 0; i < MX_THREADS; i++)
         pthread_join(t[i], NULL);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     for (int i = 0; i < MX_CLIENTS; i++)
         redlock_client_free(c[i]);
 
@@ -352,7 +338,7 @@ static void mutual_exclusion(void **state)
     free(occ);
     /* A last release handed off to waiters that gave up just then leaves
      * a 50 ms reservation; after it nothing is left. */
-    sleep_ms(100);
+    rt_sleep_ms(100);
     assert_int_equal(count_keys("mx:lock"), 0);
 }
 
@@ -403,7 +389,7 @@ static void *ka_worker(void *p)
     /* Keep the lock across more than its ttl; calling keepalive again is
      * harmless. */
     for (int i = 0; i < 4 && l; i++) {
-        sleep_ms(KA_PHASE_MS / 4);
+        rt_sleep_ms(KA_PHASE_MS / 4);
         st = redlock_keepalive(l);
         CHECK(st == REDLOCK_OK, "keepalive again %s: %s", key, redlock_last_error());
     }
@@ -435,9 +421,9 @@ static void *ka_poller(void *p)
     ka_shared *sh = p;
     pthread_barrier_wait(&sh->start);
     pthread_barrier_wait(&sh->held);
-    int64_t end = now_ms() + KA_PHASE_MS;
+    int64_t end = rt_now_ms() + KA_PHASE_MS;
     sh->min_validity = INT64_MAX;
-    while (now_ms() < end) {
+    while (rt_now_ms() < end) {
         for (int i = 0; i < KA_THREADS; i++) {
             redlock_lock *l = sh->lock[i];
             if (!l)
@@ -521,10 +507,10 @@ static void *loss_poller(void *p)
 {
     loss_arg *a = p;
     atomic_store(&a->started, 1);
-    int64_t end = now_ms() + 10000;
-    while (redlock_held(a->l) && now_ms() < end)
+    int64_t end = rt_now_ms() + 10000;
+    while (redlock_held(a->l) && rt_now_ms() < end)
         sched_yield();
-    a->seen_at = now_ms();
+    a->seen_at = rt_now_ms();
     a->validity_after = redlock_validity_ms(a->l);
     return NULL;
 }
@@ -549,10 +535,10 @@ static void loss_seen_from_other_thread(void **state)
     a->l = l;
     assert_int_equal(pthread_create(&poller_thread, NULL, loss_poller, a), 0);
     while (!atomic_load(&a->started))
-        sleep_ms(1);
-    sleep_ms(400); /* a renewal or so */
+        rt_sleep_ms(1);
+    rt_sleep_ms(400); /* a renewal or so */
     assert_int_equal(redlock_held(l), 1);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_true(rt_cmd_ok(&S, "SET loss:key intruder PX 60000"));
     pthread_join(poller_thread, NULL);
     int64_t took = a->seen_at - t0;
@@ -560,7 +546,7 @@ static void loss_seen_from_other_thread(void **state)
     free(a);
     print_message("loss seen by another thread %lld ms after the takeover\n",
                   (long long)took);
-    sleep_ms(100);
+    rt_sleep_ms(100);
     int calls = atomic_load(&lost_calls);
     pthread_mutex_lock(&lost_mu);
     int wrong = pthread_equal(lost_thread, main_thread) ||
@@ -606,7 +592,7 @@ static void *churn_worker(void *p)
             continue;
         st = redlock_keepalive(l);
         CHECK(st == REDLOCK_OK, "keepalive %s: %s", key, redlock_last_error());
-        sleep_ms(rand_r(&a->seed) % 60);
+        rt_sleep_ms(rand_r(&a->seed) % 60);
         if (rand_r(&a->seed) % 3 == 0) {
             st = redlock_extend(l, 600);
             CHECK(st == REDLOCK_OK, "extend %s: %s", key, redlock_last_error());
@@ -659,7 +645,7 @@ static void client_free_with_kept_locks(void **state)
         assert_int_equal(redlock_acquire(c, key, 300 + i * 10, 0, &l), REDLOCK_OK);
         assert_int_equal(redlock_keepalive(l), REDLOCK_OK);
     }
-    sleep_ms(350); /* past the shortest ttls: renewals must have happened */
+    rt_sleep_ms(350); /* past the shortest ttls: renewals must have happened */
     assert_int_equal(count_keys("free:*"), 50);
     redlock_client_free(c); /* stops the watchdog, releases all 50 */
     assert_int_equal(count_keys("free:*"), 0);

@@ -45,20 +45,6 @@ static const char *cert(const char *name)
     return p;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 static redlock_options opts(void)
 {
     redlock_options o;
@@ -83,9 +69,9 @@ static void connect_fails(const char *url, const redlock_options *o,
                           int64_t bound_ms)
 {
     redlock_status st = REDLOCK_OK;
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     redlock_client *c = redlock_connect((const char *[]){url}, 1, o, &st);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     if (c)
         redlock_client_free(c);
     if (st != want || !strstr(redlock_last_error(), needle) || took > bound_ms)
@@ -408,29 +394,29 @@ static void test_server_restarted(void **state)
     /* The pooled connection is dead: found out, replaced, locking again. */
     redlock_lock *l = NULL;
     redlock_status st = REDLOCK_IO;
-    int64_t until = now_ms() + 5000;
-    while (st != REDLOCK_OK && now_ms() < until) {
-        int64_t t0 = now_ms();
+    int64_t until = rt_now_ms() + 5000;
+    while (st != REDLOCK_OK && rt_now_ms() < until) {
+        int64_t t0 = rt_now_ms();
         st = redlock_acquire(c, "tls:r2", 5000, 0, &l);
-        assert_true(now_ms() - t0 < CONNECT_MS + IO_MS + MARGIN_MS);
+        assert_true(rt_now_ms() - t0 < CONNECT_MS + IO_MS + MARGIN_MS);
         assert_true(st == REDLOCK_OK || st == REDLOCK_IO);
         if (st != REDLOCK_OK)
-            sleep_ms(50);
+            rt_sleep_ms(50);
     }
     assert_int_equal(st, REDLOCK_OK);
     assert_int_equal(redlock_release(l), REDLOCK_OK);
 
     /* Killed mid-session, while the client is idle: IO, then back. */
     rt_server_kill(&s);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     st = redlock_acquire(c, "tls:r3", 5000, 0, &l);
     assert_int_equal(st, REDLOCK_IO);
-    assert_true(now_ms() - t0 < CONNECT_MS + IO_MS + MARGIN_MS);
+    assert_true(rt_now_ms() - t0 < CONNECT_MS + IO_MS + MARGIN_MS);
     assert_int_equal(rt_server_restart(&s), 0);
-    until = now_ms() + 5000;
+    until = rt_now_ms() + 5000;
     while ((st = redlock_acquire(c, "tls:r3", 5000, 0, &l)) != REDLOCK_OK &&
-           now_ms() < until)
-        sleep_ms(50);
+           rt_now_ms() < until)
+        rt_sleep_ms(50);
     assert_int_equal(st, REDLOCK_OK);
     assert_int_equal(redlock_release(l), REDLOCK_OK);
     redlock_client_free(c);
@@ -445,7 +431,7 @@ typedef struct killer {
 static void *kill_later(void *arg)
 {
     killer *k = arg;
-    sleep_ms(k->after_ms);
+    rt_sleep_ms(k->after_ms);
     kill(k->s->pid, SIGKILL); /* the harness reaps it in rt_server_stop */
     return NULL;
 }
@@ -473,11 +459,11 @@ static void test_no_sigpipe(void **state)
     killer k = {&s, 300};
     assert_int_equal(pthread_create(&t, NULL, kill_later, &k), 0);
     redlock_lock *l = NULL;
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     redlock_status st = redlock_acquire(c, key, 5000, 0, &l);
     pthread_join(t, NULL);
     assert_int_equal(st, REDLOCK_IO);
-    assert_true(now_ms() - t0 < o.io_timeout_ms + MARGIN_MS);
+    assert_true(rt_now_ms() - t0 < o.io_timeout_ms + MARGIN_MS);
     free(key);
     redlock_client_free(c);
     rt_server_stop(&s);
@@ -606,9 +592,9 @@ static void test_peer_closes_after_flight(void **state)
                  tls_peer_start(&p, CLOSE_AFTER_FLIGHT));
         redlock_options o = opts();
         redlock_status st = REDLOCK_OK;
-        int64_t t0 = now_ms();
+        int64_t t0 = rt_now_ms();
         redlock_client *c = redlock_connect((const char *[]){url}, 1, &o, &st);
-        int64_t took = now_ms() - t0;
+        int64_t took = rt_now_ms() - t0;
         tls_peer_stop(&p);
         assert_null(c);
         if (st != REDLOCK_IO || took > CONNECT_MS + IO_MS + MARGIN_MS)
@@ -656,9 +642,9 @@ static void wait_case(rt_server *s, int n)
         redisReply *r = rt_cmd(&s[i], "CLIENT KILL TYPE normal");
         freeReplyObject(r);
     }
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     st = redlock_acquire(b, "tls:w", 30000, 20000, &lb);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     if (st != REDLOCK_TLS || took > CONNECT_MS + IO_MS + MARGIN_MS)
         fail_msg("%d nodes: wait: %s (%s) after %lld ms; want %s at once", n,
                  redlock_strerror(st), redlock_last_error(), (long long)took,
@@ -751,13 +737,13 @@ static void test_session_resumed(void **state)
     assert_int_equal(atomic_load(&n->tls_resumed), 0);
 
     enum { ROUNDS = 20 };
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     for (int i = 0; i < ROUNDS; i++) {
         redisReply *r = rt_cmd(&s, "CLIENT KILL TYPE normal");
         freeReplyObject(r);
         lock_cycle(c, &s, "tls:s1");
     }
-    int64_t resumed_ms = now_ms() - t0;
+    int64_t resumed_ms = rt_now_ms() - t0;
     long hs = atomic_load(&n->tls_handshakes);
     long res = atomic_load(&n->tls_resumed);
     redlock_client_free(c);
@@ -767,13 +753,13 @@ static void test_session_resumed(void **state)
 
     /* For comparison (printed, not asserted): a full handshake each time
      * (a new client has no session). */
-    t0 = now_ms();
+    t0 = rt_now_ms();
     for (int i = 0; i < ROUNDS; i++) {
         c = connect_ok(s.url, &o);
         lock_cycle(c, &s, "tls:s2");
         redlock_client_free(c);
     }
-    int64_t full_ms = now_ms() - t0;
+    int64_t full_ms = rt_now_ms() - t0;
     print_message("%d reconnects with resumption: %lld ms; %d new clients "
                   "(full handshake): %lld ms\n",
                   ROUNDS, (long long)resumed_ms, ROUNDS, (long long)full_ms);

@@ -53,20 +53,13 @@ static redlock_client *client_opts(int floor_ms, int max_hold_ms,
     return c;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Poll until the lock is seen lost or ms pass; returns the time it took. */
 static int64_t wait_lost(const redlock_lock *l, int ms)
 {
-    int64_t t0 = now_ms();
-    while (redlock_held(l) && now_ms() - t0 < ms)
+    int64_t t0 = rt_now_ms();
+    while (redlock_held(l) && rt_now_ms() - t0 < ms)
         usleep(10 * 1000);
-    return now_ms() - t0;
+    return rt_now_ms() - t0;
 }
 
 static int setup(void **state)
@@ -176,14 +169,14 @@ static void max_hold_stops(void **state)
     lost_log log = {0};
     redlock_client *c = client_opts(50, 1500, &log);
     redlock_lock *l;
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(redlock_acquire(c, "w:cap", 600, 0, &l), REDLOCK_OK);
     assert_int_equal(redlock_keepalive(l), REDLOCK_OK);
     usleep(1000 * 1000); /* renewed beyond the first ttl */
     assert_int_equal(redlock_held(l), 1);
     assert_true(rt_pttl(&srv, "w:cap") > 0);
     wait_lost(l, 3000);
-    int64_t lost_at = now_ms() - t0;
+    int64_t lost_at = rt_now_ms() - t0;
     assert_int_equal(redlock_held(l), 0);
     /* never held past the cap, and not given up long before it */
     assert_true(lost_at <= 1500 + 300);
@@ -203,10 +196,10 @@ static void io_failure_loses_at_validity_end(void **state)
     redlock_lock *l;
     assert_int_equal(redlock_acquire(c, "w:stall", 1200, 0, &l), REDLOCK_OK);
     assert_int_equal(redlock_keepalive(l), REDLOCK_OK);
-    int64_t t0 = now_ms();
+    int64_t t0 = rt_now_ms();
     assert_int_equal(rt_server_pause(&srv), 0);
     wait_lost(l, 4000);
-    int64_t took = now_ms() - t0;
+    int64_t took = rt_now_ms() - t0;
     assert_int_equal(rt_server_resume(&srv), 0);
     assert_int_equal(redlock_held(l), 0);
     /* retried until the validity ran out, not given up at the first error */

@@ -35,6 +35,7 @@
 
 #include <hiredis/hiredis.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -153,5 +154,10 @@ char *rt_get(rt_server *s, const char *key);
 
 /* PTTL key: ms left, -1 no expiry, -2 no key, RT_PTTL_ERROR on failure. */
 long long rt_pttl(rt_server *s, const char *key);
+
+/* Monotonic milliseconds, and a sleep that restarts after signals: the
+ * clock of every test's bounds. */
+int64_t rt_now_ms(void);
+void rt_sleep_ms(long ms);
 
 #endif
