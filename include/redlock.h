@@ -244,16 +244,17 @@ REDLOCK_API void redlock_options_init(redlock_options *opts);
  * strings are copied.
  *
  * A Sentinel URL is one node whose address the sentinels give: the client
- * asks them (SENTINEL GET-MASTER-ADDR-BY-NAME, in turn, the first that
- * answers moved to the front), checks with ROLE on every new connection
+ * asks them (SENTINEL GET-MASTER-ADDR-BY-NAME, all at once; the answer
+ * of the first in the list that answers counts, and that sentinel moves
+ * to the front), checks with ROLE on every new connection
  * that it reached a master, and asks again after a connection error, a
  * READONLY or MASTERDOWN reply, a connection that reaches a replica, or a
- * +switch-master message (one sentinel is subscribed to, from a thread of
- * the client's).  A lock whose key did not reach the promoted replica is
+ * +switch-master or +promoted-slave message (one sentinel is subscribed
+ * to, from a thread of the client's).  A lock whose key did not reach the promoted replica is
  * found lost by its next renewal (on_lost), never written again there.
  * Several Sentinel URLs make a Redlock quorum of Sentinel-managed groups.
- * Asking the sentinels (all at once) is bounded by connect_timeout_ms and
- * adds to a call's bound only when the address is in doubt.  A sentinel
+ * Asking the sentinels is bounded by connect_timeout_ms and adds that to
+ * a call's bound (this one's included) only when the address is in doubt.  A sentinel
  * without a password that answers AUTH with "...without any password
  * configured..." is used as it is.
  *
