@@ -20,5 +20,7 @@ install_missing() {
 }
 
 # What building and testing libredlock needs.
+# libssl-dev: TLS; openssl (the tool): the tests' certificates;
+# redis-sentinel: the Sentinel tests.
 REDLOCK_PACKAGES=(build-essential cmake pkg-config libhiredis-dev libcmocka-dev
-                  redis-server libssl-dev openssl)
+                  redis-server libssl-dev openssl redis-sentinel)
