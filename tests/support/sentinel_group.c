@@ -27,8 +27,18 @@ static void sleep_ms(int ms)
         ;
 }
 
-/* Every sentinel still running at exit() is killed. */
+/* Every sentinel still running at exit() is killed, and every directory
+ * not yet removed is: a failed cmocka test skips its group's stop. */
 static pid_t live[64];
+static char live_dir[64][64];
+
+static void remove_dir(const char *dir)
+{
+    char cmd[96]; /* dirs are "/tmp/redlock-sentinel-XXXXXX" */
+    snprintf(cmd, sizeof cmd, "rm -rf '%.63s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "sentinel_group: cannot remove %s\n", dir);
+}
 
 static void kill_live(void)
 {
@@ -38,18 +48,41 @@ static void kill_live(void)
             waitpid(live[i], NULL, 0);
             live[i] = 0;
         }
+    for (size_t i = 0; i < sizeof live_dir / sizeof live_dir[0]; i++)
+        if (live_dir[i][0]) {
+            remove_dir(live_dir[i]);
+            live_dir[i][0] = '\0';
+        }
 }
 
-static void track(pid_t pid, int add)
+static void at_exit_once(void)
 {
     static int registered;
     if (!registered) {
         atexit(kill_live);
         registered = 1;
     }
+}
+
+static void track(pid_t pid, int add)
+{
+    at_exit_once();
     for (size_t i = 0; i < sizeof live / sizeof live[0]; i++)
         if (add ? live[i] == 0 : live[i] == pid) {
             live[i] = add ? pid : 0;
+            return;
+        }
+}
+
+static void track_dir(const char *dir, int add)
+{
+    at_exit_once();
+    for (size_t i = 0; i < sizeof live_dir / sizeof live_dir[0]; i++)
+        if (add ? live_dir[i][0] == '\0' : strcmp(live_dir[i], dir) == 0) {
+            if (add)
+                snprintf(live_dir[i], sizeof live_dir[i], "%s", dir);
+            else
+                live_dir[i][0] = '\0';
             return;
         }
 }
@@ -85,6 +118,7 @@ static int start_sentinel(rt_sentinel_group *g, rt_sentinel *s)
         s->dir[0] = '\0';
         return -1;
     }
+    track_dir(s->dir, 1);
     for (int attempt = 0; attempt < 5; attempt++) {
         s->port = rt_free_port();
         s->tls_port = 0;
@@ -291,11 +325,8 @@ void rt_sentinel_group_stop(rt_sentinel_group *g)
     rt_sentinel_kill(g, -1);
     for (int k = 0; k < RT_SENTINELS; k++)
         if (g->sen[k].dir[0]) {
-            char cmd[128];
-            snprintf(cmd, sizeof cmd, "rm -rf '%s'", g->sen[k].dir);
-            if (system(cmd) != 0)
-                fprintf(stderr, "sentinel_group: cannot remove %s\n",
-                        g->sen[k].dir);
+            remove_dir(g->sen[k].dir);
+            track_dir(g->sen[k].dir, 0);
             g->sen[k].dir[0] = '\0';
         }
     for (int i = 0; i < 3; i++)
