@@ -2,6 +2,8 @@
  * Sentinel URLs against real processes: a master, two replicas and three
  * redis-sentinel (tests/support/sentinel_group.h), one group per test.
  * srv[2] has replica-priority 0, so every failover promotes srv[1].
+ * With $REDLOCK_TEST_TLS (ctest's test_sentinel_tls) the same cases run
+ * with TLS-only servers and sentinels, on rediss+sentinel:// URLs.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -127,7 +129,7 @@ static void test_unreplicated_key_is_lost(void **state)
     char *junk = malloc(big);
     assert_non_null(junk);
     memset(junk, 'x', big);
-    redisContext *ctx = redisConnect("127.0.0.1", g.srv[0].port);
+    redisContext *ctx = rt_connect(&g.srv[0]); /* TCP, or unix in TLS mode */
     assert_true(ctx && !ctx->err);
     redisReply *r = redisCommand(ctx, "SET junk %b", junk, big);
     assert_non_null(r);
@@ -223,8 +225,8 @@ static void test_no_sentinel_answers(void **state)
     (void)state;
     char url[200];
     int p1 = rt_free_port(), p2 = rt_free_port();
-    snprintf(url, sizeof url, "redis+sentinel://127.0.0.1:%d,127.0.0.1:%d/m",
-             p1, p2);
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d,127.0.0.1:%d/m",
+             rt_sentinel_scheme(), p1, p2);
     const char *urls[] = {url};
     redlock_options o;
     redlock_options_init(&o);
@@ -324,6 +326,126 @@ static void test_waiter_follows_failover(void **state)
     rt_sentinel_group_stop(&g);
 }
 
+/* Subscribers to the library's grant channels ("redlock:grant:<client
+ * id>", see src/queue.c) on s: shard channels (Redis 7) or plain ones. */
+static long long grant_subscriptions(rt_server *s)
+{
+    long long n = 0;
+    const char *cmds[] = {"PUBSUB SHARDCHANNELS redlock:grant:*",
+                          "PUBSUB CHANNELS redlock:grant:*"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        redisReply *r = rt_cmd(s, cmds[i]);
+        if (r && r->type == REDIS_REPLY_ARRAY)
+            n += (long long)r->elements;
+        if (r)
+            freeReplyObject(r);
+    }
+    return n;
+}
+
+static long long llen(rt_server *s, const char *key)
+{
+    redisReply *r = rt_cmd(s, "LLEN %s", key);
+    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r)
+        freeReplyObject(r);
+    return n;
+}
+
+static void *wait_for_k(void *arg)
+{
+    struct waiter *w = arg;
+    w->st = redlock_acquire(w->c, "K", 10000, 15000, &w->l);
+    w->done_ms = now_ms();
+    return NULL;
+}
+
+/* A queued waiter's grant follows the master.  B waits for K (queued, its
+ * grant channel subscribed on the old master), a failover moves the
+ * master, A releases K on the new master: the release itself must hand K
+ * to B (K holds B's token the moment the release returns), which needs
+ * B's subscription on the new master.  The old master keeps its
+ * subscribers after a forced failover until the sentinels demote it (at
+ * least 8 s later, killing its pubsub clients), so only a client that
+ * moves them itself gets the grant in time.  One that does not still gets
+ * K soon, but by its own next check of the queue (about a second), after
+ * the grant reached nobody and the release deleted K: hence the check of
+ * K right after the release, not only of B's delay. */
+static void test_waiter_moves_with_master(void **state)
+{
+    (void)state;
+    rt_sentinel_group g;
+    assert_int_equal(rt_sentinel_group_start(&g, "mwm"), 0);
+    redlock_client *a = connect1(&g, 0);
+    assert_non_null(a);
+    redlock_lock *h;
+    assert_int_equal(redlock_acquire(a, "K", 6000, 0, &h), REDLOCK_OK);
+    assert_int_equal(redlock_keepalive(h), REDLOCK_OK);
+    char atok[256];
+    snprintf(atok, sizeof atok, "%s", redlock_token(h));
+
+    struct waiter w = {connect1(&g, 0), REDLOCK_INVALID, 0, NULL};
+    assert_non_null(w.c);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, wait_for_k, &w), 0);
+    /* Queued: a first wait pushes its entry only once its grant channel
+     * is subscribed, so this also says B listens on the old master. */
+    long long until = now_ms() + 10000;
+    while (llen(&g.srv[0], "K:redlock:q") != 1 && now_ms() < until)
+        sleep_ms(20);
+    assert_int_equal(llen(&g.srv[0], "K:redlock:q"), 1);
+    assert_true(grant_subscriptions(&g.srv[0]) >= 1);
+    redisReply *r = rt_cmd(&g.srv[0], "WAIT 2 2000");
+    assert_true(r && r->type == REDIS_REPLY_INTEGER && r->integer == 2);
+    freeReplyObject(r);
+
+    assert_int_equal(rt_sentinel_failover(&g, 30000), 1);
+    /* The key and B's place in the queue made it to the new master. */
+    assert_true(token_is(&g.srv[1], "K", atok));
+    assert_int_equal(llen(&g.srv[1], "K:redlock:q"), 1);
+    /* Before the release, waited for rather than assumed: A follows (a
+     * renewal, every 2 s, lands on the new master, so its release goes
+     * there too and not to the old master, still writable), and B's
+     * subscription moves once its client learns of the switch.  Bounded
+     * at 6 s: the sentinels demote the old master (and kill its pubsub
+     * clients, which moves any subscription) no sooner than 8 s after the
+     * switch, and a client that waits for that must fail below. */
+    long long p0 = rt_pttl(&g.srv[1], "K");
+    int renewed = 0;
+    long long subs = 0;
+    until = now_ms() + 6000;
+    while (!(renewed && subs > 0) && now_ms() < until) {
+        sleep_ms(50);
+        renewed = renewed || rt_pttl(&g.srv[1], "K") > p0;
+        subs = grant_subscriptions(&g.srv[1]);
+    }
+    assert_true(renewed);
+    if (subs < 1)
+        fprintf(stderr, "waiter_moves_with_master: no grant subscription on "
+                        "the new master 6 s after the switch\n");
+
+    long long released = now_ms();
+    assert_int_equal(redlock_release(h), REDLOCK_OK);
+    char *after = rt_get(&g.srv[1], "K"); /* what the release left */
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(w.st, REDLOCK_OK);
+    fprintf(stderr, "waiter_moves_with_master: B got K %lld ms after the "
+                    "release; right after it K was %s\n",
+            w.done_ms - released, after ? after : "(none)");
+    /* Not at its wait deadline (15 s from its start) nor when the old
+     * master would let its subscribers go: within ~3 s of the release. */
+    assert_true(w.done_ms - released < 3000);
+    assert_true(token_is(&g.srv[1], "K", redlock_token(w.l)));
+    /* Handed over by the release itself: the grant reached B. */
+    assert_non_null(after);
+    assert_string_equal(after, redlock_token(w.l));
+    free(after);
+    assert_int_equal(redlock_release(w.l), REDLOCK_OK);
+    redlock_client_free(w.c);
+    redlock_client_free(a);
+    rt_sentinel_group_stop(&g);
+}
+
 /* The master is turned into a replica behind the sentinels' back (they
  * still name it for a while): a pooled connection's write gets READONLY,
  * which for a Sentinel node is REDLOCK_IO (a failover, ridden out by a
@@ -403,6 +525,7 @@ int main(void)
         cmocka_unit_test(test_killed_master_and_errors),
         cmocka_unit_test(test_quorum_and_switch_message),
         cmocka_unit_test(test_waiter_follows_failover),
+        cmocka_unit_test(test_waiter_moves_with_master),
         cmocka_unit_test(test_replica_named),
         cmocka_unit_test(test_cli_run_through_failover),
     };

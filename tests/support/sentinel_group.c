@@ -27,8 +27,18 @@ static void sleep_ms(int ms)
         ;
 }
 
-/* Every sentinel still running at exit() is killed. */
+/* Every sentinel still running at exit() is killed, and every directory
+ * not yet removed is: a failed cmocka test skips its group's stop. */
 static pid_t live[64];
+static char live_dir[64][64];
+
+static void remove_dir(const char *dir)
+{
+    char cmd[96]; /* dirs are "/tmp/redlock-sentinel-XXXXXX" */
+    snprintf(cmd, sizeof cmd, "rm -rf '%.63s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "sentinel_group: cannot remove %s\n", dir);
+}
 
 static void kill_live(void)
 {
@@ -38,18 +48,41 @@ static void kill_live(void)
             waitpid(live[i], NULL, 0);
             live[i] = 0;
         }
+    for (size_t i = 0; i < sizeof live_dir / sizeof live_dir[0]; i++)
+        if (live_dir[i][0]) {
+            remove_dir(live_dir[i]);
+            live_dir[i][0] = '\0';
+        }
 }
 
-static void track(pid_t pid, int add)
+static void at_exit_once(void)
 {
     static int registered;
     if (!registered) {
         atexit(kill_live);
         registered = 1;
     }
+}
+
+static void track(pid_t pid, int add)
+{
+    at_exit_once();
     for (size_t i = 0; i < sizeof live / sizeof live[0]; i++)
         if (add ? live[i] == 0 : live[i] == pid) {
             live[i] = add ? pid : 0;
+            return;
+        }
+}
+
+static void track_dir(const char *dir, int add)
+{
+    at_exit_once();
+    for (size_t i = 0; i < sizeof live_dir / sizeof live_dir[0]; i++)
+        if (add ? live_dir[i][0] == '\0' : strcmp(live_dir[i], dir) == 0) {
+            if (add)
+                snprintf(live_dir[i], sizeof live_dir[i], "%s", dir);
+            else
+                live_dir[i][0] = '\0';
             return;
         }
 }
@@ -85,8 +118,14 @@ static int start_sentinel(rt_sentinel_group *g, rt_sentinel *s)
         s->dir[0] = '\0';
         return -1;
     }
+    track_dir(s->dir, 1);
     for (int attempt = 0; attempt < 5; attempt++) {
         s->port = rt_free_port();
+        s->tls_port = 0;
+        if (g->tls)
+            do /* two distinct ports (nothing holds the first one yet) */
+                s->tls_port = rt_free_port();
+            while (s->tls_port == s->port && s->port > 0);
         char conf[128], log[128];
         snprintf(conf, sizeof conf, "%s/sentinel.conf", s->dir);
         snprintf(log, sizeof log, "%s/log", s->dir);
@@ -94,13 +133,27 @@ static int start_sentinel(rt_sentinel_group *g, rt_sentinel *s)
         if (!f)
             return -1;
         fprintf(f,
-                "port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"
+                "port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n",
+                s->port, s->dir, log);
+        /* tls-replication makes a sentinel's own links (to the servers,
+         * whose only TCP port is TLS, and to the other sentinels) TLS, and
+         * makes it announce tls-port to them: the sentinels find each
+         * other on their TLS ports.  The servers' certificate serves as
+         * its client certificate; the library presents none. */
+        if (g->tls)
+            fprintf(f,
+                    "tls-port %d\ntls-replication yes\n"
+                    "tls-cert-file %s/server.crt\n"
+                    "tls-key-file %s/server.key\n"
+                    "tls-ca-cert-file %s/ca.crt\n"
+                    "tls-auth-clients no\n",
+                    s->tls_port, g->certdir, g->certdir, g->certdir);
+        fprintf(f,
                 "sentinel monitor %s 127.0.0.1 %d 2\n"
                 "sentinel down-after-milliseconds %s 1000\n"
                 "sentinel failover-timeout %s 4000\n"
                 "sentinel parallel-syncs %s 2\n",
-                s->port, s->dir, log, g->name, g->srv[0].port, g->name,
-                g->name, g->name);
+                g->name, g->srv[0].port, g->name, g->name, g->name);
         fclose(f);
         pid_t parent = getpid();
         pid_t pid = fork();
@@ -182,10 +235,33 @@ static int replicas_linked(rt_sentinel_group *g)
     return 1;
 }
 
+static const char *tls_certdir(void)
+{
+    const char *d = getenv("REDLOCK_TEST_TLS");
+    return d && d[0] ? d : NULL;
+}
+
+const char *rt_sentinel_scheme(void)
+{
+    return tls_certdir() ? "rediss+sentinel" : "redis+sentinel";
+}
+
 int rt_sentinel_group_start(rt_sentinel_group *g, const char *name)
 {
     memset(g, 0, sizeof *g);
     snprintf(g->name, sizeof g->name, "%s", name);
+    const char *certdir = tls_certdir();
+    if (certdir) {
+        if (strlen(certdir) >= sizeof g->certdir) {
+            fprintf(stderr, "sentinel_group: certificate path too long\n");
+            return -1;
+        }
+        g->tls = 1;
+        snprintf(g->certdir, sizeof g->certdir, "%s", certdir);
+    }
+    /* rt_server_start follows $REDLOCK_TEST_TLS too: in TLS mode the
+     * servers listen only for TLS and replicate over TLS
+     * (--tls-replication yes is among the harness's TLS defaults). */
     /* Full syncs at once (Redis 7 waits 5 s for more replicas): else a
      * failover's end, and its +switch-master, waits for them. */
     const char *margs[] = {"--repl-diskless-sync-delay", "0", NULL};
@@ -218,10 +294,12 @@ int rt_sentinel_group_start(rt_sentinel_group *g, const char *name)
         }
         sleep_ms(50);
     }
-    size_t o = (size_t)snprintf(g->url, sizeof g->url, "redis+sentinel://");
+    size_t o = (size_t)snprintf(g->url, sizeof g->url, "%s://",
+                                rt_sentinel_scheme());
     for (int i = 0; i < RT_SENTINELS; i++)
         o += (size_t)snprintf(g->url + o, sizeof g->url - o, "%s127.0.0.1:%d",
-                              i ? "," : "", g->sen[i].port);
+                              i ? "," : "",
+                              g->tls ? g->sen[i].tls_port : g->sen[i].port);
     snprintf(g->url + o, sizeof g->url - o, "/%s", g->name);
     return 0;
 fail:
@@ -247,11 +325,8 @@ void rt_sentinel_group_stop(rt_sentinel_group *g)
     rt_sentinel_kill(g, -1);
     for (int k = 0; k < RT_SENTINELS; k++)
         if (g->sen[k].dir[0]) {
-            char cmd[128];
-            snprintf(cmd, sizeof cmd, "rm -rf '%s'", g->sen[k].dir);
-            if (system(cmd) != 0)
-                fprintf(stderr, "sentinel_group: cannot remove %s\n",
-                        g->sen[k].dir);
+            remove_dir(g->sen[k].dir);
+            track_dir(g->sen[k].dir, 0);
             g->sen[k].dir[0] = '\0';
         }
     for (int i = 0; i < 3; i++)

@@ -15,6 +15,15 @@
  * Start returns once every sentinel knows both replicas and the two
  * other sentinels.  Sentinels die with the starting thread
  * (PR_SET_PDEATHSIG) and at exit().
+ *
+ * TLS mode ($REDLOCK_TEST_TLS=<certdir>, as for rt_server_start): the
+ * servers are TLS-only (the harness's TLS mode, replication over TLS too),
+ * and each sentinel listens for TLS on tls_port, talks TLS to the servers
+ * and to the other sentinels (tls-replication), and asks no client
+ * certificate; g.url is then rediss+sentinel:// with the TLS ports.  A
+ * sentinel keeps a plaintext port on 127.0.0.1 for the rt_sentinel_*
+ * helpers only (hiredis 0.14 has no TLS), which the library is never
+ * given.
  */
 #ifndef REDLOCK_TEST_SENTINEL_GROUP_H
 #define REDLOCK_TEST_SENTINEL_GROUP_H
@@ -25,7 +34,8 @@
 
 typedef struct rt_sentinel {
     pid_t pid; /* 0 when stopped */
-    int port;
+    int port;     /* plaintext: the helpers' commands */
+    int tls_port; /* TLS mode: the port in g.url; else 0 */
     char dir[64];
 } rt_sentinel;
 
@@ -33,8 +43,16 @@ typedef struct rt_sentinel_group {
     char name[64];
     rt_server srv[3];
     rt_sentinel sen[RT_SENTINELS];
-    char url[512]; /* redis+sentinel://127.0.0.1:p1,...,127.0.0.1:p3/name */
+    int tls;       /* TLS mode (see above) */
+    char certdir[256];
+    /* redis+sentinel://127.0.0.1:p1,...,127.0.0.1:p3/name, or
+     * rediss+sentinel:// with the TLS ports */
+    char url[512];
 } rt_sentinel_group;
+
+/* "rediss+sentinel" in TLS mode, else "redis+sentinel": for a test's own
+ * Sentinel URLs (e.g. to ports where nothing listens). */
+const char *rt_sentinel_scheme(void);
 
 /* 0, or -1 with a message on stderr (everything started is stopped). */
 int rt_sentinel_group_start(rt_sentinel_group *g, const char *name);
