@@ -13,7 +13,10 @@
 #            --suppressions=tests/valgrind.supp
 # with its output and valgrind's in build-valgrind/valgrind/<test>.log.
 # Processes a test forks are checked too; programs it execs (redis-server,
-# the redlock tool) are not.
+# the redlock tool) are not.  The TLS variants (<test>_tls) run <test> with
+# the environment ctest gives them (REDLOCK_TEST_TLS, SSL_CERT_FILE); the
+# certificates are made first (tests/support/make_certs.sh), as the ctest
+# fixture tls_certs does.
 #
 # Verdict per test: MEMORY (valgrind found something: fails the run),
 # FAILED (the test's own checks failed: fails the run, unless the test is
@@ -86,10 +89,21 @@ is_timing_only() {
     return 1
 }
 
+certs="$dir/tests/certs"
+sh "$root/tests/support/make_certs.sh" "$certs" >/dev/null
+
 results=()
 failed=0
 for t in "${tests[@]}"; do
     bin="$dir/tests/$t"
+    vars=(REDLOCK_TEST_CERTS="$certs")
+    case "$t" in
+    tls_certs) continue ;; # made above
+    *_tls)
+        bin="$dir/tests/${t%_tls}"
+        vars+=(REDLOCK_TEST_TLS="$certs" SSL_CERT_FILE="$certs/ca.crt")
+        ;;
+    esac
     if [ ! -x "$bin" ]; then
         echo "valgrind.sh: no test binary $bin" >&2
         failed=1
@@ -102,8 +116,8 @@ for t in "${tests[@]}"; do
     # Valgrind reports on stderr (a --log-file descriptor would be
     # inherited by the programs the tests exec, which test_cli counts),
     # here kept in $logs/<test>.log together with the test's output.
-    (cd "$dir/tests" && timeout --kill-after=10 "${VALGRIND_TIMEOUT:-900}" \
-        valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
+    (cd "$dir/tests" && env "${vars[@]}" \
+        timeout --kill-after=10 "${VALGRIND_TIMEOUT:-900}" valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
         --errors-for-leak-kinds=definite,indirect --track-fds=no \
         --show-leak-kinds=definite,indirect --num-callers=30 \
         "${supp[@]}" "$bin") >"$logs/$t.log" 2>&1 || rc=$?
