@@ -165,30 +165,76 @@ static int addr_reply(const redisReply *r, const char **host, int *port)
     return 1;
 }
 
-/* Decided once a sentinel gave an address and every one before it in
- * the order has answered or failed: the order is the guideline's. */
-static int have_answer(const redlock__batch *b, int n, void *arg)
+/* The config-epoch field of a SENTINEL MASTER reply (a flat list of
+ * field/value pairs): how new that sentinel's view of the master is. 0
+ * when absent (an ACL may refuse the command: the address still counts). */
+static unsigned long long config_epoch(const redisReply *r)
 {
-    (void)arg;
-    for (int i = 0; i < n; i++) {
-        if (b[i].st != REDLOCK_OK)
-            continue;
-        const char *h;
-        int p;
-        if (b[i].pending == 0 && addr_reply(b[i].calls[0].reply, &h, &p))
-            return 1;
-        if (b[i].pending > 0)
-            return 0;
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
+            strcmp(k->str, "config-epoch") == 0)
+            return strtoull(v->str, NULL, 10);
     }
     return 0;
 }
 
-/* Ask the sentinels for the master, all at once, bounded by the connect
- * timeout; the first in order that answers moves to the front. */
+/* Any majority of the sentinels has answered: enough to judge, without
+ * waiting for a stalled one (io.c still gives the others a grace). */
+static int majority_answered(const redlock__batch *b, int n, void *arg)
+{
+    (void)b;
+    (void)n;
+    (void)arg;
+    return 1;
+}
+
+/* Which answer to believe.  Sentinels can disagree: during a failover
+ * the leader names the promoted replica before the others have heard of
+ * it, and a sentinel cut off (or stalled) keeps naming the old master,
+ * which may still take writes.  A failover raises the master's config
+ * epoch, so the answer with the highest epoch is the newest; among equal
+ * epochs the address most of them name, then the first in the order (the
+ * sentinel-clients guideline's choice).  Returns the batch index or -1. */
+static int newest_answer(const redlock__batch *b, redlock__call (*calls)[2],
+                         int k)
+{
+    int best = -1, best_votes = 0;
+    unsigned long long best_epoch = 0;
+    for (int i = 0; i < k; i++) {
+        const char *h;
+        int p;
+        if (b[i].st != REDLOCK_OK || !addr_reply(calls[i][0].reply, &h, &p))
+            continue;
+        unsigned long long e = config_epoch(calls[i][1].reply);
+        int votes = 0;
+        for (int j = 0; j < k; j++) {
+            const char *hj;
+            int pj;
+            if (b[j].st == REDLOCK_OK && addr_reply(calls[j][0].reply, &hj, &pj) &&
+                pj == p && strcmp(hj, h) == 0 &&
+                config_epoch(calls[j][1].reply) == e)
+                votes++;
+        }
+        if (best < 0 || e > best_epoch || (e == best_epoch && votes > best_votes)) {
+            best = i;
+            best_epoch = e;
+            best_votes = votes;
+        }
+    }
+    return best;
+}
+
+/* Ask every sentinel at once for the master's address and its config
+ * epoch (one round trip), judge once a majority answered (or all the
+ * reachable ones by the connect timeout), and keep the newest answer;
+ * the sentinel that gave it moves to the front. */
 static redlock_status resolve(redlock__node *n)
 {
     struct redlock__sentinel *s = n->sentinel;
-    redlock__call calls[REDLOCK__MAX_SENTINELS];
+    redlock__call calls[REDLOCK__MAX_SENTINELS][2];
     redlock__batch b[REDLOCK__MAX_SENTINELS];
     int order[REDLOCK__MAX_SENTINELS];
     int k = s->npeers;
@@ -197,76 +243,86 @@ static redlock_status resolve(redlock__node *n)
     pthread_mutex_lock(&s->mu);
     memcpy(order, s->order, sizeof order);
     pthread_mutex_unlock(&s->mu);
+    static const char *const ask[2] = {"GET-MASTER-ADDR-BY-NAME", "MASTER"};
     for (int i = 0; i < k; i++) {
-        redlock__call *cl = &calls[i];
-        cl->argc = 3;
-        cl->argv[0] = "SENTINEL";
-        cl->argv[1] = "GET-MASTER-ADDR-BY-NAME";
-        cl->argv[2] = n->url.master;
-        for (int a = 0; a < 3; a++)
-            cl->argvlen[a] = strlen(cl->argv[a]);
+        for (int q = 0; q < 2; q++) {
+            redlock__call *cl = &calls[i][q];
+            cl->argc = 3;
+            cl->argv[0] = "SENTINEL";
+            cl->argv[1] = ask[q];
+            cl->argv[2] = n->url.master;
+            for (int a = 0; a < 3; a++)
+                cl->argvlen[a] = strlen(cl->argv[a]);
+        }
         b[i].node = &s->peers[order[i]];
-        b[i].calls = cl;
-        b[i].ncalls = 1;
+        b[i].calls = calls[i];
+        b[i].ncalls = 2;
     }
-    redlock__decider d = {1, have_answer, NULL};
+    redlock__decider d = {k / 2 + 1, majority_answered, NULL};
     redlock__exchange_until(
         b, k, redlock__now_ns() + (int64_t)n->opts->connect_timeout_ms * 1000000,
         &d);
 
-    int found = -1, nil = 0, auth = 0;
+    int found = newest_answer(b, calls, k), nil = 0;
+    redlock_status worst = REDLOCK_IO;
+    if (found >= 0) {
+        const char *h;
+        int p;
+        addr_reply(calls[found][0].reply, &h, &p);
+        pthread_mutex_lock(&s->mu);
+        int moved = !s->known || s->port != p || strcmp(s->host, h) != 0;
+        snprintf(s->host, sizeof s->host, "%s", h);
+        s->port = p;
+        s->known = 1;
+        for (int j = 0; j < k; j++) /* order[found] to the front */
+            if (s->order[j] == order[found]) {
+                memmove(&s->order[1], &s->order[0], (size_t)j * sizeof(int));
+                s->order[0] = order[found];
+                break;
+            }
+        if (moved)
+            atomic_fetch_add(&n->gen, 1);
+        pthread_mutex_unlock(&s->mu);
+        redlock__batches_clear(b, k);
+        if (moved && n->client)
+            redlock__notify_moved(n->client);
+        return REDLOCK_OK;
+    }
     char why[400] = "";
     size_t o = 0;
-    for (int i = 0; i < k && found < 0; i++) {
-        const redisReply *r = calls[i].reply;
-        const char *h, *e = NULL;
-        int p;
-        if (b[i].st == REDLOCK_OK && addr_reply(r, &h, &p)) {
-            found = i;
-            pthread_mutex_lock(&s->mu);
-            uint64_t moved = !s->known || s->port != p || strcmp(s->host, h);
-            snprintf(s->host, sizeof s->host, "%s", h);
-            s->port = p;
-            s->known = 1;
-            for (int j = 0; j < k; j++) /* order[i] to the front */
-                if (s->order[j] == order[i]) {
-                    memmove(&s->order[1], &s->order[0], (size_t)j * sizeof(int));
-                    s->order[0] = order[i];
-                    break;
-                }
-            if (moved)
-                atomic_fetch_add(&n->gen, 1);
-            pthread_mutex_unlock(&s->mu);
-            if (moved && n->client)
-                redlock__notify_moved(n->client);
-            continue;
-        }
+    for (int i = 0; i < k; i++) {
+        const redisReply *r = calls[i][0].reply;
         char one[200];
-        if (b[i].st != REDLOCK_OK) {
-            auth |= b[i].st == REDLOCK_AUTH;
-            snprintf(one, sizeof one, "%.190s", b[i].err);
-        } else if (r && r->type == REDIS_REPLY_NIL) {
+        redlock_status st = b[i].st;
+        if (st == REDLOCK_OK && r && r->type == REDIS_REPLY_NIL) {
             nil = 1;
             continue;
-        } else {
-            e = r && r->type == REDIS_REPLY_ERROR ? r->str
-                                                  : "an unexpected reply";
-            snprintf(one, sizeof one, "%.100s: %.90s", b[i].node->name, e);
         }
+        if (st != REDLOCK_OK) {
+            snprintf(one, sizeof one, "%.190s", b[i].err);
+        } else {
+            st = r && r->type == REDIS_REPLY_ERROR
+                     ? redlock__reply_error_status(r)
+                     : REDLOCK_SERVER;
+            snprintf(one, sizeof one, "%.100s: %.90s", b[i].node->name,
+                     r && r->type == REDIS_REPLY_ERROR ? r->str
+                                                       : "an unexpected reply");
+        }
+        /* A refusal no wait will cure (credentials, certificates) says
+         * more than an unreachable sentinel beside it. */
+        if (st == REDLOCK_AUTH || (st == REDLOCK_TLS && worst != REDLOCK_AUTH))
+            worst = st;
         if (o < sizeof why)
             o += (size_t)snprintf(why + o, sizeof why - o, "%s%s",
                                   o ? "; " : "", one);
     }
     redlock__batches_clear(b, k);
-    if (found >= 0)
-        return REDLOCK_OK;
     if (nil)
         return redlock__fail(REDLOCK_INVALID,
-                             "%s: no sentinel knows a master named \"%s\"%s%s",
+                             "%s: no sentinel knows a master named \"%s\"%s%s%s",
                              n->name, n->url.master, o ? " (others: " : "",
-                             o ? why : "");
-    return redlock__fail(auth ? REDLOCK_AUTH : REDLOCK_IO,
-                         "%s: no sentinel answered (%s)", n->name, why);
+                             o ? why : "", o ? ")" : "");
+    return redlock__fail(worst, "%s: no sentinel answered (%s)", n->name, why);
 }
 
 int redlock__node_where(redlock__node *n, redlock__url *where, char *host,
@@ -335,7 +391,15 @@ int redlock__sentinel_moved(redlock__node *n, const redisReply *r)
     return 1;
 }
 
-/* ---- the +switch-master watcher ---------------------------------------- */
+/* ---- the watcher: +switch-master, and asking the sentinels ----------- */
+
+/* How often the watcher asks the sentinels even without a message: the
+ * subscribed sentinel may be stalled or cut off (it then stays silent
+ * and never closes), and the old master, cut off from the sentinels but
+ * not from us, keeps taking writes: without asking, the client would
+ * renew there while another client holds the lock on the new master.
+ * One round trip to the sentinels a second bounds that. */
+#define POLL_MS 1000
 
 struct redlock__sentinel_watch {
     redlock_client *c;
@@ -348,6 +412,8 @@ struct redlock__sentinel_watch {
     int peer[REDLOCK_MAX_NODES];
     int64_t retry_at_ns[REDLOCK_MAX_NODES];
     int subscribed_once[REDLOCK_MAX_NODES];
+    /* When to ask the sentinels next (see POLL_MS). */
+    int64_t poll_at_ns[REDLOCK_MAX_NODES];
 };
 
 /* Subscribe on node i's next sentinel to +switch-master (a sentinel took
@@ -397,43 +463,29 @@ static redlock__conn *open_watch(struct redlock__sentinel_watch *w, int i)
     }
     /* A switch may have gone unheard while there was no subscription. */
     if (w->subscribed_once[i])
-        redlock__sentinel_stale(n);
+        w->poll_at_ns[i] = 0;
     w->subscribed_once[i] = 1;
     return conn;
 }
 
-/* Take the new address of node n's master from a message:
- * +switch-master "<name> <old-ip> <old-port> <new-ip> <new-port>", or
- * +promoted-slave "slave <ip>:<port> <ip> <port> @ <name> <ip> <port>". */
-static void switch_master(redlock__node *n, const char *channel,
-                          const char *text)
+/* Does a message say node n's master moved?  +switch-master "<name>
+ * <old-ip> <old-port> <new-ip> <new-port>", or +promoted-slave "slave
+ * <ip>:<port> <ip> <port> @ <name> <ip> <port>" (the failover's leader,
+ * which switches only once the replicas follow).  The address in it is
+ * not taken as it stands: the sentinels are asked (resolve), so that one
+ * sentinel's word never outweighs a newer view. */
+static int names_our_master(const redlock__node *n, const char *channel,
+                            const char *text)
 {
     char name[256], oh[256], nh[256], kind[16], at[4];
     int op, np;
-    if (strcmp(channel, "+switch-master") == 0) {
-        if (sscanf(text, "%255s %255s %d %255s %d", name, oh, &op, nh,
-                   &np) != 5)
-            return;
-    } else if (sscanf(text, "%15s %255s %255s %d %3s %255s", kind, oh, nh,
-                      &np, at, name) != 6 ||
-               strcmp(at, "@") != 0) {
-        return;
-    }
-    if (strcmp(name, n->url.master) != 0 || np < 1 || np > 65535)
-        return;
-    struct redlock__sentinel *s = n->sentinel;
-    pthread_mutex_lock(&s->mu);
-    int moved = !s->known || s->port != np || strcmp(s->host, nh) != 0;
-    if (moved) {
-        snprintf(s->host, sizeof s->host, "%s", nh);
-        s->port = np;
-        s->known = 1;
-        atomic_fetch_add(&n->gen, 1);
-    }
-    atomic_store(&s->stale, 0);
-    pthread_mutex_unlock(&s->mu);
-    if (moved && n->client)
-        redlock__notify_moved(n->client);
+    if (strcmp(channel, "+switch-master") == 0)
+        return sscanf(text, "%255s %255s %d %255s %d", name, oh, &op, nh,
+                      &np) == 5 &&
+               strcmp(name, n->url.master) == 0;
+    return sscanf(text, "%15s %255s %255s %d %3s %255s", kind, oh, nh, &np,
+                  at, name) == 6 &&
+           strcmp(at, "@") == 0 && strcmp(name, n->url.master) == 0;
 }
 
 /* Handle what node i's subscription has read; -1 when it must go. */
@@ -453,8 +505,9 @@ static int drain_watch(struct redlock__sentinel_watch *w, int i)
             r->element[1]->type == REDIS_REPLY_STRING &&
             r->element[2]->type == REDIS_REPLY_STRING &&
             strcmp(r->element[0]->str, "message") == 0)
-            switch_master(&w->c->nodes[i], r->element[1]->str,
-                          r->element[2]->str);
+            if (names_our_master(&w->c->nodes[i], r->element[1]->str,
+                                 r->element[2]->str))
+                w->poll_at_ns[i] = 0; /* ask the sentinels now */
         redlock__reply_free(reply);
     }
 }
@@ -479,6 +532,16 @@ static void *watch_main(void *arg)
         for (int i = 0; i < c->nnodes && !atomic_load(&w->stop); i++) {
             if (!c->nodes[i].sentinel)
                 continue;
+            if (now >= w->poll_at_ns[i]) {
+                /* A failure leaves the address as it is: calls find out
+                 * for themselves, and the next poll asks again. */
+                redlock_status st = resolve(&c->nodes[i]);
+                (void)st;
+                now = redlock__now_ns();
+                w->poll_at_ns[i] = now + (int64_t)POLL_MS * 1000000;
+            }
+            if (w->poll_at_ns[i] < wake)
+                wake = w->poll_at_ns[i];
             if (!w->sub[i] && now >= w->retry_at_ns[i] &&
                 !(w->sub[i] = open_watch(w, i)))
                 drop_watch(w, i);
@@ -535,6 +598,8 @@ redlock_status redlock__sentinel_watch_start(redlock_client *c)
     if (!w)
         return redlock__fail(REDLOCK_NOMEM, "out of memory");
     w->c = c;
+    for (int i = 0; i < c->nnodes; i++) /* redlock_connect has just asked */
+        w->poll_at_ns[i] = redlock__now_ns() + (int64_t)POLL_MS * 1000000;
     if (pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
         free(w);
         return redlock__fail(REDLOCK_NOMEM, "cannot make a pipe: %s",

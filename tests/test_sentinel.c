@@ -172,6 +172,134 @@ static void test_unreplicated_key_is_lost(void **state)
     rt_sentinel_group_stop(&g);
 }
 
+/* g.url with "user:password@" put in after the scheme. */
+static void url_as(const rt_sentinel_group *g, const char *userinfo, char *out,
+                   size_t len)
+{
+    const char *rest = strstr(g->url, "://") + 3;
+    snprintf(out, len, "%.*s%s@%s", (int)(rest - g->url), g->url, userinfo,
+             rest);
+}
+
+/* The old master cut off from the sentinels (and its replicas) but not
+ * from us, and the one sentinel we listen to stalled, not gone: no
+ * message comes and no connection breaks.  The other two fail over to a
+ * replica that never had our key, and another client takes the lock
+ * there.  We must leave the old master by asking the sentinels (the
+ * watcher's poll) and find the lock lost, not renew it there for ever
+ * beside the new holder. */
+static void test_stale_master_is_left(void **state)
+{
+    (void)state;
+    rt_sentinel_group g;
+    assert_int_equal(rt_sentinel_group_start(&g, "ms"), 0);
+    /* The lock clients' own ACL user, on every server: the one promoted
+     * must know it too. */
+    for (int i = 0; i < 3; i++)
+        assert_true(rt_cmd_ok(&g.srv[i],
+                              "ACL SETUSER locker on >lpw ~* &* +@all"));
+    char url[700];
+    url_as(&g, "locker:lpw", url, sizeof url);
+    /* The sentinels' own login: their default user (nopass: any password
+     * is accepted), not the master's locker. */
+    strcat(url, "?sentinel_user=default&sentinel_password=any");
+    const char *urls[] = {url};
+    redlock_client *a = connect_n(urls, 1, 0);
+    assert_non_null(a);
+    sleep_ms(500); /* its watcher subscribes to the URL's first sentinel */
+    assert_int_equal(kill(g.sen[0].pid, SIGSTOP), 0);
+
+    /* Cut: the sentinels and the replicas log in as the default user. */
+    assert_true(rt_cmd_ok(&g.srv[0], "ACL SETUSER default off"));
+    snprintf(g.srv[0].user, sizeof g.srv[0].user, "locker");
+    snprintf(g.srv[0].password, sizeof g.srv[0].password, "lpw");
+    const char *kinds[] = {"normal", "pubsub", "replica"};
+    for (int i = 0; i < 3; i++) {
+        redisReply *r = rt_cmd(&g.srv[0], "CLIENT KILL TYPE %s", kinds[i]);
+        if (r)
+            freeReplyObject(r);
+    }
+
+    redlock_lock *l;
+    assert_int_equal(redlock_acquire(a, "kx", 3000, 0, &l), REDLOCK_OK);
+    assert_int_equal(redlock_keepalive(l), REDLOCK_OK); /* every 1 s */
+    sleep_ms(200);
+    char *copy = rt_get(&g.srv[1], "kx");
+    assert_null(copy); /* never replicated */
+
+    /* The two sentinels left fail over to srv[1] by themselves. */
+    long long until = now_ms() + 40000;
+    while (now_ms() < until && (rt_sentinel_master_port(&g, 1) != g.srv[1].port ||
+                                rt_sentinel_master_port(&g, 2) != g.srv[1].port))
+        sleep_ms(100);
+    assert_int_equal(rt_sentinel_master_port(&g, 1), g.srv[1].port);
+    long long switched = now_ms();
+
+    /* Within a poll, a renewal and a margin, A is on srv[1] and has
+     * found its key missing there. */
+    while (redlock_held(l) && now_ms() < switched + 8000)
+        sleep_ms(50);
+    assert_false(redlock_held(l));
+    assert_true(atomic_load(&lost_calls) >= 1);
+
+    redlock_client *c = connect_n(urls, 1, 0);
+    assert_non_null(c);
+    redlock_lock *l2;
+    assert_int_equal(redlock_acquire(c, "kx", 10000, 0, &l2), REDLOCK_OK);
+    assert_true(token_is(&g.srv[1], "kx", redlock_token(l2)));
+    assert_int_equal(redlock_release(l2), REDLOCK_OK);
+    assert_int_equal(redlock_release(l), REDLOCK_NOT_HELD);
+    redlock_client_free(c);
+    redlock_client_free(a);
+    kill(g.sen[0].pid, SIGCONT);
+    rt_sentinel_group_stop(&g);
+}
+
+/* Sentinels that refuse us: a password they want and we lack is
+ * REDLOCK_AUTH (no wait cures it), not REDLOCK_IO; over TLS, a sentinel
+ * certificate we cannot verify is REDLOCK_TLS. */
+static void test_sentinel_refusals(void **state)
+{
+    (void)state;
+    rt_sentinel_group g;
+    assert_int_equal(rt_sentinel_group_start(&g, "mr"), 0);
+    redlock_options o;
+    redlock_options_init(&o);
+    o.connect_timeout_ms = 1000;
+    o.io_timeout_ms = 1000;
+    redlock_status st;
+    const char *urls[] = {g.url};
+    if (g.tls) {
+        char ca[300];
+        snprintf(ca, sizeof ca, "%s/other-ca.crt", g.certdir);
+        o.tls_cacert = ca;
+        assert_null(redlock_connect(urls, 1, &o, &st));
+        assert_int_equal(st, REDLOCK_TLS);
+        assert_non_null(strstr(redlock_last_error(), "unknown CA"));
+        o.tls_cacert = NULL;
+    } else {
+        printf("[ NOTE     ] plaintext mode: the TLS refusal is checked by "
+               "test_sentinel_tls\n");
+    }
+    /* Last, as the harness talks to the sentinels without a password. */
+    for (int i = 0; i < RT_SENTINELS; i++) {
+        redisReply *r = rt_sentinel_cmd(&g, i, "ACL SETUSER default on >spw");
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_STATUS);
+        freeReplyObject(r);
+    }
+    assert_null(redlock_connect(urls, 1, &o, &st));
+    assert_int_equal(st, REDLOCK_AUTH);
+    assert_non_null(strstr(redlock_last_error(), "NOAUTH"));
+    char url[700];
+    snprintf(url, sizeof url, "%s?sentinel_password=spw", g.url);
+    urls[0] = url;
+    redlock_client *c = redlock_connect(urls, 1, &o, &st);
+    assert_non_null(c);
+    redlock_client_free(c);
+    rt_sentinel_group_stop(&g);
+}
+
 /* The master is killed (SIGKILL) while another holds the lock: a wait
  * rides out the failover and takes the lock on the new master.  Then the
  * errors: a master name nobody knows, and all sentinels down. */
@@ -528,6 +656,8 @@ int main(void)
         cmocka_unit_test(test_waiter_moves_with_master),
         cmocka_unit_test(test_replica_named),
         cmocka_unit_test(test_cli_run_through_failover),
+        cmocka_unit_test(test_stale_master_is_left),
+        cmocka_unit_test(test_sentinel_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
