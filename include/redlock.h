@@ -243,20 +243,28 @@ REDLOCK_API void redlock_options_init(redlock_options *opts);
  * and SELECT run on every new connection, reconnects included.  The URL
  * strings are copied.
  *
- * A Sentinel URL is one node whose address the sentinels give: the client
- * asks them (SENTINEL GET-MASTER-ADDR-BY-NAME, all at once; the answer
- * of the first in the list that answers counts, and that sentinel moves
- * to the front), checks with ROLE on every new connection
- * that it reached a master, and asks again after a connection error, a
- * READONLY or MASTERDOWN reply, a connection that reaches a replica, or a
- * +switch-master or +promoted-slave message (one sentinel is subscribed
- * to, from a thread of the client's).  A lock whose key did not reach the promoted replica is
- * found lost by its next renewal (on_lost), never written again there.
- * Several Sentinel URLs make a Redlock quorum of Sentinel-managed groups.
- * Asking the sentinels is bounded by connect_timeout_ms and adds that to
- * a call's bound (this one's included) only when the address is in doubt.  A sentinel
- * without a password that answers AUTH with "...without any password
- * configured..." is used as it is.
+ * A Sentinel URL is one node whose address the sentinels give.  The
+ * client asks them all at once (SENTINEL GET-MASTER-ADDR-BY-NAME and the
+ * master's config epoch, one round trip) and, once a majority answered,
+ * believes the answer with the highest epoch: the newest view, which a
+ * stalled or cut-off sentinel can neither delay nor outvote.  It checks
+ * with ROLE on every new connection that it reached a master, and asks
+ * again after a connection error, a READONLY or MASTERDOWN reply, a
+ * connection that reaches a replica, a +switch-master or +promoted-slave
+ * message (one sentinel is subscribed to, from a thread of the
+ * client's), and every second from that thread, so that it leaves a
+ * master the sentinels replaced within about a second even when no
+ * message comes and the old master still answers.  A lock whose key did
+ * not reach the promoted replica is found lost by its next renewal
+ * (on_lost); with one node it is never written again there (in a quorum,
+ * a node that lost the key gets it back only after a quorum confirmed
+ * the renewal, as any node does).  Several Sentinel URLs make a Redlock
+ * quorum of Sentinel-managed groups.  Asking the sentinels is bounded by
+ * connect_timeout_ms and adds that to a call's bound (this one's
+ * included) only when the address is in doubt.  A sentinel without a
+ * password that answers AUTH with "...without any password configured..."
+ * is used as it is; one that refuses the credentials (or wants some) is
+ * REDLOCK_AUTH, one whose certificate fails is REDLOCK_TLS.
  *
  * opts may be NULL for the defaults; it is copied.
  *
