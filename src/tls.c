@@ -19,12 +19,15 @@
 #include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static BIO_METHOD *bio_method;
@@ -140,6 +143,18 @@ static int no_client_cert(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
     return 0;
 }
 
+/* Asked for a key's passphrase: there is none (tls_key must be
+ * unencrypted).  OpenSSL's default would prompt on the terminal, or print
+ * to stderr and read stdin: block the caller and eat its input. */
+static int no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)arg;
+    return -1;
+}
+
 static redlock_status load_fail(const char *opt, const char *path,
                                 const char *what)
 {
@@ -150,21 +165,57 @@ static redlock_status load_fail(const char *opt, const char *path,
                          path, what, why);
 }
 
-/* A file option must name a readable file (a directory for cacertdir):
- * say so plainly before OpenSSL's own, vaguer error. */
-static redlock_status check_path(const char *opt, const char *path, int dir)
+/* A file option must name a readable regular file: say so plainly before
+ * OpenSSL's own, vaguer error, and before OpenSSL opens it.  A FIFO (or a
+ * device) would block OpenSSL's blocking open, or its reads, for ever, so
+ * this open must not block (O_NONBLOCK) and a non-regular file is refused
+ * (fstat: symbolic links followed, as OpenSSL follows them).  OpenSSL then
+ * opens the path again; one swapped in between is the caller's own doing
+ * (the option names a path the caller controls). */
+static redlock_status check_file(const char *opt, const char *path)
 {
-    FILE *f = dir ? NULL : fopen(path, "r");
-    if (f) {
-        fclose(f);
-        return REDLOCK_OK;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return redlock__fail(REDLOCK_INVALID, "%s \"%.200s\": cannot read: %s",
+                             opt, path, strerror(errno));
+    struct stat st;
+    int regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    close(fd);
+    if (!regular)
+        return redlock__fail(REDLOCK_INVALID,
+                             "%s \"%.200s\": not a regular file", opt, path);
+    return REDLOCK_OK;
+}
+
+/* tls_cacertdir: OpenSSL opens "<hash>.N" in it only when a handshake
+ * looks an issuer up, with a blocking open: a FIFO there would stall that
+ * handshake past connect_timeout_ms, for ever.  So every entry is looked
+ * at now (stat, which never opens it) and one that is neither a regular
+ * file nor a directory is refused, naming it.  An entry that cannot be
+ * stat'ed (a dangling link) is left: OpenSSL's open of it fails at once. */
+static redlock_status check_dir(const char *opt, const char *path)
+{
+    DIR *d = access(path, R_OK | X_OK) == 0 ? opendir(path) : NULL;
+    if (!d)
+        return redlock__fail(REDLOCK_INVALID, "%s \"%.200s\": cannot read: %s",
+                             opt, path, strerror(errno));
+    redlock_status st = REDLOCK_OK;
+    struct dirent *e;
+    while (st == REDLOCK_OK && (errno = 0, e = readdir(d)) != NULL) {
+        struct stat sb;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            fstatat(dirfd(d), e->d_name, &sb, 0) != 0)
+            continue;
+        if (!S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode))
+            st = redlock__fail(REDLOCK_INVALID,
+                               "%s \"%.200s\": %.100s is not a regular file",
+                               opt, path, e->d_name);
     }
-    if (dir) {
-        if (access(path, R_OK | X_OK) == 0)
-            return REDLOCK_OK;
-    }
-    return redlock__fail(REDLOCK_INVALID, "%s \"%.200s\": cannot read: %s",
-                         opt, path, strerror(errno));
+    if (st == REDLOCK_OK && errno != 0)
+        st = redlock__fail(REDLOCK_INVALID, "%s \"%.200s\": cannot read: %s",
+                           opt, path, strerror(errno));
+    closedir(d);
+    return st;
 }
 
 redlock_status redlock__tls_ctx_new(const redlock_options *o, int need,
@@ -175,17 +226,20 @@ redlock_status redlock__tls_ctx_new(const redlock_options *o, int need,
         return redlock__fail(REDLOCK_INVALID, "%s given without %s",
                              o->tls_cert ? "tls_cert" : "tls_key",
                              o->tls_cert ? "tls_key" : "tls_cert");
+    /* Else caught only at the first connection, as a vaguer error. */
+    if (o->tls_sni && *o->tls_sni == '\0')
+        return redlock__fail(REDLOCK_INVALID, "tls_sni is empty");
     if (!need)
         return REDLOCK_OK;
     pthread_once(&bio_once, make_bio_method);
     if (!bio_method || conn_index < 0)
         return redlock__fail(REDLOCK_NOMEM, "out of memory (TLS setup)");
     redlock_status st;
-    if ((o->tls_cacert && (st = check_path("tls_cacert", o->tls_cacert, 0))) ||
+    if ((o->tls_cacert && (st = check_file("tls_cacert", o->tls_cacert))) ||
         (o->tls_cacertdir &&
-         (st = check_path("tls_cacertdir", o->tls_cacertdir, 1))) ||
-        (o->tls_cert && (st = check_path("tls_cert", o->tls_cert, 0))) ||
-        (o->tls_key && (st = check_path("tls_key", o->tls_key, 0))))
+         (st = check_dir("tls_cacertdir", o->tls_cacertdir))) ||
+        (o->tls_cert && (st = check_file("tls_cert", o->tls_cert))) ||
+        (o->tls_key && (st = check_file("tls_key", o->tls_key))))
         return st;
 
     ERR_clear_error();
@@ -194,6 +248,7 @@ redlock_status redlock__tls_ctx_new(const redlock_options *o, int need,
         ERR_clear_error();
         return redlock__fail(REDLOCK_NOMEM, "out of memory (SSL_CTX_new)");
     }
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -278,6 +333,12 @@ redlock_status redlock__tls_start(redlock__node *n, redlock__conn *c,
     int ok = 1;
     if (o->tls_sni || !is_ip(name)) {
         ok = SSL_set_tlsext_host_name(ssl, name) == 1;
+        /* The name must be among the certificate's DNS names: never its
+         * subject's CN, which OpenSSL otherwise consults when there are
+         * none (RFC 6125 6.4.4; browsers ignore the CN altogether).  A
+         * certificate for IP:127.0.0.1 with CN=localhost is not one for
+         * localhost. */
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
         if (ok && !o->tls_insecure)
             ok = SSL_set1_host(ssl, name) == 1;
     } else if (!o->tls_insecure) {
@@ -519,6 +580,9 @@ redlock_status redlock__tls_ctx_new(const redlock_options *o, int need,
         return redlock__fail(REDLOCK_INVALID, "%s given without %s",
                              o->tls_cert ? "tls_cert" : "tls_key",
                              o->tls_cert ? "tls_key" : "tls_cert");
+    /* Else caught only at the first connection, as a vaguer error. */
+    if (o->tls_sni && *o->tls_sni == '\0')
+        return redlock__fail(REDLOCK_INVALID, "tls_sni is empty");
     return REDLOCK_OK;
 }
 

@@ -2200,6 +2200,47 @@ static void tls_options_are_checked(void **state)
             assert_non_null(strstr(p.err, cases[i].must[k]));
         assert_int_equal(p.nout, 0);
     }
+
+    /* A FIFO for a file, or in the CA directory under a hash name: 64 at
+     * once.  Opened blocking, the FIFO waited for a writer forever (here:
+     * past the 5 s that cli_env allows, a failure). */
+    char fifo[160], cadir[160], hashed[200], fifo_env[200], key_env[200];
+    snprintf(fifo, sizeof fifo, "%s/pipe", G->dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    snprintf(cadir, sizeof cadir, "%s/cadir", G->dir);
+    assert_int_equal(mkdir(cadir, 0700), 0);
+    snprintf(hashed, sizeof hashed, "%s/77483dbb.0", cadir);
+    assert_int_equal(mkfifo(hashed, 0600), 0);
+    snprintf(fifo_env, sizeof fifo_env, "REDLOCK_CACERT=%s", fifo);
+    snprintf(key_env, sizeof key_env, "REDLOCK_CERT_KEY=%s", fifo);
+    struct {
+        const char *const *env, *const *argv;
+        const char *must[2];
+    } fifos[] = {
+        {NULL, ARGV("--cacert", fifo, "status", "k"), {"--cacert", "not a regular file"}},
+        {ARGV(G->env_url, fifo_env), ARGV("status", "k"), {"$REDLOCK_CACERT", fifo}},
+        {NULL, ARGV("--cert", fifo, "--key", good, "status", "k"), {"--cert", fifo}},
+        {NULL, ARGV("--cert", good, "--key", fifo, "status", "k"), {"--key", fifo}},
+        {ARGV(G->env_url, key_env), ARGV("--cert", good, "status", "k"),
+         {"$REDLOCK_CERT_KEY", "not a regular file"}},
+        {NULL, ARGV("--cacertdir", cadir, "status", "k"), {"--cacertdir", "77483dbb.0"}},
+    };
+    for (size_t i = 0; i < sizeof fifos / sizeof fifos[0]; i++) {
+        int64_t t0 = rt_now_ms();
+        int code = cli_env(&p, fifos[i].env, fifos[i].argv, 5000);
+        print_message("fifo case %zu -> %d in %lld ms: %s", i, code,
+                      (long long)(rt_now_ms() - t0), p.err);
+        expect_code(&p, code, 64);
+        one_error_line(&p);
+        for (int k = 0; k < 2; k++)
+            assert_non_null(strstr(p.err, fifos[i].must[k]));
+        assert_non_null(strstr(p.err, "not a regular file"));
+        assert_int_equal(p.nout, 0);
+    }
+    unlink(hashed);
+    rmdir(cadir);
+    unlink(fifo);
+
     /* the flag wins over a bad $REDLOCK_CACERT; over plaintext it is unused */
     if (!G->main.tls) {
         expect_code(&p, cli_env(&p, ARGV(G->env_url, bad_env),

@@ -2,10 +2,12 @@
  * TLS (rediss://) against real TLS-only redis-server processes, with the
  * certificates of tests/support/make_certs.sh in $REDLOCK_TEST_CERTS:
  * locking over TLS, every certificate and protocol failure with its status,
- * message and a bounded return time, mutual TLS, bad files, a stalled
- * handshake, a server killed mid-session or mid-write (no SIGPIPE: this
- * process keeps SIGPIPE's default action), a wait ended by REDLOCK_TLS,
- * and session resumption.  Internal: it reads the nodes' handshake
+ * message and a bounded return time, host names checked against the
+ * subjectAltName only (never the CN), mutual TLS, bad files (FIFOs as
+ * files or in tls_cacertdir, an encrypted key: refused at once, no
+ * prompt), an empty tls_sni, a stalled handshake, a server killed
+ * mid-session or mid-write (no SIGPIPE: this process keeps SIGPIPE's
+ * default action), a wait ended by REDLOCK_TLS, and session resumption.  Internal: it reads the nodes' handshake
  * counters.
  */
 #include <setjmp.h>
@@ -26,8 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #define CONNECT_MS 800
 #define IO_MS 800
@@ -228,6 +234,44 @@ static void test_wrong_name(void **state)
     rt_server_stop(&s);
 }
 
+/* Host names are checked against the certificate's DNS names only, never
+ * its CN (RFC 6125): cnonly.crt says CN=localhost but names only
+ * IP:127.0.0.1. */
+static void test_common_name_ignored(void **state)
+{
+    (void)state;
+    rt_server s;
+    start_tls(&s, (const char *const[]){"--tls-cert-file", cert("cnonly.crt"),
+                                        "--tls-key-file", cert("cnonly.key"),
+                                        NULL});
+    redlock_options o = opts();
+    char url[128];
+    snprintf(url, sizeof url, "rediss://localhost:%d", s.port);
+    connect_fails(url, &o, REDLOCK_TLS, "not for \"localhost\"",
+                  CONNECT_MS + MARGIN_MS);
+    o.tls_sni = "localhost";
+    connect_fails(s.url, &o, REDLOCK_TLS, "not for \"localhost\"",
+                  CONNECT_MS + MARGIN_MS);
+
+    /* Its IP address is in it: taken. */
+    o = opts();
+    redlock_client *c = connect_ok(s.url, &o);
+    lock_cycle(c, &s, "tls:cn");
+    redlock_client_free(c);
+    rt_server_stop(&s);
+}
+
+/* An empty tls_sni names nothing to check: refused at redlock_connect
+ * rather than at the first handshake. */
+static void test_empty_sni(void **state)
+{
+    (void)state;
+    redlock_options o = opts();
+    o.tls_sni = "";
+    connect_fails("rediss://127.0.0.1:1", &o, REDLOCK_INVALID,
+                  "tls_sni is empty", 2000);
+}
+
 static void test_expired(void **state)
 {
     (void)state;
@@ -333,6 +377,191 @@ static void test_bad_files(void **state)
         invalid(&o, "cannot read");
     }
     unlink(garbage);
+}
+
+/* A call that should return at once but blocks (a FIFO opened without
+ * O_NONBLOCK waits for a writer forever) must fail the suite, not hang
+ * it: SIGALRM ends the process with a message. */
+static void hung(int sig)
+{
+    (void)sig;
+    static const char m[] = "test_tls: redlock_connect still blocked after the "
+                            "watchdog's time (a FIFO opened?)\n";
+    (void)!write(2, m, sizeof m - 1);
+    _exit(1);
+}
+
+static void watchdog(unsigned seconds)
+{
+    signal(SIGALRM, seconds ? hung : SIG_DFL);
+    alarm(seconds);
+}
+
+/* A FIFO as a file option: refused at redlock_connect, at once.  Opened
+ * blocking (fopen, then OpenSSL's own open) it waited for a writer
+ * forever. */
+static void test_fifo_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/redlock-tls-fifo-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char fifo[64];
+    snprintf(fifo, sizeof fifo, "%s/pipe", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    char want[128];
+
+    watchdog(10);
+    redlock_options o = opts();
+    o.tls_cacert = fifo;
+    snprintf(want, sizeof want, "tls_cacert \"%s\": not a regular file", fifo);
+    connect_fails("rediss://127.0.0.1:1", &o, REDLOCK_INVALID, want, 5000);
+
+    o = opts();
+    o.tls_cert = fifo;
+    o.tls_key = cert("client.key");
+    snprintf(want, sizeof want, "tls_cert \"%s\": not a regular file", fifo);
+    connect_fails("rediss://127.0.0.1:1", &o, REDLOCK_INVALID, want, 5000);
+
+    o = opts();
+    o.tls_cert = cert("client.crt");
+    o.tls_key = fifo;
+    snprintf(want, sizeof want, "tls_key \"%s\": not a regular file", fifo);
+    connect_fails("rediss://127.0.0.1:1", &o, REDLOCK_INVALID, want, 5000);
+
+    /* A symbolic link is followed: to a FIFO refused, to a file taken. */
+    char link[64];
+    snprintf(link, sizeof link, "%s/link", dir);
+    assert_int_equal(symlink(fifo, link), 0);
+    o = opts();
+    o.tls_cacert = link;
+    connect_fails("rediss://127.0.0.1:1", &o, REDLOCK_INVALID,
+                  "not a regular file", 5000);
+    unlink(link);
+    assert_int_equal(symlink(cert("ca.crt"), link), 0);
+    o = opts();
+    o.tls_cacert = link;
+    connect_fails("rediss://127.0.0.1:1", &o, REDLOCK_IO, "", 5000);
+    watchdog(0);
+
+    unlink(link);
+    unlink(fifo);
+    rmdir(dir);
+}
+
+/* A FIFO in tls_cacertdir under the CA's hash name: OpenSSL opens it only
+ * when a handshake looks the issuer up, and then blocks there, past
+ * connect_timeout_ms.  Refused at redlock_connect instead, naming it. */
+static void test_fifo_in_cacertdir(void **state)
+{
+    (void)state;
+    FILE *f = fopen(cert("ca.crt"), "r");
+    assert_non_null(f);
+    X509 *ca = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(ca);
+    unsigned long hash = X509_subject_name_hash(ca);
+    X509_free(ca);
+
+    char dir[] = "/tmp/redlock-tls-cadir-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char fifo[80];
+    snprintf(fifo, sizeof fifo, "%s/%08lx.0", dir, hash);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+
+    rt_server s;
+    start_tls(&s, NULL);
+    redlock_options o = opts();
+    o.tls_cacert = NULL;
+    o.tls_cacertdir = dir;
+    char want[128];
+    snprintf(want, sizeof want, "tls_cacertdir \"%s\": %08lx.0 is not a "
+             "regular file", dir, hash);
+    watchdog(10);
+    connect_fails(s.url, &o, REDLOCK_INVALID, want, 5000);
+    watchdog(0);
+
+    /* The same directory with the CA itself under that name: taken. */
+    unlink(fifo);
+    assert_int_equal(symlink(cert("ca.crt"), fifo), 0);
+    redlock_client *c = connect_ok(s.url, &o);
+    lock_cycle(c, &s, "tls:cadir");
+    redlock_client_free(c);
+    unlink(fifo);
+    rmdir(dir);
+    rt_server_stop(&s);
+}
+
+/* An encrypted key: refused, without asking anyone for its passphrase.
+ * OpenSSL's default is to prompt on /dev/tty, else to write the prompt to
+ * stderr and read stdin: a library that printed, ate its caller's input
+ * and blocked.  Run in a child without a controlling terminal (setsid), its
+ * stdin a pipe that never delivers and its stderr a pipe we read: it must
+ * end at once with REDLOCK_INVALID and print nothing. */
+static void test_encrypted_key_never_prompts(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/redlock-tls-enc-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char key[80];
+    snprintf(key, sizeof key, "%s/enc.key", dir);
+    FILE *f = fopen(cert("client.key"), "r");
+    assert_non_null(f);
+    EVP_PKEY *pk = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(pk);
+    f = fopen(key, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PKCS8PrivateKey(f, pk, EVP_aes_256_cbc(), NULL,
+                                               0, NULL, (void *)"secret"),
+                     1);
+    fclose(f);
+    EVP_PKEY_free(pk);
+
+    int in[2], err[2];
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(err), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setsid();
+        dup2(in[0], 0);
+        dup2(err[1], 2);
+        close(in[1]);
+        close(err[0]);
+        redlock_options o = opts();
+        o.tls_cert = cert("client.crt");
+        o.tls_key = key;
+        redlock_status st = REDLOCK_OK;
+        const char *url = "rediss://127.0.0.1:1";
+        redlock_client *c = redlock_connect(&url, 1, &o, &st);
+        _exit(!c && st == REDLOCK_INVALID &&
+                      strstr(redlock_last_error(), "not an unencrypted")
+                  ? 0
+                  : 1);
+    }
+    close(in[0]);
+    close(err[1]);
+    int status = -1;
+    int64_t t0 = rt_now_ms();
+    pid_t w;
+    while ((w = waitpid(pid, &status, WNOHANG)) == 0 && rt_now_ms() - t0 < 5000)
+        rt_sleep_ms(20);
+    int ended = w == pid;
+    if (!ended) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    char said[256] = "";
+    ssize_t n = read(err[0], said, sizeof said - 1);
+    said[n > 0 ? n : 0] = '\0';
+    close(in[1]);
+    close(err[0]);
+    unlink(key);
+    rmdir(dir);
+    if (!ended || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || n > 0)
+        fail_msg("encrypted key: %s, exit status %d, stderr \"%s\"",
+                 ended ? "ended" : "still blocked after 5 s (killed)",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1, said);
 }
 
 /* ---- the wrong protocol on a port ---------------------------------------- */
@@ -779,9 +1008,14 @@ int main(void)
         cmocka_unit_test(test_many_records),
         cmocka_unit_test(test_unknown_ca),
         cmocka_unit_test(test_wrong_name),
+        cmocka_unit_test(test_common_name_ignored),
+        cmocka_unit_test(test_empty_sni),
         cmocka_unit_test(test_expired),
         cmocka_unit_test(test_client_certificates),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_fifo_files),
+        cmocka_unit_test(test_fifo_in_cacertdir),
+        cmocka_unit_test(test_encrypted_key_never_prompts),
         cmocka_unit_test(test_plaintext_server_on_tls_url),
         cmocka_unit_test(test_tls_server_on_plain_url),
         cmocka_unit_test(test_stalled_handshake),

@@ -6,6 +6,10 @@
 #   client.crt client.key         a client certificate from the CA
 #   expired.crt expired.key       like server.crt, valid only in January 2020
 #   wrongname.crt wrongname.key   from the CA, for DNS:other.example only
+#   cnonly.crt cnonly.key         from the CA, CN=localhost but only
+#                                 IP:127.0.0.1 in its subjectAltName (a
+#                                 client that reads the CN takes it for
+#                                 localhost; RFC 6125 says not to)
 #   other-ca.crt other-ca.key     a second CA nobody trusts
 #   unknown.crt unknown.key       like server.crt, from other-ca
 #   other-client.crt other-client.key  a client certificate from other-ca
@@ -24,7 +28,7 @@ dir=$1
 mkdir -p "$dir"
 
 files="ca.crt ca.key server.crt server.key client.crt client.key expired.crt
-expired.key wrongname.crt wrongname.key other-ca.crt other-ca.key unknown.crt
+expired.key wrongname.crt wrongname.key cnonly.crt cnonly.key other-ca.crt other-ca.key unknown.crt
 unknown.key other-client.crt other-client.key"
 
 complete=1
@@ -80,6 +84,10 @@ leaf wrongname ca "/CN=other.example" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=serverAuth
 subjectAltName=DNS:other.example"
+leaf cnonly ca "/CN=localhost" "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1"
 leaf unknown other-ca "/CN=127.0.0.1" "$server_ext"
 leaf other-client other-ca "/CN=redlock-client" "$client_ext"
 
