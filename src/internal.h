@@ -342,6 +342,11 @@ void redlock__sentinel_destroy(redlock__node *n);
  * gets the generation the address belongs to.  0, or -1 with *st set. */
 int redlock__node_where(redlock__node *n, redlock__url *where, char *host,
                         size_t hostlen, uint64_t *gen, redlock_status *st);
+/* Ask n's sentinels now where the master is (bounded by the connect
+ * timeout); a new address bumps n's generation. */
+redlock_status redlock__sentinel_resolve(redlock__node *n);
+/* n's k-th sentinel (modulo their number). */
+redlock__node *redlock__sentinel_peer(redlock__node *n, unsigned k);
 /* Ask the sentinels again before n's next new connection. */
 void redlock__sentinel_stale(redlock__node *n);
 /* n and its sentinels talk TLS through ctx. */
