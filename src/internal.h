@@ -127,6 +127,11 @@ struct redlock__node;
 redlock_status redlock__tls_ctx_new(const redlock_options *o, int need,
                                     struct ssl_ctx_st **out);
 void redlock__tls_ctx_free(struct ssl_ctx_st *ctx);
+/* tls_files.c: REDLOCK_INVALID, naming opt and path, unless path is a
+ * readable regular file (a directory whose entries are all regular files
+ * or directories), found without ever blocking. */
+redlock_status redlock__tls_check_file(const char *opt, const char *path);
+redlock_status redlock__tls_check_dir(const char *opt, const char *path);
 /* Forget the node's saved session. */
 void redlock__tls_node_clear(struct redlock__node *n);
 /* Give c (socket open) an SSL for node n, its handshake still to do; the
