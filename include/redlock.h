@@ -205,9 +205,12 @@ typedef struct redlock_options {
      * (tls-auth-clients).  Both or neither. [NULL] */
     const char *tls_cert;
     const char *tls_key;
-    /* The server name sent in SNI and that the certificate must carry.
-     * [NULL: the URL's host; an IP literal is checked against the
-     * certificate's IP addresses and sends no SNI] */
+    /* The server name sent in SNI and that the certificate must carry
+     * (its subjectAltName; the CN never counts).  Non-empty, at most 253
+     * bytes, no spaces or control characters; it applies to every node,
+     * and to a Sentinel URL's sentinels too.  [NULL: the URL's host (a
+     * Sentinel node's: the address the sentinels give); an IP literal is
+     * checked against the certificate's IP addresses and sends no SNI] */
     const char *tls_sni;
     /* DANGEROUS, for tests and emergencies only.  Non-zero accepts any
      * certificate from anyone: no chain, name or date check, so whoever
@@ -245,16 +248,22 @@ REDLOCK_API void redlock_options_init(redlock_options *opts);
  *
  * A Sentinel URL is one node whose address the sentinels give.  The
  * client asks them all at once (SENTINEL GET-MASTER-ADDR-BY-NAME and the
- * master's config epoch, one round trip) and, once a majority answered,
- * believes the answer with the highest epoch: the newest view, which a
- * stalled or cut-off sentinel can neither delay nor outvote.  It checks
+ * master's config epoch, one round trip) and, once a majority of them
+ * answered, believes the answer with the highest epoch: the newest view,
+ * which a cut-off sentinel cannot outvote.  Fewer than a majority
+ * answering is REDLOCK_IO ("only 1 of 3 sentinels answered, 2 needed"):
+ * a minority may be cut off from the rest and name an old master.  A
+ * stalled sentinel costs the call that finds it out at most a quarter of
+ * connect_timeout_ms, then is asked once per node timeout.  It checks
  * with ROLE on every new connection that it reached a master, and asks
  * again after a connection error, a READONLY or MASTERDOWN reply, a
  * connection that reaches a replica, a +switch-master or +promoted-slave
  * message (one sentinel is subscribed to, from a thread of the
  * client's), and every second from that thread, so that it leaves a
- * master the sentinels replaced within about a second even when no
- * message comes and the old master still answers.  A lock whose key did
+ * master the sentinels replaced within about a second of a majority of
+ * them knowing it, even when no message comes and the old master still
+ * answers; every kept-alive lock is then renewed at once on the new
+ * master.  A lock whose key did
  * not reach the promoted replica is found lost by its next renewal
  * (on_lost); with one node it is never written again there (in a quorum,
  * a node that lost the key gets it back only after a quorum confirmed

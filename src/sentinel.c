@@ -260,7 +260,14 @@ redlock_status redlock__sentinel_resolve(redlock__node *n)
         b, k, redlock__now_ns() + (int64_t)n->opts->connect_timeout_ms * 1000000,
         &d);
 
-    int found = newest_answer(b, calls, k), nil = 0;
+    /* A majority must have answered (an address, or that they know no
+     * such master): fewer may all be sentinels cut off from the rest,
+     * naming an old master that still takes writes, whose word alone would
+     * make a second holder there. */
+    int answered = 0;
+    for (int i = 0; i < k; i++)
+        answered += b[i].st == REDLOCK_OK;
+    int found = answered > k / 2 ? newest_answer(b, calls, k) : -1, nil = 0;
     redlock_status worst = REDLOCK_IO;
     if (found >= 0) {
         const char *h;
@@ -281,8 +288,13 @@ redlock_status redlock__sentinel_resolve(redlock__node *n)
             atomic_fetch_add(&n->gen, 1);
         pthread_mutex_unlock(&s->mu);
         redlock__batches_clear(b, k);
-        if (moved && n->client)
+        if (moved && n->client) {
             redlock__notify_moved(n->client);
+            /* Renew every kept-alive lock now, on the new master: one
+             * whose key did not make it there is found lost at once, not
+             * a renewal interval later. */
+            redlock__watchdog_node_back(n->client);
+        }
         return REDLOCK_OK;
     }
     char why[400] = "";
@@ -314,6 +326,11 @@ redlock_status redlock__sentinel_resolve(redlock__node *n)
                                   o ? "; " : "", one);
     }
     redlock__batches_clear(b, k);
+    if (answered > 0 && answered <= k / 2)
+        return redlock__fail(worst,
+                             "%s: only %d of %d sentinels answered, %d "
+                             "needed (%s)",
+                             n->name, answered, k, k / 2 + 1, why);
     if (nil)
         return redlock__fail(REDLOCK_INVALID,
                              "%s: no sentinel knows a master named \"%s\"%s%s%s",

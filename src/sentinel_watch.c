@@ -74,9 +74,10 @@ static redlock__conn *open_watch(struct redlock__sentinel_watch *w, int i)
         redlock__conn_free(conn);
         return NULL;
     }
+    /* Only the connect timeout: redlock_client_free joins this thread,
+     * and its bound is connect + I/O timeout in all. */
     redlock__io_run(&b, 1, redlock__now_ns() +
-                               ((int64_t)w->c->opts.connect_timeout_ms +
-                                w->c->opts.io_timeout_ms) * 1000000);
+                               (int64_t)w->c->opts.connect_timeout_ms * 1000000);
     int ok = b.st == REDLOCK_OK;
     for (int k = 0; k < 2; k++) {
         ok = ok && sub[k].reply && sub[k].reply->type == REDIS_REPLY_ARRAY;

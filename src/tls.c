@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 static BIO_METHOD *bio_method;
 static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
@@ -161,6 +162,36 @@ static redlock_status load_fail(const char *opt, const char *path,
                          path, what, why);
 }
 
+/* The system's store, as OpenSSL will read it ($SSL_CERT_FILE, else its
+ * built-in file; $SSL_CERT_DIR, a ':'-separated list, else its built-in
+ * directory), gets the same checks as the options' files: a FIFO there
+ * would hang too.  What does not exist is no error (OpenSSL skips it). */
+static redlock_status check_default_store(void)
+{
+    const char *fenv = X509_get_default_cert_file_env();
+    const char *file = getenv(fenv);
+    const char *fname = file ? fenv : "the system's CA file";
+    if (!file)
+        file = X509_get_default_cert_file();
+    struct stat sb;
+    redlock_status st = REDLOCK_OK;
+    if (stat(file, &sb) == 0 || errno != ENOENT)
+        st = redlock__tls_check_file(fname, file);
+    const char *denv = X509_get_default_cert_dir_env();
+    const char *dirs = getenv(denv);
+    const char *dname = dirs ? denv : "the system's CA directory";
+    char *list = strdup(dirs ? dirs : X509_get_default_cert_dir());
+    if (!list)
+        return redlock__fail(REDLOCK_NOMEM, "out of memory");
+    char *save = NULL;
+    for (char *d = strtok_r(list, ":", &save); d && st == REDLOCK_OK;
+         d = strtok_r(NULL, ":", &save))
+        if (stat(d, &sb) == 0 || errno != ENOENT)
+            st = redlock__tls_check_dir(dname, d);
+    free(list);
+    return st;
+}
+
 redlock_status redlock__tls_ctx_new(const redlock_options *o, int need,
                                     struct ssl_ctx_st **out)
 {
@@ -172,6 +203,18 @@ redlock_status redlock__tls_ctx_new(const redlock_options *o, int need,
     /* Else caught only at the first connection, as a vaguer error. */
     if (o->tls_sni && *o->tls_sni == '\0')
         return redlock__fail(REDLOCK_INVALID, "tls_sni is empty");
+    /* A name goes into the handshake as it is: no spaces or control
+     * characters, and no longer than DNS allows. */
+    for (const char *p = o->tls_sni; p && *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return redlock__fail(REDLOCK_INVALID,
+                                 "tls_sni holds a space or a control "
+                                 "character");
+    if (o->tls_sni && strlen(o->tls_sni) > 253)
+        return redlock__fail(REDLOCK_INVALID,
+                             "tls_sni is %zu bytes long; a host name has at "
+                             "most 253",
+                             strlen(o->tls_sni));
     if (!need)
         return REDLOCK_OK;
     pthread_once(&bio_once, make_bio_method);
@@ -209,6 +252,8 @@ redlock_status redlock__tls_ctx_new(const redlock_options *o, int need,
                 st = load_fail(o->tls_cacert ? "tls_cacert" : "tls_cacertdir",
                                o->tls_cacert ? o->tls_cacert : o->tls_cacertdir,
                                "no usable CA certificate");
+        } else if ((st = check_default_store()) != REDLOCK_OK) {
+            /* named there */
         } else if (!SSL_CTX_set_default_verify_paths(ctx)) {
             st = load_fail("the system's CA store", "default paths",
                            "cannot be loaded");

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/un.h>
 
 #define DEFAULT_PORT 6379
@@ -612,6 +613,14 @@ static redlock_status parse_sentinel(const char *url, const char *rest,
         if (st != REDLOCK_OK)
             return st;
         u->nsentinels++;
+        /* The same sentinel twice would count twice towards the majority
+         * whose answer the client believes (sentinel.c). */
+        for (int j = 0; j < k; j++)
+            if (u->sentinel_port[j] == u->sentinel_port[k] &&
+                strcasecmp(u->sentinel_host[j], u->sentinel_host[k]) == 0) {
+                return bad(url, "sentinel \"%s\" is listed twice",
+                           piece(q, url, p, ilen));
+            }
         p += ilen;
         if (*p == ',') {
             p++;

@@ -371,6 +371,37 @@ static void test_no_sentinel_answers(void **state)
     assert_non_null(strstr(redlock_last_error(), want));
 }
 
+/* One live sentinel of three is no majority: it may be one cut off from
+ * the rest, naming an old master that still takes writes (a second
+ * holder there).  REDLOCK_IO, saying how many answered. */
+static void test_minority_of_sentinels(void **state)
+{
+    (void)state;
+    rt_sentinel_group g;
+    assert_int_equal(rt_sentinel_group_start(&g, "mm"), 0);
+    char url[300];
+    int port = g.tls ? g.sen[0].tls_port : g.sen[0].port;
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d/mm",
+             rt_sentinel_scheme(), port, rt_free_port(), rt_free_port());
+    const char *urls[] = {url};
+    redlock_options o;
+    redlock_options_init(&o);
+    o.connect_timeout_ms = 500;
+    o.io_timeout_ms = 500;
+    redlock_status st;
+    assert_null(redlock_connect(urls, 1, &o, &st));
+    assert_int_equal(st, REDLOCK_IO);
+    assert_non_null(strstr(redlock_last_error(), "only 1 of 3 sentinels"));
+    /* Two of three are a majority. */
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d/mm",
+             rt_sentinel_scheme(), port,
+             g.tls ? g.sen[1].tls_port : g.sen[1].port, rt_free_port());
+    redlock_client *c = redlock_connect(urls, 1, &o, &st);
+    assert_non_null(c);
+    redlock_client_free(c);
+    rt_sentinel_group_stop(&g);
+}
+
 /* A Sentinel group as one node of a 3-node Redlock quorum, and
  * +switch-master: after a failover, the very next acquire lands on the
  * new master, though the old one still accepts writes (it is demoted
@@ -648,6 +679,7 @@ int main(void)
         cmocka_set_test_filter(filter);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_sentinel_answers),
+        cmocka_unit_test(test_minority_of_sentinels),
         cmocka_unit_test(test_failover_keepalive),
         cmocka_unit_test(test_unreplicated_key_is_lost),
         cmocka_unit_test(test_killed_master_and_errors),

@@ -290,6 +290,19 @@ static void test_empty_sni(void **state)
     o.tls_sni = "";
     connect_fails("rediss://127.0.0.1:1", &o, REDLOCK_INVALID,
                   "tls_sni is empty", 2000);
+    /* Nor a name no handshake should carry. */
+    o.tls_sni = " ";
+    connect_fails("rediss://127.0.0.1:1", &o, REDLOCK_INVALID,
+                  "a space or a control character", 2000);
+    o.tls_sni = "redis.example\nX-Evil: 1";
+    connect_fails("rediss://127.0.0.1:1", &o, REDLOCK_INVALID,
+                  "a space or a control character", 2000);
+    char longname[301];
+    memset(longname, 'a', 300);
+    longname[300] = '\0';
+    o.tls_sni = longname;
+    connect_fails("rediss://127.0.0.1:1", &o, REDLOCK_INVALID,
+                  "at most 253", 2000);
 }
 
 static void test_expired(void **state)
@@ -420,6 +433,47 @@ static void watchdog(unsigned seconds)
 /* A FIFO as a file option: refused at redlock_connect, at once.  Opened
  * blocking (fopen, then OpenSSL's own open) it waited for a writer
  * forever. */
+/* The system's store as OpenSSL reads it ($SSL_CERT_FILE, $SSL_CERT_DIR)
+ * when no CA option is given: a FIFO there hung redlock_connect too. */
+static void test_fifo_in_default_store(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/redlock-tls-store-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char fifo[80];
+    snprintf(fifo, sizeof fifo, "%s/77483dbb.0", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    char *old_file = getenv("SSL_CERT_FILE") ? strdup(getenv("SSL_CERT_FILE")) : NULL;
+    char *old_dir = getenv("SSL_CERT_DIR") ? strdup(getenv("SSL_CERT_DIR")) : NULL;
+
+    watchdog(10);
+    redlock_options o = opts();
+    o.tls_cacert = NULL;
+    setenv("SSL_CERT_FILE", fifo, 1);
+    connect_fails("rediss://127.0.0.1:1", &o, REDLOCK_INVALID,
+                  "SSL_CERT_FILE", 5000);
+    setenv("SSL_CERT_FILE", cert("ca.crt"), 1);
+    char dirs[200];
+    snprintf(dirs, sizeof dirs, "/nonexistent:%s", dir);
+    setenv("SSL_CERT_DIR", dirs, 1);
+    connect_fails("rediss://127.0.0.1:1", &o, REDLOCK_INVALID,
+                  "77483dbb.0 is not a regular file", 5000);
+    watchdog(0);
+
+    if (old_file)
+        setenv("SSL_CERT_FILE", old_file, 1);
+    else
+        unsetenv("SSL_CERT_FILE");
+    if (old_dir)
+        setenv("SSL_CERT_DIR", old_dir, 1);
+    else
+        unsetenv("SSL_CERT_DIR");
+    free(old_file);
+    free(old_dir);
+    unlink(fifo);
+    rmdir(dir);
+}
+
 static void test_fifo_files(void **state)
 {
     (void)state;
@@ -1034,6 +1088,7 @@ int main(void)
         cmocka_unit_test(test_client_certificates),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_fifo_files),
+        cmocka_unit_test(test_fifo_in_default_store),
         cmocka_unit_test(test_fifo_in_cacertdir),
         cmocka_unit_test(test_encrypted_key_never_prompts),
         cmocka_unit_test(test_plaintext_server_on_tls_url),

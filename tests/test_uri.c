@@ -328,6 +328,8 @@ static void test_sentinel_invalid(void **state)
         {"redis+sentinel:///m", "no sentinel address"},
         {"redis+sentinel://h,,h2/m", "an empty sentinel address"},
         {"redis+sentinel://h,/m", "an empty sentinel address"},
+        {"redis+sentinel://h:1,H:1/m", "sentinel \"H:1\" is listed twice"},
+        {"redis+sentinel://h,h:26379/m", "is listed twice"},
         {"redis+sentinel://h:0/m", "port \"0\" is outside 1..65535"},
         {"redis+sentinel://h/m%20x", "holds a space"},
         {"redis+sentinel://h/m/x", "db \"x\" is not a number"},
