@@ -12,6 +12,33 @@
  */
 #include "internal.h"
 
+#include <string.h>
+
+/* What is wrong with the tls_* options in any build, TLS or not. */
+static redlock_status check_options(const redlock_options *o)
+{
+    if (!o->tls_cert != !o->tls_key)
+        return redlock__fail(REDLOCK_INVALID, "%s given without %s",
+                             o->tls_cert ? "tls_cert" : "tls_key",
+                             o->tls_cert ? "tls_key" : "tls_cert");
+    /* Else caught only at the first connection, as a vaguer error. */
+    if (o->tls_sni && *o->tls_sni == '\0')
+        return redlock__fail(REDLOCK_INVALID, "tls_sni is empty");
+    /* A name goes into the handshake as it is: no spaces or control
+     * characters, and no longer than DNS allows. */
+    for (const char *p = o->tls_sni; p && *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return redlock__fail(REDLOCK_INVALID,
+                                 "tls_sni holds a space or a control "
+                                 "character");
+    if (o->tls_sni && strlen(o->tls_sni) > 253)
+        return redlock__fail(REDLOCK_INVALID,
+                             "tls_sni is %zu bytes long; a host name has at "
+                             "most 253",
+                             strlen(o->tls_sni));
+    return REDLOCK_OK;
+}
+
 #ifdef REDLOCK_WITH_TLS
 
 #include <openssl/err.h>
@@ -23,7 +50,6 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -196,31 +222,14 @@ redlock_status redlock__tls_ctx_new(const redlock_options *o, int need,
                                     struct ssl_ctx_st **out)
 {
     *out = NULL;
-    if (!o->tls_cert != !o->tls_key)
-        return redlock__fail(REDLOCK_INVALID, "%s given without %s",
-                             o->tls_cert ? "tls_cert" : "tls_key",
-                             o->tls_cert ? "tls_key" : "tls_cert");
-    /* Else caught only at the first connection, as a vaguer error. */
-    if (o->tls_sni && *o->tls_sni == '\0')
-        return redlock__fail(REDLOCK_INVALID, "tls_sni is empty");
-    /* A name goes into the handshake as it is: no spaces or control
-     * characters, and no longer than DNS allows. */
-    for (const char *p = o->tls_sni; p && *p; p++)
-        if ((unsigned char)*p <= ' ' || *p == 0x7f)
-            return redlock__fail(REDLOCK_INVALID,
-                                 "tls_sni holds a space or a control "
-                                 "character");
-    if (o->tls_sni && strlen(o->tls_sni) > 253)
-        return redlock__fail(REDLOCK_INVALID,
-                             "tls_sni is %zu bytes long; a host name has at "
-                             "most 253",
-                             strlen(o->tls_sni));
+    redlock_status st = check_options(o);
+    if (st != REDLOCK_OK)
+        return st;
     if (!need)
         return REDLOCK_OK;
     pthread_once(&bio_once, make_bio_method);
     if (!bio_method || conn_index < 0)
         return redlock__fail(REDLOCK_NOMEM, "out of memory (TLS setup)");
-    redlock_status st;
     if ((o->tls_cacert && (st = redlock__tls_check_file("tls_cacert", o->tls_cacert))) ||
         (o->tls_cacertdir &&
          (st = redlock__tls_check_dir("tls_cacertdir", o->tls_cacertdir))) ||
@@ -564,14 +573,7 @@ redlock_status redlock__tls_ctx_new(const redlock_options *o, int need,
 {
     *out = NULL;
     (void)need;
-    if (!o->tls_cert != !o->tls_key)
-        return redlock__fail(REDLOCK_INVALID, "%s given without %s",
-                             o->tls_cert ? "tls_cert" : "tls_key",
-                             o->tls_cert ? "tls_key" : "tls_cert");
-    /* Else caught only at the first connection, as a vaguer error. */
-    if (o->tls_sni && *o->tls_sni == '\0')
-        return redlock__fail(REDLOCK_INVALID, "tls_sni is empty");
-    return REDLOCK_OK;
+    return check_options(o);
 }
 
 void redlock__tls_ctx_free(struct ssl_ctx_st *ctx)

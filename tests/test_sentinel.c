@@ -26,19 +26,6 @@
 #include "redis_server.h"
 #include "sentinel_group.h"
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
 static atomic_int lost_calls;
 
 static void on_lost(const redlock_lock *l, void *arg)
@@ -98,7 +85,7 @@ static void test_failover_keepalive(void **state)
     int m = rt_sentinel_failover(&g, 30000);
     assert_int_equal(m, 1);
     /* Renewals (every 2 s) on the new master. */
-    sleep_ms(5000);
+    rt_sleep_ms(5000);
     assert_true(redlock_held(l));
     assert_int_equal(atomic_load(&lost_calls), 0);
     assert_true(token_is(&g.srv[1], "job", redlock_token(l)));
@@ -147,10 +134,10 @@ static void test_unreplicated_key_is_lost(void **state)
 
     assert_int_equal(rt_sentinel_wait_switch(&g, 0, 30000), 1);
     /* What the failover left: the promoted replica lacks our key. */
-    sleep_ms(500);
-    long long until = now_ms() + 10000;
-    while (atomic_load(&lost_calls) == 0 && now_ms() < until)
-        sleep_ms(50);
+    rt_sleep_ms(500);
+    long long until = rt_now_ms() + 10000;
+    while (atomic_load(&lost_calls) == 0 && rt_now_ms() < until)
+        rt_sleep_ms(50);
     assert_int_equal(atomic_load(&lost_calls), 1);
     assert_false(redlock_held(l));
     assert_false(token_is(&g.srv[1], "job", token));
@@ -162,7 +149,7 @@ static void test_unreplicated_key_is_lost(void **state)
     assert_int_equal(redlock_acquire(c2, "job", 10000, 5000, &l2), REDLOCK_OK);
     for (int i = 0; i < 20; i++) {
         assert_true(token_is(&g.srv[1], "job", redlock_token(l2)));
-        sleep_ms(100);
+        rt_sleep_ms(100);
     }
     assert_int_equal(redlock_release(l), REDLOCK_NOT_HELD);
     assert_true(token_is(&g.srv[1], "job", redlock_token(l2)));
@@ -206,7 +193,7 @@ static void test_stale_master_is_left(void **state)
     const char *urls[] = {url};
     redlock_client *a = connect_n(urls, 1, 0);
     assert_non_null(a);
-    sleep_ms(500); /* its watcher subscribes to the URL's first sentinel */
+    rt_sleep_ms(500); /* its watcher subscribes to the URL's first sentinel */
     assert_int_equal(kill(g.sen[0].pid, SIGSTOP), 0);
 
     /* Cut: the sentinels and the replicas log in as the default user. */
@@ -223,22 +210,22 @@ static void test_stale_master_is_left(void **state)
     redlock_lock *l;
     assert_int_equal(redlock_acquire(a, "kx", 3000, 0, &l), REDLOCK_OK);
     assert_int_equal(redlock_keepalive(l), REDLOCK_OK); /* every 1 s */
-    sleep_ms(200);
+    rt_sleep_ms(200);
     char *copy = rt_get(&g.srv[1], "kx");
     assert_null(copy); /* never replicated */
 
     /* The two sentinels left fail over to srv[1] by themselves. */
-    long long until = now_ms() + 40000;
-    while (now_ms() < until && (rt_sentinel_master_port(&g, 1) != g.srv[1].port ||
+    long long until = rt_now_ms() + 40000;
+    while (rt_now_ms() < until && (rt_sentinel_master_port(&g, 1) != g.srv[1].port ||
                                 rt_sentinel_master_port(&g, 2) != g.srv[1].port))
-        sleep_ms(100);
+        rt_sleep_ms(100);
     assert_int_equal(rt_sentinel_master_port(&g, 1), g.srv[1].port);
-    long long switched = now_ms();
+    long long switched = rt_now_ms();
 
     /* Within a poll, a renewal and a margin, A is on srv[1] and has
      * found its key missing there. */
-    while (redlock_held(l) && now_ms() < switched + 8000)
-        sleep_ms(50);
+    while (redlock_held(l) && rt_now_ms() < switched + 8000)
+        rt_sleep_ms(50);
     assert_false(redlock_held(l));
     assert_true(atomic_load(&lost_calls) >= 1);
 
@@ -327,9 +314,9 @@ static void test_killed_master_and_errors(void **state)
     assert_int_equal(redlock_acquire(holder, "job", 2000, 0, &h), REDLOCK_OK);
     redlock_detach(h); /* held until its ttl ends, on the replicas too */
     rt_server_kill(&g.srv[0]);
-    long long t0 = now_ms();
+    long long t0 = rt_now_ms();
     assert_int_equal(redlock_acquire(c, "job", 5000, 30000, &l), REDLOCK_OK);
-    assert_true(now_ms() - t0 < 31000);
+    assert_true(rt_now_ms() - t0 < 31000);
     assert_int_equal(rt_sentinel_wait_switch(&g, 0, 5000), 1);
     assert_true(token_is(&g.srv[1], "job", redlock_token(l)));
     assert_int_equal(redlock_release(l), REDLOCK_OK);
@@ -337,10 +324,10 @@ static void test_killed_master_and_errors(void **state)
     /* Everything down: a try fails with REDLOCK_IO within its bound. */
     rt_sentinel_kill(&g, -1);
     rt_server_kill(&g.srv[1]);
-    t0 = now_ms();
+    t0 = rt_now_ms();
     st = redlock_acquire(c, "job", 5000, 0, &l);
     assert_int_equal(st, REDLOCK_IO);
-    assert_true(now_ms() - t0 < 1000 + 1000 + 1000);
+    assert_true(rt_now_ms() - t0 < 1000 + 1000 + 1000);
 
     redlock_client_free(holder);
     redlock_client_free(c);
@@ -361,9 +348,9 @@ static void test_no_sentinel_answers(void **state)
     o.connect_timeout_ms = 500;
     o.io_timeout_ms = 500;
     redlock_status st;
-    long long t0 = now_ms();
+    long long t0 = rt_now_ms();
     assert_null(redlock_connect(urls, 1, &o, &st));
-    assert_true(now_ms() - t0 < 500 + 500 + 1000);
+    assert_true(rt_now_ms() - t0 < 500 + 500 + 1000);
     assert_int_equal(st, REDLOCK_IO);
     char want[64];
     snprintf(want, sizeof want, "127.0.0.1:%d", p2);
@@ -423,7 +410,7 @@ static void test_quorum_and_switch_message(void **state)
     assert_int_equal(redlock_release(l), REDLOCK_OK);
 
     assert_int_equal(rt_sentinel_failover(&g, 30000), 1);
-    sleep_ms(1000); /* the message's way to the client's thread */
+    rt_sleep_ms(1000); /* the message's way to the client's thread */
     assert_int_equal(redlock_acquire(c, "k2", 5000, 0, &l), REDLOCK_OK);
     assert_true(token_is(&g.srv[1], "k2", redlock_token(l)));
     assert_false(token_is(&g.srv[0], "k2", redlock_token(l)));
@@ -446,7 +433,7 @@ static void *wait_for_lock(void *arg)
 {
     struct waiter *w = arg;
     w->st = redlock_acquire(w->c, "q", 10000, 20000, &w->l);
-    w->done_ms = now_ms();
+    w->done_ms = rt_now_ms();
     return NULL;
 }
 
@@ -466,14 +453,14 @@ static void test_waiter_follows_failover(void **state)
     assert_non_null(w.c);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, wait_for_lock, &w), 0);
-    sleep_ms(500); /* queued, and listening */
+    rt_sleep_ms(500); /* queued, and listening */
     redisReply *r = rt_cmd(&g.srv[0], "WAIT 2 2000");
     assert_true(r && r->type == REDIS_REPLY_INTEGER && r->integer == 2);
     freeReplyObject(r);
 
     assert_int_equal(rt_sentinel_failover(&g, 30000), 1);
-    sleep_ms(1000);
-    long long released = now_ms();
+    rt_sleep_ms(1000);
+    long long released = rt_now_ms();
     assert_int_equal(redlock_release(h), REDLOCK_OK);
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_int_equal(w.st, REDLOCK_OK);
@@ -515,7 +502,7 @@ static void *wait_for_k(void *arg)
 {
     struct waiter *w = arg;
     w->st = redlock_acquire(w->c, "K", 10000, 15000, &w->l);
-    w->done_ms = now_ms();
+    w->done_ms = rt_now_ms();
     return NULL;
 }
 
@@ -549,9 +536,9 @@ static void test_waiter_moves_with_master(void **state)
     assert_int_equal(pthread_create(&t, NULL, wait_for_k, &w), 0);
     /* Queued: a first wait pushes its entry only once its grant channel
      * is subscribed, so this also says B listens on the old master. */
-    long long until = now_ms() + 10000;
-    while (llen(&g.srv[0], "K:redlock:q") != 1 && now_ms() < until)
-        sleep_ms(20);
+    long long until = rt_now_ms() + 10000;
+    while (llen(&g.srv[0], "K:redlock:q") != 1 && rt_now_ms() < until)
+        rt_sleep_ms(20);
     assert_int_equal(llen(&g.srv[0], "K:redlock:q"), 1);
     assert_true(grant_subscriptions(&g.srv[0]) >= 1);
     redisReply *r = rt_cmd(&g.srv[0], "WAIT 2 2000");
@@ -572,9 +559,9 @@ static void test_waiter_moves_with_master(void **state)
     long long p0 = rt_pttl(&g.srv[1], "K");
     int renewed = 0;
     long long subs = 0;
-    until = now_ms() + 6000;
-    while (!(renewed && subs > 0) && now_ms() < until) {
-        sleep_ms(50);
+    until = rt_now_ms() + 6000;
+    while (!(renewed && subs > 0) && rt_now_ms() < until) {
+        rt_sleep_ms(50);
         renewed = renewed || rt_pttl(&g.srv[1], "K") > p0;
         subs = grant_subscriptions(&g.srv[1]);
     }
@@ -583,7 +570,7 @@ static void test_waiter_moves_with_master(void **state)
         fprintf(stderr, "waiter_moves_with_master: no grant subscription on "
                         "the new master 6 s after the switch\n");
 
-    long long released = now_ms();
+    long long released = rt_now_ms();
     assert_int_equal(redlock_release(h), REDLOCK_OK);
     char *after = rt_get(&g.srv[1], "K"); /* what the release left */
     assert_int_equal(pthread_join(t, NULL), 0);
@@ -654,13 +641,13 @@ static void test_cli_run_through_failover(void **state)
               "job", "--", "sh", "-c", "sleep 6; exit 7", (char *)NULL);
         _exit(127);
     }
-    long long until = now_ms() + 5000;
+    long long until = rt_now_ms() + 5000;
     char *tok;
-    while (!(tok = rt_get(&g.srv[0], "job")) && now_ms() < until)
-        sleep_ms(20);
+    while (!(tok = rt_get(&g.srv[0], "job")) && rt_now_ms() < until)
+        rt_sleep_ms(20);
     assert_non_null(tok);
     assert_int_equal(rt_sentinel_failover(&g, 30000), 1);
-    sleep_ms(1500);
+    rt_sleep_ms(1500);
     assert_true(token_is(&g.srv[1], "job", tok));
     free(tok);
     int status = 0;

@@ -13,20 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* Every sentinel still running at exit() is killed, and every directory
  * not yet removed is: a failed cmocka test skips its group's stop. */
 static pid_t live[64];
@@ -179,7 +165,7 @@ static int start_sentinel(rt_sentinel_group *g, rt_sentinel *s)
         }
         s->pid = pid;
         track(pid, 1);
-        for (long long end = now_ms() + 5000; now_ms() < end;) {
+        for (long long end = rt_now_ms() + 5000; rt_now_ms() < end;) {
             if (waitpid(pid, NULL, WNOHANG) == pid) {
                 track(pid, 0);
                 s->pid = 0;
@@ -191,7 +177,7 @@ static int start_sentinel(rt_sentinel_group *g, rt_sentinel *s)
                 freeReplyObject(r);
             if (ok)
                 return 0;
-            sleep_ms(20);
+            rt_sleep_ms(20);
         }
         if (s->pid) {
             rt_sentinel_kill(g, (int)(s - g->sen));
@@ -278,21 +264,21 @@ int rt_sentinel_group_start(rt_sentinel_group *g, const char *name)
     }
     /* Linked before the sentinels' first INFO, which finds the replicas
      * at once instead of ten seconds later. */
-    long long end = now_ms() + 10000;
-    while (!replicas_linked(g) && now_ms() < end)
-        sleep_ms(20);
+    long long end = rt_now_ms() + 10000;
+    while (!replicas_linked(g) && rt_now_ms() < end)
+        rt_sleep_ms(20);
     for (int i = 0; i < RT_SENTINELS; i++)
         if (start_sentinel(g, &g->sen[i]) != 0) {
             fprintf(stderr, "sentinel_group: a sentinel did not start\n");
             goto fail;
         }
-    end = now_ms() + 20000;
+    end = rt_now_ms() + 20000;
     while (!group_ready(g)) {
-        if (now_ms() >= end) {
+        if (rt_now_ms() >= end) {
             fprintf(stderr, "sentinel_group: sentinels not ready in 20 s\n");
             goto fail;
         }
-        sleep_ms(50);
+        rt_sleep_ms(50);
     }
     size_t o = (size_t)snprintf(g->url, sizeof g->url, "%s://",
                                 rt_sentinel_scheme());
@@ -365,7 +351,7 @@ static int is_master(rt_server *s)
 
 int rt_sentinel_wait_switch(rt_sentinel_group *g, int old, int timeout_ms)
 {
-    for (long long end = now_ms() + timeout_ms; now_ms() < end; sleep_ms(50)) {
+    for (long long end = rt_now_ms() + timeout_ms; rt_now_ms() < end; rt_sleep_ms(50)) {
         int idx = -1, agree = 1;
         for (int i = 0; i < RT_SENTINELS && agree; i++) {
             if (g->sen[i].pid <= 0)
@@ -384,7 +370,7 @@ int rt_sentinel_wait_switch(rt_sentinel_group *g, int old, int timeout_ms)
 int rt_sentinel_failover(rt_sentinel_group *g, int timeout_ms)
 {
     int old = rt_sentinel_index(g, rt_sentinel_master_port(g, 0));
-    long long end = now_ms() + timeout_ms;
+    long long end = rt_now_ms() + timeout_ms;
     for (;;) { /* -NOGOODSLAVE until a sentinel has seen the replicas */
         redisReply *r = rt_sentinel_cmd(g, 0, "SENTINEL FAILOVER %s", g->name);
         int ok = r && r->type == REDIS_REPLY_STATUS;
@@ -392,9 +378,9 @@ int rt_sentinel_failover(rt_sentinel_group *g, int timeout_ms)
             freeReplyObject(r);
         if (ok)
             break;
-        if (now_ms() >= end)
+        if (rt_now_ms() >= end)
             return -1;
-        sleep_ms(200);
+        rt_sleep_ms(200);
     }
-    return rt_sentinel_wait_switch(g, old, (int)(end - now_ms()));
+    return rt_sentinel_wait_switch(g, old, (int)(end - rt_now_ms()));
 }
