@@ -132,8 +132,11 @@ static int secret_ranges(const char *url, const char **from, const char **to)
         from[n] = colon + 1;
         to[n++] = at;
     }
-    /* Every query value but a db's: a misspelt sentinel_password too. */
-    for (const char *p = url; *p && n < MAX_SECRETS; p++) {
+    /* Every query value but a db's: a misspelt sentinel_password too.
+     * Only after the userinfo: a password may hold "&x=" itself, and
+     * what is masked must not depend on its letters. */
+    const char *tail = at ? at + 1 : start;
+    for (const char *p = tail; *p && n < MAX_SECRETS; p++) {
         if (*p != '?' && *p != '&')
             continue;
         size_t k = strcspn(p + 1, "=&");
@@ -144,7 +147,7 @@ static int secret_ranges(const char *url, const char **from, const char **to)
         to[n] = from[n] + strcspn(from[n], "&");
         p = to[n++] - 1;
     }
-    for (const char *p = url; *p && n < MAX_SECRETS; p++) {
+    for (const char *p = tail; *p && n < MAX_SECRETS; p++) {
         static const char word[] = "password=";
         size_t k = 0;
         while (word[k] && to_lower(p[k]) == word[k])

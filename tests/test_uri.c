@@ -148,6 +148,10 @@ static struct invalid_case invalid_cases[] = {
     {"u:" SECRET "@h://x", "scheme"},
     {"redis:u:" SECRET "@h", "scheme"},
     {"http://h", "unsupported scheme \"http\""},
+    /* A password holding "&x=": masked whole whatever its letters (the
+     * URL fuzzer's finding: "&ec=" used to mask past the '@'). */
+    {"redms://u:a@b&db=@h:7000", "\"redms://u:***@h:7000\""},
+    {"redms://u:b@c&ec=@h:7000", "\"redms://u:***@h:7000\""},
     {"http://u:" SECRET "@h", "unsupported scheme \"http\""},
     /* host */
     {"redis://", "host is missing"},
