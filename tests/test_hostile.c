@@ -950,7 +950,7 @@ static redlock_status fake_extend(ctx *x)
     (void)redlock_held(l);
     (void)redlock_validity_ms(l);
     redlock_status rel = redlock_release(l);
-    assert_true(rel >= REDLOCK_OK && rel <= REDLOCK_NOMEM);
+    assert_string_not_equal(redlock_strerror(rel), "unknown status");
     return st;
 }
 

@@ -125,10 +125,11 @@ static void status_table(void **state)
 {
     (void)state;
     /* Every status has its own non-empty message; others are "unknown". */
-    const redlock_status all[] = {REDLOCK_OK,     REDLOCK_BUSY,
-                                  REDLOCK_NOT_HELD, REDLOCK_IO,
-                                  REDLOCK_SERVER, REDLOCK_AUTH,
-                                  REDLOCK_INVALID, REDLOCK_NOMEM};
+    const redlock_status all[] = {
+#define STATUS_(name, value, msg) REDLOCK_##name,
+        REDLOCK_STATUS_MAP(STATUS_)
+#undef STATUS_
+    };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         assert_int_equal(all[i], (int)i);
         const char *m = redlock_strerror(all[i]);
