@@ -62,6 +62,17 @@ static long long commands(void)
     return n;
 }
 
+/* How many times the server ran EVALSHA so far (INFO commandstats). */
+static long long evalsha_calls(void)
+{
+    redisReply *r = rt_cmd(&srv, "INFO commandstats");
+    assert_non_null(r);
+    const char *p = strstr(r->str, "cmdstat_evalsha:calls=");
+    long long n = p ? atoll(p + strlen("cmdstat_evalsha:calls=")) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
 /* Wait until the queue of key has n entries (waiters registered). */
 static void await_queued(const char *key, long long n)
 {
@@ -169,19 +180,31 @@ static void one_waiter_woken_in_order(void **state)
     }
     usleep(50 * 1000);
     redlock_lock *holder = l;
+    int exact = 0;
     for (int i = 0; i < CROWD; i++) {
+        long long e0 = evalsha_calls();
         long long c0 = commands();
         assert_int_equal(redlock_release(holder), REDLOCK_OK);
         pthread_join(t[i], NULL);
         long long c1 = commands();
+        long long e1 = evalsha_calls();
         assert_int_equal(w[i].st, REDLOCK_OK);
-        assert_int_equal(c1 - c0 - 1, 5);
+        /* 5 commands for the release, c0's INFO, and nothing more unless
+         * a waiter further back ran its periodic check (an EVALSHA of its
+         * own: every second or so, so it falls into this window now and
+         * then on a slow run, under valgrind often). */
+        if (e1 - e0 == 1) {
+            assert_int_equal(c1 - c0 - 1, 5);
+            exact++;
+        }
         /* nobody behind it woke */
         for (int k = i + 1; k < CROWD; k++)
             assert_int_equal(atomic_load(&w[k].done_at), 0);
         assert_int_equal(llen("q:crowd"), CROWD - 1 - i);
         holder = w[i].lock;
     }
+    /* The cost is shown constant on most releases, whatever the crowd. */
+    assert_true(exact >= CROWD / 2);
     assert_int_equal(redlock_release(holder), REDLOCK_OK);
     assert_int_equal(rt_pttl(&srv, "q:crowd"), -2);
     for (int i = 0; i < CROWD; i++)
