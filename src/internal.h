@@ -432,6 +432,9 @@ typedef struct redlock__decider {
     int quorum;
     int (*decided)(const redlock__batch *b, int n, void *arg);
     void *arg;
+    /* Ask every node, even one that stopped answering lately (see
+     * quorum.c, skip_slow): asking the sentinels needs a majority. */
+    int ask_all;
 } redlock__decider;
 
 /* redlock__io_run that stops once d decides (d may be NULL). */

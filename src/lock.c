@@ -382,7 +382,7 @@ static redlock_status acquire_once(redlock_client *c, redlock_lock *l,
     uint64_t seq = fresh ? 0 : redlock__handle_seq(c);
     int64_t start = redlock__now_ms();
     acq_ctx x = {c, wait_at};
-    redlock__decider d = {c->quorum, acquire_decided, &x};
+    redlock__decider d = {c->quorum, acquire_decided, &x, 0};
     redlock__exchange_until(b, c->nnodes, deadline_ns,
                             c->nnodes > 1 ? &d : NULL);
 
@@ -729,6 +729,7 @@ static int multi_init(multi *m, redlock_client *c, int nlocks, int wait)
     m->decider.quorum = c->quorum;
     m->decider.decided = multi_decided;
     m->decider.arg = m;
+    m->decider.ask_all = 0;
     memset(m->b, 0, sizeof m->b[0] * (size_t)c->nnodes);
     if (nlocks == 1) {
         m->calls = m->one_calls;

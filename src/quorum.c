@@ -73,7 +73,7 @@ void redlock__exchange_until(redlock__batch *b, int n, int64_t deadline_ns,
         bi->conn = NULL;
         if (bi->ncalls == 0)
             continue;
-        if (d && n > 1 && skip_slow(bi->node)) {
+        if (d && n > 1 && !d->ask_all && skip_slow(bi->node)) {
             bi->st = REDLOCK_IO;
             snprintf(bi->err, sizeof bi->err,
                      "%.100s: not tried: it stopped answering lately",

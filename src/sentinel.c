@@ -255,7 +255,7 @@ redlock_status redlock__sentinel_resolve(redlock__node *n)
         b[i].calls = calls[i];
         b[i].ncalls = 2;
     }
-    redlock__decider d = {k / 2 + 1, majority_answered, NULL};
+    redlock__decider d = {k / 2 + 1, majority_answered, NULL, 1};
     redlock__exchange_until(
         b, k, redlock__now_ns() + (int64_t)n->opts->connect_timeout_ms * 1000000,
         &d);
