@@ -347,8 +347,7 @@ static void many_slots_try_is_bounded(void **state)
     assert_true(st == REDLOCK_BUSY || st == REDLOCK_IO);
     print_message("a try over %d held slots: %lld ms; a wait of 100 ms: "
                   "%lld ms\n", SLOTS, (long long)took, (long long)waited);
-    assert_true(took < 50 + 250);
-    assert_true(waited < 100 + 50 + 250);
+    /* Freed before judging: a failed check must not leak (valgrind). */
     for (int i = 0; i < SLOTS; i++)
         redlock_release(held[i]);
     free(held);
@@ -356,6 +355,10 @@ static void many_slots_try_is_bounded(void **state)
     redlock_client_free(b);
     for (int i = 0; i < 3; i++)
         rt_proxy_stop(px[i]);
+    /* The margin is for the client's CPU time over 600 slots (watches
+     * included), which valgrind multiplies: 475 ms there for the wait. */
+    assert_true(took < 50 + rt_slack_ms(250));
+    assert_true(waited < 100 + 50 + rt_slack_ms(250));
 }
 
 int main(void)

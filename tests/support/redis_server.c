@@ -694,6 +694,17 @@ int64_t rt_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int rt_slow(void)
+{
+    const char *slow = getenv("REDLOCK_TEST_SLOW");
+    return slow && *slow;
+}
+
+int64_t rt_slack_ms(int64_t ms)
+{
+    return rt_slow() ? ms * 10 : ms;
+}
+
 void rt_sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};

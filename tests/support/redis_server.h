@@ -160,4 +160,11 @@ long long rt_pttl(rt_server *s, const char *key);
 int64_t rt_now_ms(void);
 void rt_sleep_ms(long ms);
 
+/* A margin for a bound that the code's own CPU time counts against: ms,
+ * or ten times that under valgrind (scripts/valgrind.sh sets
+ * $REDLOCK_TEST_SLOW), which runs code 20-50x slower. */
+int64_t rt_slack_ms(int64_t ms);
+/* 1 under valgrind (as above). */
+int rt_slow(void);
+
 #endif
