@@ -98,6 +98,38 @@ void redlock__url_clear(redlock__url *u);
  * "sentinel:NAME(host:port,...)" for messages: never secrets. */
 void redlock__url_describe(const redlock__url *u, char *buf, size_t len);
 
+/* ---- slot.c: Redis Cluster key slots (pure) ---------------------------- */
+
+#define REDLOCK__CLUSTER_SLOTS 16384
+/* CRC16-CCITT as XMODEM computes it (poly 0x1021, init 0): Redis's. */
+uint16_t redlock__crc16(const char *buf, size_t len);
+/* The cluster slot of key[0..len) (binary-safe), by Redis's hash tag rule:
+ * when the first '{' has a '}' after it with bytes between the two, only
+ * those bytes are hashed, else the whole key. */
+unsigned redlock__key_slot(const char *key, size_t len);
+/* 1 when key has a non-empty hash tag by that rule. */
+int redlock__key_has_tag(const char *key, size_t len);
+/* Every key a lock touches in a cluster must be in its key's slot, so the
+ * names derived from a key are: "<key><suffix>" for a key with a hash tag
+ * (the same tag), else "{<key>}<suffix>" (the key is the tag).  Neither
+ * works for a key without a tag that holds a '}' (its own '}' would end the
+ * tag early), nor for the empty key ("{}" is no tag): 0 for those, and the
+ * names below are then in other slots.  1 otherwise. */
+int redlock__cluster_name_ok(const char *key, size_t keylen);
+/* Room the braces take: a derived name needs keylen + strlen(suffix) +
+ * REDLOCK__CLUSTER_NAME_EXTRA bytes, a channel strlen(prefix) + keylen +
+ * REDLOCK__CLUSTER_NAME_EXTRA. */
+#define REDLOCK__CLUSTER_NAME_EXTRA 2
+/* The derived name into out (not NUL-terminated); returns its length. */
+size_t redlock__cluster_name(const char *key, size_t keylen,
+                             const char *suffix, char *out);
+/* A channel for key, "<prefix><key>" when tagged, else "<prefix>{<key>}"
+ * (not NUL-terminated), in the key's slot for sharded Pub/Sub when
+ * redlock__cluster_name_ok(key) and prefix holds no '{'; returns its
+ * length. */
+size_t redlock__cluster_channel(const char *prefix, const char *key,
+                                size_t keylen, char *out);
+
 /* ---- reply.c: bounded reply parsing ------------------------------------ */
 
 /* Make c's parser build replies with reply.c's functions: bounded, and
