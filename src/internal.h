@@ -67,23 +67,31 @@ int64_t redlock__jitter_ms(int64_t delay_ms);
 
 /* ---- uri.c: URL parsing (pure) ----------------------------------------- */
 
-#define REDLOCK__MAX_SENTINELS 16
+/* A Sentinel URL's sentinels, a Cluster URL's seed nodes. */
+#define REDLOCK__MAX_HOSTS 16
+#define REDLOCK__MAX_SENTINELS REDLOCK__MAX_HOSTS
+#define REDLOCK__MAX_SEEDS REDLOCK__MAX_HOSTS
 
 typedef struct redlock__url {
     int is_unix;    /* 1 for unix://, 0 for redis:// */
-    int tls;        /* 1 for rediss:// and rediss+sentinel:// */
+    int tls;        /* 1 for rediss://, rediss+sentinel://, rediss+cluster:// */
     char *host;     /* redis://: host name or IP literal, brackets removed */
     int port;       /* redis://: 1..65535, default 6379 */
     char *path;     /* unix://: absolute socket path */
     char *user;     /* percent-decoded ACL user, NULL when absent */
     char *password; /* percent-decoded password, NULL when absent */
     int db;         /* >= 0, default 0 */
-    /* redis+sentinel://: host and port stay NULL/0 (the sentinels name the
-     * master); the sentinels' addresses, the master's name, and the
-     * sentinels' own credentials from the query (NULL when absent). */
-    int nsentinels; /* > 0 only for a Sentinel URL */
-    char *sentinel_host[REDLOCK__MAX_SENTINELS];
-    int sentinel_port[REDLOCK__MAX_SENTINELS]; /* default 26379 */
+    /* redis+sentinel:// and redis+cluster://: host and port stay NULL/0
+     * (the sentinels name the master, the seeds the cluster's nodes); the
+     * URL's addresses are listed in hosts[] and ports[]. */
+    int sentinel;   /* 1 for redis+sentinel://: the hosts are sentinels */
+    int cluster;    /* 1 for redis+cluster://: the hosts are seed nodes */
+    int nhosts;     /* > 0 exactly when sentinel or cluster is set */
+    char *hosts[REDLOCK__MAX_HOSTS];
+    int ports[REDLOCK__MAX_HOSTS]; /* default 26379 for sentinels, 6379 for
+                                      seeds */
+    /* Sentinel only: the master's name, and the sentinels' own credentials
+     * from the query (NULL when absent). */
     char *master;
     char *sentinel_user;
     char *sentinel_password;
@@ -370,7 +378,7 @@ void redlock__conn_free(redlock__conn *c);
 
 /* ---- sentinel.c: Sentinel URLs (redis+sentinel://) --------------------- */
 
-/* Set up n's sentinels (n->url has nsentinels > 0). */
+/* Set up n's sentinels (n->url.sentinel is set). */
 redlock_status redlock__sentinel_init(redlock__node *n);
 void redlock__sentinel_destroy(redlock__node *n);
 /* Where a new connection to n goes: n->url itself, or for a Sentinel node

@@ -57,7 +57,7 @@ redlock_status redlock__node_init(redlock__node *n, const char *url,
     n->idle_cap = POOL_CAP;
     pthread_mutex_init(&n->mu, NULL);
     redlock__cond_init_monotonic(&n->settled);
-    if (n->url.nsentinels > 0 && (st = redlock__sentinel_init(n)) != REDLOCK_OK) {
+    if (n->url.sentinel && (st = redlock__sentinel_init(n)) != REDLOCK_OK) {
         redlock__node_destroy(n);
         return st;
     }
