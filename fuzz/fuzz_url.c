@@ -4,8 +4,9 @@
  * The input, made a C string (cut at its first NUL), goes to
  * redlock__url_parse().  Whatever it is:
  *  - nothing crashes, overflows or leaks (ASan, UBSan, LeakSanitizer);
- *  - a success gives a coherent URL (a host and a port in 1..65535, or an
- *    absolute unix path that fits sun_path; db >= 0), which describe()
+ *  - a success gives a coherent URL (a host and a port in 1..65535, an
+ *    absolute unix path that fits sun_path, or a Sentinel or Cluster URL's
+ *    list of such hosts; db >= 0, and 0 for a cluster), which describe()
  *    writes without overflowing any buffer size, and clear() zeroes;
  *  - a failure is REDLOCK_INVALID or REDLOCK_NOMEM, leaves the struct
  *    cleared, and a message (under 512 bytes, no control bytes) that never
@@ -127,10 +128,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (st == REDLOCK_OK) {
         CHECK(u.is_unix == 0 || u.is_unix == 1, "is_unix %d", u.is_unix);
         CHECK(u.db >= 0, "db %d", u.db);
+        CHECK(u.sentinel + u.cluster + u.is_unix <= 1 && u.sentinel >= 0 &&
+                  u.cluster >= 0,
+              "sentinel %d cluster %d is_unix %d", u.sentinel, u.cluster,
+              u.is_unix);
+        CHECK((u.nhosts > 0) == (u.sentinel || u.cluster), "nhosts %d",
+              u.nhosts);
         if (u.is_unix) {
             CHECK(u.path && u.path[0] == '/' && !u.host, "unix without path");
             CHECK(strlen(u.path) < sizeof(((struct sockaddr_un *)0)->sun_path),
                   "path of %zu bytes", strlen(u.path));
+        } else if (u.nhosts > 0) {
+            CHECK(!u.host && !u.path && u.port == 0, "a host besides the list");
+            CHECK(u.nhosts <= REDLOCK__MAX_HOSTS, "nhosts %d", u.nhosts);
+            for (int i = 0; i < u.nhosts; i++) {
+                CHECK(u.hosts[i] && u.hosts[i][0], "host %d missing", i);
+                CHECK(u.ports[i] >= 1 && u.ports[i] <= 65535, "port %d",
+                      u.ports[i]);
+            }
+            if (u.sentinel)
+                CHECK(u.master && u.master[0], "Sentinel without master");
+            else
+                CHECK(u.db == 0 && !u.master && !u.sentinel_user &&
+                          !u.sentinel_password,
+                      "a cluster with db %d or Sentinel parts", u.db);
         } else {
             CHECK(u.host && !u.path, "redis:// without host");
             CHECK(u.port >= 1 && u.port <= 65535, "port %d", u.port);

@@ -67,23 +67,31 @@ int64_t redlock__jitter_ms(int64_t delay_ms);
 
 /* ---- uri.c: URL parsing (pure) ----------------------------------------- */
 
-#define REDLOCK__MAX_SENTINELS 16
+/* A Sentinel URL's sentinels, a Cluster URL's seed nodes. */
+#define REDLOCK__MAX_HOSTS 16
+#define REDLOCK__MAX_SENTINELS REDLOCK__MAX_HOSTS
+#define REDLOCK__MAX_SEEDS REDLOCK__MAX_HOSTS
 
 typedef struct redlock__url {
     int is_unix;    /* 1 for unix://, 0 for redis:// */
-    int tls;        /* 1 for rediss:// and rediss+sentinel:// */
+    int tls;        /* 1 for rediss://, rediss+sentinel://, rediss+cluster:// */
     char *host;     /* redis://: host name or IP literal, brackets removed */
     int port;       /* redis://: 1..65535, default 6379 */
     char *path;     /* unix://: absolute socket path */
     char *user;     /* percent-decoded ACL user, NULL when absent */
     char *password; /* percent-decoded password, NULL when absent */
     int db;         /* >= 0, default 0 */
-    /* redis+sentinel://: host and port stay NULL/0 (the sentinels name the
-     * master); the sentinels' addresses, the master's name, and the
-     * sentinels' own credentials from the query (NULL when absent). */
-    int nsentinels; /* > 0 only for a Sentinel URL */
-    char *sentinel_host[REDLOCK__MAX_SENTINELS];
-    int sentinel_port[REDLOCK__MAX_SENTINELS]; /* default 26379 */
+    /* redis+sentinel:// and redis+cluster://: host and port stay NULL/0
+     * (the sentinels name the master, the seeds the cluster's nodes); the
+     * URL's addresses are listed in hosts[] and ports[]. */
+    int sentinel;   /* 1 for redis+sentinel://: the hosts are sentinels */
+    int cluster;    /* 1 for redis+cluster://: the hosts are seed nodes */
+    int nhosts;     /* > 0 exactly when sentinel or cluster is set */
+    char *hosts[REDLOCK__MAX_HOSTS];
+    int ports[REDLOCK__MAX_HOSTS]; /* default 26379 for sentinels, 6379 for
+                                      seeds */
+    /* Sentinel only: the master's name, and the sentinels' own credentials
+     * from the query (NULL when absent). */
     char *master;
     char *sentinel_user;
     char *sentinel_password;
@@ -97,6 +105,38 @@ void redlock__url_clear(redlock__url *u);
 /* "host:port", "[v6]:port", "unix:/path" or
  * "sentinel:NAME(host:port,...)" for messages: never secrets. */
 void redlock__url_describe(const redlock__url *u, char *buf, size_t len);
+
+/* ---- slot.c: Redis Cluster key slots (pure) ---------------------------- */
+
+#define REDLOCK__CLUSTER_SLOTS 16384
+/* CRC16-CCITT as XMODEM computes it (poly 0x1021, init 0): Redis's. */
+uint16_t redlock__crc16(const char *buf, size_t len);
+/* The cluster slot of key[0..len) (binary-safe), by Redis's hash tag rule:
+ * when the first '{' has a '}' after it with bytes between the two, only
+ * those bytes are hashed, else the whole key. */
+unsigned redlock__key_slot(const char *key, size_t len);
+/* 1 when key has a non-empty hash tag by that rule. */
+int redlock__key_has_tag(const char *key, size_t len);
+/* Every key a lock touches in a cluster must be in its key's slot, so the
+ * names derived from a key are: "<key><suffix>" for a key with a hash tag
+ * (the same tag), else "{<key>}<suffix>" (the key is the tag).  Neither
+ * works for a key without a tag that holds a '}' (its own '}' would end the
+ * tag early), nor for the empty key ("{}" is no tag): 0 for those, and the
+ * names below are then in other slots.  1 otherwise. */
+int redlock__cluster_name_ok(const char *key, size_t keylen);
+/* Room the braces take: a derived name needs keylen + strlen(suffix) +
+ * REDLOCK__CLUSTER_NAME_EXTRA bytes, a channel strlen(prefix) + keylen +
+ * REDLOCK__CLUSTER_NAME_EXTRA. */
+#define REDLOCK__CLUSTER_NAME_EXTRA 2
+/* The derived name into out (not NUL-terminated); returns its length. */
+size_t redlock__cluster_name(const char *key, size_t keylen,
+                             const char *suffix, char *out);
+/* A channel for key, "<prefix><key>" when tagged, else "<prefix>{<key>}"
+ * (not NUL-terminated), in the key's slot for sharded Pub/Sub when
+ * redlock__cluster_name_ok(key) and prefix holds no '{'; returns its
+ * length. */
+size_t redlock__cluster_channel(const char *prefix, const char *key,
+                                size_t keylen, char *out);
 
 /* ---- reply.c: bounded reply parsing ------------------------------------ */
 
@@ -338,7 +378,7 @@ void redlock__conn_free(redlock__conn *c);
 
 /* ---- sentinel.c: Sentinel URLs (redis+sentinel://) --------------------- */
 
-/* Set up n's sentinels (n->url has nsentinels > 0). */
+/* Set up n's sentinels (n->url.sentinel is set). */
 redlock_status redlock__sentinel_init(redlock__node *n);
 void redlock__sentinel_destroy(redlock__node *n);
 /* Where a new connection to n goes: n->url itself, or for a Sentinel node

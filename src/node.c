@@ -33,6 +33,15 @@ redlock_status redlock__node_init(redlock__node *n, const char *url,
     redlock_status st = redlock__url_parse(url, &n->url);
     if (st != REDLOCK_OK)
         return st;
+    /* Nothing routes by slot yet, and a seed is no node to use as one:
+     * refused whole until the client can use a cluster. */
+    if (n->url.cluster) {
+        redlock__url_describe(&n->url, n->name, sizeof n->name);
+        redlock__url_clear(&n->url);
+        return redlock__fail(REDLOCK_INVALID,
+                             "%s: Redis Cluster URLs are not supported yet",
+                             n->name);
+    }
 #ifndef REDLOCK_WITH_TLS
     if (n->url.tls || (opts->tls && !n->url.is_unix)) {
         redlock__url_clear(&n->url);
@@ -57,7 +66,7 @@ redlock_status redlock__node_init(redlock__node *n, const char *url,
     n->idle_cap = POOL_CAP;
     pthread_mutex_init(&n->mu, NULL);
     redlock__cond_init_monotonic(&n->settled);
-    if (n->url.nsentinels > 0 && (st = redlock__sentinel_init(n)) != REDLOCK_OK) {
+    if (n->url.sentinel && (st = redlock__sentinel_init(n)) != REDLOCK_OK) {
         redlock__node_destroy(n);
         return st;
     }

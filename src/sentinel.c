@@ -63,7 +63,7 @@ static redlock_status peer_init(redlock__node *peer, const redlock__node *n,
                                 int i, const char *user, const char *pw)
 {
     const redlock__url *u = &n->url;
-    size_t cap = 64 + strlen(u->sentinel_host[i]) +
+    size_t cap = 64 + strlen(u->hosts[i]) +
                  3 * ((user ? strlen(user) : 0) + (pw ? strlen(pw) : 0));
     redlock__buf b = {malloc(cap), 0, cap};
     if (!b.data)
@@ -78,9 +78,9 @@ static redlock_status peer_init(redlock__node *peer, const redlock__node *n,
         }
         b.data[b.len++] = '@';
     }
-    const char *h = u->sentinel_host[i];
+    const char *h = u->hosts[i];
     snprintf(b.data + b.len, cap - b.len,
-             strchr(h, ':') ? "[%s]:%d" : "%s:%d", h, u->sentinel_port[i]);
+             strchr(h, ':') ? "[%s]:%d" : "%s:%d", h, u->ports[i]);
     redlock_status st = redlock__node_init(peer, b.data, n->opts);
     memset(b.data, 0, cap); /* it held the password */
     free(b.data);
@@ -106,7 +106,7 @@ redlock_status redlock__sentinel_init(redlock__node *n)
         pw = n->opts->sentinel_password;
     }
     pthread_mutex_init(&s->mu, NULL);
-    for (int i = 0; i < u->nsentinels; i++) {
+    for (int i = 0; i < u->nhosts; i++) {
         redlock_status st = peer_init(&s->peers[i], n, i, user, pw);
         if (st != REDLOCK_OK) {
             n->sentinel = s;
@@ -361,7 +361,8 @@ int redlock__node_where(redlock__node *n, redlock__url *where, char *host,
     *gen = atomic_load(&n->gen);
     pthread_mutex_unlock(&s->mu);
     where->host = host;
-    where->nsentinels = 0;
+    where->sentinel = 0;
+    where->nhosts = 0;
     return 0;
 }
 

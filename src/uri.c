@@ -5,7 +5,9 @@
  *     unix://[[user][:password]@]/absolute/path[?db=N]
  *     redis+sentinel://[[user][:password]@]host[:port][,host[:port]...]
  *         /master_name[/db][?sentinel_user=U&sentinel_password=P]
- *     rediss:// and rediss+sentinel://: the same, marked for TLS
+ *     redis+cluster://[[user][:password]@]host[:port][,host[:port]...][/[0]]
+ *     rediss://, rediss+sentinel://, rediss+cluster://: the same, marked
+ *         for TLS
  *
  * Pure: no I/O and no state.  A failure leaves a message through
  * redlock__fail() that quotes the URL with its password masked and names
@@ -28,6 +30,8 @@
  *    addresses (default port 26379), then the master's name (percent-
  *    decoded, printable ASCII without spaces), then the db; a '@' in the
  *    query must be written %40, since the userinfo ends at the last '@'.
+ *  - redis+cluster:// as redis://, with comma-separated seed addresses
+ *    (default port 6379) and no db but 0.
  *  - The userinfo splits at its first ':' into user and password, and both
  *    are percent-decoded.  An empty user is absent (NULL); a password is
  *    present, possibly "", whenever the ':' is.
@@ -587,6 +591,50 @@ static redlock_status parse_sentinel_query(const char *url, const char *query,
     }
 }
 
+/* The comma-separated host[:port] list hp[0..alen) of a Sentinel or
+ * Cluster URL into u->hosts and u->ports; what names one in messages
+ * ("sentinel", "seed"). */
+static redlock_status parse_hosts(const char *url, const char *hp,
+                                  size_t alen, int default_port,
+                                  const char *what, redlock__url *u)
+{
+    char q[PIECE_SIZE];
+    const char *tail = hp + alen;
+
+    for (const char *p = hp; p < tail;) {
+        size_t ilen = strcspn(p, ",/?");
+        if (u->nhosts == REDLOCK__MAX_HOSTS)
+            return bad(url, "more than %d %s addresses", REDLOCK__MAX_HOSTS,
+                       what);
+        if (ilen == 0)
+            return bad(url, "an empty %s address (two \",\" in a row, or "
+                            "one at an end)", what);
+        int k = u->nhosts;
+        redlock_status st = parse_hostport(url, p, ilen, default_port,
+                                           &u->hosts[k], &u->ports[k]);
+        if (st != REDLOCK_OK)
+            return st;
+        u->nhosts++;
+        /* The same sentinel twice would count twice towards the majority
+         * whose answer the client believes (sentinel.c); a seed twice is
+         * a typo, better said now than never. */
+        for (int j = 0; j < k; j++)
+            if (u->ports[j] == u->ports[k] &&
+                strcasecmp(u->hosts[j], u->hosts[k]) == 0) {
+                return bad(url, "%s \"%s\" is listed twice", what,
+                           piece(q, url, p, ilen));
+            }
+        p += ilen;
+        if (*p == ',') {
+            p++;
+            if (p == tail)
+                return bad(url, "an empty %s address (two \",\" in a row, "
+                                "or one at an end)", what);
+        }
+    }
+    return REDLOCK_OK;
+}
+
 /* redis+sentinel://[userinfo@]host[:port][,host[:port]...]/NAME[/db][?query]:
  * the userinfo ends at the last '@' (a '@' in the query must be %40). */
 static redlock_status parse_sentinel(const char *url, const char *rest,
@@ -602,36 +650,10 @@ static redlock_status parse_sentinel(const char *url, const char *rest,
     if (alen == 0)
         return bad(url, "no sentinel address (expected "
                         "redis+sentinel://host:26379/master_name)");
-    for (const char *p = hp; p < tail;) {
-        size_t ilen = strcspn(p, ",/?");
-        if (u->nsentinels == REDLOCK__MAX_SENTINELS)
-            return bad(url, "more than %d sentinel addresses",
-                       REDLOCK__MAX_SENTINELS);
-        if (ilen == 0)
-            return bad(url, "an empty sentinel address (two \",\" in a row, "
-                            "or one at an end)");
-        int k = u->nsentinels;
-        st = parse_hostport(url, p, ilen, DEFAULT_SENTINEL_PORT,
-                            &u->sentinel_host[k], &u->sentinel_port[k]);
-        if (st != REDLOCK_OK)
-            return st;
-        u->nsentinels++;
-        /* The same sentinel twice would count twice towards the majority
-         * whose answer the client believes (sentinel.c). */
-        for (int j = 0; j < k; j++)
-            if (u->sentinel_port[j] == u->sentinel_port[k] &&
-                strcasecmp(u->sentinel_host[j], u->sentinel_host[k]) == 0) {
-                return bad(url, "sentinel \"%s\" is listed twice",
-                           piece(q, url, p, ilen));
-            }
-        p += ilen;
-        if (*p == ',') {
-            p++;
-            if (p == tail)
-                return bad(url, "an empty sentinel address (two \",\" in "
-                                "a row, or one at an end)");
-        }
-    }
+    st = parse_hosts(url, hp, alen, DEFAULT_SENTINEL_PORT, "sentinel", u);
+    if (st != REDLOCK_OK)
+        return st;
+    u->sentinel = 1;
     if (*tail != '/' || tail[1] == '/' || tail[1] == '?' || tail[1] == '\0')
         return bad(url, "the master name is missing (expected "
                         "redis+sentinel://host:26379/master_name)");
@@ -660,6 +682,44 @@ static redlock_status parse_sentinel(const char *url, const char *rest,
     }
     if (*tail == '?')
         return parse_sentinel_query(url, tail + 1, u);
+    return REDLOCK_OK;
+}
+
+/* redis+cluster://[userinfo@]host[:port][,host[:port]...][/[0]]: seed
+ * nodes, any one of which can tell where the cluster's slots are. */
+static redlock_status parse_cluster(const char *url, const char *rest,
+                                    redlock__url *u)
+{
+    char q[PIECE_SIZE];
+    const char *hp;
+    redlock_status st = take_userinfo(url, rest, u, &hp);
+    if (st != REDLOCK_OK)
+        return st;
+    size_t alen = strcspn(hp, "/?");
+    const char *tail = hp + alen;
+    if (alen == 0)
+        return bad(url, "no seed address (expected "
+                        "redis+cluster://host:6379[,host:port...])");
+    st = parse_hosts(url, hp, alen, DEFAULT_PORT, "seed", u);
+    if (st != REDLOCK_OK)
+        return st;
+    u->cluster = 1;
+    if (*tail == '/') {
+        const char *db = tail + 1;
+        size_t dlen = strcspn(db, "?");
+        long v = 0;
+        /* A cluster serves db 0 alone (SELECT of another fails there), so
+         * any other db is refused now rather than by every node later. */
+        if (dlen > 0 &&
+            (parse_decimal(db, dlen, INT_MAX, &v) != NUM_OK || v != 0))
+            return bad(url, "db \"%s\": a Redis Cluster has only db 0 "
+                            "(write /0, or no path)",
+                       piece(q, url, db, dlen));
+        tail = db + dlen;
+    }
+    if (*tail == '?')
+        return bad_parameter(url, tail + 1,
+                             "redis+cluster:// takes no query");
     return REDLOCK_OK;
 }
 
@@ -780,6 +840,11 @@ redlock_status redlock__url_parse(const char *url, redlock__url *out)
     else if (same_word(url, slen, "rediss+sentinel")) {
         st = parse_sentinel(url, sep + 3, &u);
         u.tls = 1;
+    } else if (same_word(url, slen, "redis+cluster"))
+        st = parse_cluster(url, sep + 3, &u);
+    else if (same_word(url, slen, "rediss+cluster")) {
+        st = parse_cluster(url, sep + 3, &u);
+        u.tls = 1;
     } else
         st = bad(url, "unsupported scheme \"%s\" (expected redis://, "
                       "rediss://, redis+sentinel:// or unix://)",
@@ -801,12 +866,26 @@ void redlock__url_clear(redlock__url *u)
     free(u->path);
     free(u->user);
     wipe_free(u->password);
-    for (int i = 0; i < u->nsentinels; i++)
-        free(u->sentinel_host[i]);
+    for (int i = 0; i < u->nhosts; i++)
+        free(u->hosts[i]);
     free(u->master);
     free(u->sentinel_user);
     wipe_free(u->sentinel_password);
     memset(u, 0, sizeof *u);
+}
+
+/* "host:port,..." of a Sentinel or Cluster URL at buf + o; the new o
+ * (which may pass len when cut). */
+static size_t describe_hosts(const redlock__url *u, char *buf, size_t len,
+                             size_t o)
+{
+    for (int i = 0; i < u->nhosts && o < len; i++) {
+        const char *h = u->hosts[i];
+        o += (size_t)snprintf(buf + o, len - o,
+                              strchr(h, ':') ? "%s[%s]:%d" : "%s%s:%d",
+                              i ? "," : "", h, u->ports[i]);
+    }
+    return o;
 }
 
 void redlock__url_describe(const redlock__url *u, char *buf, size_t len)
@@ -821,17 +900,17 @@ void redlock__url_describe(const redlock__url *u, char *buf, size_t len)
     }
     if (u->db != 0)
         snprintf(db, sizeof db, u->is_unix ? "?db=%d" : "/%d", u->db);
-    if (u->nsentinels > 0) {
+    if (u->sentinel) {
         size_t o = (size_t)snprintf(buf, len, "sentinel:%s(",
                                     u->master ? u->master : "?");
-        for (int i = 0; i < u->nsentinels && o < len; i++) {
-            const char *h = u->sentinel_host[i];
-            o += (size_t)snprintf(buf + o, len - o,
-                                  strchr(h, ':') ? "%s[%s]:%d" : "%s%s:%d",
-                                  i ? "," : "", h, u->sentinel_port[i]);
-        }
+        o = describe_hosts(u, buf, len, o);
         if (o < len)
             snprintf(buf + o, len - o, ")%s", db);
+    } else if (u->cluster) {
+        size_t o = (size_t)snprintf(buf, len, "cluster(");
+        o = describe_hosts(u, buf, len, o);
+        if (o < len)
+            snprintf(buf + o, len - o, ")");
     } else if (u->is_unix)
         snprintf(buf, len, "unix:%s%s", u->path ? u->path : "?", db);
     else if (u->host && strchr(u->host, ':'))

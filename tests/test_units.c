@@ -1,5 +1,6 @@
 /* Pure units: interval and validity arithmetic, the deadline heap, RESP
- * formatting, the status table, and argument checks that need no server. */
+ * formatting, the status table, argument checks that need no server, and
+ * Redis Cluster key slots. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -217,6 +218,19 @@ static void bad_options(void **state)
     assert_int_equal(st, REDLOCK_INVALID);
     assert_non_null(strstr(redlock_last_error(), "port"));
     assert_null(strstr(redlock_last_error(), "s3cret"));
+    /* a Cluster URL parses, but no client takes it yet */
+    const char *cluster[] = {"redis+cluster://u:s3cret@127.0.0.1:1,[::1]:2/0",
+                             "rediss+cluster://127.0.0.1:1"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_null(redlock_connect(&cluster[i], 1, NULL, &st));
+        assert_int_equal(st, REDLOCK_INVALID);
+        assert_non_null(strstr(redlock_last_error(),
+                               "Redis Cluster URLs are not supported yet"));
+        assert_null(strstr(redlock_last_error(), "s3cret"));
+    }
+    assert_string_equal(redlock_last_error(), "cluster(127.0.0.1:1): Redis "
+                                              "Cluster URLs are not supported "
+                                              "yet");
 }
 
 static void null_handles(void **state)
@@ -243,6 +257,157 @@ static void null_handles(void **state)
     assert_int_equal(redlock_fence(NULL), 0);
 }
 
+/* ---- slot.c: Redis Cluster key slots ------------------------------------ */
+
+/* The slots below were read from a redis-server 7 (cluster-enabled, no
+ * cluster formed) with CLUSTER KEYSLOT: what the server says is the spec. */
+static const struct {
+    const char *key;
+    size_t len;
+    unsigned slot;
+    int tagged;
+} slot_cases[] = {
+#define K(s) s, sizeof(s) - 1
+    {K("123456789"), 12739, 0}, /* the CRC's check value 0x31C3 */
+    {K("foo"), 12182, 0},
+    {K("bar"), 5061, 0},
+    {K("zap"), 6469, 0},
+    {K("k"), 7629, 0},
+    {K(""), 0, 0},
+    {K("user1000"), 3443, 0},
+    {K("{user1000}.following"), 3443, 1},
+    {K("{user1000}.followers"), 3443, 1},
+    {K("foo{}{bar}"), 8363, 0},     /* the first '{' opens an empty tag */
+    {K("foo{{bar}}zap"), 4015, 1},  /* the tag is "{bar" */
+    {K("{bar"), 4015, 0},
+    {K("foo{bar}{zap}"), 5061, 1},  /* only the first tag: "bar" */
+    {K("{}"), 15257, 0},
+    {K("x{}y"), 16116, 0},
+    {K("a{b"), 13340, 0},
+    {K("a}b"), 7866, 0},
+    {K("{a}b"), 15495, 1},
+    {K("lock:{a}:x"), 15495, 1},
+    {K("{a}b}"), 15495, 1},
+    {K("a}b{c}"), 7365, 1},
+    {K("{foo}:redlock:q"), 12182, 1},
+    /* binary keys (sent to the server as they are, with redis-cli -x) */
+    {K("a\0b"), 8383, 0},
+    {K("x{\0}y"), 0, 1},
+    {K("\0"), 0, 0},
+    {K("\xff\xfe\x80"), 11813, 0},
+#undef K
+};
+
+static void key_slots(void **state)
+{
+    (void)state;
+    assert_int_equal(redlock__crc16("123456789", 9), 0x31C3);
+    assert_int_equal(redlock__crc16("", 0), 0);
+    for (size_t i = 0; i < sizeof slot_cases / sizeof slot_cases[0]; i++) {
+        unsigned got = redlock__key_slot(slot_cases[i].key, slot_cases[i].len);
+        int tagged = redlock__key_has_tag(slot_cases[i].key, slot_cases[i].len);
+        if (got != slot_cases[i].slot || tagged != slot_cases[i].tagged)
+            fail_msg("case %zu: slot %u tagged %d, expected %u and %d", i, got,
+                     tagged, slot_cases[i].slot, slot_cases[i].tagged);
+    }
+    /* the length counts, not a NUL */
+    assert_int_equal(redlock__key_slot("foobar", 3), 12182);
+    assert_int_equal(redlock__key_slot("{user1000}", 5), redlock__key_slot("{user", 5));
+}
+
+/* The CRC bit by bit, as its definition reads, against the table. */
+static uint16_t crc16_bitwise(const unsigned char *p, size_t len)
+{
+    uint16_t crc = 0;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= (uint16_t)(p[i] << 8);
+        for (int b = 0; b < 8; b++)
+            crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
+    }
+    return crc;
+}
+
+/* A small xorshift, so that the keys are the same on every run. */
+static uint32_t next_random(uint32_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    return *x;
+}
+
+/* Keys made mostly of braces, so that every shape of tag comes up. */
+static size_t random_key(uint32_t *x, char *out, size_t cap)
+{
+    static const char alphabet[] = "{{{}}}ab:\0\xff";
+    size_t len = next_random(x) % cap;
+    for (size_t i = 0; i < len; i++)
+        out[i] = alphabet[next_random(x) % (sizeof alphabet - 1)];
+    return len;
+}
+
+static void cluster_names(void **state)
+{
+    static const char *const suffixes[] = {":redlock:q", ":fence", "",
+                                           "}{x}", "{"};
+    char key[24], name[24 + 16 + REDLOCK__CLUSTER_NAME_EXTRA];
+    uint32_t x = 2463534242u;
+    int ok = 0, refused = 0, tagged = 0;
+    (void)state;
+
+    /* the two forms, and the keys that fit neither */
+    size_t n = redlock__cluster_name("{job}:lock", 10, ":redlock:q", name);
+    assert_int_equal(n, 20);
+    assert_memory_equal(name, "{job}:lock:redlock:q", n);
+    n = redlock__cluster_name("job", 3, ":fence", name);
+    assert_int_equal(n, 3 + 6 + REDLOCK__CLUSTER_NAME_EXTRA);
+    assert_memory_equal(name, "{job}:fence", n);
+    n = redlock__cluster_channel(REDLOCK__CHANNEL_PREFIX, "job", 3, name);
+    assert_memory_equal(name, REDLOCK__CHANNEL_PREFIX "{job}", n);
+    n = redlock__cluster_channel(REDLOCK__CHANNEL_PREFIX, "{a}b", 4, name);
+    assert_memory_equal(name, REDLOCK__CHANNEL_PREFIX "{a}b", n);
+    assert_int_equal(redlock__cluster_name_ok("a{b", 3), 1);
+    assert_int_equal(redlock__cluster_name_ok("foo{bar}{zap}", 13), 1);
+    assert_int_equal(redlock__cluster_name_ok("foo{}{bar}", 10), 0);
+    assert_int_equal(redlock__cluster_name_ok("a}b", 3), 0);
+    assert_int_equal(redlock__cluster_name_ok("{}}", 3), 0);
+    assert_int_equal(redlock__cluster_name_ok("", 0), 0);
+    /* why "a}b" is refused: its braced name has the tag "a" */
+    n = redlock__cluster_name("a}b", 3, "", name);
+    assert_int_not_equal(redlock__key_slot(name, n), 7866);
+
+    for (int i = 0; i < 20000; i++) {
+        size_t len = random_key(&x, key, sizeof key);
+        assert_int_equal(redlock__crc16(key, len),
+                         crc16_bitwise((const unsigned char *)key, len));
+        unsigned slot = redlock__key_slot(key, len);
+        assert_true(slot < REDLOCK__CLUSTER_SLOTS);
+        if (!redlock__cluster_name_ok(key, len)) {
+            assert_false(redlock__key_has_tag(key, len));
+            assert_true(len == 0 || memchr(key, '}', len));
+            refused++;
+            continue;
+        }
+        ok++;
+        tagged += redlock__key_has_tag(key, len);
+        for (size_t k = 0; k < sizeof suffixes / sizeof suffixes[0]; k++) {
+            n = redlock__cluster_name(key, len, suffixes[k], name);
+            assert_int_equal(n, len + strlen(suffixes[k]) +
+                                    (redlock__key_has_tag(key, len)
+                                         ? 0 : REDLOCK__CLUSTER_NAME_EXTRA));
+            if (redlock__key_slot(name, n) != slot)
+                fail_msg("key %d (%zu bytes), suffix \"%s\": slot %u, the "
+                         "key's %u",
+                         i, len, suffixes[k], redlock__key_slot(name, n), slot);
+        }
+        n = redlock__cluster_channel(REDLOCK__CHANNEL_PREFIX, key, len, name);
+        assert_int_equal(redlock__key_slot(name, n), slot);
+    }
+    /* every kind came up often */
+    assert_true(ok > 1000 && refused > 1000 && tagged > 1000);
+    assert_true(ok - tagged > 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +415,7 @@ int main(void)
         cmocka_unit_test(jitter),         cmocka_unit_test(heap_order),
         cmocka_unit_test(resp_format),    cmocka_unit_test(status_table),
         cmocka_unit_test(bad_options),    cmocka_unit_test(null_handles),
+        cmocka_unit_test(key_slots),      cmocka_unit_test(cluster_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -257,6 +257,9 @@ static void assert_cleared(const redlock__url *u)
     assert_null(u->password);
     assert_int_equal(u->db, 0);
     assert_int_equal(u->tls, 0);
+    assert_int_equal(u->sentinel, 0);
+    assert_int_equal(u->cluster, 0);
+    assert_int_equal(u->nhosts, 0);
 }
 
 static void test_invalid(void **state)
@@ -290,13 +293,15 @@ static void test_sentinel_valid(void **state)
                                         "my%2Dmaster/3",
                                         &u),
                      REDLOCK_OK);
-    assert_int_equal(u.nsentinels, 3);
-    assert_string_equal(u.sentinel_host[0], "h1");
-    assert_int_equal(u.sentinel_port[0], 26379);
-    assert_string_equal(u.sentinel_host[1], "h2");
-    assert_int_equal(u.sentinel_port[1], 26380);
-    assert_string_equal(u.sentinel_host[2], "::1");
-    assert_int_equal(u.sentinel_port[2], 7);
+    assert_int_equal(u.sentinel, 1);
+    assert_int_equal(u.cluster, 0);
+    assert_int_equal(u.nhosts, 3);
+    assert_string_equal(u.hosts[0], "h1");
+    assert_int_equal(u.ports[0], 26379);
+    assert_string_equal(u.hosts[1], "h2");
+    assert_int_equal(u.ports[1], 26380);
+    assert_string_equal(u.hosts[2], "::1");
+    assert_int_equal(u.ports[2], 7);
     assert_string_equal(u.master, "my-master");
     assert_int_equal(u.db, 3);
     assert_null(u.host);
@@ -365,6 +370,159 @@ static void test_sentinel_invalid(void **state)
         if (strstr(msg, SECRET))
             fail_msg("message \"%s\" shows a password", msg);
     }
+}
+
+/* ---- Cluster URLs ------------------------------------------------------- */
+
+struct cluster_case {
+    const char *url;
+    const char *describe;
+    const char *user, *password;
+    int tls;
+};
+
+static const struct cluster_case cluster_valid_cases[] = {
+    {"redis+cluster://h", "cluster(h:6379)", NULL, NULL, 0},
+    {"redis+cluster://h1:7000,h2:7001,h3", "cluster(h1:7000,h2:7001,h3:6379)",
+     NULL, NULL, 0},
+    {"redis+cluster://h/", "cluster(h:6379)", NULL, NULL, 0},
+    {"redis+cluster://h:7000/0", "cluster(h:7000)", NULL, NULL, 0},
+    {"redis+cluster://[::1]:7000,[2001:db8::1],10.0.0.1:7001",
+     "cluster([::1]:7000,[2001:db8::1]:6379,10.0.0.1:7001)", NULL, NULL, 0},
+    {"redis+cluster://alice:" SECRET "@h1,h2:7000/0",
+     "cluster(h1:6379,h2:7000)", "alice", SECRET, 0},
+    {"redis+cluster://:p%40ss@h", "cluster(h:6379)", NULL, "p@ss", 0},
+    {"redis+cluster://u:a@b@h", "cluster(h:6379)", "u", "a@b", 0},
+    /* the same host on two ports is two seeds */
+    {"redis+cluster://h:7000,h:7001", "cluster(h:7000,h:7001)", NULL, NULL,
+     0},
+    {"rediss+cluster://bob:" SECRET "@h1:7000,h2:7000",
+     "cluster(h1:7000,h2:7000)", "bob", SECRET, 1},
+    {"REDISS+CLUSTER://h", "cluster(h:6379)", NULL, NULL, 1},
+};
+
+static void test_cluster_valid(void **state)
+{
+    char d[300];
+    (void)state;
+
+    for (size_t i = 0;
+         i < sizeof cluster_valid_cases / sizeof cluster_valid_cases[0]; i++) {
+        const struct cluster_case *c = &cluster_valid_cases[i];
+        redlock__url u;
+        memset(&u, 0xA5, sizeof u);
+        if (redlock__url_parse(c->url, &u) != REDLOCK_OK)
+            fail_msg("%s: %s", c->url, redlock_last_error());
+        assert_int_equal(u.cluster, 1);
+        assert_int_equal(u.sentinel, 0);
+        assert_int_equal(u.is_unix, 0);
+        assert_int_equal(u.tls, c->tls);
+        assert_int_equal(u.db, 0);
+        assert_true(u.nhosts > 0);
+        assert_null(u.host);
+        assert_int_equal(u.port, 0);
+        assert_null(u.master);
+        check_str(c->url, "user", c->user, u.user);
+        check_str(c->url, "password", c->password, u.password);
+        redlock__url_describe(&u, d, sizeof d);
+        if (strcmp(d, c->describe) != 0)
+            fail_msg("%s: described as \"%s\", expected \"%s\"", c->url, d,
+                     c->describe);
+        redlock__url_clear(&u);
+        assert_cleared(&u);
+    }
+
+    /* the hosts one by one, brackets taken off */
+    redlock__url u;
+    assert_int_equal(redlock__url_parse("redis+cluster://H1,[::1]:7000,h3:1",
+                                        &u),
+                     REDLOCK_OK);
+    assert_int_equal(u.nhosts, 3);
+    assert_string_equal(u.hosts[0], "H1");
+    assert_int_equal(u.ports[0], 6379);
+    assert_string_equal(u.hosts[1], "::1");
+    assert_int_equal(u.ports[1], 7000);
+    assert_string_equal(u.hosts[2], "h3");
+    assert_int_equal(u.ports[2], 1);
+    redlock__url_clear(&u);
+
+    /* 16 seeds is the most */
+    assert_int_equal(redlock__url_parse("redis+cluster://h1,h2,h3,h4,h5,h6,h7,"
+                                        "h8,h9,h10,h11,h12,h13,h14,h15,h16",
+                                        &u),
+                     REDLOCK_OK);
+    assert_int_equal(u.nhosts, REDLOCK__MAX_SEEDS);
+    redlock__url_clear(&u);
+}
+
+static void test_cluster_invalid(void **state)
+{
+    static const struct {
+        const char *url, *needle;
+    } cases[] = {
+        {"redis+cluster://", "no seed address"},
+        {"redis+cluster:///0", "no seed address"},
+        {"redis+cluster://u:" SECRET "@", "no seed address"},
+        {"redis+cluster://?x=1", "no seed address"},
+        {"redis+cluster://h,", "an empty seed address"},
+        {"redis+cluster://h,/0", "an empty seed address"},
+        {"redis+cluster://,h", "an empty seed address"},
+        {"redis+cluster://h,,h2", "an empty seed address"},
+        {"redis+cluster://h:7000,H:7000", "seed \"H:7000\" is listed twice"},
+        {"redis+cluster://h,h:6379", "seed \"h:6379\" is listed twice"},
+        {"redis+cluster://[::1]:7000,[::1]:7000", "is listed twice"},
+        {"redis+cluster://h:0", "port \"0\" is outside 1..65535"},
+        {"redis+cluster://h1,h2:65536", "port \"65536\" is outside"},
+        {"redis+cluster://h1:x,h2", "port \"x\" is not a number"},
+        {"redis+cluster://h:", "port is empty"},
+        {"redis+cluster://u:" SECRET "@h:99999", "port \"99999\" is outside"},
+        {"redis+cluster://[::1", "closing"},
+        {"redis+cluster://::1", "brackets"},
+        {"redis+cluster://h1,ho st", "host \"ho st\""},
+        {"redis+cluster://h/1", "db \"1\": a Redis Cluster has only db 0"},
+        {"redis+cluster://u:" SECRET "@h1,h2/1", "has only db 0"},
+        {"redis+cluster://h/x", "db \"x\": a Redis Cluster has only db 0"},
+        {"redis+cluster://h/0/1", "db \"0/1\""},
+        {"redis+cluster://h//", "db \"/\""},
+        {"redis+cluster://h/99999999999", "has only db 0"},
+        {"redis+cluster://h?db=1", "unknown query parameter \"db\" "
+                                   "(redis+cluster:// takes no query)"},
+        {"redis+cluster://h/0?foo=1", "unknown query parameter \"foo\""},
+        {"redis+cluster://u:" SECRET "@h?password=" SECRET,
+         "unknown query parameter \"password\""},
+        {"redis+cluster://u:" SECRET "%zz@h", "password has a malformed"},
+        {"rediss+cluster://h,", "an empty seed address"},
+        {"rediss+cluster://h/2", "has only db 0"},
+        {"redis+cluster://h1,h2,h3,h4,h5,h6,h7,h8,h9,h10,h11,h12,h13,h14,"
+         "h15,h16,h17",
+         "more than 16 seed addresses"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        redlock__url u;
+        memset(&u, 0xA5, sizeof u);
+        assert_int_equal(redlock__url_parse(cases[i].url, &u), REDLOCK_INVALID);
+        assert_cleared(&u);
+        const char *msg = redlock_last_error();
+        if (!strstr(msg, cases[i].needle))
+            fail_msg("%s: message \"%s\" lacks \"%s\"", cases[i].url, msg,
+                     cases[i].needle);
+        if (!strstr(msg, "invalid URL \""))
+            fail_msg("message \"%s\" does not quote the URL", msg);
+        if (strstr(msg, SECRET))
+            fail_msg("message \"%s\" shows a password", msg);
+    }
+
+    /* one message in full */
+    redlock__url u;
+    assert_int_equal(redlock__url_parse("redis+cluster://u:" SECRET
+                                        "@h1,h2/3",
+                                        &u),
+                     REDLOCK_INVALID);
+    assert_string_equal(redlock_last_error(),
+                        "invalid URL \"redis+cluster://u:***@h1,h2/3\": db "
+                        "\"3\": a Redis Cluster has only db 0 (write /0, or "
+                        "no path)");
 }
 
 /* ---- messages in full, and masking ------------------------------------- */
@@ -464,6 +622,8 @@ static const struct describe_case describe_cases[] = {
     {"redis://u:" SECRET "@h", "h:6379"},
     {"unix:///tmp/r.sock", "unix:/tmp/r.sock"},
     {"unix://u:" SECRET "@/tmp/r.sock?db=4", "unix:/tmp/r.sock?db=4"},
+    {"redis+cluster://u:" SECRET "@h1,[::1]:7000", "cluster(h1:6379,[::1]:7000)"},
+    {"redis+sentinel://u:" SECRET "@h1,h2/m/2", "sentinel:m(h1:26379,h2:26379)/2"},
 };
 
 static void test_describe(void **state)
@@ -579,7 +739,7 @@ static void test_null_out(void **state)
 /* ---- main -------------------------------------------------------------- */
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-#define NFIXED 9
+#define NFIXED 11
 
 int main(void)
 {
@@ -608,6 +768,8 @@ int main(void)
         cmocka_unit_test(test_null_out),
         cmocka_unit_test(test_sentinel_valid),
         cmocka_unit_test(test_sentinel_invalid),
+        cmocka_unit_test(test_cluster_valid),
+        cmocka_unit_test(test_cluster_invalid),
     };
     for (size_t i = 0; i < NFIXED; i++)
         tests[n++] = fixed[i];

@@ -38,8 +38,9 @@ static int unreserved(unsigned char ch)
  */
 static char *with_password(const char *url, const char *password)
 {
-    static const char *const schemes[] = {"redis", "rediss", "unix", "redis+sentinel",
-                                          "rediss+sentinel"};
+    static const char *const schemes[] = {
+        "redis",           "rediss",        "unix",          "redis+sentinel",
+        "rediss+sentinel", "redis+cluster", "rediss+cluster"};
     const char *sep = strstr(url, "://");
     int known = 0;
     for (size_t i = 0; sep && i < sizeof schemes / sizeof schemes[0]; i++)
@@ -95,8 +96,8 @@ static char *with_password(const char *url, const char *password)
 }
 
 /* The next comma of a $REDLOCK_URL list that starts another URL: a
- * Sentinel URL's own host list has commas too, but what follows those is
- * a host, never "scheme://". */
+ * Sentinel or Cluster URL's own host list has commas too, but what follows
+ * those is a host, never "scheme://". */
 static char *next_url_comma(char *p)
 {
     for (char *comma = strchr(p, ','); comma; comma = strchr(comma + 1, ',')) {
