@@ -244,6 +244,11 @@ redlock_client *redlock_connect(const char *const *urls, size_t n,
         redlock_client_free(c);
         return NULL;
     }
+    for (int i = 0; i < c->nnodes; i++)
+        if (c->nodes[i].cluster) {
+            redlock__cluster_attach(&c->nodes[i]);
+            c->cluster_names = 1;
+        }
     c->quorum = c->nnodes / 2 + 1;
     /* The queue hands a lock over on one node in one atomic step; per-node
      * queues of N > 1 would grant different waiters, and a grant written

@@ -111,9 +111,11 @@ static redlock_lock *make(redlock_client *c, const char *key, size_t keylen,
     size_t toklen = strlen(token);
     size_t keyroom = keylen + (sem_n ? REDLOCK__SLOT_EXTRA : 0);
     size_t nroom = sem_n ? keylen + 1 : 0;
-    size_t qroom = c->queued ? keyroom + REDLOCK__QNAME_EXTRA + 1 : 0;
+    size_t qroom = c->queued ? keyroom + REDLOCK__NAME_EXTRA + 1 : 0;
     /* Fencing numbers a lock's holders; a semaphore's are concurrent. */
-    size_t froom = c->queued && c->opts.fencing && !sem_n ? keyroom + 7 : 0;
+    size_t froom = c->queued && c->opts.fencing && !sem_n
+                       ? keyroom + REDLOCK__NAME_EXTRA + 1
+                       : 0;
     redlock_lock *l = calloc(1, sizeof *l + keyroom + 1 + nroom + qroom +
                                     froom + toklen + 1);
     if (!l)
@@ -132,19 +134,18 @@ static redlock_lock *make(redlock_client *c, const char *key, size_t keylen,
     }
     if (qroom) {
         l->qkey = p;
-        if (sem_n) { /* the semaphore's: "<name>:redlock:sq" */
-            memcpy(l->qkey, key, keylen);
-            memcpy(l->qkey + keylen, ":redlock:sq", 11);
-            l->qkeylen = keylen + 11;
-        } else {
-            l->qkeylen = redlock__queue_name(key, keylen, l->qkey);
-        }
+        /* A semaphore's queue is never a lock's, even for a lock key that
+         * looks like a slot ("<name>:redlock:5"): releasing such a lock
+         * hands nothing to the semaphore's waiters (a holder too many). */
+        l->qkeylen = redlock__derived_name(
+            c, key, keylen,
+            sem_n ? REDLOCK__SEMQ_SUFFIX : REDLOCK__QUEUE_SUFFIX, l->qkey);
         p += qroom;
     }
     if (froom) {
         l->fkey = p;
-        memcpy(l->fkey, key, keylen);
-        memcpy(l->fkey + keylen, ":fence", 6);
+        l->fkeylen = redlock__derived_name(c, key, keylen,
+                                           REDLOCK__FENCE_SUFFIX, l->fkey);
         p += froom;
     }
     l->token = p; /* last: a new token (same length) is written in place */
@@ -185,12 +186,12 @@ redlock_lock *redlock__handle_new_sem(redlock_client *c, const char *name,
     return make(c, name, namelen, token, n);
 }
 
-size_t redlock__slot_name(const char *name, size_t namelen, int slot,
-                          char *out)
+size_t redlock__slot_name(const redlock_client *c, const char *name,
+                          size_t namelen, int slot, char *out)
 {
-    memcpy(out, name, namelen);
-    memcpy(out + namelen, ":redlock:", 9);
-    return namelen + 9 + redlock__fmt_i64(out + namelen + 9, slot);
+    char suffix[32] = ":redlock:";
+    redlock__fmt_i64(suffix + 9, slot);
+    return redlock__derived_name(c, name, namelen, suffix, out);
 }
 
 void redlock__handle_slot(redlock_lock *l, int slot)
@@ -198,7 +199,8 @@ void redlock__handle_slot(redlock_lock *l, int slot)
     redlock_client *c = l->client;
     pthread_mutex_lock(&c->mu);
     ids_remove(c, l);
-    l->keylen = redlock__slot_name(l->sem_name, l->sem_namelen, slot, l->key);
+    l->keylen =
+        redlock__slot_name(c, l->sem_name, l->sem_namelen, slot, l->key);
     l->key[l->keylen] = '\0';
     ids_insert(c, l);
     pthread_mutex_unlock(&c->mu);
@@ -277,10 +279,12 @@ void redlock__handle_end_delete(redlock_lock *l)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Have the node's pending ghost deletes sent and answered now: a PING's
- * connection carries them (redlock__node_get).  0 when answered. */
-static int send_ghosts(redlock__node *n, int64_t deadline_ns, char *why,
-                       size_t whylen)
+/* Have the node's pending ghost deletes of l's key sent and answered
+ * now: a PING's connection carries them (redlock__node_get); on a
+ * cluster, an EXISTS of the key, which goes to the master of its slot,
+ * the one whose connections carry them.  0 when answered. */
+static int send_ghosts(redlock__node *n, const redlock_lock *l,
+                       int64_t deadline_ns, char *why, size_t whylen)
 {
     redlock__call ping;
     redlock__batch b;
@@ -289,6 +293,13 @@ static int send_ghosts(redlock__node *n, int64_t deadline_ns, char *why,
     ping.argc = 1;
     ping.argv[0] = "PING";
     ping.argvlen[0] = 4;
+    if (n->cluster) {
+        ping.argc = 2;
+        ping.argv[0] = "EXISTS";
+        ping.argvlen[0] = 6;
+        ping.argv[1] = l->key;
+        ping.argvlen[1] = l->keylen;
+    }
     b.node = n;
     b.calls = &ping;
     b.ncalls = 1;
@@ -327,7 +338,7 @@ int redlock__handle_claim(redlock_lock *l, int64_t deadline_ns)
                                                 l->keylen, l->token,
                                                 deadline_ns)) == 1) {
             char why[256];
-            if (send_ghosts(&c->nodes[i], deadline_ns, why, sizeof why) !=
+            if (send_ghosts(&c->nodes[i], l, deadline_ns, why, sizeof why) !=
                 0) {
                 /* given up on again: its late window starts anew */
                 redlock__fail(REDLOCK_IO,

@@ -261,6 +261,7 @@ typedef struct redlock__prefix {
     int select;    /* then one answers SELECT */
     int nghosts;   /* ghost deletes queued (see redlock__ghost.carrier) */
     int role;      /* then one answers ROLE (Sentinel nodes: sentinel.c) */
+    int ghost_redo; /* a ghost delete was redirected (cluster): still owed */
 } redlock__prefix;
 
 /* A reply object as reply.c makes it: a redisReply with room for a short
@@ -339,11 +340,22 @@ typedef struct redlock__node {
     /* Bumped when the sentinels move the master: connections opened
      * before are closed, never reused. */
     _Atomic uint64_t gen;
+    /* A cluster URL's state (cluster.c), NULL for other nodes; for one of
+     * its masters, the cluster node it serves (whose lists hold the
+     * ghosts), else NULL. */
+    struct redlock__cluster *cluster;
+    struct redlock__node *parent;
 } redlock__node;
 
 redlock_status redlock__node_init(redlock__node *n, const char *url,
                                   const redlock_options *opts);
 void redlock__node_destroy(redlock__node *n);
+/* A node for host:port with n's scheme (TLS or not) and options, and the
+ * credentials given (NULL: none): a sentinel, a cluster's master. */
+redlock_status redlock__node_init_at(redlock__node *peer,
+                                     const redlock__node *n, const char *host,
+                                     int port, const char *user,
+                                     const char *pw);
 /* A connection for one exchange, without blocking: an idle one from the
  * pool, or a new one whose connect() is under way with AUTH and SELECT
  * queued.  Pending ghost deletes are queued too (c->prefix).  NULL with
@@ -411,6 +423,72 @@ int redlock__sentinel_moved(redlock__node *n, const redisReply *r);
 redlock_status redlock__sentinel_watch_start(struct redlock_client *c);
 void redlock__sentinel_watch_stop(struct redlock_client *c, int join);
 
+/* ---- cluster.c: Redis Cluster URLs (redis+cluster://) ----------------- */
+
+/* A cluster node is one member of the quorum, whatever its number of
+ * masters: each call goes to the master of its key's slot (a shard: a
+ * redlock__node of its own, with its pool and its slow flag), and the
+ * answers count as that one node's.  Its ghost deletes live in the
+ * cluster node's lists and go to the master that owns their slot when a
+ * connection to it is taken. */
+struct redlock__cluster;
+redlock_status redlock__cluster_init(redlock__node *n);
+void redlock__cluster_destroy(redlock__node *n);
+/* The masters known so far get n's client and TLS context (set after
+ * redlock__node_init), as those met later will. */
+void redlock__cluster_attach(redlock__node *n);
+/* Read the slot map now from the masters known (seeds at first), bounded
+ * by deadline_ns and the connect and I/O timeouts. */
+redlock_status redlock__cluster_refresh(redlock__node *n, int64_t deadline_ns);
+/* The master for slot (the map read when unknown or stale); NULL with *st
+ * set when none is known. */
+redlock__node *redlock__cluster_route(redlock__node *n, unsigned slot,
+                                      int64_t deadline_ns, redlock_status *st);
+/* A master for a keyless command; NULL with *st set. */
+redlock__node *redlock__cluster_any(redlock__node *n, int64_t deadline_ns,
+                                    redlock_status *st);
+/* A -MOVED said slot is served at host:port: route it there from now
+ * on; the whole map is read again soon (redlock__cluster_want_map). The
+ * master's node, NULL when out of memory. */
+redlock__node *redlock__cluster_moved(redlock__node *n, unsigned slot,
+                                      const char *host, int port);
+/* The master at host:port (created when new); NULL when out of memory. */
+redlock__node *redlock__cluster_shard(redlock__node *n, const char *host,
+                                      int port);
+/* The name of another key of the lock key (a suffix above), written (not
+ * NUL-terminated) into out, which has room for keylen +
+ * REDLOCK__NAME_EXTRA bytes; returns its length.  "<key><suffix>",
+ * except for a client with a cluster node (c->cluster_names), where every
+ * key of a lock must share its slot: then "{<key>}<suffix>" for a key
+ * without a hash tag (see redlock__cluster_name). */
+#define REDLOCK__NAME_EXTRA 24
+size_t redlock__derived_name(const redlock_client *c, const char *key,
+                             size_t keylen, const char *suffix, char *out);
+/* REDLOCK_INVALID unless key's other keys can share its slot on this
+ * client's nodes (a key with a '}' but no hash tag cannot, on a cluster). */
+redlock_status redlock__check_derived(const redlock_client *c,
+                                      const char *key, size_t keylen);
+/* A master failed: read the map again before the next routing. */
+void redlock__cluster_stale(redlock__node *n);
+/* 1 once after a MOVED: the caller asks for the map (CLUSTER SLOTS) in a
+ * round trip it makes anyway, and hands the answer to _cluster_map. */
+int redlock__cluster_want_map(redlock__node *n);
+/* Install a CLUSTER SLOTS answer that shard gave: 0, or -1 when it is not
+ * one (the map is left as it was). */
+int redlock__cluster_map(redlock__node *n, redlock__node *shard,
+                         const struct redisReply *r);
+/* Up to max masters of the map (read when unknown) into out: their
+ * number, or -1 with *st set. */
+int redlock__cluster_masters(redlock__node *n, redlock__node **out, int max,
+                             int64_t deadline_ns, redlock_status *st);
+/* The cluster's map names shard as the master of key's slot. */
+int redlock__cluster_owns(const redlock__node *shard, const char *key,
+                          size_t keylen);
+/* The slot of a call's key (scripts: their first key; commands: the
+ * first argument; keyless commands: -1). */
+struct redlock__call;
+int redlock__call_slot(const struct redlock__call *c);
+
 /* ---- io.c and quorum.c: commands to N nodes at once -------------------- */
 
 #define REDLOCK__MAX_ARGS 8
@@ -427,7 +505,22 @@ typedef struct redlock__call {
     const char *const *xargv;
     const size_t *xargvlen;
     struct redisReply *reply; /* owned; NULL when no answer came */
+    /* Send a script as EVAL at once (cluster.c: after an ASK, where the
+     * importing node's script cache is unknown and a NOSCRIPT's EVAL would
+     * go without the ASKING it needs). */
+    unsigned char eval;
+    /* A keyless call to a cluster node: the master it goes to (NULL: any,
+     * or the one of the call before it). */
+    struct redlock__node *shard;
 } redlock__call;
+
+/* A connection an exchange took for part of a batch (cluster.c: one per
+ * master the batch's calls went to), given back by batches_clear. */
+typedef struct redlock__subconn {
+    struct redlock__node *node;
+    redlock__conn *conn;
+    int broken;
+} redlock__subconn;
 
 /* The calls for one node and how they went. */
 typedef struct redlock__batch {
@@ -437,7 +530,13 @@ typedef struct redlock__batch {
     redlock_status st; /* OK: every call has a reply (maybe an error one) */
     int uncertain; /* failed after sending: the server may have applied it */
     char err[256]; /* detail when st != OK */
-    /* private to io.c / quorum.c */
+    /* A cluster node's batch whose calls went to several masters and not
+     * all of them answered: st tells the first failure, and the calls
+     * that have a reply have a real one (the others none). */
+    int partial;
+    /* private to io.c / quorum.c / cluster_io.c */
+    redlock__subconn *subs;
+    int nsubs;
     redlock__conn *conn;
     int pending; /* replies still expected this round */
     int cursor;  /* the next call whose reply is NULL */
@@ -494,6 +593,16 @@ void redlock__exchange_until(redlock__batch *b, int n, int64_t deadline_ns,
 /* Free the replies, then give the connections back: to the pool, or
  * closed when they failed or timed out. */
 void redlock__batches_clear(redlock__batch *b, int n);
+/* redlock__exchange_until for batches that all go to plain nodes (one
+ * connection each). */
+void redlock__exchange_plain(redlock__batch *b, int n, int64_t deadline_ns,
+                             const redlock__decider *d);
+/* cluster_io.c: redlock__exchange_until for batches of which some are
+ * cluster nodes' (quorum.c sends them here). */
+void redlock__cluster_exchange(redlock__batch *b, int n, int64_t deadline_ns,
+                               const redlock__decider *d);
+/* io.c: every reply of the batch is in. */
+int redlock__batch_complete(const redlock__batch *b);
 /* Classify an error reply: REDLOCK_AUTH (NOAUTH, WRONGPASS, NOPERM) or
  * REDLOCK_SERVER. */
 redlock_status redlock__reply_error_status(const struct redisReply *r);
@@ -527,7 +636,7 @@ struct redlock_lock {
     /* With the waiter queue (queue.c): its name, and the fence counter's
      * when fencing is on; NULL otherwise.  Same allocation. */
     char *qkey, *fkey;
-    size_t qkeylen;
+    size_t qkeylen, fkeylen;
     /* A semaphore's permit: its number of slots (0 for a lock), and the
      * semaphore's name; key names the slot once one is taken (room for
      * the longest slot name is kept in the allocation). */
@@ -547,6 +656,9 @@ struct redlock_client {
     /* Releases hand the lock to one queued waiter (queue.c): one node and
      * no min_replicas.  Set at connect. */
     int queued;
+    /* A node is a cluster: a lock's other keys are named to share its
+     * slot (redlock__derived_name).  Set at connect. */
+    int cluster_names;
     /* Random, names the client's grant channel "redlock:grant:<id>". */
     char grant_id[REDLOCK__GRANT_ID_LEN + 1];
     /* ";host=<name>;pid=<pid>" for tokens (holder_info), else "". */
@@ -628,11 +740,12 @@ redlock_lock *redlock__handle_new_sem(redlock_client *c, const char *name,
 /* Point a permit handle at slot i: its key (and fence counter) become the
  * slot's, and its identity moves with them. */
 void redlock__handle_slot(redlock_lock *l, int slot);
-/* The name of slot i of semaphore name: "<name>:redlock:<i>", written
- * into out (room: namelen + REDLOCK__SLOT_EXTRA); returns its length. */
-#define REDLOCK__SLOT_EXTRA 16
-size_t redlock__slot_name(const char *name, size_t namelen, int slot,
-                          char *out);
+/* The name of slot i of semaphore name: "<name>:redlock:<i>" (as
+ * redlock__derived_name words it), written into out (room: namelen +
+ * REDLOCK__SLOT_EXTRA); returns its length. */
+#define REDLOCK__SLOT_EXTRA 24
+size_t redlock__slot_name(const redlock_client *c, const char *name,
+                          size_t namelen, int slot, char *out);
 /* Give an own-token attempt a new random token (each try its own, so that
  * a ghost delete of an earlier try can never match a later one). */
 redlock_status redlock__handle_retoken(redlock_lock *l);
@@ -739,11 +852,11 @@ void redlock__notify_unexpect(redlock_client *c, redlock__grant *g);
 
 /* ---- queue.c: handing a released lock to one waiter (one node) --------- */
 
-/* Room the queue's name needs beyond the key's length. */
-#define REDLOCK__QNAME_EXTRA 13
-/* The queue of key, "<key>:redlock:q", written (not NUL-terminated) into
- * out, which has keylen + REDLOCK__QNAME_EXTRA bytes; returns its length. */
-size_t redlock__queue_name(const char *key, size_t keylen, char *out);
+/* The names of a lock's other keys: its waiter queue, its fence counter,
+ * a semaphore's queue ("<key><suffix>"); see redlock__derived_name. */
+#define REDLOCK__QUEUE_SUFFIX ":redlock:q"
+#define REDLOCK__FENCE_SUFFIX ":fence"
+#define REDLOCK__SEMQ_SUFFIX ":redlock:sq"
 /* Wait for l's key in the queue until until_ns (INT64_MAX: forever), as
  * redlock_acquire does; on REDLOCK_OK *validity_end and *fence are set. */
 redlock_status redlock__queue_wait(redlock_client *c, redlock_lock *l,

@@ -269,6 +269,16 @@ static int take_prefix(redlock__batch *b, redisReply *r)
         redlock__reply_free(r);
         return -1;
     }
+    /* A ghost delete a cluster's master redirected (the slot moved, or is
+     * moving): not applied, so still owed, to whoever owns it now. */
+    if (!is_auth && !is_select && b->node->parent &&
+        r->type == REDIS_REPLY_ERROR &&
+        (strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0 ||
+         strncmp(r->str, "TRYAGAIN", 8) == 0 ||
+         strncmp(r->str, "CLUSTERDOWN", 11) == 0)) {
+        b->conn->prefix.ghost_redo = 1;
+        redlock__cluster_stale(b->node->parent);
+    }
     redlock__reply_free(r);
     return 0;
 }
@@ -450,6 +460,11 @@ static int64_t batch_deadline(const redlock__batch *b, int64_t deadline_ns)
 static int complete(const redlock__batch *b)
 {
     return b->st == REDLOCK_OK && b->conn && !active(b);
+}
+
+int redlock__batch_complete(const redlock__batch *b)
+{
+    return complete(b);
 }
 
 /* After the decision, how long a batch still running is waited for: a

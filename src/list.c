@@ -183,10 +183,11 @@ static int64_t io_deadline(const redlock_client *c)
 
 /* Walk node i; each lock goes to fn (N = 1) or into t.  *stop when fn
  * asked to stop. */
-static redlock_status walk(redlock_client *c, int i, const char *pattern,
-                           int all, table *t,
-                           int (*fn)(const redlock_holder *, void *),
-                           void *arg, int *stop)
+static redlock_status walk_one(redlock_client *c, int i,
+                               redlock__node *shard, const char *pattern,
+                               int all, table *t,
+                               int (*fn)(const redlock_holder *, void *),
+                               void *arg, int *stop)
 {
     char cursor[32] = "0";
     redlock_status st = REDLOCK_OK;
@@ -201,6 +202,7 @@ static redlock_status walk(redlock_client *c, int i, const char *pattern,
             scan.argvlen[k] = strlen(argv[k]);
         }
         scan.argc = 8;
+        scan.shard = shard;
         one_call(c, i, &b, &scan, 1);
         redlock__exchange(&b, 1, io_deadline(c));
         const redisReply *r = scan.reply;
@@ -268,6 +270,25 @@ static redlock_status walk(redlock_client *c, int i, const char *pattern,
         free(calls);
         redlock__batches_clear(&b, 1);
     } while (st == REDLOCK_OK && !*stop && strcmp(cursor, "0") != 0);
+    return st;
+}
+
+/* Walk node i; a cluster's every master (each keeps its own keys). */
+static redlock_status walk(redlock_client *c, int i, const char *pattern,
+                           int all, table *t,
+                           int (*fn)(const redlock_holder *, void *),
+                           void *arg, int *stop)
+{
+    redlock__node *n = &c->nodes[i];
+    if (!n->cluster)
+        return walk_one(c, i, NULL, pattern, all, t, fn, arg, stop);
+    redlock__node *m[256];
+    redlock_status st = REDLOCK_OK;
+    int nm = redlock__cluster_masters(n, m, 256, io_deadline(c), &st);
+    if (nm < 0)
+        return st;
+    for (int k = 0; k < nm && st == REDLOCK_OK && !*stop; k++)
+        st = walk_one(c, i, m[k], pattern, all, t, fn, arg, stop);
     return st;
 }
 

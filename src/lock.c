@@ -71,7 +71,7 @@ static void release_call(redlock__call *cl, const redlock_lock *l, int own)
     if (l->qkey)
         set_arg(cl, l->qkey, l->qkeylen);
     if (l->fkey)
-        set_arg(cl, l->fkey, l->keylen + 6);
+        set_arg(cl, l->fkey, l->fkeylen);
     set_arg(cl, l->token, strlen(l->token));
     set_arg(cl, REDLOCK__HANDOFF_MS, strlen(REDLOCK__HANDOFF_MS));
     set_arg(cl, own ? "1" : "0", 1);
@@ -332,17 +332,18 @@ static redlock_status acquire_once(redlock_client *c, redlock_lock *l,
     const char *key = l->key;
     size_t keylen = l->keylen;
     char *fkey = NULL;
+    size_t fkeylen = 0;
     int wait_at = c->opts.min_replicas > 0 ? 1 : 0;
     int pttl_at = want_hint ? wait_at + 1 : 0;
     int per = 1 + (wait_at > 0) + (pttl_at > 0);
     char placed[REDLOCK_MAX_NODES];
 
     if (c->opts.fencing) {
-        fkey = malloc(keylen + 7);
+        fkey = malloc(keylen + REDLOCK__NAME_EXTRA);
         if (!fkey)
             return redlock__fail(REDLOCK_NOMEM, "out of memory");
-        memcpy(fkey, key, keylen);
-        memcpy(fkey + keylen, ":fence", 6);
+        fkeylen = redlock__derived_name(c, key, keylen, REDLOCK__FENCE_SUFFIX,
+                                        fkey);
         plain = 0;
     }
     memset(calls, 0, sizeof calls[0] * (size_t)c->nnodes);
@@ -356,7 +357,7 @@ static redlock_status acquire_once(redlock_client *c, redlock_lock *l,
                               : &redlock__script_acquire;
             set_arg(cl, key, keylen);
             if (fkey)
-                set_arg(cl, fkey, keylen + 6);
+                set_arg(cl, fkey, fkeylen);
             set_arg(cl, l->token, toklen);
             set_arg(cl, ttl, ttllen);
             set_arg(cl, as_waiter ? "1" : "0", 1);
@@ -527,6 +528,10 @@ redlock_status redlock__acquire_args(redlock_client *c, const char *key,
         return redlock__fail(REDLOCK_INVALID, "lock out-pointer is NULL");
     if ((st = check_key(key)) != REDLOCK_OK ||
         (st = check_ttl(c, ttl_ms)) != REDLOCK_OK)
+        return st;
+    /* A lock's other keys (fence counter, queue) share its slot. */
+    if ((c->opts.fencing || c->queued) &&
+        (st = redlock__check_derived(c, key, strlen(key))) != REDLOCK_OK)
         return st;
     if (wait_ms < REDLOCK_WAIT_FOREVER)
         return redlock__fail(REDLOCK_INVALID,

@@ -33,15 +33,6 @@ redlock_status redlock__node_init(redlock__node *n, const char *url,
     redlock_status st = redlock__url_parse(url, &n->url);
     if (st != REDLOCK_OK)
         return st;
-    /* Nothing routes by slot yet, and a seed is no node to use as one:
-     * refused whole until the client can use a cluster. */
-    if (n->url.cluster) {
-        redlock__url_describe(&n->url, n->name, sizeof n->name);
-        redlock__url_clear(&n->url);
-        return redlock__fail(REDLOCK_INVALID,
-                             "%s: Redis Cluster URLs are not supported yet",
-                             n->name);
-    }
 #ifndef REDLOCK_WITH_TLS
     if (n->url.tls || (opts->tls && !n->url.is_unix)) {
         redlock__url_clear(&n->url);
@@ -70,7 +61,64 @@ redlock_status redlock__node_init(redlock__node *n, const char *url,
         redlock__node_destroy(n);
         return st;
     }
+    if (n->url.cluster && (st = redlock__cluster_init(n)) != REDLOCK_OK) {
+        redlock__node_destroy(n);
+        return st;
+    }
     return REDLOCK_OK;
+}
+
+static int unreserved(unsigned char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+           (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
+           ch == '~';
+}
+
+static void put_encoded(redlock__buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (unreserved(ch)) {
+            b->data[b->len++] = (char)ch;
+        } else {
+            b->data[b->len++] = '%';
+            b->data[b->len++] = hex[ch >> 4];
+            b->data[b->len++] = hex[ch & 15];
+        }
+    }
+}
+
+/* From a URL we write (credentials percent-encoded), so that the node is
+ * set up exactly as any node is, TLS included. */
+redlock_status redlock__node_init_at(redlock__node *peer,
+                                     const redlock__node *n, const char *host,
+                                     int port, const char *user,
+                                     const char *pw)
+{
+    size_t cap = 64 + strlen(host) +
+                 3 * ((user ? strlen(user) : 0) + (pw ? strlen(pw) : 0));
+    redlock__buf b = {malloc(cap), 0, cap};
+    if (!b.data)
+        return redlock__fail(REDLOCK_NOMEM, "out of memory");
+    b.len = (size_t)snprintf(b.data, cap, "%s://",
+                             n->url.tls ? "rediss" : "redis");
+    if (user || pw) {
+        if (user)
+            put_encoded(&b, user);
+        if (pw) {
+            b.data[b.len++] = ':';
+            put_encoded(&b, pw);
+        }
+        b.data[b.len++] = '@';
+    }
+    snprintf(b.data + b.len, cap - b.len,
+             strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    redlock_status st = redlock__node_init(peer, b.data, n->opts);
+    memset(b.data, 0, cap); /* it held the password */
+    free(b.data);
+    return st;
 }
 
 static void ghost_free(redlock__ghost *g)
@@ -110,6 +158,7 @@ void redlock__node_destroy(redlock__node *n)
     if (!n->idle)
         return;
     redlock__sentinel_destroy(n);
+    redlock__cluster_destroy(n);
     for (int i = 0; i < n->nidle; i++)
         redlock__conn_free(n->idle[i]);
     free(n->idle);
@@ -184,6 +233,13 @@ static int queue_handshake(redlock__node *n, redlock__conn *c)
  * fails) inside the exchange's poll(), concurrently with other nodes. */
 redlock__conn *redlock__node_connect(redlock__node *n, redlock_status *st)
 {
+    if (n->cluster) { /* a keyless connection (a subscriber's): any master */
+        n = redlock__cluster_any(
+            n, redlock__now_ns() + (int64_t)n->opts->connect_timeout_ms * 1000000,
+            st);
+        if (!n)
+            return NULL;
+    }
     redlock__conn *c = calloc(1, sizeof *c);
     if (!c) {
         *st = redlock__fail(REDLOCK_NOMEM, "out of memory");
@@ -212,6 +268,7 @@ redlock__conn *redlock__node_connect(redlock__node *n, redlock_status *st)
     /* hiredis marks a wrapped descriptor blocking and connected; ours is
      * neither yet (see io.c: connect_done). */
     c->ctx->flags &= ~REDIS_BLOCK;
+    c->node = n;
     redlock__reply_setup(c);
     c->connecting = 1;
     redlock_status tst;
@@ -257,14 +314,19 @@ static int idle_conn_alive(redlock__conn *c)
  * flight (waited for), never neither.  (model rules ghost_delete, watchdog_round) */
 static void queue_ghosts(redlock__node *n, redlock__conn *c)
 {
-    pthread_mutex_lock(&n->mu);
+    /* A cluster's master carries the ghosts its slots hold. */
+    redlock__node *gn = n->parent ? n->parent : n;
+    pthread_mutex_lock(&gn->mu);
     size_t mark = c->out.len;
-    int count = 0;
+    int count = 0, oom = 0;
     redlock__ghost *g;
     /* With the queue a ghost delete hands the lock on, like a release. */
-    int queued = n->client && n->client->queued;
+    const redlock_client *cl = gn->client;
+    int queued = cl && cl->queued;
     int fenced = queued && n->opts->fencing;
-    for (g = n->ghosts; g; g = g->next, count++) {
+    for (g = gn->ghosts; g && !oom; g = g->next) {
+        if (n->parent && !redlock__cluster_owns(n, g->key, g->keylen))
+            continue;
         /* EVAL release 1|2|3 key [queue [fence]] token handoff-ms 0 */
         char *names = NULL;
         const char *argv[9] = {"EVAL", redlock__script_release.body,
@@ -273,18 +335,20 @@ static void queue_ghosts(redlock__node *n, redlock__conn *c)
                          g->keylen};
         int k = 4;
         if (queued) {
-            names = malloc(2 * g->keylen + REDLOCK__QNAME_EXTRA + 6);
-            if (!names)
+            names = malloc(2 * (g->keylen + REDLOCK__NAME_EXTRA));
+            if (!names) {
+                oom = 1;
                 break;
-            len[k] = redlock__queue_name(g->key, g->keylen, names);
+            }
+            len[k] = redlock__derived_name(cl, g->key, g->keylen,
+                                           REDLOCK__QUEUE_SUFFIX, names);
             argv[k] = names;
             if (fenced) {
-                char *f = names + len[k];
-                memcpy(f, g->key, g->keylen);
-                memcpy(f + g->keylen, ":fence", 6);
                 k++;
-                argv[k] = f;
-                len[k] = g->keylen + 6;
+                argv[k] = names + len[k - 1];
+                len[k] = redlock__derived_name(cl, g->key, g->keylen,
+                                               REDLOCK__FENCE_SUFFIX,
+                                               names + len[k - 1]);
             }
             k++;
         }
@@ -297,26 +361,31 @@ static void queue_ghosts(redlock__node *n, redlock__conn *c)
         int rc = redlock__resp_append(&c->out, k, argv, len);
         free(names);
         if (rc != 0)
-            break;
+            oom = 1;
+        else
+            g->carrier = c; /* marked; moved below */
+        count += !oom;
     }
-    if (g) { /* out of memory: keep them all for later */
+    if (oom) { /* keep them all for later */
         c->out.len = mark;
-        pthread_mutex_unlock(&n->mu);
+        for (g = gn->ghosts; g; g = g->next)
+            g->carrier = NULL;
+        pthread_mutex_unlock(&gn->mu);
         return;
     }
-    redlock__ghost *tail = NULL;
-    for (g = n->ghosts; g; g = g->next) {
-        g->carrier = c;
-        tail = g;
+    for (redlock__ghost **pp = &gn->ghosts; *pp;) {
+        g = *pp;
+        if (g->carrier != c) {
+            pp = &g->next;
+            continue;
+        }
+        *pp = g->next;
+        g->next = gn->flying;
+        gn->flying = g;
+        gn->nflying++;
+        gn->nghosts--;
     }
-    if (tail) {
-        tail->next = n->flying;
-        n->flying = n->ghosts;
-        n->nflying += count;
-    }
-    n->ghosts = NULL;
-    n->nghosts = 0;
-    pthread_mutex_unlock(&n->mu);
+    pthread_mutex_unlock(&gn->mu);
     c->prefix.nghosts = count;
     c->prefix.count += count;
 }
@@ -367,11 +436,21 @@ redlock__conn *redlock__node_get(redlock__node *n, redlock_status *st)
 {
     redlock__conn *c = NULL;
     int ghosts;
+    if (n->cluster &&
+        !(n = redlock__cluster_any(
+              n,
+              redlock__now_ns() + (int64_t)n->opts->connect_timeout_ms * 1000000,
+              st)))
+        return NULL;
+    /* A cluster's ghosts are the cluster node's (see queue_ghosts). */
+    redlock__node *gn = n->parent ? n->parent : n;
     for (;;) {
         pthread_mutex_lock(&n->mu);
         c = n->nidle > 0 ? n->idle[--n->nidle] : NULL;
-        ghosts = n->nghosts;
         pthread_mutex_unlock(&n->mu);
+        pthread_mutex_lock(&gn->mu);
+        ghosts = gn->nghosts;
+        pthread_mutex_unlock(&gn->mu);
         if (!c || (c->gen == atomic_load(&n->gen) && idle_conn_alive(c)))
             break;
         redlock__conn_free(c);
@@ -388,20 +467,29 @@ void redlock__node_put(redlock__node *n, redlock__conn *c, int broken)
 {
     if (!c)
         return;
+    if (n->cluster)
+        n = c->node; /* the master it went to */
     broken = broken || c->ctx->err || c->connecting || c->out.len != 0 ||
              c->prefix.count != 0;
-    if (broken)
+    if (broken) {
         redlock__sentinel_stale(n); /* the master may have moved */
+        redlock__cluster_stale(n->parent);
+    }
     if (c->gen != atomic_load(&n->gen))
         broken = 1; /* it did: this one goes to the old address */
     int carried = c->prefix.nghosts > 0;
+    /* A ghost delete a master redirected (its slot moved) is still owed. */
+    int redo = broken || c->prefix.ghost_redo;
     c->prefix = (redlock__prefix){0};
     redlock__ghost *done = NULL, *drop = NULL;
-    pthread_mutex_lock(&n->mu);
+    redlock__node *gn = n->parent ? n->parent : n;
     if (carried) {
-        done = settle_ghosts(n, c, broken);
-        drop = trim_ghosts(n);
+        pthread_mutex_lock(&gn->mu);
+        done = settle_ghosts(gn, c, redo);
+        drop = trim_ghosts(gn);
+        pthread_mutex_unlock(&gn->mu);
     }
+    pthread_mutex_lock(&n->mu);
     if (!broken && n->nidle < n->idle_cap) {
         n->idle[n->nidle++] = c;
         c = NULL;

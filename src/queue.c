@@ -51,7 +51,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SUFFIX ":redlock:q"
 /* How long an idle queue lives: refreshed by every check, so only a queue
  * whose waiters all vanished gets this old. */
 #define QUEUE_TTL_MS "300000"
@@ -59,20 +58,6 @@
  * 1 + position / 8 (a holder that vanished is the first one's business). */
 #define CHECK_MS 1000
 #define CHECK_MAX_MS 30000
-
-size_t redlock__queue_name(const char *key, size_t keylen, char *out)
-{
-    /* A suffix, not "{key}...": ACL key patterns are prefixes ("~locks:*"),
-     * and the fence counter is named the same way.  In Cluster it shares
-     * the key's slot when the key has a hash tag ("{job}:lock").  Never a
-     * semaphore's queue, even for a key that looks like a slot
-     * ("<name>:redlock:5"): only a permit's handle names that queue, so
-     * that releasing a lock of such a name hands nothing to the
-     * semaphore's waiters (a holder too many). */
-    memcpy(out, key, keylen);
-    memcpy(out + keylen, SUFFIX, strlen(SUFFIX));
-    return keylen + strlen(SUFFIX);
-}
 
 typedef enum { Q_PUSH, Q_CHECK, Q_CANCEL, Q_TRY } qmode;
 
@@ -117,7 +102,8 @@ static int slots_make(const redlock_lock *l, slots *s)
     }
     for (int i = 0; i < l->sem_n; i++) {
         char *p = s->buf + room * (size_t)i;
-        s->len[i] = redlock__slot_name(l->sem_name, l->sem_namelen, i, p);
+        s->len[i] = redlock__slot_name(l->client, l->sem_name,
+                                       l->sem_namelen, i, p);
         s->name[i] = p;
     }
     return 0;
@@ -150,7 +136,7 @@ static redlock_status queue_try(redlock_client *c, redlock_lock *l,
         arg(&call, l->key, l->keylen);
         arg(&call, l->qkey, l->qkeylen);
         if (l->fkey)
-            arg(&call, l->fkey, l->keylen + 6);
+            arg(&call, l->fkey, l->fkeylen);
     }
     arg(&call, l->token, strlen(l->token));
     arg(&call, ttl, ttllen);

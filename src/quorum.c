@@ -9,6 +9,7 @@
 #include <hiredis/hiredis.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int is_noscript(const redisReply *r)
@@ -22,7 +23,8 @@ static int is_noscript(const redisReply *r)
  * to the caller that is the node being unavailable, REDLOCK_IO, which a
  * wait rides out, not an answer. */
 static const char *const transient[] = {"LOADING ", "BUSY ", "MASTERDOWN ",
-                                        "TRYAGAIN ", "CLUSTERDOWN "};
+                                        "TRYAGAIN ", "CLUSTERDOWN ",
+                                        "MOVED ", "ASK "};
 
 redlock_status redlock__reply_error_status(const redisReply *r)
 {
@@ -64,6 +66,17 @@ static int skip_slow(redlock__node *n)
 void redlock__exchange_until(redlock__batch *b, int n, int64_t deadline_ns,
                              const redlock__decider *d)
 {
+    for (int i = 0; i < n; i++)
+        if (b[i].node->cluster) {
+            redlock__cluster_exchange(b, n, deadline_ns, d);
+            return;
+        }
+    redlock__exchange_plain(b, n, deadline_ns, d);
+}
+
+void redlock__exchange_plain(redlock__batch *b, int n, int64_t deadline_ns,
+                             const redlock__decider *d)
+{
     for (int i = 0; i < n; i++) {
         redlock__batch *bi = &b[i];
         bi->st = REDLOCK_OK;
@@ -90,7 +103,8 @@ void redlock__exchange_until(redlock__batch *b, int n, int64_t deadline_ns,
         }
         bi->conn->arena_used = 0; /* the last exchange's replies are gone */
         for (int k = 0; k < bi->ncalls; k++) {
-            if (redlock__conn_append_call(bi->conn, &bi->calls[k], 0) != 0) {
+            if (redlock__conn_append_call(bi->conn, &bi->calls[k],
+                                          bi->calls[k].eval) != 0) {
                 bi->st = REDLOCK_NOMEM;
                 strcpy(bi->err, "out of memory");
                 break;
@@ -157,5 +171,11 @@ void redlock__batches_clear(redlock__batch *b, int n)
         /* Only now: the replies may live in the connection's arena. */
         redlock__node_put(b[i].node, b[i].conn, b[i].st != REDLOCK_OK);
         b[i].conn = NULL;
+        for (int k = 0; k < b[i].nsubs; k++)
+            redlock__node_put(b[i].subs[k].node, b[i].subs[k].conn,
+                              b[i].subs[k].broken);
+        free(b[i].subs);
+        b[i].subs = NULL;
+        b[i].nsubs = 0;
     }
 }

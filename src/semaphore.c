@@ -95,7 +95,7 @@ static redlock_status wait_slots(redlock_client *c, redlock_lock *l,
             break;
         if (!watching && st == REDLOCK_BUSY) {
             for (int i = 0; i < l->sem_n; i++) {
-                size_t len = redlock__slot_name(l->sem_name, l->sem_namelen,
+                size_t len = redlock__slot_name(c, l->sem_name, l->sem_namelen,
                                                 i, name);
                 if (!(ws[i] = redlock__notify_watch(c, name, len, &seen[i])))
                     break;
@@ -138,6 +138,8 @@ redlock_status redlock_acquire_n(redlock_client *c, const char *key, int n,
                              n, REDLOCK_SEMAPHORE_MAX);
     if (n == 1)
         return redlock_acquire(c, key, ttl_ms, wait_ms, lock);
+    if ((st = redlock__check_derived(c, key, strlen(key))) != REDLOCK_OK)
+        return st;
     char token[REDLOCK__OWN_TOKEN_MAX];
     if ((st = redlock__own_token(c, token)) != REDLOCK_OK)
         return st;
