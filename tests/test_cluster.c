@@ -1,0 +1,386 @@
+/*
+ * Redis Cluster (redis+cluster://) against a real cluster of three masters
+ * and three replicas (support/cluster.h): routing by slot, a slot migrated
+ * under a held and a waited-on lock (ASK, then MOVED), fencing and the
+ * queue's handoff, the CLI, a CLUSTER FAILOVER and a killed master with a
+ * held lock (replicated: still held; not replicated: reported lost, then
+ * another client's, never both).
+ */
+#include "support/cluster.h"
+#include "redlock.h"
+
+#include <hiredis/hiredis.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdatomic.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+static _Atomic int lost_calls;
+
+static void on_lost(const redlock_lock *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    atomic_fetch_add(&lost_calls, 1);
+}
+
+static redlock_client *connect_cluster(rt_cluster *c, int fencing,
+                                       int min_replicas)
+{
+    redlock_options o;
+    redlock_options_init(&o);
+    o.fencing = fencing;
+    o.min_replicas = min_replicas;
+    o.renew_floor_ms = 100;
+    o.on_lost = on_lost;
+    redlock_status st;
+    const char *urls[] = {c->url};
+    redlock_client *cl = redlock_connect(urls, 1, &o, &st);
+    if (!cl)
+        print_error("connect %s: %s\n", c->url, redlock_last_error());
+    return cl;
+}
+
+/* node i holds key with this token (GET on its unix socket). */
+/* ASKING first: node i may be importing key's slot. */
+static redisReply *ask(rt_cluster *c, int i, const char *cmd, const char *key)
+{
+    redisReply *r = rt_cluster_cmd(c, i, "ASKING");
+    if (r)
+        freeReplyObject(r);
+    return rt_cluster_cmd(c, i, cmd, key);
+}
+
+static int token_on(rt_cluster *c, int i, const char *key, const char *token)
+{
+    redisReply *r = ask(c, i, "GET %s", key);
+    int yes = r && r->type == REDIS_REPLY_STRING && token &&
+              strcmp(r->str, token) == 0;
+    if (r)
+        freeReplyObject(r);
+    return yes;
+}
+
+static long long pttl_on(rt_cluster *c, int i, const char *key)
+{
+    redisReply *r = ask(c, i, "PTTL %s", key);
+    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -3;
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
+static int exists_anywhere(rt_cluster *c, const char *key)
+{
+    int n = 0;
+    for (int i = 0; i < RT_CLUSTER_NODES; i++) {
+        if (!rt_cluster_alive(c, i) || c->role[i] != RT_CLUSTER_MASTER)
+            continue;
+        redisReply *r = rt_cluster_cmd(c, i, "EXISTS %s", key);
+        n += r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+        if (r)
+            freeReplyObject(r);
+    }
+    return n;
+}
+
+/* Many keys over all slots: each lands on the master of its slot, with its
+ * token; redlock_list sees them all; releases leave nothing. */
+static void routes_by_slot(void **state)
+{
+    (void)state;
+    enum { KEYS = 300 };
+    rt_cluster c;
+    assert_int_equal(rt_cluster_start(&c), 0);
+    redlock_client *cl = connect_cluster(&c, 0, 0);
+    assert_non_null(cl);
+    redlock_lock *l[KEYS];
+    int per_master[RT_CLUSTER_NODES] = {0};
+    char key[32];
+    for (int i = 0; i < KEYS; i++) {
+        snprintf(key, sizeof key, "route:%d", i);
+        assert_int_equal(redlock_acquire(cl, key, 30000, 0, &l[i]),
+                         REDLOCK_OK);
+        int owner = rt_cluster_slot_owner(&c, rt_cluster_hash_slot(key, strlen(key)));
+        assert_true(owner >= 0);
+        per_master[owner]++;
+        assert_true(token_on(&c, owner, key, redlock_token(l[i])));
+    }
+    for (int i = 0; i < RT_CLUSTER_NODES; i++)
+        if (c.role[i] == RT_CLUSTER_MASTER)
+            assert_true(per_master[i] > 50);
+    for (int i = 0; i < KEYS; i++) {
+        assert_int_equal(redlock_release(l[i]), REDLOCK_OK);
+        snprintf(key, sizeof key, "route:%d", i);
+        assert_int_equal(exists_anywhere(&c, key), 0);
+    }
+    redlock_client_free(cl);
+    rt_cluster_stop(&c);
+}
+
+struct waiter {
+    redlock_client *c;
+    const char *key;
+    redlock_status st;
+    redlock_lock *l;
+};
+
+static void *wait_for(void *arg)
+{
+    struct waiter *w = arg;
+    w->st = redlock_acquire(w->c, w->key, 30000, 25000, &w->l);
+    return NULL;
+}
+
+/* A slot migrates under a held, kept-alive lock and a waiter: the
+ * renewals follow the key (ASK while it is being migrated, MOVED after),
+ * the lock stays held throughout, the waiter does not get in, and gets
+ * the lock when it is released on the new master. */
+static void migration_keeps_the_lock(void **state)
+{
+    (void)state;
+    rt_cluster c;
+    assert_int_equal(rt_cluster_start(&c), 0);
+    char key[64];
+    int slot = rt_cluster_key_on(&c, 0, "mig:", key, sizeof key);
+    assert_true(slot >= 0);
+    redlock_client *a = connect_cluster(&c, 0, 0);
+    assert_non_null(a);
+    redlock_lock *h;
+    /* ttl 1500: renewed every 500 ms (renew_floor_ms 100) */
+    assert_int_equal(redlock_acquire(a, key, 1500, 0, &h), REDLOCK_OK);
+    assert_int_equal(redlock_keepalive(h), REDLOCK_OK);
+    struct waiter w = {connect_cluster(&c, 0, 0), key, REDLOCK_INVALID, NULL};
+    assert_non_null(w.c);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, wait_for, &w), 0);
+
+    assert_int_equal(rt_cluster_migrate_start(&c, slot, 0, 1), 0);
+    rt_sleep_ms(1500); /* renewals: the key is still on 0 */
+    assert_true(redlock_held(h));
+    assert_true(token_on(&c, 0, key, redlock_token(h)));
+    assert_int_equal(rt_cluster_migrate_keys(&c, slot, 0, 1), 1);
+    rt_sleep_ms(1500); /* renewals: ASK to 1 */
+    assert_true(redlock_held(h));
+    assert_true(token_on(&c, 1, key, redlock_token(h)));
+    assert_true(pttl_on(&c, 1, key) > 700);
+    assert_int_equal(rt_cluster_migrate_finish(&c, slot, 1), 0);
+    rt_sleep_ms(1500); /* renewals: MOVED to 1, then straight there */
+    assert_true(redlock_held(h));
+    assert_true(token_on(&c, 1, key, redlock_token(h)));
+    assert_true(pttl_on(&c, 1, key) > 700);
+    assert_int_equal(atomic_load(&lost_calls), 0);
+    assert_int_equal(w.st, REDLOCK_INVALID); /* still waiting */
+
+    assert_int_equal(redlock_release(h), REDLOCK_OK);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(w.st, REDLOCK_OK);
+    assert_true(token_on(&c, 1, key, redlock_token(w.l)));
+    assert_int_equal(redlock_release(w.l), REDLOCK_OK);
+    assert_int_equal(exists_anywhere(&c, key), 0);
+    redlock_client_free(w.c);
+    redlock_client_free(a);
+    rt_cluster_stop(&c);
+}
+
+/* Fencing on a cluster: the fence counter shares the key's slot
+ * ("{key}:fence"), so every script is single-slot; fences grow; a
+ * release wakes the waiter, which takes the lock with the next number. */
+static void fencing_and_handoff(void **state)
+{
+    (void)state;
+    rt_cluster c;
+    assert_int_equal(rt_cluster_start(&c), 0);
+    redlock_client *a = connect_cluster(&c, 1, 0);
+    assert_non_null(a);
+    const char *key = "fenced-job";
+    int owner = rt_cluster_slot_owner(&c, rt_cluster_hash_slot(key, strlen(key)));
+    redlock_lock *l;
+    redlock_status st = redlock_acquire(a, key, 10000, 0, &l);
+    if (st != REDLOCK_OK)
+        print_error("acquire: %s\n", redlock_last_error());
+    assert_int_equal(st, REDLOCK_OK);
+    int64_t f1 = redlock_fence(l);
+    assert_true(f1 >= 1);
+    redisReply *r = rt_cluster_cmd(&c, owner, "GET {%s}:fence", key);
+    assert_true(r && r->type == REDIS_REPLY_STRING && atoll(r->str) == f1);
+    freeReplyObject(r);
+
+    struct waiter w = {connect_cluster(&c, 1, 0), key, REDLOCK_INVALID, NULL};
+    assert_non_null(w.c);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, wait_for, &w), 0);
+    rt_sleep_ms(300); /* waiting */
+    assert_int_equal(w.st, REDLOCK_INVALID);
+    st = redlock_release(l);
+    if (st != REDLOCK_OK)
+        print_error("release: %s\n", redlock_last_error());
+    assert_int_equal(st, REDLOCK_OK);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(w.st, REDLOCK_OK);
+    assert_true(redlock_fence(w.l) > f1);
+    redlock_lock *l3;
+    assert_int_equal(redlock_acquire(a, key, 10000, 0, &l3), REDLOCK_BUSY);
+    assert_int_equal(redlock_release(w.l), REDLOCK_OK);
+    /* A semaphore's slots share its name's slot too. */
+    redlock_lock *p[2];
+    assert_int_equal(redlock_acquire_n(a, "pool", 2, 10000, 0, &p[0]),
+                     REDLOCK_OK);
+    assert_int_equal(redlock_acquire_n(a, "pool", 2, 10000, 0, &p[1]),
+                     REDLOCK_OK);
+    assert_int_equal(redlock_acquire_n(a, "pool", 2, 10000, 0, &l3),
+                     REDLOCK_BUSY);
+    redlock_release(p[0]);
+    redlock_release(p[1]);
+    /* A key with a '}' but no hash tag cannot share its slot. */
+    assert_int_equal(redlock_acquire(a, "a}b", 10000, 0, &l3),
+                     REDLOCK_INVALID);
+    assert_non_null(strstr(redlock_last_error(), "hash tag"));
+    redlock_client_free(w.c);
+    redlock_client_free(a);
+    rt_cluster_stop(&c);
+}
+
+/* The CLI's run on a cluster URL. */
+static void cli_run(void **state)
+{
+    (void)state;
+    rt_cluster c;
+    assert_int_equal(rt_cluster_start(&c), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl(REDLOCK_CLI_PATH, "redlock", "-u", c.url, "run", "-t", "5s",
+              "cli-job", "--", "sh", "-c", "exit 7", (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 7);
+    assert_int_equal(exists_anywhere(&c, "cli-job"), 0);
+    rt_cluster_stop(&c);
+}
+
+/* CLUSTER FAILOVER of the master holding a kept-alive, replicated lock:
+ * the renewals follow (MOVED), the lock stays held, on_lost is silent. */
+static void failover_keeps_the_lock(void **state)
+{
+    (void)state;
+    rt_cluster c;
+    assert_int_equal(rt_cluster_start(&c), 0);
+    char key[64];
+    assert_true(rt_cluster_key_on(&c, 0, "fo:", key, sizeof key) >= 0);
+    redlock_client *a = connect_cluster(&c, 0, 1);
+    assert_non_null(a);
+    atomic_store(&lost_calls, 0);
+    redlock_lock *h;
+    assert_int_equal(redlock_acquire(a, key, 1500, 0, &h), REDLOCK_OK);
+    assert_int_equal(redlock_keepalive(h), REDLOCK_OK);
+    int replica = -1;
+    for (int i = 0; i < RT_CLUSTER_NODES; i++)
+        if (c.master_of[i] == 0)
+            replica = i;
+    assert_true(replica >= 0);
+    assert_int_equal(rt_cluster_failover(&c, replica, NULL, 20000), 0);
+    rt_sleep_ms(1500);
+    assert_true(redlock_held(h));
+    assert_int_equal(atomic_load(&lost_calls), 0);
+    assert_true(token_on(&c, replica, key, redlock_token(h)));
+    assert_true(pttl_on(&c, replica, key) > 700);
+    assert_int_equal(redlock_release(h), REDLOCK_OK);
+    assert_int_equal(exists_anywhere(&c, key), 0);
+    redlock_client_free(a);
+    rt_cluster_stop(&c);
+}
+
+/* The master holding a kept-alive lock is killed while its replica, the
+ * one to be promoted, is paused: the key never reached it.  The renewal
+ * on the promoted replica finds no key and reports the lock lost (never
+ * writes it again); another client then takes it. */
+static void killed_master_loses_unreplicated_lock(void **state)
+{
+    (void)state;
+    rt_cluster c;
+    assert_int_equal(rt_cluster_start(&c), 0);
+    char key[64];
+    assert_true(rt_cluster_key_on(&c, 0, "kill:", key, sizeof key) >= 0);
+    int replica = -1;
+    for (int i = 0; i < RT_CLUSTER_NODES; i++)
+        if (c.master_of[i] == 0)
+            replica = i;
+    assert_true(replica >= 0);
+    redlock_client *a = connect_cluster(&c, 0, 0);
+    assert_non_null(a);
+    atomic_store(&lost_calls, 0);
+    assert_int_equal(rt_server_pause(&c.srv[replica]), 0);
+    /* 32 MiB ahead of our SET in the stream to the replica: the SET stays
+     * in the master's buffer, not in the paused replica's socket. */
+    char junk_key[64];
+    assert_true(rt_cluster_key_on(&c, 0, "junk:", junk_key, sizeof junk_key) >= 0);
+    size_t big = 32u << 20;
+    char *junk = malloc(big);
+    assert_non_null(junk);
+    memset(junk, 'x', big);
+    redisReply *r = rt_cluster_cmd(&c, 0, "SET %s %b", junk_key, junk, big);
+    free(junk);
+    assert_true(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redlock_lock *h;
+    assert_int_equal(redlock_acquire(a, key, 3000, 0, &h), REDLOCK_OK);
+    char token[256];
+    snprintf(token, sizeof token, "%s", redlock_token(h));
+    assert_int_equal(redlock_keepalive(h), REDLOCK_OK);
+    rt_cluster_kill(&c, 0);
+    /* The stream to the replica is cut before it read our SET. */
+    assert_int_equal(rt_server_resume(&c.srv[replica]), 0);
+    /* Promoted: the slot's owner is the replica (asked of node 1). */
+    int kslot = rt_cluster_hash_slot(key, strlen(key));
+    long long until0 = rt_now_ms() + 30000;
+    while (rt_cluster_slot_owner(&c, kslot) != replica && rt_now_ms() < until0)
+        rt_sleep_ms(100);
+    assert_int_equal(rt_cluster_slot_owner(&c, kslot), replica);
+
+    long long until = rt_now_ms() + 15000;
+    while (atomic_load(&lost_calls) == 0 && rt_now_ms() < until)
+        rt_sleep_ms(50);
+    assert_int_equal(atomic_load(&lost_calls), 1);
+    assert_false(redlock_held(h));
+    assert_false(token_on(&c, replica, key, token));
+
+    redlock_client *b = connect_cluster(&c, 0, 0);
+    assert_non_null(b);
+    redlock_lock *l2;
+    assert_int_equal(redlock_acquire(b, key, 10000, 5000, &l2), REDLOCK_OK);
+    for (int i = 0; i < 10; i++) {
+        assert_true(token_on(&c, replica, key, redlock_token(l2)));
+        rt_sleep_ms(100);
+    }
+    assert_int_equal(redlock_release(h), REDLOCK_NOT_HELD);
+    assert_true(token_on(&c, replica, key, redlock_token(l2)));
+    assert_int_equal(redlock_release(l2), REDLOCK_OK);
+    redlock_client_free(b);
+    redlock_client_free(a);
+    rt_cluster_stop(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(routes_by_slot),
+        cmocka_unit_test(migration_keeps_the_lock),
+        cmocka_unit_test(fencing_and_handoff),
+        cmocka_unit_test(cli_run),
+        cmocka_unit_test(failover_keeps_the_lock),
+        cmocka_unit_test(killed_master_loses_unreplicated_lock),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
