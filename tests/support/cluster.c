@@ -145,6 +145,9 @@ static redisContext *node_ctx(rt_cluster *c, int i, int *fresh)
             redisFree(x);
         return NULL;
     }
+    /* Not inherited by a node started (or restarted) later: it would keep
+     * the connection open after redisFree(). */
+    fcntl(x->fd, F_SETFD, FD_CLOEXEC);
     if (s->password[0] != '\0') {
         redisReply *r = s->user[0] != '\0'
                             ? redisCommand(x, "AUTH %s %s", s->user, s->password)
@@ -604,7 +607,7 @@ static int run(const char *prog, const char *const *argv, const char *log, int t
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127);
-        int in = open("/dev/null", O_RDONLY);
+        int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (in >= 0)
             dup2(in, 0);
         dup2(out, 1);

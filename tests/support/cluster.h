@@ -11,10 +11,12 @@
  *     rt_cluster_migrate_start(&c, slot, from, 2);           // ASK from here
  *     rt_cluster_migrate_keys(&c, slot, from, 2);
  *     rt_cluster_migrate_finish(&c, slot, 2);                // MOVED from here
- *     int r = c.master_of[3] >= 0 ? 3 : 4;                   // some replica
- *     rt_cluster_failover(&c, r, NULL, 10000);               // r is a master
- *     rt_cluster_kill(&c, 0);                                // a master dies
- *     int m = rt_cluster_wait_promoted(&c, 0, 15000);        // its replica
+ *     int m = c.master_of[3];                                // 3's master
+ *     rt_cluster_failover(&c, 3, NULL, 10000);               // 3 serves m's slots
+ *     rt_cluster_kill(&c, 3);                                // ... and dies
+ *     int n = rt_cluster_wait_promoted(&c, 3, 15000);        // n == m again
+ *     rt_cluster_restart(&c, 3);                             // back, a replica
+ *     rt_cluster_wait_ok(&c, 10000);
  *     rt_cluster_stop(&c);
  *
  * Each node is an rt_server (redis_server.h: its own port, directory and
@@ -42,7 +44,8 @@
  * node listens only for TLS on its port and speaks TLS on the cluster bus
  * and for replication (--tls-cluster yes, --tls-replication yes, the
  * certificate directory's server.crt serving as client certificate too);
- * MIGRATE then uses TLS as well.  redis-cli is run with --tls --cacert.
+ * MIGRATE then uses TLS as well.  redis-cli is run with --tls, --cacert
+ * ca.crt, --cert server.crt, --key server.key.
  * url is then rediss+cluster://.  The helpers below reach nodes on their
  * unix sockets (hiredis 0.14 has no TLS), as rt_cmd() does; the library is
  * only ever given the TLS ports.  CLUSTER SLOTS and CLUSTER NODES name the
