@@ -161,7 +161,9 @@ typedef struct redlock_options {
      * called).  [0 = no cap] */
     int max_hold_ms;
     /* Non-zero: each acquire also increments the counter key "<key>:fence"
-     * and redlock_fence() returns the new value.  Single node only: with
+     * ("{<key>}:fence" on a cluster, for a key without a hash tag: in the
+     * key's slot) and redlock_fence() returns the new value.  A cluster
+     * counts as one node.  Single node only: with
      * N > 1 each node counts on its own, and per-node counters are no
      * fencing token.  The counter must never be deleted or expire (the
      * numbers would start again), nor be used as a lock name: an acquire
@@ -241,10 +243,22 @@ REDLOCK_API void redlock_options_init(redlock_options *opts);
  *     redis+sentinel://[[user][:password]@]host[:port][,host[:port]...]
  *                      /master_name[/db][?sentinel_user=U&sentinel_password=P]
  *     rediss+sentinel://...          the same, sentinels and master over TLS
+ *     redis+cluster://[[user][:password]@]host[:port][,host[:port]...][/0]
+ *     rediss+cluster://...           the same, every master over TLS
  * user and password are percent-decoded; port is 1..65535 (default 6379,
- * 26379 for a sentinel); db is a non-negative number (default 0).  AUTH
+ * 26379 for a sentinel); db is a non-negative number (default 0; a
+ * cluster has only db 0).  AUTH
  * and SELECT run on every new connection, reconnects included.  The URL
  * strings are copied.
+ *
+ * A Cluster URL is one node made of the cluster's masters: its hosts
+ * are seeds, the slot map is read from them (CLUSTER SLOTS), and each
+ * command goes to the master of its key's slot; MOVED, ASK, TRYAGAIN and
+ * CLUSTERDOWN are followed within the call's bound, and an answer none
+ * came for is an uncertain write like any other.  A lock's other keys
+ * (fence counter, semaphore slots) are named into its slot: "{<key>}..."
+ * for a key without a hash tag (README, "Redis Cluster").  Seeds that are
+ * no cluster are REDLOCK_INVALID; none answering, REDLOCK_IO.
  *
  * A Sentinel URL is one node whose address the sentinels give.  The
  * client asks them all at once (SENTINEL GET-MASTER-ADDR-BY-NAME and the

@@ -32,6 +32,8 @@
 #define MAX_SHARDS 1024
 /* How many known nodes a map refresh asks at once. */
 #define ASK_AT_ONCE 3
+/* At most one read of a stale map per this long. */
+#define MAP_READ_GAP_NS ((int64_t)100 * 1000000)
 
 struct redlock__cluster {
     pthread_mutex_t mu; /* guards owner, shards, nshards, known */
@@ -41,6 +43,10 @@ struct redlock__cluster {
     int known;              /* a map was read */
     _Atomic int stale;      /* read it again before the next routing */
     _Atomic int want_map;   /* a MOVED was seen: ask CLUSTER SLOTS along */
+    /* A stale map is read again no sooner than this (monotonic ns): a
+     * stalled master fails every exchange that tries it, the map reads
+     * included, and each would ask for another. */
+    _Atomic int64_t next_read_ns;
     /* The last shard that answered a map request: asked first. */
     int last_good;
 };
@@ -155,7 +161,10 @@ static int entry_addr(const redisReply *m, const redlock__node *asked,
         m->element[1]->integer < 1 || m->element[1]->integer > 65535)
         return -1;
     const char *h = m->element[0]->str;
-    if (strcmp(h, "?") == 0 || strlen(h) > 255)
+    size_t len = strlen(h);
+    if (strcmp(h, "?") == 0 || len > 255 ||
+        strspn(h, "0123456789abcdefghijklmnopqrstuvwxyz"
+                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ.-:_") < len)
         return -1;
     *host = h[0] ? h : asked->url.host;
     *port = (int)m->element[1]->integer;
@@ -233,9 +242,9 @@ redlock_status redlock__cluster_refresh(redlock__node *n, int64_t deadline_ns)
     int nask = 0;
     /* The one that answered last, then masters of the map, then seeds. */
     pthread_mutex_lock(&k->mu);
-    if (k->nshards > 0)
+    if (k->nshards > 0 && !atomic_load(&k->shards[k->last_good]->slow))
         ask[nask++] = k->shards[k->last_good];
-    for (int pass = 0; pass < 2 && nask < ASK_AT_ONCE; pass++)
+    for (int pass = 0; pass < 3 && nask < ASK_AT_ONCE; pass++)
         for (int i = 0; i < k->nshards && nask < ASK_AT_ONCE; i++) {
             redlock__node *s = k->shards[i];
             int master = 0;
@@ -244,7 +253,8 @@ redlock_status redlock__cluster_refresh(redlock__node *n, int64_t deadline_ns)
             int dup = 0;
             for (int j = 0; j < nask; j++)
                 dup |= ask[j] == s;
-            if (!dup && (pass == 1 || master) && !atomic_load(&s->slow))
+            if (!dup && (pass > 0 || master) &&
+                (pass == 2 || !atomic_load(&s->slow)))
                 ask[nask++] = s;
         }
     pthread_mutex_unlock(&k->mu);
@@ -306,8 +316,13 @@ redlock__node *redlock__cluster_route(redlock__node *n, unsigned slot,
 {
     struct redlock__cluster *k = n->cluster;
     pthread_mutex_lock(&k->mu);
-    int known = k->known && !atomic_load(&k->stale);
+    int known = k->known;
     pthread_mutex_unlock(&k->mu);
+    int64_t now = redlock__now_ns(), at = atomic_load(&k->next_read_ns);
+    if (known && atomic_load(&k->stale) && now >= at &&
+        atomic_compare_exchange_strong(&k->next_read_ns, &at,
+                                       now + MAP_READ_GAP_NS))
+        known = 0; /* this thread reads it; others route by the old one */
     if (!known && (*st = redlock__cluster_refresh(n, deadline_ns)) !=
                       REDLOCK_OK) {
         /* Keep the old map, if any: a refresh that failed is no reason
@@ -363,10 +378,11 @@ int redlock__cluster_masters(redlock__node *n, redlock__node **out, int max,
 {
     struct redlock__cluster *k = n->cluster;
     pthread_mutex_lock(&k->mu);
-    int known = k->known && !atomic_load(&k->stale);
+    int known = k->known;
     pthread_mutex_unlock(&k->mu);
-    if (!known && (*st = redlock__cluster_refresh(n, deadline_ns)) !=
-                      REDLOCK_OK)
+    if ((!known || atomic_load(&k->stale)) &&
+        (*st = redlock__cluster_refresh(n, deadline_ns)) != REDLOCK_OK &&
+        !known)
         return -1;
     int count = 0;
     pthread_mutex_lock(&k->mu);

@@ -91,8 +91,10 @@ static int parse_redirect(const redisReply *r, const redlock__node *from,
     if (end == colon + 1 || *end != '\0' || p < 1 || p > 65535)
         return -1;
     size_t hl = (size_t)(colon - addr);
-    if (hl >= hostlen)
-        return -1;
+    if (hl >= hostlen ||
+        strspn(addr, "0123456789abcdefghijklmnopqrstuvwxyz"
+                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ.-:_") < hl)
+        return -1; /* no address: nothing that changes a URL's meaning */
     if (hl == 0)
         snprintf(host, hostlen, "%s", from->url.host);
     else {
@@ -227,6 +229,10 @@ static int wait_worse(const redisReply *a, const redisReply *b)
 
 static void gather(plan *pl, int move)
 {
+    /* A WAIT that a part did not answer leaves the batch's WAIT without an
+     * answer, whatever the order of the parts: its writes' replicas are
+     * unknown. */
+    char missing[REDLOCK_MAX_NODES] = {0};
     /* The batches' own replies are only ever aliases before the end. */
     for (int i = 0; i < pl->n; i++)
         if (pl->pb[i].node->cluster)
@@ -243,18 +249,22 @@ static void gather(plan *pl, int move)
             if (k < 0)
                 continue;
             redlock__call *to = &pb->calls[k];
-            if (is_wait(to) && to->reply && !wait_worse(r, to->reply)) {
-                if (move) {
-                    redlock__reply_free(r);
-                    b->calls[j].reply = NULL;
-                }
-                continue;
-            }
-            if (move && to->reply)
-                redlock__reply_free(to->reply); /* a better WAIT's */
-            to->reply = r;
             if (move)
                 b->calls[j].reply = NULL;
+            if (is_wait(to)) {
+                int keep = missing[p->parent] ||
+                           (r && to->reply && !wait_worse(r, to->reply));
+                if (!keep && !r)
+                    missing[p->parent] = 1;
+                if (keep) {
+                    if (move)
+                        redlock__reply_free(r);
+                    continue;
+                }
+                if (move && to->reply)
+                    redlock__reply_free(to->reply);
+            }
+            to->reply = r;
         }
     }
 }
@@ -272,6 +282,7 @@ static int parent_state(plan *pl, int i, int *complete)
         if (pl->b[q].st != REDLOCK_OK && !failed) {
             failed = 1;
             pb->st = pl->b[q].st;
+            snprintf(pb->err, sizeof pb->err, "%s", pl->b[q].err);
         }
         *complete &= redlock__batch_complete(&pl->b[q]);
     }
@@ -327,8 +338,10 @@ static int redirect(plan *pl, int from, int round, int64_t deadline_ns)
                 char host[256];
                 unsigned slot;
                 int port;
+                int want = redlock__call_slot(c);
                 if (parse_redirect(c->reply, b->node, &slot, host, sizeof host,
-                                   &port) != 0)
+                                   &port) != 0 ||
+                    (want >= 0 && (unsigned)want != slot))
                     continue; /* a lying server: its error stands */
                 target = kind == R_MOVED
                              ? redlock__cluster_moved(n, slot, host, port)
@@ -344,7 +357,7 @@ static int redirect(plan *pl, int from, int round, int64_t deadline_ns)
             if (k < 0) {
                 k = new_part(pl, p->parent, target, 2 * pb->ncalls + 2);
                 if (k < 0)
-                    return any;
+                    goto parts_done; /* the error replies stand */
                 /* new_part may have moved the arrays */
                 p = &pl->p[q];
                 b = &pl->b[q];
@@ -363,6 +376,7 @@ static int redirect(plan *pl, int from, int round, int64_t deadline_ns)
             any = 1;
         }
     }
+parts_done:
     /* Each new part: the batch's WAIT, then the map when a MOVED asked. */
     for (int k = to; k < pl->np; k++) {
         redlock__batch *pb = &pl->pb[pl->p[k].parent];

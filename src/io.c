@@ -506,8 +506,21 @@ void redlock__io_run(redlock__batch *b, int n, int64_t deadline_ns)
 void redlock__io_run_until(redlock__batch *b, int n, int64_t deadline_ns,
                            const redlock__decider *d)
 {
-    struct pollfd pfd[REDLOCK_MAX_NODES];
-    int idx[REDLOCK_MAX_NODES];
+    /* A cluster's batch is one part per master (cluster_io.c): more than
+     * REDLOCK_MAX_NODES connections at once then. */
+    struct pollfd pfd_fixed[REDLOCK_MAX_NODES], *pfd = pfd_fixed;
+    int idx_fixed[REDLOCK_MAX_NODES], *idx = idx_fixed;
+    if (n > REDLOCK_MAX_NODES) {
+        pfd = malloc((size_t)n * sizeof *pfd);
+        idx = malloc((size_t)n * sizeof *idx);
+        if (!pfd || !idx) {
+            free(pfd);
+            free(idx);
+            for (int i = 0; i < n; i++)
+                batch_fail(&b[i], REDLOCK_NOMEM, "out of memory");
+            return;
+        }
+    }
 
     int nactive = 0, last = -1;
     for (int i = 0; i < n; i++) {
@@ -523,6 +536,10 @@ void redlock__io_run_until(redlock__batch *b, int n, int64_t deadline_ns,
         b[last].conn->sent == b[last].conn->out.len &&
         wait_one(&b[last], deadline_ns) == 0) {
         note_outcomes(b, n);
+        if (pfd != pfd_fixed) {
+            free(pfd);
+            free(idx);
+        }
         return;
     }
     int64_t t0 = redlock__now_ns();
@@ -604,4 +621,8 @@ void redlock__io_run_until(redlock__batch *b, int n, int64_t deadline_ns,
         }
     }
     note_outcomes(b, n);
+    if (pfd != pfd_fixed) {
+        free(pfd);
+        free(idx);
+    }
 }

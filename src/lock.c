@@ -693,6 +693,17 @@ typedef struct multi {
     redlock__decider decider; /* multi_decided */
 } multi;
 
+/* The reply node b gave to call k, or NULL for none: a cluster's batch
+ * that some of its masters did not answer is partial, and the calls the
+ * others answered count (one master down must not fail the renewals of
+ * every lock on the cluster). */
+static const redisReply *answer(const redlock__batch *b, int k)
+{
+    if (b->ncalls == 0 || (b->st != REDLOCK_OK && !b->partial))
+        return NULL;
+    return b->calls[k].reply;
+}
+
 /* The answers in so far settle every lock: a quorum said yes, or too many
  * said no for a quorum.  Nodes still silent then change nothing, and the
  * exchange need not wait for them. */
@@ -703,8 +714,8 @@ static int multi_decided(const redlock__batch *b, int n, void *arg)
     for (int k = 0; k < m->nlocks; k++) {
         int yes = 0, no = 0;
         for (int i = 0; i < n; i++) {
-            const redisReply *r = b[i].ncalls ? b[i].calls[k].reply : NULL;
-            if (b[i].st != REDLOCK_OK || !r || r->type != REDIS_REPLY_INTEGER)
+            const redisReply *r = answer(&b[i], k);
+            if (!r || r->type != REDIS_REPLY_INTEGER)
                 continue;
             if (r->integer == 0) {
                 no++;
@@ -782,11 +793,11 @@ static void multi_tally(multi *m, redlock_client *c, int k, int nlocks)
     tally *t = &m->t[k];
     for (int i = 0; i < c->nnodes; i++) {
         redlock__batch *b = &m->b[i];
-        redisReply *r = b->calls[k].reply;
+        const redisReply *r = answer(b, k);
         if (b->ncalls == 0) {
             tally_fail(t, REDLOCK_IO, "%s: not contacted (it failed earlier)",
                        b->node->name);
-        } else if (b->st != REDLOCK_OK) {
+        } else if (!r) {
             tally_fail(t, b->st, "%s", b->err);
         } else if (r->type == REDIS_REPLY_INTEGER &&
                    (r->integer == 0 || r->integer == 1 ||
@@ -820,9 +831,7 @@ static void heal(redlock_client *c, multi *m, redlock_lock **locks, int n,
     int count[REDLOCK_MAX_NODES] = {0}, total = 0;
     for (int k = 0; k < n; k++)
         for (int i = 0; i < c->nnodes && st[k] == REDLOCK_OK; i++) {
-            const redisReply *r = m->b[i].st == REDLOCK_OK && m->b[i].ncalls
-                                      ? m->b[i].calls[k].reply
-                                      : NULL;
+            const redisReply *r = answer(&m->b[i], k);
             if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 2) {
                 count[i]++;
                 total++;
@@ -844,10 +853,8 @@ static void heal(redlock_client *c, multi *m, redlock_lock **locks, int n,
         b[i].node = &c->nodes[i];
         b[i].calls = &calls[at];
         for (int k = 0; k < n && b[i].ncalls < count[i]; k++) {
-            const redisReply *r = st[k] == REDLOCK_OK && m->b[i].ncalls &&
-                                          m->b[i].st == REDLOCK_OK
-                                      ? m->b[i].calls[k].reply
-                                      : NULL;
+            const redisReply *r =
+                st[k] == REDLOCK_OK ? answer(&m->b[i], k) : NULL;
             if (!r || r->type != REDIS_REPLY_INTEGER || r->integer != 2)
                 continue;
             redlock__call *cl = &calls[at++];
@@ -981,7 +988,7 @@ static void release_many(redlock_client *c, redlock_lock **locks, int n,
         /* Whether or not the request left: our token may still be there.
          * Not for a node the teardown gives up on: no later contact. */
         for (int i = 0; i < c->nnodes; i++)
-            if (m.b[i].ncalls && m.b[i].st != REDLOCK_OK &&
+            if (m.b[i].ncalls && !answer(&m.b[i], k) &&
                 !(dead && (*dead & (UINT32_C(1) << i))))
                 redlock__node_add_ghost(&c->nodes[i], l->key, l->keylen,
                                         l->token);

@@ -847,7 +847,8 @@ redlock_status redlock__url_parse(const char *url, redlock__url *out)
         u.tls = 1;
     } else
         st = bad(url, "unsupported scheme \"%s\" (expected redis://, "
-                      "rediss://, redis+sentinel:// or unix://)",
+                      "rediss://, redis+sentinel://, redis+cluster:// or "
+                      "unix://)",
                  piece(q, url, url, slen));
 
     if (st != REDLOCK_OK) {

@@ -583,12 +583,12 @@ static void usage_errors(void **state)
     snprintf(bad_env, sizeof bad_env, "REDLOCK_URL=%s,,%s", G->main.url, G->main.url);
     expect_code(&p, cli_env(&p, ARGV(bad_env), ARGV("status", "k"), 10000), 64);
     one_error_line(&p);
-    /* $REDLOCK_URL keeps a Cluster URL's seed list whole: the library
-     * (which takes no cluster yet) names every seed */
+    /* $REDLOCK_URL keeps a Cluster URL's seed list whole: the library's
+     * message (no seed answers: 69) names every seed */
     expect_code(&p,
                 cli_env(&p, ARGV("REDLOCK_URL=redis+cluster://127.0.0.1:1,127.0.0.1:2,[::1]:3"),
                         ARGV("status", "k"), 10000),
-                64);
+                69);
     one_error_line(&p);
     assert_non_null(strstr(p.err, "cluster(127.0.0.1:1,127.0.0.1:2,[::1]:3)"));
     expect_code(&p,
@@ -596,7 +596,7 @@ static void usage_errors(void **state)
                         ARGV("REDLOCK_URL=redis://127.0.0.1:1,rediss+cluster://h:2,h:3",
                              "REDISCLI_AUTH=" PASSWORD),
                         ARGV("status", "k"), 10000),
-                64);
+                69);
     one_error_line(&p);
     assert_non_null(strstr(p.err, "cluster(h:2,h:3)"));
 }

@@ -32,11 +32,15 @@ static void on_lost(const redlock_lock *l, void *arg)
     atomic_fetch_add(&lost_calls, 1);
 }
 
+static int io_timeout_ms; /* 0: the default */
+
 static redlock_client *connect_cluster(rt_cluster *c, int fencing,
                                        int min_replicas)
 {
     redlock_options o;
     redlock_options_init(&o);
+    if (io_timeout_ms)
+        o.io_timeout_ms = io_timeout_ms;
     o.fencing = fencing;
     o.min_replicas = min_replicas;
     o.renew_floor_ms = 100;
@@ -154,6 +158,7 @@ static void migration_keeps_the_lock(void **state)
     assert_true(slot >= 0);
     redlock_client *a = connect_cluster(&c, 0, 0);
     assert_non_null(a);
+    atomic_store(&lost_calls, 0);
     redlock_lock *h;
     /* ttl 1500: renewed every 500 ms (renew_floor_ms 100) */
     assert_int_equal(redlock_acquire(a, key, 1500, 0, &h), REDLOCK_OK);
@@ -372,6 +377,54 @@ static void killed_master_loses_unreplicated_lock(void **state)
     rt_cluster_stop(&c);
 }
 
+/* One master stops answering (paused, past the ttl; the cluster's node
+ * timeout is long here, so no failover) while one client keeps locks on
+ * every master alive, renewed in batches that span the masters: the locks
+ * on the other masters stay held (a batch's answered calls count), the
+ * ones on the stopped master are lost, each told once. */
+static void stopped_master_spares_the_others(void **state)
+{
+    (void)state;
+    enum { PER = 4 };
+    rt_cluster c;
+    const char *args[] = {"--cluster-node-timeout", "20000", NULL};
+    assert_int_equal(rt_cluster_start_args(&c, args), 0);
+    /* Each renewal waits for the stopped master one node timeout at most
+     * (then once per node timeout): below the ttl, as it must be. */
+    io_timeout_ms = rt_slack_ms(400);
+    redlock_client *a = connect_cluster(&c, 0, 0);
+    io_timeout_ms = 0;
+    assert_non_null(a);
+    atomic_store(&lost_calls, 0);
+    redlock_lock *l[RT_CLUSTER_MASTERS][PER];
+    for (int m = 0; m < RT_CLUSTER_MASTERS; m++)
+        for (int k = 0; k < PER; k++) {
+            char key[64], prefix[32];
+            snprintf(prefix, sizeof prefix, "stop%d-%d:", m, k);
+            assert_true(rt_cluster_key_on(&c, m, prefix, key, sizeof key) >= 0);
+            assert_int_equal(redlock_acquire(a, key, rt_slack_ms(1500), 0,
+                                             &l[m][k]),
+                             REDLOCK_OK);
+        }
+    for (int m = 0; m < RT_CLUSTER_MASTERS; m++)
+        for (int k = 0; k < PER; k++)
+            assert_int_equal(redlock_keepalive(l[m][k]), REDLOCK_OK);
+    assert_int_equal(rt_server_pause(&c.srv[0]), 0);
+    rt_sleep_ms(rt_slack_ms(3500));
+    for (int m = 1; m < RT_CLUSTER_MASTERS; m++)
+        for (int k = 0; k < PER; k++)
+            assert_true(redlock_held(l[m][k]));
+    for (int k = 0; k < PER; k++)
+        assert_false(redlock_held(l[0][k]));
+    assert_int_equal(atomic_load(&lost_calls), PER);
+    assert_int_equal(rt_server_resume(&c.srv[0]), 0);
+    for (int m = 0; m < RT_CLUSTER_MASTERS; m++)
+        for (int k = 0; k < PER; k++)
+            redlock_release(l[m][k]);
+    redlock_client_free(a);
+    rt_cluster_stop(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -379,6 +432,7 @@ int main(void)
         cmocka_unit_test(migration_keeps_the_lock),
         cmocka_unit_test(fencing_and_handoff),
         cmocka_unit_test(cli_run),
+        cmocka_unit_test(stopped_master_spares_the_others),
         cmocka_unit_test(failover_keeps_the_lock),
         cmocka_unit_test(killed_master_loses_unreplicated_lock),
     };
