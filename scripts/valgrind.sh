@@ -84,6 +84,24 @@ fi
 # Programs the tests exec (redis-server, the redlock tool under test_cli)
 # are not traced: valgrind's reports on the tool's stderr would fail
 # test_cli's checks of that stderr (the tool runs under ASan in test.sh).
+# Tests not run under valgrind at all, each with why (their memory is
+# still checked by the asan stage):
+NOT_UNDER_VALGRIND=(
+    # Locks of a 1.5 s ttl renewed every 500 ms through slot migrations,
+    # failovers and a stopped master, on six servers: valgrind's slowness
+    # loses them, and a failed check leaks past its frees.
+    test_cluster
+    test_cluster_tls
+)
+
+is_skipped() {
+    local t
+    for t in "${NOT_UNDER_VALGRIND[@]}"; do
+        [ "$t" = "$1" ] && return 0
+    done
+    return 1
+}
+
 is_timing_only() {
     local t
     for t in "${TIMING_ONLY[@]}"; do
@@ -98,6 +116,10 @@ sh "$root/tests/support/make_certs.sh" "$certs" >/dev/null
 results=()
 failed=0
 for t in "${tests[@]}"; do
+    if is_skipped "$t"; then
+        results+=("$(printf '%-16s skipped (NOT_UNDER_VALGRIND)' "$t")")
+        continue
+    fi
     bin="$dir/tests/$t"
     # REDLOCK_TEST_SLOW: tests widen margins for their own CPU time
     # (rt_slack_ms).
