@@ -297,9 +297,14 @@ redlock_client *redlock_connect(const char *const *urls, size_t n,
  * see node.c), so that a client freed right after a timed-out acquire
  * leaves no lock behind for a whole ttl.  Best effort, by deadline_ns, and
  * not on the nodes the teardown gave up on. */
+/* A cluster's ghosts go out on the connections of the masters owning their
+ * slots: one PING per master (a few; more are left to expire). */
+#define BURY_MASTERS 64
+
 static void bury_ghosts(redlock_client *c, int64_t deadline_ns, uint32_t dead)
 {
     redlock__call calls[REDLOCK_MAX_NODES];
+    redlock__call *many[REDLOCK_MAX_NODES] = {0};
     redlock__batch b[REDLOCK_MAX_NODES];
     int any = 0;
     memset(calls, 0, sizeof calls[0] * (size_t)c->nnodes);
@@ -314,14 +319,30 @@ static void bury_ghosts(redlock_client *c, int64_t deadline_ns, uint32_t dead)
         calls[i].argc = 1;
         calls[i].argv[0] = "PING";
         calls[i].argvlen[0] = 4;
+        if (b[i].ncalls && n->cluster) {
+            redlock__node *m[BURY_MASTERS];
+            redlock_status st;
+            int nm = redlock__cluster_masters(n, m, BURY_MASTERS, deadline_ns,
+                                              &st);
+            if (nm > 0 && (many[i] = calloc((size_t)nm, sizeof *many[i]))) {
+                for (int k = 0; k < nm; k++) {
+                    many[i][k] = calls[i];
+                    many[i][k].shard = m[k];
+                }
+                b[i].calls = many[i];
+                b[i].ncalls = nm;
+            }
+        }
         any |= b[i].ncalls;
     }
     int64_t now = redlock__now_ns();
-    if (!any || now >= deadline_ns)
-        return;
-    int64_t dl = now + (int64_t)c->opts.node_timeout_ms * 1000000;
-    redlock__exchange(b, c->nnodes, dl < deadline_ns ? dl : deadline_ns);
-    redlock__batches_clear(b, c->nnodes);
+    if (any && now < deadline_ns) {
+        int64_t dl = now + (int64_t)c->opts.node_timeout_ms * 1000000;
+        redlock__exchange(b, c->nnodes, dl < deadline_ns ? dl : deadline_ns);
+        redlock__batches_clear(b, c->nnodes);
+    }
+    for (int i = 0; i < c->nnodes; i++)
+        free(many[i]);
 }
 
 void redlock_client_free(redlock_client *c)

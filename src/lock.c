@@ -980,8 +980,8 @@ static void release_many(redlock_client *c, redlock_lock **locks, int n,
             m.b[i].ncalls = 0;
     redlock__exchange_until(m.b, c->nnodes, deadline_ns, &m.decider);
     for (int i = 0; dead && i < c->nnodes; i++)
-        if (m.b[i].ncalls && m.b[i].st == REDLOCK_IO)
-            *dead |= UINT32_C(1) << i;
+        if (m.b[i].ncalls && m.b[i].st == REDLOCK_IO && !m.b[i].partial)
+            *dead |= UINT32_C(1) << i; /* (a cluster's other masters answered) */
     for (int k = 0; k < n; k++) {
         redlock_lock *l = locks[k];
         multi_tally(&m, c, k, n);
