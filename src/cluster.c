@@ -348,6 +348,17 @@ redlock__node *redlock__cluster_route(redlock__node *n, unsigned slot,
     return s;
 }
 
+redlock__node *redlock__cluster_lookup(redlock__node *n, unsigned slot)
+{
+    struct redlock__cluster *k = n->cluster;
+    pthread_mutex_lock(&k->mu);
+    redlock__node *s = k->owner[slot % SLOTS] == NO_SHARD
+                           ? NULL
+                           : k->shards[k->owner[slot % SLOTS]];
+    pthread_mutex_unlock(&k->mu);
+    return s;
+}
+
 redlock__node *redlock__cluster_any(redlock__node *n, int64_t deadline_ns,
                                     redlock_status *st)
 {
@@ -491,9 +502,10 @@ redlock_status redlock__check_derived(const redlock_client *c,
     if (!c->cluster_names || redlock__cluster_name_ok(key, keylen))
         return REDLOCK_OK;
     return redlock__fail(REDLOCK_INVALID,
-                         "key \"%.80s\": on a cluster, a lock's fence "
-                         "counter, queue and semaphore slots must share its "
-                         "slot, and a key with a '}' but no hash tag gives "
-                         "them none: add a hash tag (\"{name}...\")",
+                         "key \"%.80s\": on a cluster, a lock's release "
+                         "channel, fence counter and semaphore slots must "
+                         "share its slot, and a key with a '}' but no hash "
+                         "tag gives them none: add a hash tag "
+                         "(\"{name}...\")",
                          key);
 }

@@ -106,6 +106,18 @@ static int parse_redirect(const redisReply *r, const redlock__node *from,
     return 0;
 }
 
+int redlock__cluster_redirected(redlock__node *n, const redlock__node *from,
+                                const redisReply *r)
+{
+    char host[256];
+    unsigned slot;
+    int port;
+    if (redirect_kind(r) != R_MOVED ||
+        parse_redirect(r, from, &slot, host, sizeof host, &port) != 0)
+        return 0;
+    return redlock__cluster_moved(n, slot, host, port) != NULL;
+}
+
 static int is_wait(const redlock__call *c)
 {
     return !c->script && c->argc >= 1 && c->argvlen[0] == 4 &&

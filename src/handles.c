@@ -116,8 +116,9 @@ static redlock_lock *make(redlock_client *c, const char *key, size_t keylen,
     size_t froom = c->queued && c->opts.fencing && !sem_n
                        ? keyroom + REDLOCK__NAME_EXTRA + 1
                        : 0;
+    size_t sroom = c->cluster_names ? keyroom + REDLOCK__SCHAN_EXTRA + 1 : 0;
     redlock_lock *l = calloc(1, sizeof *l + keyroom + 1 + nroom + qroom +
-                                    froom + toklen + 1);
+                                    froom + sroom + toklen + 1);
     if (!l)
         return NULL;
     l->client = c;
@@ -147,6 +148,11 @@ static redlock_lock *make(redlock_client *c, const char *key, size_t keylen,
         l->fkeylen = redlock__derived_name(c, key, keylen,
                                            REDLOCK__FENCE_SUFFIX, l->fkey);
         p += froom;
+    }
+    if (sroom) {
+        l->schan = p;
+        l->schanlen = redlock__release_channel(key, keylen, l->schan);
+        p += sroom;
     }
     l->token = p; /* last: a new token (same length) is written in place */
     memcpy(l->token, token, toklen);
@@ -186,6 +192,11 @@ redlock_lock *redlock__handle_new_sem(redlock_client *c, const char *name,
     return make(c, name, namelen, token, n);
 }
 
+size_t redlock__release_channel(const char *key, size_t keylen, char *out)
+{
+    return redlock__cluster_channel(REDLOCK__CHANNEL_PREFIX, key, keylen, out);
+}
+
 size_t redlock__slot_name(const redlock_client *c, const char *name,
                           size_t namelen, int slot, char *out)
 {
@@ -202,6 +213,8 @@ void redlock__handle_slot(redlock_lock *l, int slot)
     l->keylen =
         redlock__slot_name(c, l->sem_name, l->sem_namelen, slot, l->key);
     l->key[l->keylen] = '\0';
+    if (l->schan)
+        l->schanlen = redlock__release_channel(l->key, l->keylen, l->schan);
     ids_insert(c, l);
     pthread_mutex_unlock(&c->mu);
 }

@@ -444,6 +444,13 @@ redlock_status redlock__cluster_refresh(redlock__node *n, int64_t deadline_ns);
  * set when none is known. */
 redlock__node *redlock__cluster_route(redlock__node *n, unsigned slot,
                                       int64_t deadline_ns, redlock_status *st);
+/* The master the map names for slot now, without asking; NULL when none
+ * is known. */
+redlock__node *redlock__cluster_lookup(redlock__node *n, unsigned slot);
+/* A MOVED error reply (r) that master `from` of cluster n gave: the map
+ * learns it (redlock__cluster_moved).  1 when it was one. */
+int redlock__cluster_redirected(redlock__node *n, const redlock__node *from,
+                                const struct redisReply *r);
 /* A master for a keyless command; NULL with *st set. */
 redlock__node *redlock__cluster_any(redlock__node *n, int64_t deadline_ns,
                                     redlock_status *st);
@@ -637,6 +644,11 @@ struct redlock_lock {
      * when fencing is on; NULL otherwise.  Same allocation. */
     char *qkey, *fkey;
     size_t qkeylen, fkeylen;
+    /* On a cluster client, the shard channel its release publishes on
+     * ("redlock:release:{<key>}", in key's slot); NULL otherwise.  Same
+     * allocation, with room for any of a semaphore's slots. */
+    char *schan;
+    size_t schanlen;
     /* A semaphore's permit: its number of slots (0 for a lock), and the
      * semaphore's name; key names the slot once one is taken (room for
      * the longest slot name is kept in the allocation). */
@@ -746,6 +758,11 @@ void redlock__handle_slot(redlock_lock *l, int slot);
 #define REDLOCK__SLOT_EXTRA 24
 size_t redlock__slot_name(const redlock_client *c, const char *name,
                           size_t namelen, int slot, char *out);
+/* The shard channel of key's releases on a cluster: "redlock:release:"
+ * then the key, in braces unless it has a hash tag (so, in its slot);
+ * out has keylen + REDLOCK__SCHAN_EXTRA bytes; returns its length. */
+#define REDLOCK__SCHAN_EXTRA 32
+size_t redlock__release_channel(const char *key, size_t keylen, char *out);
 /* Give an own-token attempt a new random token (each try its own, so that
  * a ghost delete of an earlier try can never match a later one). */
 redlock_status redlock__handle_retoken(redlock_lock *l);

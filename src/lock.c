@@ -75,6 +75,8 @@ static void release_call(redlock__call *cl, const redlock_lock *l, int own)
     set_arg(cl, l->token, strlen(l->token));
     set_arg(cl, REDLOCK__HANDOFF_MS, strlen(REDLOCK__HANDOFF_MS));
     set_arg(cl, own ? "1" : "0", 1);
+    if (l->schan) /* a cluster's: its shard channel */
+        set_arg(cl, l->schan, l->schanlen);
 }
 
 static int64_t op_deadline_ns(const redlock_client *c)
@@ -529,9 +531,9 @@ redlock_status redlock__acquire_args(redlock_client *c, const char *key,
     if ((st = check_key(key)) != REDLOCK_OK ||
         (st = check_ttl(c, ttl_ms)) != REDLOCK_OK)
         return st;
-    /* A lock's other keys (fence counter, queue) share its slot. */
-    if ((c->opts.fencing || c->queued) &&
-        (st = redlock__check_derived(c, key, strlen(key))) != REDLOCK_OK)
+    /* A lock's other keys (fence counter, queue) and, on a cluster, its
+     * release channel share its slot. */
+    if ((st = redlock__check_derived(c, key, strlen(key))) != REDLOCK_OK)
         return st;
     if (wait_ms < REDLOCK_WAIT_FOREVER)
         return redlock__fail(REDLOCK_INVALID,

@@ -13,6 +13,15 @@
  * acquire, and falls back to timed retries (by the holder's ttl) when no
  * notification comes, for a holder that crashed publishes nothing.
  *
+ * On a cluster node the channel is a shard channel in the key's slot,
+ * "redlock:release:{<key>}" (SSUBSCRIBE, Redis 7), subscribed on the
+ * master that owns the slot: a release reaches that master's subscribers
+ * only.  The notifier keeps a connection per master that some watched key
+ * lives on; when the slot moves (the master says "sunsubscribe", or
+ * refuses SSUBSCRIBE with MOVED) or the master's connection fails, the
+ * channel is subscribed again where the map says the slot is now, and
+ * the key's waiters retry meanwhile (a release may have gone unheard).
+ *
  * With the waiter queue (one node, queue.c) there are no per-key channels:
  * the notifier subscribes to the client's own "redlock:grant:<id>", on
  * which a release tells the one waiter it handed the lock to, and wakes
@@ -36,6 +45,12 @@
 struct redlock__watch {
     char *key;
     size_t keylen;
+    /* A cluster client's shard channel (redlock__release_channel), else
+     * NULL; and, per cluster node, the entry (nf->subs) it is subscribed
+     * on, -1 for none yet. */
+    char *sch;
+    size_t schlen;
+    int on[REDLOCK_MAX_NODES];
     int refs;       /* waiting threads; 0: to be unsubscribed */
     int announced;  /* SUBSCRIBE queued on the live connections */
     int confirmed;  /* some node confirmed the subscription */
@@ -58,10 +73,22 @@ struct redlock_notifier {
     uint64_t grant_gen;  /* moves when grants may have been missed */
     int grant_confirmed; /* the grant channel is subscribed */
     int grant_plain;     /* the server knows no SSUBSCRIBE (before 7) */
-    /* The thread's own. */
-    redlock__conn *sub[REDLOCK_MAX_NODES];
-    int64_t retry_ns[REDLOCK_MAX_NODES];
+    /* Subscriber connections (the thread's own, but the list is guarded
+     * by mu): one per plain node, one per cluster master in use. */
+    struct subconn *subs;
+    int nsubs, subs_cap;
+    int64_t resync_ns; /* look at the watches again then (a slot whose
+                          master is not known yet) */
+    struct pollfd *pfd;
+    int *idx;
 };
+
+typedef struct subconn {
+    int node;             /* index in c->nodes */
+    redlock__node *shard; /* a cluster's master, or NULL for a plain node */
+    redlock__conn *conn;
+    int64_t retry_ns;
+} subconn;
 
 /* Every wait for a grant: check again, one may have been missed. */
 static void bump_grants(struct redlock_notifier *nf)
@@ -162,9 +189,16 @@ static void handle_grant(struct redlock_notifier *nf, const redisReply *m)
     }
 }
 
-/* Queue (UN)SUBSCRIBE of w's channel on connection s. */
-static int queue_sub(redlock__conn *s, const redlock__watch *w, int on)
+/* Queue (UN)SUBSCRIBE of w's channel on connection s; on a cluster's
+ * master (sharded), S(UN)SUBSCRIBE of its shard channel. */
+static int queue_sub(redlock__conn *s, const redlock__watch *w, int on,
+                     int sharded)
 {
+    if (sharded) {
+        const char *argv[] = {on ? "SSUBSCRIBE" : "SUNSUBSCRIBE", w->sch};
+        size_t len[] = {strlen(argv[0]), w->schlen};
+        return redlock__resp_append(&s->out, 2, argv, len);
+    }
     size_t plen = strlen(REDLOCK__CHANNEL_PREFIX);
     char *ch = malloc(plen + w->keylen);
     if (!ch)
@@ -178,13 +212,16 @@ static int queue_sub(redlock__conn *s, const redlock__watch *w, int on)
     return rc;
 }
 
-/* Open node i's subscriber connection, blocking this thread for at most
- * the connect and I/O timeouts; PING completes the AUTH/SELECT handshake. */
-static redlock__conn *open_sub(struct redlock_notifier *nf, int i)
+/* Open a subscriber connection to node i, or to a cluster's master
+ * (shard), blocking this thread for at most the connect and I/O timeouts;
+ * PING completes the AUTH/SELECT handshake. */
+static redlock__conn *open_sub(struct redlock_notifier *nf, int i,
+                               redlock__node *shard)
 {
     redlock_client *c = nf->c;
     redlock_status st;
-    redlock__conn *s = redlock__node_connect(&c->nodes[i], &st);
+    redlock__node *to = shard ? shard : &c->nodes[i];
+    redlock__conn *s = redlock__node_connect(to, &st);
     if (!s)
         return NULL;
     redlock__call ping;
@@ -194,7 +231,7 @@ static redlock__conn *open_sub(struct redlock_notifier *nf, int i)
     ping.argvlen[0] = 4;
     redlock__batch b;
     memset(&b, 0, sizeof b);
-    b.node = &c->nodes[i];
+    b.node = to;
     b.conn = s;
     b.calls = &ping;
     b.ncalls = 1;
@@ -224,16 +261,61 @@ static void unlink_watch(struct redlock_notifier *nf, redlock__watch *w)
             break;
         }
     free(w->key);
+    free(w->sch);
     free(w);
 }
 
-static void drop_sub(struct redlock_notifier *nf, int i)
+/* The entry for node i's master shard (made when new): its index, or -1
+ * when out of memory. */
+static int entry_for(struct redlock_notifier *nf, int i, redlock__node *shard)
 {
-    redlock__conn_free(nf->sub[i]);
-    nf->sub[i] = NULL;
-    nf->retry_ns[i] = redlock__now_ns() + (int64_t)RECONNECT_MS * 1000000;
+    for (int e = 0; e < nf->nsubs; e++)
+        if (nf->subs[e].node == i && nf->subs[e].shard == shard)
+            return e;
+    if (nf->nsubs == nf->subs_cap) {
+        int cap = nf->subs_cap ? 2 * nf->subs_cap : 8;
+        subconn *grown = realloc(nf->subs, (size_t)cap * sizeof *grown);
+        struct pollfd *pfd = realloc(nf->pfd, (size_t)(cap + 1) * sizeof *pfd);
+        if (pfd)
+            nf->pfd = pfd;
+        int *idx = realloc(nf->idx, (size_t)(cap + 1) * sizeof *idx);
+        if (idx)
+            nf->idx = idx;
+        if (grown)
+            nf->subs = grown;
+        if (!grown || !pfd || !idx)
+            return -1;
+        nf->subs_cap = cap;
+    }
+    nf->subs[nf->nsubs] = (subconn){i, shard, NULL, 0};
+    return nf->nsubs++;
+}
+
+/* A watch on cluster node i goes where the map puts its channel's slot
+ * now: unsubscribed from the old master (which may have done so itself)
+ * and subscribed on the new one at the next sync_watches. */
+static void reroute(struct redlock_notifier *nf, redlock__watch *w, int i)
+{
+    w->on[i] = -1;
+    w->gen++; /* a release may have gone unheard: retry */
+    redlock__cluster_stale(&nf->c->nodes[i]);
+    pthread_cond_broadcast(&nf->cond);
+}
+
+static void drop_sub(struct redlock_notifier *nf, int e)
+{
+    subconn *sc = &nf->subs[e];
+    redlock__conn_free(sc->conn);
+    sc->conn = NULL;
+    sc->retry_ns = redlock__now_ns() + (int64_t)RECONNECT_MS * 1000000;
     nf->live--;
     nf->grant_confirmed = 0;
+    /* A cluster's master that failed may be replaced: its channels go
+     * wherever the map says next. */
+    if (sc->shard)
+        for (redlock__watch *w = nf->watches; w; w = w->next)
+            if (w->on[sc->node] == e)
+                reroute(nf, w, sc->node);
     /* Subscriptions die with their connection: whatever was draining is
      * gone there, and its confirmation will never come.  (Swept by
      * sync_watches, where freeing is safe.) */
@@ -250,18 +332,49 @@ static redlock__watch *find(struct redlock_notifier *nf, const char *ch,
     if (len < plen || memcmp(ch, REDLOCK__CHANNEL_PREFIX, plen) != 0)
         return NULL;
     for (redlock__watch *w = nf->watches; w; w = w->next)
-        if (w->draining == draining && w->keylen == len - plen &&
-            memcmp(w->key, ch + plen, w->keylen) == 0)
+        if (w->draining == draining &&
+            ((w->keylen == len - plen &&
+              memcmp(w->key, ch + plen, w->keylen) == 0) ||
+             (w->sch && w->schlen == len && memcmp(w->sch, ch, len) == 0)))
             return w;
     return NULL;
+}
+
+/* A push only a cluster's master sends: its SSUBSCRIBE refused (MOVED:
+ * the slot is elsewhere), or "sunsubscribe" of a channel we still want
+ * (the slot moved away from it).  1 when the connection must be dropped
+ * (and everything on it placed again). */
+static int cluster_push(struct redlock_notifier *nf, subconn *sc,
+                        const redisReply *r)
+{
+    redlock__node *n = &nf->c->nodes[sc->node];
+    if (r->type == REDIS_REPLY_ERROR) {
+        /* Which SSUBSCRIBE it answers is not said: every channel here
+         * whose slot the map (told of the MOVED) now puts elsewhere. */
+        if (!redlock__cluster_redirected(n, sc->shard, r))
+            return 1; /* TRYAGAIN, CLUSTERDOWN...: all again, in a while */
+        for (redlock__watch *w = nf->watches; w; w = w->next)
+            if (w->on[sc->node] == (int)(sc - nf->subs) &&
+                redlock__cluster_lookup(
+                    n, redlock__key_slot(w->sch, w->schlen)) != sc->shard)
+                reroute(nf, w, sc->node);
+        return 0;
+    }
+    redlock__watch *w = find(nf, r->element[1]->str, r->element[1]->len, 0);
+    if (w && w->on[sc->node] == (int)(sc - nf->subs))
+        reroute(nf, w, sc->node);
+    return 0;
 }
 
 /* A push from a subscriber connection: ["message", ch, payload] or
  * ["subscribe", ch, n] wake the key's waiters; on the grant channel, a
  * message grants one wait.  -1 when the connection must be dropped. */
-static int handle_push(struct redlock_notifier *nf, redlock__conn *s,
+static int handle_push(struct redlock_notifier *nf, subconn *sc,
                        const redisReply *r)
 {
+    redlock__conn *s = sc->conn;
+    if (sc->shard && r->type == REDIS_REPLY_ERROR)
+        return cluster_push(nf, sc, r);
     if (r->type == REDIS_REPLY_ERROR && nf->c->queued && !nf->grant_plain &&
         !nf->grant_confirmed) {
         /* SSUBSCRIBE refused (unknown before Redis 7): SUBSCRIBE instead;
@@ -274,7 +387,8 @@ static int handle_push(struct redlock_notifier *nf, redlock__conn *s,
         r->element[1]->type != REDIS_REPLY_STRING)
         return 0;
     const char *kind = r->element[0]->str;
-    int is_sub = strcmp(kind, "subscribe") == 0;
+    int is_sub = strcmp(kind, "subscribe") == 0 ||
+                 (sc->shard && strcmp(kind, "ssubscribe") == 0);
     if (is_grant_channel(nf->c, r->element[1])) {
         if (is_sub || strcmp(kind, "ssubscribe") == 0) {
             nf->grant_confirmed = 1;
@@ -287,13 +401,17 @@ static int handle_push(struct redlock_notifier *nf, redlock__conn *s,
         }
         return 0;
     }
-    if (strcmp(kind, "unsubscribe") == 0) {
+    if (strcmp(kind, "unsubscribe") == 0 ||
+        (sc->shard && strcmp(kind, "sunsubscribe") == 0)) {
         redlock__watch *w = find(nf, r->element[1]->str, r->element[1]->len, 1);
         if (w)
             w->unconfirmed--; /* swept by sync_watches at 0 */
+        else if (sc->shard)
+            return cluster_push(nf, sc, r); /* not ours: the slot moved */
         return 0;
     }
-    if (!is_sub && strcmp(kind, "message") != 0)
+    if (!is_sub && strcmp(kind, "message") != 0 &&
+        !(sc->shard && strcmp(kind, "smessage") == 0))
         return 0;
     redlock__watch *w = find(nf, r->element[1]->str, r->element[1]->len, 0);
     if (!w)
@@ -305,19 +423,46 @@ static int handle_push(struct redlock_notifier *nf, redlock__conn *s,
     return 0;
 }
 
-/* Handle every push already read from s; -1 when s must be dropped. */
-static int drain(struct redlock_notifier *nf, redlock__conn *s)
+/* Handle every push already read from sc's connection; -1 when it must be
+ * dropped. */
+static int drain(struct redlock_notifier *nf, subconn *sc)
 {
     for (;;) {
         void *reply = NULL;
-        if (redisGetReplyFromReader(s->ctx, &reply) != REDIS_OK)
+        if (redisGetReplyFromReader(sc->conn->ctx, &reply) != REDIS_OK)
             return -1;
         if (!reply)
             return 0;
-        int bad = handle_push(nf, s, reply) != 0;
+        int bad = handle_push(nf, sc, reply) != 0;
         redlock__reply_free(reply);
         if (bad)
             return -1;
+    }
+}
+
+/* Subscribe w on cluster node i's master of its slot, as the map says
+ * (without asking: this runs under mu; a waiter's tries refresh the map);
+ * called with mu held. */
+static void place(struct redlock_notifier *nf, redlock__watch *w, int i)
+{
+    redlock__node *n = &nf->c->nodes[i];
+    redlock__node *m =
+        redlock__cluster_lookup(n, redlock__key_slot(w->sch, w->schlen));
+    int e = m ? entry_for(nf, i, m) : -1;
+    if (e < 0) { /* look again soon */
+        int64_t at = redlock__now_ns() + (int64_t)RECONNECT_MS * 1000000;
+        if (nf->resync_ns == 0 || at < nf->resync_ns)
+            nf->resync_ns = at;
+        return;
+    }
+    w->on[i] = e;
+    subconn *sc = &nf->subs[e];
+    if (!sc->conn) { /* to be opened: by the loop, now (or when due) */
+        int64_t at = sc->retry_ns > 0 ? sc->retry_ns : 1;
+        if (nf->resync_ns == 0 || at < nf->resync_ns)
+            nf->resync_ns = at;
+    } else if (queue_sub(sc->conn, w, 1, 1) != 0) {
+        drop_sub(nf, e);
     }
 }
 
@@ -325,7 +470,9 @@ static int drain(struct redlock_notifier *nf, redlock__conn *s)
  * with nf->mu held. */
 static void sync_watches(struct redlock_notifier *nf)
 {
+    redlock_client *c = nf->c;
     redlock__watch *w = nf->watches;
+    nf->resync_ns = 0;
     while (w) { /* sweep what is fully unsubscribed */
         redlock__watch *next = w->next;
         if (w->draining && w->unconfirmed <= 0)
@@ -333,14 +480,19 @@ static void sync_watches(struct redlock_notifier *nf)
         w = next;
     }
     for (w = nf->watches; w; w = w->next) {
-        int unsub = w->refs == 0 && !w->draining;
+        if (w->draining)
+            continue;
+        int unsub = w->refs == 0;
         if (unsub || !w->announced) {
             int sent = 0;
-            for (int i = 0; i < nf->c->nnodes; i++) {
-                if (!nf->sub[i])
+            for (int e = 0; e < nf->nsubs; e++) {
+                subconn *sc = &nf->subs[e];
+                if (!sc->conn || (sc->shard && w->on[sc->node] != e))
                     continue;
-                if (queue_sub(nf->sub[i], w, !unsub) != 0)
-                    drop_sub(nf, i);
+                if (sc->shard && !unsub)
+                    continue; /* placed below */
+                if (queue_sub(sc->conn, w, !unsub, sc->shard != NULL) != 0)
+                    drop_sub(nf, e);
                 else
                     sent++;
             }
@@ -352,8 +504,12 @@ static void sync_watches(struct redlock_notifier *nf)
                  * up it is swept next time. */
                 w->draining = 1;
                 w->unconfirmed = sent;
+                continue;
             }
         }
+        for (int i = 0; w->sch && i < c->nnodes; i++)
+            if (c->nodes[i].cluster && w->on[i] < 0)
+                place(nf, w, i);
     }
 }
 
@@ -361,77 +517,95 @@ static void *notifier_main(void *arg)
 {
     struct redlock_notifier *nf = arg;
     redlock_client *c = nf->c;
-    struct pollfd pfd[REDLOCK_MAX_NODES + 1];
-    int idx[REDLOCK_MAX_NODES + 1];
 
     pthread_mutex_lock(&nf->mu);
     while (!nf->stop) {
         /* (Re)open what is down and due; it may block for a timeout, so
          * not under the mutex. */
         int64_t now = redlock__now_ns(), next_retry = INT64_MAX;
-        for (int i = 0; i < c->nnodes; i++) {
-            if (nf->sub[i])
+        for (int e = 0; e < nf->nsubs; e++) {
+            subconn *sc = &nf->subs[e];
+            if (sc->conn)
                 continue;
-            if (nf->retry_ns[i] > now) {
-                if (nf->retry_ns[i] < next_retry)
-                    next_retry = nf->retry_ns[i];
+            int wanted = !sc->shard;
+            for (redlock__watch *w = nf->watches; w && !wanted; w = w->next)
+                wanted = w->refs > 0 && w->on[sc->node] == e;
+            if (!wanted)
+                continue; /* a master no watched key lives on now */
+            if (sc->retry_ns > now) {
+                if (sc->retry_ns < next_retry)
+                    next_retry = sc->retry_ns;
                 continue;
             }
+            int node = sc->node;
+            redlock__node *shard = sc->shard;
             pthread_mutex_unlock(&nf->mu);
-            redlock__conn *s = open_sub(nf, i);
+            redlock__conn *s = open_sub(nf, node, shard);
             pthread_mutex_lock(&nf->mu);
+            sc = &nf->subs[e]; /* the list may have grown meanwhile */
             if (!s) {
-                nf->retry_ns[i] = redlock__now_ns() +
-                                  (int64_t)RECONNECT_MS * 1000000;
-                if (nf->retry_ns[i] < next_retry)
-                    next_retry = nf->retry_ns[i];
+                sc->retry_ns = redlock__now_ns() +
+                               (int64_t)RECONNECT_MS * 1000000;
+                if (sc->retry_ns < next_retry)
+                    next_retry = sc->retry_ns;
+                if (shard) /* its master may be gone: look where now */
+                    for (redlock__watch *w = nf->watches; w; w = w->next)
+                        if (w->on[node] == e)
+                            reroute(nf, w, node);
                 continue;
             }
-            nf->sub[i] = s;
+            sc->conn = s;
             nf->live++;
             /* The handshake's read may have taken in more than the PING's
              * answer (the grant channel's confirmation): no new data would
              * wake the poll for it. */
-            if (drain(nf, s) != 0) {
-                drop_sub(nf, i);
+            if (drain(nf, sc) != 0) {
+                drop_sub(nf, e);
                 continue;
             }
             /* Everything must be subscribed here anew, and releases may
              * have gone unheard meanwhile: let every waiter retry. */
             for (redlock__watch *w = nf->watches; w; w = w->next)
-                if (w->refs > 0 && queue_sub(s, w, 1) != 0)
+                if (w->refs > 0 && !w->draining &&
+                    (!shard || w->on[node] == e) &&
+                    queue_sub(s, w, 1, shard != NULL) != 0)
                     break;
             bump_all(nf);
         }
         sync_watches(nf);
+        if (nf->resync_ns && nf->resync_ns < next_retry)
+            next_retry = nf->resync_ns;
 
+        struct pollfd *pfd = nf->pfd;
+        int *idx = nf->idx;
         int k = 0, ready = 0;
         pfd[k].fd = nf->wake[0];
         pfd[k].events = POLLIN;
         idx[k++] = -1;
-        for (int i = 0; i < c->nnodes; i++) {
-            redlock__conn *s = nf->sub[i];
+        for (int e = 0; e < nf->nsubs; e++) {
+            subconn *sc = &nf->subs[e];
+            redlock__conn *s = sc->conn;
             if (!s)
                 continue;
             /* The sentinels moved the master: releases are published
              * there now, and this server may never close us (a demoted
              * master keeps its subscribers). */
-            if (s->gen != atomic_load(&c->nodes[i].gen)) {
-                drop_sub(nf, i);
-                nf->retry_ns[i] = 0;
+            if (!sc->shard && s->gen != atomic_load(&c->nodes[sc->node].gen)) {
+                drop_sub(nf, e);
+                sc->retry_ns = 0;
                 if (next_retry > 0)
                     next_retry = 0;
                 continue;
             }
             if (redlock__conn_flush(s) != 0) {
-                drop_sub(nf, i);
+                drop_sub(nf, e);
                 continue;
             }
             pfd[k].fd = s->ctx->fd;
             pfd[k].events = redlock__conn_events(s, s->sent < s->out.len, 1);
             if (redlock__tls_pending(s))
                 ready = 1;
-            idx[k++] = i;
+            idx[k++] = e;
         }
         pthread_mutex_unlock(&nf->mu);
         int timeout = -1;
@@ -444,8 +618,9 @@ static void *notifier_main(void *arg)
         if (rc < 0 || (rc == 0 && !ready))
             continue;
         for (int j = 0; j < k; j++) {
-            if (!pfd[j].revents && (idx[j] < 0 || !nf->sub[idx[j]] ||
-                                    !redlock__tls_pending(nf->sub[idx[j]])))
+            if (!pfd[j].revents &&
+                (idx[j] < 0 || !nf->subs[idx[j]].conn ||
+                 !redlock__tls_pending(nf->subs[idx[j]].conn)))
                 continue;
             if (idx[j] < 0) {
                 char buf[64];
@@ -453,24 +628,24 @@ static void *notifier_main(void *arg)
                     ;
                 continue;
             }
-            int i = idx[j];
-            redlock__conn *s = nf->sub[i];
+            int e = idx[j];
+            redlock__conn *s = nf->subs[e].conn;
             if (!s)
                 continue;
             /* TLS tries both ways whatever woke it (see io.c: step). */
             if ((s->ssl || (pfd[j].revents & POLLOUT)) &&
                 redlock__conn_flush(s) != 0) {
-                drop_sub(nf, i);
+                drop_sub(nf, e);
                 continue;
             }
             if (!s->ssl && !(pfd[j].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
             if (redlock__conn_read(s) != 0 || redlock__reply_too_big(s->ctx)) {
-                drop_sub(nf, i);
+                drop_sub(nf, e);
                 continue;
             }
-            if (drain(nf, s) != 0)
-                drop_sub(nf, i);
+            if (drain(nf, &nf->subs[e]) != 0)
+                drop_sub(nf, e);
         }
     }
     pthread_mutex_unlock(&nf->mu);
@@ -498,7 +673,17 @@ static struct redlock_notifier *start(redlock_client *c)
     if (!nf)
         return NULL;
     nf->c = c;
-    if (pipe2(nf->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+    for (int i = 0; i < c->nnodes; i++)
+        if (!c->nodes[i].cluster && entry_for(nf, i, NULL) < 0)
+            break;
+    if (!nf->pfd && !(nf->pfd = malloc(sizeof *nf->pfd)))
+        nf->nsubs = -1;
+    if (!nf->idx && !(nf->idx = malloc(sizeof *nf->idx)))
+        nf->nsubs = -1;
+    if (nf->nsubs < 0 || pipe2(nf->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+        free(nf->subs);
+        free(nf->pfd);
+        free(nf->idx);
         free(nf);
         return NULL;
     }
@@ -509,6 +694,9 @@ static struct redlock_notifier *start(redlock_client *c)
         close(nf->wake[1]);
         pthread_cond_destroy(&nf->cond);
         pthread_mutex_destroy(&nf->mu);
+        free(nf->subs);
+        free(nf->pfd);
+        free(nf->idx);
         free(nf);
         return NULL;
     }
@@ -537,12 +725,19 @@ redlock__watch *redlock__notify_watch(redlock_client *c, const char *key,
         if (!w->draining && w->keylen == keylen &&
             memcmp(w->key, key, keylen) == 0)
             break; /* even at refs 0: the channel is still subscribed */
-    if (!w && (w = calloc(1, sizeof *w)) && (w->key = malloc(keylen))) {
+    if (!w && (w = calloc(1, sizeof *w)) && (w->key = malloc(keylen)) &&
+        (!c->cluster_names ||
+         (w->sch = malloc(keylen + REDLOCK__SCHAN_EXTRA)))) {
         memcpy(w->key, key, keylen);
         w->keylen = keylen;
+        if (w->sch)
+            w->schlen = redlock__release_channel(key, keylen, w->sch);
+        for (int i = 0; i < REDLOCK_MAX_NODES; i++)
+            w->on[i] = -1;
         w->next = nf->watches;
         nf->watches = w;
-    } else if (w && !w->key) {
+    } else if (w && (!w->key || (c->cluster_names && !w->sch))) {
+        free(w->key);
         free(w);
         w = NULL;
     }
@@ -691,12 +886,16 @@ void redlock__notify_stop(redlock_client *c)
     pthread_mutex_unlock(&nf->mu);
     kick(nf);
     pthread_join(nf->thread, NULL);
-    for (int i = 0; i < c->nnodes; i++)
-        redlock__conn_free(nf->sub[i]);
+    for (int e = 0; e < nf->nsubs; e++)
+        redlock__conn_free(nf->subs[e].conn);
+    free(nf->subs);
+    free(nf->pfd);
+    free(nf->idx);
     while (nf->watches) {
         redlock__watch *w = nf->watches;
         nf->watches = w->next;
         free(w->key);
+        free(w->sch);
         free(w);
     }
     close(nf->wake[0]);

@@ -27,7 +27,9 @@
  *
  * Without a queue (N > 1, or min_replicas) the release is published on
  * "redlock:release:<key>", so that waiters wake at once instead of
- * polling.  When someone else waits, the key is not deleted but handed
+ * polling; on a cluster on the shard channel ARGV[4] instead
+ * ("redlock:release:{<key>}", in the key's slot: SPUBLISH, counted by
+ * PUBSUB SHARDNUMSUB), so that a release reaches the key's shard only.  When someone else waits, the key is not deleted but handed
  * off: it holds "redlock:handoff" for a few ms, which SET NX (the releaser
  * looping back, a newcomer) cannot take and a waiter's acquire (below)
  * can: the lock passes to those who waited.  Waiters are counted with
@@ -52,12 +54,13 @@
     "n = redis.call('publish', ch, m) end "                                   \
     "if n > 0 then "                                                          \
     "redis.call('set', KEYS[1], tok, 'PX', t) return 1 end end end end "      \
-    "local ch = 'redlock:release:' .. KEYS[1] local n = redis.call("          \
-    "'pubsub', 'numsub', ch)[2] if n > 0 then redis.call('publish', ch, '') " \
+    "local sh = ARGV[4] local ch = sh or ('redlock:release:' .. KEYS[1]) "    \
+    "local n = redis.call('pubsub', sh and 'shardnumsub' or 'numsub', ch)[2] " \
+    "if n > 0 then redis.call(sh and 'spublish' or 'publish', ch, '') "       \
     "end if n > tonumber(ARGV[3] or '0') then redis.call('set', KEYS[1], "    \
     "'redlock:handoff', 'PX', ARGV[2]) else redis.call('del', KEYS[1]) "      \
     "end return 1"
-#define RELEASE_SHA "e981af18c700e14348eb778d0a689eb7a77623d7"
+#define RELEASE_SHA "fdc9041ff2312fea57d5d0a87dd3ffe4557d4001"
 const redlock__script redlock__script_release = {"release", RELEASE_BODY,
                                                  RELEASE_SHA, 1};
 const redlock__script redlock__script_release_queued = {

@@ -96,6 +96,35 @@ static int exists_anywhere(rt_cluster *c, const char *key)
     return n;
 }
 
+/* How many of this shard channel's subscribers node i counts. */
+static long long shard_subs(rt_cluster *c, int i, const char *ch)
+{
+    redisReply *r = rt_cluster_cmd(c, i, "PUBSUB SHARDNUMSUB %s", ch);
+    long long n = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+                          r->element[1]->type == REDIS_REPLY_INTEGER
+                      ? r->element[1]->integer
+                      : -1;
+    if (r)
+        freeReplyObject(r);
+    return n;
+}
+
+/* Classic (broadcast) release channels subscribed on any live node. */
+static long long plain_channels(rt_cluster *c)
+{
+    long long n = 0;
+    for (int i = 0; i < RT_CLUSTER_NODES; i++) {
+        if (!rt_cluster_alive(c, i))
+            continue;
+        redisReply *r = rt_cluster_cmd(c, i, "PUBSUB CHANNELS redlock:*");
+        if (r && r->type == REDIS_REPLY_ARRAY)
+            n += (long long)r->elements;
+        if (r)
+            freeReplyObject(r);
+    }
+    return n;
+}
+
 /* Many keys over all slots: each lands on the master of its slot, with its
  * token; redlock_list sees them all; releases leave nothing. */
 static void routes_by_slot(void **state)
@@ -184,6 +213,13 @@ static void migration_keeps_the_lock(void **state)
     assert_true(pttl_on(&c, 1, key) > 700);
     assert_int_equal(atomic_load(&lost_calls), 0);
     assert_int_equal(w.st, REDLOCK_INVALID); /* still waiting */
+    /* The waiter's subscription followed the slot to node 1. */
+    char ch[96];
+    snprintf(ch, sizeof ch, "redlock:release:{%s}", key);
+    long long until = rt_now_ms() + rt_slack_ms(5000);
+    while (shard_subs(&c, 1, ch) != 1 && rt_now_ms() < until)
+        rt_sleep_ms(20);
+    assert_int_equal(shard_subs(&c, 1, ch), 1);
 
     assert_int_equal(redlock_release(h), REDLOCK_OK);
     assert_int_equal(pthread_join(t, NULL), 0);
@@ -425,11 +461,52 @@ static void stopped_master_spares_the_others(void **state)
     rt_cluster_stop(&c);
 }
 
+/* Waiters listen on the key's shard only: SSUBSCRIBE of
+ * "redlock:release:{key}" on the master of its slot, nothing broadcast;
+ * the release counts them there (SHARDNUMSUB), hands the key off and
+ * wakes the waiter at once. */
+static void waiters_listen_on_the_shard(void **state)
+{
+    (void)state;
+    rt_cluster c;
+    assert_int_equal(rt_cluster_start(&c), 0);
+    char key[64], ch[96];
+    assert_true(rt_cluster_key_on(&c, 2, "shard:", key, sizeof key) >= 0);
+    snprintf(ch, sizeof ch, "redlock:release:{%s}", key);
+    redlock_client *a = connect_cluster(&c, 0, 0);
+    assert_non_null(a);
+    redlock_lock *h;
+    assert_int_equal(redlock_acquire(a, key, 60000, 0, &h), REDLOCK_OK);
+    struct waiter w = {connect_cluster(&c, 0, 0), key, REDLOCK_INVALID, NULL};
+    assert_non_null(w.c);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, wait_for, &w), 0);
+    long long until = rt_now_ms() + 5000;
+    while (shard_subs(&c, 2, ch) != 1 && rt_now_ms() < until)
+        rt_sleep_ms(20);
+    assert_int_equal(shard_subs(&c, 2, ch), 1);
+    assert_int_equal(plain_channels(&c), 0);
+    long long released = rt_now_ms();
+    assert_int_equal(redlock_release(h), REDLOCK_OK);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(w.st, REDLOCK_OK);
+    long long took = rt_now_ms() - released;
+    print_message("the waiter had the key %lld ms after the release\n", took);
+    /* woken by the message, not by its fallback (the holder's ttl: 60 s) */
+    assert_true(took < rt_slack_ms(2000));
+    assert_true(token_on(&c, 2, key, redlock_token(w.l)));
+    assert_int_equal(redlock_release(w.l), REDLOCK_OK);
+    redlock_client_free(w.c);
+    redlock_client_free(a);
+    rt_cluster_stop(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(routes_by_slot),
         cmocka_unit_test(migration_keeps_the_lock),
+        cmocka_unit_test(waiters_listen_on_the_shard),
         cmocka_unit_test(fencing_and_handoff),
         cmocka_unit_test(cli_run),
         cmocka_unit_test(stopped_master_spares_the_others),
