@@ -250,15 +250,11 @@ redlock_client *redlock_connect(const char *const *urls, size_t n,
             c->cluster_names = 1;
         }
     c->quorum = c->nnodes / 2 + 1;
-    /* Not on a cluster yet: its grants are published on a channel of the
-     * waiting client's (SPUBLISH), which a script may only do in its keys'
-     * slot.  Releases there wake waiters by PUBLISH, which a cluster
-     * passes to every node. */
+
     /* The queue hands a lock over on one node in one atomic step; per-node
      * queues of N > 1 would grant different waiters, and a grant written
      * by the releaser is no write of the waiter's that WAIT could count. */
-    c->queued = c->nnodes == 1 && c->opts.min_replicas == 0 &&
-                !c->cluster_names;
+    c->queued = c->nnodes == 1 && c->opts.min_replicas == 0;
     char tok[REDLOCK__TOKEN_LEN + 1];
     if ((*status = redlock__new_token(tok)) != REDLOCK_OK) {
         redlock_client_free(c);

@@ -840,6 +840,11 @@ void redlock__notify_moved(redlock_client *c);
 typedef struct redlock__grant {
     const char *key;
     size_t keylen;
+    /* The wait's queue (its grants' channel names it on a cluster). */
+    const char *qkey;
+    size_t qkeylen;
+    /* On a cluster, the subscription of that channel (notify.c). */
+    struct redlock__watch *gw;
     const char *token;
     uint64_t seq;
     int granted;
@@ -862,8 +867,9 @@ int redlock__notify_expect(redlock_client *c, redlock__grant *g,
  * missed), or until_ns.  Updates *seen; returns g->granted. */
 int redlock__notify_await(redlock_client *c, redlock__grant *g,
                           uint64_t *seen, int64_t until_ns);
-/* 1 when the grant channel is subscribed (after redlock__notify_expect). */
-int redlock__notify_grants_live(redlock_client *c);
+/* 1 when g's grant channel is subscribed (after redlock__notify_expect):
+ * the client's, or on a cluster g's queue's. */
+int redlock__notify_grants_live(redlock_client *c, const redlock__grant *g);
 /* Stop listening for g; a grant that comes later is ignored. */
 void redlock__notify_unexpect(redlock_client *c, redlock__grant *g);
 

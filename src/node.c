@@ -327,12 +327,13 @@ static void queue_ghosts(redlock__node *n, redlock__conn *c)
     for (g = gn->ghosts; g && !oom; g = g->next) {
         if (n->parent && !redlock__cluster_owns(n, g->key, g->keylen))
             continue;
-        /* EVAL release 1|2|3 key [queue [fence]] token handoff-ms 0 */
-        char *names = NULL;
-        const char *argv[9] = {"EVAL", redlock__script_release.body,
-                               fenced ? "3" : queued ? "2" : "1", g->key};
-        size_t len[9] = {4, strlen(redlock__script_release.body), 1,
-                         g->keylen};
+        /* EVAL release 1|2|3 key [queue [fence]] token handoff-ms 0
+         * [shard channel: a cluster's] */
+        char *names = NULL, *sch = NULL;
+        const char *argv[10] = {"EVAL", redlock__script_release.body,
+                                fenced ? "3" : queued ? "2" : "1", g->key};
+        size_t len[10] = {4, strlen(redlock__script_release.body), 1,
+                          g->keylen};
         int k = 4;
         if (queued) {
             names = malloc(2 * (g->keylen + REDLOCK__NAME_EXTRA));
@@ -358,8 +359,18 @@ static void queue_ghosts(redlock__node *n, redlock__conn *c)
         len[k++] = strlen(REDLOCK__HANDOFF_MS);
         argv[k] = "0";
         len[k++] = 1;
+        if (n->parent) {
+            if (!(sch = malloc(g->keylen + REDLOCK__SCHAN_EXTRA))) {
+                free(names);
+                oom = 1;
+                break;
+            }
+            argv[k] = sch;
+            len[k++] = redlock__release_channel(g->key, g->keylen, sch);
+        }
         int rc = redlock__resp_append(&c->out, k, argv, len);
         free(names);
+        free(sch);
         if (rc != 0)
             oom = 1;
         else

@@ -51,6 +51,9 @@ struct redlock__watch {
     char *sch;
     size_t schlen;
     int on[REDLOCK_MAX_NODES];
+    /* A cluster's grant channel for the queue named by key (see
+     * redlock__notify_expect), not a key's release channel. */
+    int grant;
     int refs;       /* waiting threads; 0: to be unsubscribed */
     int announced;  /* SUBSCRIBE queued on the live connections */
     int confirmed;  /* some node confirmed the subscription */
@@ -166,10 +169,16 @@ static void handle_grant(struct redlock_notifier *nf, const redisReply *m)
             memcmp(g->token, tok, toklen) != 0)
             continue;
         int slot = -1;
-        if (g->sem) { /* "<name>:redlock:<slot>" */
-            const char *d = key + g->keylen + 9, *e = key + keylen;
-            if (keylen <= g->keylen + 9 || memcmp(key, g->key, g->keylen) ||
-                memcmp(key + g->keylen, ":redlock:", 9) || e - d > 9)
+        if (g->sem) { /* "<name>:redlock:<slot>" (redlock__slot_name) */
+            char *pre = malloc(g->keylen + REDLOCK__NAME_EXTRA);
+            if (!pre)
+                return; /* the wait checks its place by itself */
+            size_t plen =
+                redlock__derived_name(nf->c, g->key, g->keylen, ":redlock:", pre);
+            int same = keylen > plen && memcmp(key, pre, plen) == 0;
+            free(pre);
+            const char *d = key + plen, *e = key + keylen;
+            if (!same || e - d > 9)
                 continue;
             if (*d == '0' && e - d > 1)
                 continue; /* "07" is no slot's name */
@@ -297,7 +306,10 @@ static int entry_for(struct redlock_notifier *nf, int i, redlock__node *shard)
 static void reroute(struct redlock_notifier *nf, redlock__watch *w, int i)
 {
     w->on[i] = -1;
+    w->confirmed = 0; /* until subscribed again */
     w->gen++; /* a release may have gone unheard: retry */
+    if (w->grant)
+        bump_grants(nf); /* so may a grant */
     redlock__cluster_stale(&nf->c->nodes[i]);
     pthread_cond_broadcast(&nf->cond);
 }
@@ -332,10 +344,21 @@ static redlock__watch *find(struct redlock_notifier *nf, const char *ch,
     if (len < plen || memcmp(ch, REDLOCK__CHANNEL_PREFIX, plen) != 0)
         return NULL;
     for (redlock__watch *w = nf->watches; w; w = w->next)
-        if (w->draining == draining &&
+        if (w->draining == draining && !w->grant &&
             ((w->keylen == len - plen &&
               memcmp(w->key, ch + plen, w->keylen) == 0) ||
              (w->sch && w->schlen == len && memcmp(w->sch, ch, len) == 0)))
+            return w;
+    return NULL;
+}
+
+/* The grant watch of a cluster's grant channel ch. */
+static redlock__watch *find_grant(struct redlock_notifier *nf, const char *ch,
+                                  size_t len, int draining)
+{
+    for (redlock__watch *w = nf->watches; w; w = w->next)
+        if (w->grant && w->draining == draining && w->schlen == len &&
+            memcmp(w->sch, ch, len) == 0)
             return w;
     return NULL;
 }
@@ -361,6 +384,8 @@ static int cluster_push(struct redlock_notifier *nf, subconn *sc,
         return 0;
     }
     redlock__watch *w = find(nf, r->element[1]->str, r->element[1]->len, 0);
+    if (!w)
+        w = find_grant(nf, r->element[1]->str, r->element[1]->len, 0);
     if (w && w->on[sc->node] == (int)(sc - nf->subs))
         reroute(nf, w, sc->node);
     return 0;
@@ -389,6 +414,22 @@ static int handle_push(struct redlock_notifier *nf, subconn *sc,
     const char *kind = r->element[0]->str;
     int is_sub = strcmp(kind, "subscribe") == 0 ||
                  (sc->shard && strcmp(kind, "ssubscribe") == 0);
+    redlock__watch *gw =
+        sc->shard ? find_grant(nf, r->element[1]->str, r->element[1]->len,
+                               strcmp(kind, "sunsubscribe") == 0)
+                  : NULL;
+    if (gw) { /* a cluster's grant channel */
+        if (is_sub) {
+            gw->confirmed = 1;
+            bump_grants(nf);
+        } else if (strcmp(kind, "smessage") == 0 && r->elements == 3 &&
+                   r->element[2]->type == REDIS_REPLY_STRING) {
+            handle_grant(nf, r->element[2]);
+        } else if (strcmp(kind, "sunsubscribe") == 0) {
+            gw->unconfirmed--; /* swept by sync_watches at 0 */
+        }
+        return 0;
+    }
     if (is_grant_channel(nf->c, r->element[1])) {
         if (is_sub || strcmp(kind, "ssubscribe") == 0) {
             nf->grant_confirmed = 1;
@@ -487,7 +528,8 @@ static void sync_watches(struct redlock_notifier *nf)
             int sent = 0;
             for (int e = 0; e < nf->nsubs; e++) {
                 subconn *sc = &nf->subs[e];
-                if (!sc->conn || (sc->shard && w->on[sc->node] != e))
+                if (!sc->conn || (sc->shard && w->on[sc->node] != e) ||
+                    (!sc->shard && w->grant))
                     continue;
                 if (sc->shard && !unsub)
                     continue; /* placed below */
@@ -567,7 +609,7 @@ static void *notifier_main(void *arg)
              * have gone unheard meanwhile: let every waiter retry. */
             for (redlock__watch *w = nf->watches; w; w = w->next)
                 if (w->refs > 0 && !w->draining &&
-                    (!shard || w->on[node] == e) &&
+                    (shard ? w->on[node] == e : !w->grant) &&
                     queue_sub(s, w, 1, shard != NULL) != 0)
                     break;
             bump_all(nf);
@@ -722,7 +764,7 @@ redlock__watch *redlock__notify_watch(redlock_client *c, const char *key,
     pthread_mutex_lock(&nf->mu);
     redlock__watch *w;
     for (w = nf->watches; w; w = w->next)
-        if (!w->draining && w->keylen == keylen &&
+        if (!w->draining && !w->grant && w->keylen == keylen &&
             memcmp(w->key, key, keylen) == 0)
             break; /* even at refs 0: the channel is still subscribed */
     if (!w && (w = calloc(1, sizeof *w)) && (w->key = malloc(keylen)) &&
@@ -801,8 +843,8 @@ int redlock__notify_draining(redlock_client *c, const char *key,
     int idle = 0;
     pthread_mutex_lock(&nf->mu);
     for (redlock__watch *w = nf->watches; w && !idle; w = w->next)
-        idle = (w->draining || w->refs == 0) && w->keylen == keylen &&
-               memcmp(w->key, key, keylen) == 0;
+        idle = !w->grant && (w->draining || w->refs == 0) &&
+               w->keylen == keylen && memcmp(w->key, key, keylen) == 0;
     pthread_mutex_unlock(&nf->mu);
     return idle;
 }
@@ -817,6 +859,44 @@ void redlock__notify_unwatch(redlock_client *c, redlock__watch *w)
         kick(nf); /* the thread unsubscribes and frees it */
 }
 
+/* On a cluster, g's grant channel "redlock:grant:<client id>:<queue>"
+ * (in the queue's slot: see the release script) is a subscription of its
+ * own, shared by the client's waits on that queue; called with mu held. */
+static int grant_watch(struct redlock_notifier *nf, redlock__grant *g)
+{
+    redlock__watch *w;
+    for (w = nf->watches; w; w = w->next)
+        if (w->grant && !w->draining && w->keylen == g->qkeylen &&
+            memcmp(w->key, g->qkey, g->qkeylen) == 0)
+            break;
+    if (!w) {
+        size_t plen = strlen(GRANT_PREFIX);
+        if (!(w = calloc(1, sizeof *w)) || !(w->key = malloc(g->qkeylen)) ||
+            !(w->sch = malloc(plen + REDLOCK__GRANT_ID_LEN + 1 + g->qkeylen))) {
+            if (w)
+                free(w->key);
+            free(w);
+            return -1;
+        }
+        memcpy(w->key, g->qkey, g->qkeylen);
+        w->keylen = g->qkeylen;
+        char *p = w->sch;
+        memcpy(p, GRANT_PREFIX, plen);
+        memcpy(p + plen, nf->c->grant_id, REDLOCK__GRANT_ID_LEN);
+        p[plen + REDLOCK__GRANT_ID_LEN] = ':';
+        memcpy(p + plen + REDLOCK__GRANT_ID_LEN + 1, g->qkey, g->qkeylen);
+        w->schlen = plen + REDLOCK__GRANT_ID_LEN + 1 + g->qkeylen;
+        w->grant = 1;
+        for (int i = 0; i < REDLOCK_MAX_NODES; i++)
+            w->on[i] = -1;
+        w->next = nf->watches;
+        nf->watches = w;
+    }
+    w->refs++;
+    g->gw = w;
+    return 0;
+}
+
 int redlock__notify_expect(redlock_client *c, redlock__grant *g,
                            uint64_t *seen)
 {
@@ -826,18 +906,27 @@ int redlock__notify_expect(redlock_client *c, redlock__grant *g,
     redlock__cond_init_monotonic(&g->cv);
     pthread_mutex_lock(&nf->mu);
     g->granted = 0;
+    g->gw = NULL;
+    if (c->cluster_names && grant_watch(nf, g) != 0) {
+        pthread_mutex_unlock(&nf->mu);
+        pthread_cond_destroy(&g->cv);
+        return -1;
+    }
     g->next = nf->grants;
     nf->grants = g;
     *seen = nf->grant_gen;
     pthread_mutex_unlock(&nf->mu);
+    if (g->gw)
+        kick(nf);
     return 0;
 }
 
-int redlock__notify_grants_live(redlock_client *c)
+int redlock__notify_grants_live(redlock_client *c, const redlock__grant *g)
 {
     struct redlock_notifier *nf = c->notify;
     pthread_mutex_lock(&nf->mu);
-    int live = nf->grant_confirmed && nf->live > 0;
+    int live = (g->gw ? g->gw->confirmed : nf->grant_confirmed) &&
+               nf->live > 0;
     pthread_mutex_unlock(&nf->mu);
     return live;
 }
@@ -865,7 +954,11 @@ void redlock__notify_unexpect(redlock_client *c, redlock__grant *g)
             *pp = g->next;
             break;
         }
+    int last = g->gw && --g->gw->refs == 0;
+    g->gw = NULL;
     pthread_mutex_unlock(&nf->mu);
+    if (last)
+        kick(nf); /* the thread unsubscribes and frees it */
     pthread_cond_destroy(&g->cv);
 }
 

@@ -257,6 +257,8 @@ redlock_status redlock__queue_wait(redlock_client *c, redlock_lock *l,
     g.key = g.sem ? l->sem_name : l->key;
     g.keylen = g.sem ? l->sem_namelen : l->keylen;
     g.token = l->token;
+    g.qkey = l->qkey;
+    g.qkeylen = l->qkeylen;
     g.seq = seq;
     uint64_t seen = 0;
     int listening = redlock__notify_expect(c, &g, &seen) == 0;
@@ -264,10 +266,11 @@ redlock_status redlock__queue_wait(redlock_client *c, redlock_lock *l,
     /* A client's first wait: its notifier has just started.  Until its
      * grant channel is subscribed a release would skip this waiter, so the
      * first push waits for it (one node timeout at most). */
-    if (listening && !redlock__notify_grants_live(c)) {
+    if (listening && !redlock__notify_grants_live(c, &g)) {
         int64_t ready = redlock__now_ns() +
                         (int64_t)c->opts.node_timeout_ms * 1000000;
-        while (!redlock__notify_grants_live(c) && redlock__now_ns() < ready &&
+        while (!redlock__notify_grants_live(c, &g) &&
+               redlock__now_ns() < ready &&
                redlock__now_ns() < until_ns)
             redlock__notify_await(c, &g, &seen,
                                   ready < until_ns ? ready : until_ns);

@@ -25,6 +25,10 @@
  * grant takes the next number.
  * (model/queue.pml: release)
  *
+ * On a cluster (ARGV[4] given) the grant channel is
+ * "redlock:grant:<client id>:<queue key>", in the queue's slot, which is
+ * the key's: a script may SPUBLISH only there.
+ *
  * Without a queue (N > 1, or min_replicas) the release is published on
  * "redlock:release:<key>", so that waiters wake at once instead of
  * polling; on a cluster on the shard channel ARGV[4] instead
@@ -47,6 +51,7 @@
     "if t and tn >= 1 and tn <= 1099511627776 then local f = 0 "             \
     "if KEYS[3] then f = redis.call('incr', KEYS[3]) end "                    \
     "local ch = 'redlock:grant:' .. id local n = 0 "                          \
+    "if ARGV[4] then ch = ch .. ':' .. KEYS[2] end "                          \
     "local m = s .. ' ' .. f .. ' ' .. t .. ' ' .. #KEYS[1] .. ' ' .. KEYS[1] " \
     ".. tok "                                                                 \
     "if redis.REDIS_VERSION_NUM then n = redis.call('spublish', ch, m) "      \
@@ -60,7 +65,7 @@
     "end if n > tonumber(ARGV[3] or '0') then redis.call('set', KEYS[1], "    \
     "'redlock:handoff', 'PX', ARGV[2]) else redis.call('del', KEYS[1]) "      \
     "end return 1"
-#define RELEASE_SHA "fdc9041ff2312fea57d5d0a87dd3ffe4557d4001"
+#define RELEASE_SHA "a34a12c4d8f814b81621dc908c02f9fe5271559f"
 const redlock__script redlock__script_release = {"release", RELEASE_BODY,
                                                  RELEASE_SHA, 1};
 const redlock__script redlock__script_release_queued = {

@@ -109,6 +109,16 @@ static long long shard_subs(rt_cluster *c, int i, const char *ch)
     return n;
 }
 
+/* Shard channels matching pattern that node i has subscribers for. */
+static long long shard_channels(rt_cluster *c, int i, const char *pattern)
+{
+    redisReply *r = rt_cluster_cmd(c, i, "PUBSUB SHARDCHANNELS %s", pattern);
+    long long n = r && r->type == REDIS_REPLY_ARRAY ? (long long)r->elements : -1;
+    if (r)
+        freeReplyObject(r);
+    return n;
+}
+
 /* Classic (broadcast) release channels subscribed on any live node. */
 static long long plain_channels(rt_cluster *c)
 {
@@ -213,13 +223,14 @@ static void migration_keeps_the_lock(void **state)
     assert_true(pttl_on(&c, 1, key) > 700);
     assert_int_equal(atomic_load(&lost_calls), 0);
     assert_int_equal(w.st, REDLOCK_INVALID); /* still waiting */
-    /* The waiter's subscription followed the slot to node 1. */
-    char ch[96];
-    snprintf(ch, sizeof ch, "redlock:release:{%s}", key);
+    /* The waiter's grant channel (queued: the client's, for this queue)
+     * followed the slot to node 1. */
     long long until = rt_now_ms() + rt_slack_ms(5000);
-    while (shard_subs(&c, 1, ch) != 1 && rt_now_ms() < until)
+    while (shard_channels(&c, 1, "redlock:grant:*") != 1 &&
+           rt_now_ms() < until)
         rt_sleep_ms(20);
-    assert_int_equal(shard_subs(&c, 1, ch), 1);
+    assert_int_equal(shard_channels(&c, 1, "redlock:grant:*"), 1);
+    assert_int_equal(shard_channels(&c, 0, "redlock:grant:*"), 0);
 
     assert_int_equal(redlock_release(h), REDLOCK_OK);
     assert_int_equal(pthread_join(t, NULL), 0);
@@ -232,9 +243,11 @@ static void migration_keeps_the_lock(void **state)
     rt_cluster_stop(&c);
 }
 
-/* Fencing on a cluster: the fence counter shares the key's slot
- * ("{key}:fence"), so every script is single-slot; fences grow; a
- * release wakes the waiter, which takes the lock with the next number. */
+/* Fencing and the queue on a cluster: the fence counter, the queue and
+ * the waiter's grant channel share the key's slot ("{key}:fence",
+ * "{key}:redlock:q", "redlock:grant:<id>:{key}:redlock:q"), so every
+ * script is single-slot; fences grow; a release hands the lock to the
+ * queued waiter in its own step. */
 static void fencing_and_handoff(void **state)
 {
     (void)state;
@@ -259,14 +272,32 @@ static void fencing_and_handoff(void **state)
     assert_non_null(w.c);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, wait_for, &w), 0);
-    rt_sleep_ms(300); /* waiting */
+    /* Queued, in the key's slot (pushed once its grant channel, in that
+     * slot too, is subscribed). */
+    long long until = rt_now_ms() + 10000, qlen = 0;
+    while (qlen != 1 && rt_now_ms() < until) {
+        rt_sleep_ms(20);
+        r = rt_cluster_cmd(&c, owner, "LLEN {%s}:redlock:q", key);
+        qlen = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+        if (r)
+            freeReplyObject(r);
+    }
+    assert_int_equal(qlen, 1);
     assert_int_equal(w.st, REDLOCK_INVALID);
     st = redlock_release(l);
     if (st != REDLOCK_OK)
         print_error("release: %s\n", redlock_last_error());
     assert_int_equal(st, REDLOCK_OK);
+    /* Handed over by the release itself: the key holds the waiter's
+     * token the moment the release returns. */
+    r = rt_cluster_cmd(&c, owner, "GET %s", key);
+    assert_true(r && r->type == REDIS_REPLY_STRING);
+    char handed[256];
+    snprintf(handed, sizeof handed, "%s", r->str);
+    freeReplyObject(r);
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_int_equal(w.st, REDLOCK_OK);
+    assert_string_equal(handed, redlock_token(w.l));
     assert_true(redlock_fence(w.l) > f1);
     redlock_lock *l3;
     assert_int_equal(redlock_acquire(a, key, 10000, 0, &l3), REDLOCK_BUSY);
@@ -461,10 +492,10 @@ static void stopped_master_spares_the_others(void **state)
     rt_cluster_stop(&c);
 }
 
-/* Waiters listen on the key's shard only: SSUBSCRIBE of
- * "redlock:release:{key}" on the master of its slot, nothing broadcast;
- * the release counts them there (SHARDNUMSUB), hands the key off and
- * wakes the waiter at once. */
+/* Waiters without the queue (min_replicas) listen on the key's shard
+ * only: SSUBSCRIBE of "redlock:release:{key}" on the master of its slot,
+ * nothing broadcast; the release counts them there (SHARDNUMSUB), hands
+ * the key off and wakes the waiter at once. */
 static void waiters_listen_on_the_shard(void **state)
 {
     (void)state;
@@ -473,11 +504,11 @@ static void waiters_listen_on_the_shard(void **state)
     char key[64], ch[96];
     assert_true(rt_cluster_key_on(&c, 2, "shard:", key, sizeof key) >= 0);
     snprintf(ch, sizeof ch, "redlock:release:{%s}", key);
-    redlock_client *a = connect_cluster(&c, 0, 0);
+    redlock_client *a = connect_cluster(&c, 0, 1);
     assert_non_null(a);
     redlock_lock *h;
     assert_int_equal(redlock_acquire(a, key, 60000, 0, &h), REDLOCK_OK);
-    struct waiter w = {connect_cluster(&c, 0, 0), key, REDLOCK_INVALID, NULL};
+    struct waiter w = {connect_cluster(&c, 0, 1), key, REDLOCK_INVALID, NULL};
     assert_non_null(w.c);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, wait_for, &w), 0);
