@@ -122,18 +122,29 @@ static int prime_nodes(redlock_client *c, redlock_status *worst, char *msg,
         }
         b[i].node = &c->nodes[i];
         b[i].calls = calls[i];
-        b[i].ncalls = (int)redlock__nscripts;
+        /* A cluster is up once its map is read: its masters load the
+         * scripts when first used (NOSCRIPT), and one of them down must not
+         * fail the connect (its slots' calls fail; the others work). */
+        b[i].ncalls = c->nodes[i].cluster ? 0 : (int)redlock__nscripts;
     }
     int64_t dl = redlock__now_ns() + ((int64_t)c->opts.connect_timeout_ms +
                                       c->opts.io_timeout_ms) * 1000000;
+    redlock_status cst[REDLOCK_MAX_NODES];
+    char cerr[REDLOCK_MAX_NODES][sizeof b[0].err];
+    for (int i = 0; i < c->nnodes; i++)
+        if (c->nodes[i].cluster) {
+            cst[i] = redlock__cluster_refresh(&c->nodes[i], dl);
+            snprintf(cerr[i], sizeof cerr[i], "%s", redlock_last_error());
+        }
     redlock__exchange(b, c->nnodes, dl);
 
     int up = 0;
     *worst = REDLOCK_OK;
     for (int i = 0; i < c->nnodes; i++) {
-        redlock_status st = b[i].st;
+        redlock_status st = c->nodes[i].cluster ? cst[i] : b[i].st;
         char err[sizeof b[i].err + 64];
-        snprintf(err, sizeof err, "%s", b[i].err);
+        snprintf(err, sizeof err, "%s",
+                 c->nodes[i].cluster ? cerr[i] : b[i].err);
         for (int k = 0; st == REDLOCK_OK && k < b[i].ncalls; k++) {
             redisReply *r = calls[i][k].reply;
             if (r->type == REDIS_REPLY_ERROR) {

@@ -235,30 +235,11 @@ static int map_decided(const redlock__batch *b, int n, void *arg)
     return 0;
 }
 
-redlock_status redlock__cluster_refresh(redlock__node *n, int64_t deadline_ns)
+/* Ask some of ask[] (a window of ASK_AT_ONCE) for the map at once; the
+ * first good answer is installed.  REDLOCK_OK, or the failure with why. */
+static redlock_status ask_map(redlock__node *n, redlock__node **ask, int nask,
+                              int64_t deadline_ns, char *why, size_t whylen)
 {
-    struct redlock__cluster *k = n->cluster;
-    redlock__node *ask[ASK_AT_ONCE];
-    int nask = 0;
-    /* The one that answered last, then masters of the map, then seeds. */
-    pthread_mutex_lock(&k->mu);
-    if (k->nshards > 0 && !atomic_load(&k->shards[k->last_good]->slow))
-        ask[nask++] = k->shards[k->last_good];
-    for (int pass = 0; pass < 3 && nask < ASK_AT_ONCE; pass++)
-        for (int i = 0; i < k->nshards && nask < ASK_AT_ONCE; i++) {
-            redlock__node *s = k->shards[i];
-            int master = 0;
-            for (int sl = 0; sl < SLOTS && !master; sl += 64)
-                master = k->owner[sl] == i;
-            int dup = 0;
-            for (int j = 0; j < nask; j++)
-                dup |= ask[j] == s;
-            if (!dup && (pass > 0 || master) &&
-                (pass == 2 || !atomic_load(&s->slow)))
-                ask[nask++] = s;
-        }
-    pthread_mutex_unlock(&k->mu);
-
     redlock__call calls[ASK_AT_ONCE];
     redlock__batch b[ASK_AT_ONCE];
     memset(calls, 0, sizeof calls);
@@ -273,25 +254,19 @@ redlock_status redlock__cluster_refresh(redlock__node *n, int64_t deadline_ns)
         b[i].calls = &calls[i];
         b[i].ncalls = 1;
     }
-    int64_t dl = redlock__now_ns() +
-                 ((int64_t)n->opts->connect_timeout_ms + n->opts->io_timeout_ms) *
-                     1000000;
-    if (dl > deadline_ns)
-        dl = deadline_ns;
     redlock__decider d = {.quorum = 1, .decided = map_decided, .ask_all = 1};
-    redlock__exchange_plain(b, nask, dl, &d);
+    redlock__exchange_plain(b, nask, deadline_ns, &d);
     redlock_status st = REDLOCK_IO;
-    char why[300] = "no seed or master answered";
     for (int i = 0; i < nask && st != REDLOCK_OK; i++) {
         const redisReply *r = calls[i].reply;
         if (b[i].st != REDLOCK_OK) {
-            snprintf(why, sizeof why, "%s", b[i].err);
+            snprintf(why, whylen, "%s", b[i].err);
             if (b[i].st == REDLOCK_AUTH)
                 st = REDLOCK_AUTH;
             continue;
         }
         if (r->type == REDIS_REPLY_ERROR) {
-            snprintf(why, sizeof why, "%.100s: CLUSTER SLOTS refused: %.150s",
+            snprintf(why, whylen, "%.100s: CLUSTER SLOTS refused: %.150s",
                      ask[i]->name, r->str);
             /* A server without cluster mode: the URL is wrong. */
             if (strstr(r->str, "cluster support disabled"))
@@ -301,13 +276,61 @@ redlock_status redlock__cluster_refresh(redlock__node *n, int64_t deadline_ns)
         if (redlock__cluster_map(n, ask[i], r) == 0)
             st = REDLOCK_OK;
         else
-            snprintf(why, sizeof why, "%.100s: CLUSTER SLOTS: a malformed "
-                     "answer", ask[i]->name);
+            snprintf(why, whylen, "%.100s: CLUSTER SLOTS: a malformed answer",
+                     ask[i]->name);
     }
     redlock__batches_clear(b, nask);
+    return st;
+}
+
+redlock_status redlock__cluster_refresh(redlock__node *n, int64_t deadline_ns)
+{
+    struct redlock__cluster *k = n->cluster;
+    enum { MAX_ASK = 64 };
+    redlock__node *ask[MAX_ASK];
+    int nask = 0;
+    /* The one that answered last, then masters of the map, then the other
+     * known nodes (seeds), then those that stopped answering lately: a
+     * window at a time, until one answers. */
+    pthread_mutex_lock(&k->mu);
+    if (k->nshards > 0 && !atomic_load(&k->shards[k->last_good]->slow))
+        ask[nask++] = k->shards[k->last_good];
+    for (int pass = 0; pass < 3 && nask < MAX_ASK; pass++)
+        for (int i = 0; i < k->nshards && nask < MAX_ASK; i++) {
+            redlock__node *s = k->shards[i];
+            int master = 0;
+            for (int sl = 0; sl < SLOTS && !master; sl += 64)
+                master = k->owner[sl] == i;
+            int dup = 0;
+            for (int j = 0; j < nask; j++)
+                dup |= ask[j] == s;
+            int slow = atomic_load(&s->slow);
+            if (!dup && (pass == 2 ? slow : !slow && (pass == 1 || master)))
+                ask[nask++] = s;
+        }
+    pthread_mutex_unlock(&k->mu);
+
+    int64_t dl = redlock__now_ns() +
+                 ((int64_t)n->opts->connect_timeout_ms + n->opts->io_timeout_ms) *
+                     1000000;
+    if (dl > deadline_ns)
+        dl = deadline_ns;
+    redlock_status st = REDLOCK_IO;
+    char why[300] = "no seed or master answered";
+    for (int at = 0; at < nask && st != REDLOCK_OK && st != REDLOCK_INVALID &&
+                     redlock__now_ns() < dl;
+         at += ASK_AT_ONCE) {
+        int w = nask - at < ASK_AT_ONCE ? nask - at : ASK_AT_ONCE;
+        redlock_status s = ask_map(n, ask + at, w, dl, why, sizeof why);
+        if (s == REDLOCK_OK || s == REDLOCK_INVALID || st != REDLOCK_AUTH)
+            st = s;
+    }
     if (st != REDLOCK_OK)
         return redlock__fail(st, "%s: cannot read the slot map: %s", n->name,
                              why);
+    /* A node asked and given up on marked the map stale as it went back
+     * (node_put): that is no news once the map is read. */
+    atomic_store(&k->stale, 0);
     return REDLOCK_OK;
 }
 

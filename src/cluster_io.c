@@ -301,12 +301,29 @@ static int parent_state(plan *pl, int i, int *complete)
     return failed;
 }
 
+/* Some part of cluster batch i has all its replies. */
+static int some_part_complete(const plan *pl, int i)
+{
+    for (int q = 0; q < pl->np; q++)
+        if (pl->p[q].parent == i && redlock__batch_complete(&pl->b[q]))
+            return 1;
+    return 0;
+}
+
+/* The caller's decider, asked about the batches as they stand; and, when
+ * it cannot decide only because some masters of a cluster are still
+ * silent while its other masters answered (and every other node is
+ * through), decided too: the silent masters then get io.c's grace, not
+ * the deadline, as a silent minority of nodes does.  Their calls fail
+ * (no answer, uncertain), which costs the locks on those masters only:
+ * without this, one stalled master made every renewal that spans the
+ * cluster wait for it, and the locks on the healthy masters ran out. */
 static int decided(const redlock__batch *b, int n, void *arg)
 {
     (void)b;
     (void)n;
     plan *pl = arg;
-    int done = 0, finished = 0;
+    int done = 0, finished = 0, waiting = 0, stalled = 0;
     gather(pl, 0);
     for (int i = 0; i < pl->n; i++) {
         redlock__batch *pb = &pl->pb[i];
@@ -320,10 +337,16 @@ static int decided(const redlock__batch *b, int n, void *arg)
         } else if (complete) {
             done++;
             finished++;
+        } else if (pb->node->cluster && some_part_complete(pl, i)) {
+            stalled++;
+        } else {
+            waiting++;
         }
     }
-    return done >= pl->d->quorum && finished < pl->n &&
-           pl->d->decided(pl->pb, pl->n, pl->d->arg);
+    if (done >= pl->d->quorum && finished < pl->n &&
+        pl->d->decided(pl->pb, pl->n, pl->d->arg))
+        return 1;
+    return stalled > 0 && waiting == 0;
 }
 
 /* Follow the redirections of the parts from `from` on: a new round of
@@ -437,6 +460,22 @@ void redlock__cluster_exchange(redlock__batch *b, int n, int64_t deadline_ns,
             pl.b[k].calls = pb->calls;
             pl.b[k].ncalls = pb->ncalls;
         }
+    }
+    /* Only masters that stopped answering lately, tried again: the
+     * exchange is a probe, and a healthy master answers in far less than
+     * a quarter of the node's budget.  Waiting the whole budget for a
+     * master still stalled would hold up the caller (the watchdog, whose
+     * renewals of locks on the other masters wait behind it). */
+    int probe = pl.np > 0;
+    for (int q = 0; q < pl.np; q++)
+        probe &= pl.p[q].idx != NULL && atomic_load(&pl.b[q].node->slow);
+    if (probe) {
+        const redlock_options *o = pl.b[0].node->opts;
+        int64_t quarter = (int64_t)(o->node_timeout_ms ? o->node_timeout_ms
+                                                       : o->io_timeout_ms) *
+                          250000;
+        if (redlock__now_ns() + quarter < deadline_ns)
+            deadline_ns = redlock__now_ns() + quarter;
     }
     redlock__decider wrap = {.quorum = 1, .decided = decided, .arg = &pl,
                              .ask_all = d ? d->ask_all : 0};

@@ -86,7 +86,11 @@ void redlock__exchange_plain(redlock__batch *b, int n, int64_t deadline_ns,
         bi->conn = NULL;
         if (bi->ncalls == 0)
             continue;
-        if (d && n > 1 && !d->ask_all && skip_slow(bi->node)) {
+        /* (A cluster's master is skipped even alone: its cluster is
+         * tried through it once per node timeout, and its locks' fate is
+         * that master's.) */
+        if (d && (n > 1 || bi->node->parent) && !d->ask_all &&
+            skip_slow(bi->node)) {
             bi->st = REDLOCK_IO;
             snprintf(bi->err, sizeof bi->err,
                      "%.100s: not tried: it stopped answering lately",
