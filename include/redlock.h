@@ -304,8 +304,11 @@ REDLOCK_API void redlock_options_init(redlock_options *opts);
  *                    with n > 1, TLS asked of a build without it
  *                    (REDLOCK_WITH_TLS=OFF), a TLS file that cannot be
  *                    read or used, tls_cert without tls_key (or the
- *                    reverse), or a master name that the sentinels that
- *                    answered do not know;
+ *                    reverse), a master name that the sentinels that
+ *                    answered do not know, seeds that are no cluster, or
+ *                    two URLs that name the same server (host and port,
+ *                    socket path, a seed or sentinel in common, whatever
+ *                    the db: it would vote twice);
  *   REDLOCK_IO       too few nodes reachable within the timeouts (for a
  *                    Sentinel URL: no sentinel answered, or the master it
  *                    named did not);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -194,6 +195,31 @@ static redlock_status setup_tls(redlock_client *c)
     return REDLOCK_OK;
 }
 
+static int same_host(const char *h1, int p1, const char *h2, int p2)
+{
+    return p1 == p2 && h1 && h2 && strcasecmp(h1, h2) == 0;
+}
+
+/* Two URLs that reach the same Redis server (or the same cluster, or the
+ * same Sentinel group), whatever their db or credentials: as far as the
+ * URLs tell (a name and an address of one host are not compared). */
+static int same_server(const redlock__url *a, const redlock__url *b)
+{
+    if (a->is_unix || b->is_unix)
+        return a->is_unix && b->is_unix && strcmp(a->path, b->path) == 0;
+    if (a->cluster != b->cluster || a->sentinel != b->sentinel)
+        return 0;
+    if (!a->cluster && !a->sentinel)
+        return same_host(a->host, a->port, b->host, b->port);
+    if (a->sentinel && strcmp(a->master, b->master) != 0)
+        return 0;
+    for (int i = 0; i < a->nhosts; i++)
+        for (int j = 0; j < b->nhosts; j++)
+            if (same_host(a->hosts[i], a->ports[i], b->hosts[j], b->ports[j]))
+                return 1;
+    return 0;
+}
+
 redlock_client *redlock_connect(const char *const *urls, size_t n,
                                 const redlock_options *opts,
                                 redlock_status *status)
@@ -247,6 +273,17 @@ redlock_client *redlock_connect(const char *const *urls, size_t n,
         }
         c->nodes[i].client = c;
         c->nnodes++;
+        for (size_t j = 0; j < i; j++)
+            if (same_server(&c->nodes[j].url, &c->nodes[i].url)) {
+                *status = redlock__fail(
+                    REDLOCK_INVALID,
+                    "URLs %zu and %zu name the same server (%s): a quorum "
+                    "needs independent nodes, and one listed twice would "
+                    "count twice",
+                    j, i, c->nodes[i].name);
+                redlock_client_free(c);
+                return NULL;
+            }
     }
     /* The sentinels' nodes have them now, percent-encoded into their
      * URLs; the caller's strings may go. */

@@ -218,6 +218,20 @@ static void bad_options(void **state)
     assert_int_equal(st, REDLOCK_INVALID);
     assert_non_null(strstr(redlock_last_error(), "port"));
     assert_null(strstr(redlock_last_error(), "s3cret"));
+    /* one server (or cluster, or Sentinel group) listed twice would vote
+     * twice: refused before any connection, whatever the db */
+    const char *dups[][3] = {
+        {"redis://127.0.0.1:1", "redis://127.0.0.1:2/1", "redis://127.0.0.1:1/3"},
+        {"redis://LocalHost:7", "redis://127.0.0.1:8", "redis://localhost:7"},
+        {"unix:///tmp/a.sock", "unix:///tmp/a.sock?db=2", "redis://h:1"},
+        {"redis+cluster://a:1,b:2", "redis://b:2", "redis+cluster://c:3,b:2"},
+        {"redis+sentinel://s:1,t:2/m", "redis://x:1", "redis+sentinel://t:2/m"},
+    };
+    for (size_t i = 0; i < sizeof dups / sizeof dups[0]; i++) {
+        assert_null(redlock_connect(dups[i], 3, NULL, &st));
+        assert_int_equal(st, REDLOCK_INVALID);
+        assert_non_null(strstr(redlock_last_error(), "the same server"));
+    }
     /* a Cluster URL whose seeds do not answer: REDLOCK_IO, naming the
      * seed that failed, never the password */
     const char *cluster[] = {"redis+cluster://u:s3cret@127.0.0.1:1,[::1]:2/0",
