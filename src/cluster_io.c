@@ -42,7 +42,8 @@
 typedef struct part {
     int parent; /* index of the caller's batch */
     int *idx;   /* parent's call of each of ours; -1 ASKING, -2 CLUSTER
-                   SLOTS; NULL: the calls are the parent's own */
+                   SLOTS, -3 a WAIT that no longer counts; NULL: the calls
+                   are the parent's own */
     redlock__call *calls; /* ours (NULL with idx NULL) */
 } part;
 
@@ -410,6 +411,20 @@ static int redirect(plan *pl, int from, int round, int64_t deadline_ns)
             last = target;
             any = 1;
         }
+        /* A part whose calls all went elsewhere: its WAIT counted nothing
+         * of ours (a demoted master even refuses it, "WAIT cannot be used
+         * with replica instances"), and must not count against the copies
+         * that follow the calls. */
+        int kept = 0;
+        for (int j = 0; j < b->ncalls; j++)
+            kept |= p->idx[j] >= 0 && !is_wait(&b->calls[j]) &&
+                    b->calls[j].reply != NULL;
+        for (int j = 0; !kept && last && j < b->ncalls; j++)
+            if (p->idx[j] >= 0 && is_wait(&b->calls[j])) {
+                redlock__reply_free(b->calls[j].reply);
+                b->calls[j].reply = NULL;
+                p->idx[j] = -3; /* ignored by gather */
+            }
     }
 parts_done:
     /* Each new part: the batch's WAIT, then the map when a MOVED asked. */

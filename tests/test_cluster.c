@@ -362,6 +362,8 @@ static void failover_keeps_the_lock(void **state)
     assert_true(rt_cluster_key_on(&c, 0, "fo:", key, sizeof key) >= 0);
     redlock_client *a = connect_cluster(&c, 0, 1);
     assert_non_null(a);
+    redlock_client *stale = connect_cluster(&c, 0, 1);
+    assert_non_null(stale);
     atomic_store(&lost_calls, 0);
     redlock_lock *h;
     assert_int_equal(redlock_acquire(a, key, 1500, 0, &h), REDLOCK_OK);
@@ -372,6 +374,19 @@ static void failover_keeps_the_lock(void **state)
             replica = i;
     assert_true(replica >= 0);
     assert_int_equal(rt_cluster_failover(&c, replica, NULL, 20000), 0);
+    /* The first acquire after it, by a client whose map still names the
+     * old master (now a replica): MOVED, and its WAIT (refused by a
+     * replica) counts for nothing; the copy sent along to the new master
+     * does. */
+    char key2[64];
+    assert_true(rt_cluster_key_on(&c, replica, "fo2:", key2, sizeof key2) >= 0);
+    redlock_lock *l2;
+    redlock_status st = redlock_acquire(stale, key2, 5000, 0, &l2);
+    if (st != REDLOCK_OK)
+        print_error("acquire after the failover: %s\n", redlock_last_error());
+    assert_int_equal(st, REDLOCK_OK);
+    assert_int_equal(redlock_release(l2), REDLOCK_OK);
+    redlock_client_free(stale);
     rt_sleep_ms(1500);
     assert_true(redlock_held(h));
     assert_int_equal(atomic_load(&lost_calls), 0);
@@ -556,6 +571,60 @@ static void waiters_listen_on_the_shard(void **state)
     rt_cluster_stop(&c);
 }
 
+/* A cluster as one member of a Redlock quorum, beside two single nodes:
+ * the lock's key is on the cluster's slot owner and on both nodes, kept
+ * alive on all three, and released from all three. */
+static void cluster_in_a_quorum(void **state)
+{
+    (void)state;
+    rt_cluster c;
+    rt_server s[2];
+    assert_int_equal(rt_cluster_start(&c), 0);
+    assert_int_equal(rt_server_start(&s[0], NULL), 0);
+    assert_int_equal(rt_server_start(&s[1], NULL), 0);
+    const char *urls[] = {c.url, s[0].url, s[1].url};
+    redlock_options o;
+    redlock_options_init(&o);
+    o.renew_floor_ms = 100;
+    redlock_status st;
+    redlock_client *a = redlock_connect(urls, 3, &o, &st);
+    if (!a)
+        print_error("%s\n", redlock_last_error());
+    assert_non_null(a);
+    const char *key = "quorum-job";
+    int owner = rt_cluster_slot_owner(&c, rt_cluster_hash_slot(key, strlen(key)));
+    redlock_lock *h;
+    assert_int_equal(redlock_acquire(a, key, rt_slack_ms(1500), 0, &h),
+                     REDLOCK_OK);
+    assert_int_equal(redlock_keepalive(h), REDLOCK_OK);
+    rt_sleep_ms(rt_slack_ms(2000));
+    assert_true(redlock_held(h));
+    assert_true(token_on(&c, owner, key, redlock_token(h)));
+    for (int i = 0; i < 2; i++) {
+        char *v = rt_get(&s[i], key);
+        assert_non_null(v);
+        assert_string_equal(v, redlock_token(h));
+        free(v);
+        assert_true(rt_pttl(&s[i], key) > 0);
+    }
+    assert_true(pttl_on(&c, owner, key) > 0);
+    redlock_client *b = redlock_connect(urls, 3, &o, &st);
+    assert_non_null(b);
+    redlock_lock *l2;
+    assert_int_equal(redlock_acquire(b, key, 5000, 0, &l2), REDLOCK_BUSY);
+    assert_int_equal(redlock_release(h), REDLOCK_OK);
+    assert_int_equal(exists_anywhere(&c, key), 0);
+    for (int i = 0; i < 2; i++)
+        assert_null(rt_get(&s[i], key));
+    assert_int_equal(redlock_acquire(b, key, 5000, 0, &l2), REDLOCK_OK);
+    assert_int_equal(redlock_release(l2), REDLOCK_OK);
+    redlock_client_free(b);
+    redlock_client_free(a);
+    rt_server_stop(&s[0]);
+    rt_server_stop(&s[1]);
+    rt_cluster_stop(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -564,6 +633,7 @@ int main(void)
         cmocka_unit_test(waiters_listen_on_the_shard),
         cmocka_unit_test(fencing_and_handoff),
         cmocka_unit_test(cli_run),
+        cmocka_unit_test(cluster_in_a_quorum),
         cmocka_unit_test(stopped_master_spares_the_others),
         cmocka_unit_test(failover_keeps_the_lock),
         cmocka_unit_test(killed_master_loses_unreplicated_lock),
