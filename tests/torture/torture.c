@@ -2343,6 +2343,8 @@ typedef struct cluster {
  * whole again (a renewal retried after it). */
 #define CL_MARGIN_MS 500
 #define CL_MAX_WINDOWS 4096
+/* Two node timeouts (cluster.h: 1000 ms) and a margin. */
+#define CL_REVOTE_MS 2500
 
 typedef struct cl_state {
     rt_cluster rc;
@@ -2357,6 +2359,8 @@ typedef struct cl_state {
     long mig, mig_back, mig_keys, held_ask, held_moved;
     long fo, fo_force, kills;
     int64_t fo_max, promote_max; /* ns */
+    int64_t replaced_at[RT_CLUSTER_NODES]; /* a failover or kill of this
+                                              master ended then */
 } cl_state;
 
 static redisReply *cmd_reply(rt_server *s, const char *fmt, ...)
@@ -2792,6 +2796,18 @@ static void inject_cluster(cluster *cl, uint64_t *rng, int scen,
     }
     int m = masters[range(rng, 0, nm - 1)];
     f->nodes = 1u << m;
+    /* The masters vote about a master's replacement once per two node
+     * timeouts (2 s here): a failover of m sooner after the last one is
+     * refused, and a manual one then holds m's writes back until it times
+     * out.  So the injector waits. */
+    if (f->kind == F_FAILOVER || f->kind == F_FAILOVER_FORCE ||
+        f->kind == F_KILL_MASTER) {
+        int64_t ok_at = cs->replaced_at[m] + CL_REVOTE_MS * MS;
+        if (cs->replaced_at[m] && ok_at > now_ns()) {
+            sleep_ns(ok_at - now_ns());
+            f->t = now_ns();
+        }
+    }
     switch (f->kind) {
     case F_CLIENT_KILL:
         f->ok = cl_cmd_ok(cs, m, "CLIENT KILL TYPE normal");
@@ -2856,6 +2872,7 @@ static void inject_cluster(cluster *cl, uint64_t *rng, int scen,
             cl_uncut(cs, r);
         int64_t took = now_ns() - t;
         cl_close(cl, w, now_ns());
+        cs->replaced_at[m] = now_ns();
         f->ms = (int)(took / MS);
         if (took > cs->fo_max)
             cs->fo_max = took;
@@ -2891,6 +2908,7 @@ static void inject_cluster(cluster *cl, uint64_t *rng, int scen,
         int64_t took = now_ns() - t;
         if (cut)
             cl_uncut(cs, r);
+        cs->replaced_at[m] = now_ns();
         cl_close(cl, wo, now_ns());
         f->ms = (int)(took / MS);
         if (took > cs->promote_max)
