@@ -33,9 +33,9 @@
 # replica each, the workers on one redis+cluster:// URL, while the keys'
 # slots are migrated in steps (ASK, then MOVED) and back, masters fail
 # over (CLUSTER FAILOVER, and FORCE after cutting the replica's link) or
-# are killed and come back as replicas; a migration or a manual failover
-# must never cost a lock, a kill or a forced failover only a reported one
-# (tests/torture/check.c, "The cluster").  Workloads besides the
+# are killed and come back as replicas; a migration must never cost a
+# lock, a manual failover never a key, a kill or a forced failover only a
+# reported loss (tests/torture/check.c, "The cluster").  Workloads besides the
 # plain one: same-token re-acquires and adopts, private keys tried right
 # after their release (under PSUBSCRIBE * listeners), the herd of
 # kept-alive locks, `redlock run` (the CLI, built with it) killed with

@@ -50,10 +50,14 @@
  *                  it hears of the new one.  Such a key is gone (or older)
  *                  on the new master, where another client can take it,
  *                  and its holder learns it at its next renewal, extend or
- *                  release: the same case as a T_F_UNREPLICATED write of a
- *                  master with a replica (Sentinel's failover), where only
- *                  "never told" is a failure.  So an exposed section is
- *                  judged as not strict: an overlap in which either of the
+ *                  release (README, "Sentinel" and "Redis Cluster": what a
+ *                  failover does to a held lock).  That is a node that
+ *                  forgot a key, as one restarted without persistence
+ *                  does, where only "never told" is a failure.  (Not
+ *                  T_F_UNREPLICATED, which is always a violation: there
+ *                  min_replicas 1 said OK although no replica could have
+ *                  the write.)  So an exposed section is judged as not
+ *                  strict: an overlap in which either of the
  *                  two is exposed fails only when unreported, an exposed
  *                  section's NOT_HELD before its validity ran out is no
  *                  violation (counted), and neither is a fence that went

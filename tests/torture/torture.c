@@ -147,9 +147,11 @@
  * an exposed section as not strict: its key may be lost with its master,
  * so an overlap with it fails only when never reported (a lost lock must
  * be told, never two holders unreported), while everything else stays
- * strict.  And a kept-alive section neither exposed nor in an outage must
- * never be lost (T_KEEP_LOSSES): a migration, a manual failover, CLIENT
- * KILL or SCRIPT FLUSH never cost a lock.  A same-token re-acquire refused
+ * strict (a manual failover never loses a key: only its pause of the
+ * master's writes may outlast a lock's validity).  And a kept-alive
+ * section neither exposed nor in an outage must never be lost
+ * (T_KEEP_LOSSES): a migration, CLIENT KILL or SCRIPT FLUSH never cost a
+ * lock.  A same-token re-acquire refused
  * after a kill or forced failover of the key's master is counted apart,
  * not failed.  The summary gives migrations (and how often a lock was held
  * when its keys moved and when the slot changed owner), failovers, kills,
@@ -309,8 +311,8 @@ static const scenario scenarios[] = {
      "Redis Cluster, 3 masters + 3 replicas, one redis+cluster:// URL: the "
      "keys' slots migrated in steps (ASK, then MOVED) and back, CLUSTER "
      "FAILOVER with and without FORCE, a master killed and restarted: a "
-     "migration or a manual failover never costs a lock, a kill or a forced "
-     "failover only a reported one",
+     "migration never costs a lock, a manual failover never a key, a kill "
+     "or a forced failover only a reported loss",
      1},
 };
 #define NSCEN ((int)(sizeof scenarios / sizeof scenarios[0]))
