@@ -18,7 +18,8 @@
 #            build-release-clang/  (warnings are errors; unit tests)
 #   model    scripts/model.sh: the protocol's Promela models (model/) checked
 #            with spin, and their old rules shown to fail (~5 min)
-#   torture  scripts/torture.sh on build-asan/ (faults for about 2 min);
+#   torture  scripts/torture.sh on build-asan/ (faults for about 3 min, the
+#            last 40 s on a Redis Cluster);
 #            needs the asan stage's build
 #   valgrind scripts/valgrind.sh: every test under memcheck (~3 min)
 #   fuzz     scripts/fuzz.sh: each libFuzzer target for $FUZZ_SECONDS (60)

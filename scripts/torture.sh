@@ -9,11 +9,16 @@
 #       --faults minority-stall            one workload, one fault kind
 #   scripts/torture.sh --scenario 1node-queue --duration 30 --waiters 32
 #                                          the waiter queue alone
+#   scripts/torture.sh --scenario cluster --duration 120
+#                                          the Redis Cluster alone
+#   scripts/torture.sh --scenario cluster --faults slot-migrate,slot-migrate-back
+#                                          migrations only
 #
 # Every argument goes to redlock_torture (see --help there: --seed,
 # --duration, --processes, --threads, --keys, --nodes, --scenario, --log,
 # --probes yes|no|only: the deterministic probes run first by default;
-# --workloads, --faults, --psubscribe, --herd, --cli, --waiters).
+# --workloads, --faults, --psubscribe, --herd, --cli, --waiters,
+# --cluster-duration).
 # Defaults: 85 s (TORTURE_SECONDS) shared by seven scenarios: one node and
 # five, each with AOF appendfsync always and without persistence; three
 # nodes with one at a time down, stalled (SIGSTOP) or slowed by a delay
@@ -23,7 +28,14 @@
 # one node, killed (SIGKILL, and replaced) or stopped mid-wait while the
 # node is stalled shorter and longer than the I/O timeout, restarted, and
 # its clients' connections killed (CLIENT KILL TYPE normal and pubsub),
-# with a PSUBSCRIBE * listener for the second half.  Workloads besides the
+# with a PSUBSCRIBE * listener for the second half.  Then the Redis Cluster
+# (cluster, 40 s of its own, TORTURE_CLUSTER_SECONDS): three masters with a
+# replica each, the workers on one redis+cluster:// URL, while the keys'
+# slots are migrated in steps (ASK, then MOVED) and back, masters fail
+# over (CLUSTER FAILOVER, and FORCE after cutting the replica's link) or
+# are killed and come back as replicas; a migration must never cost a
+# lock, a manual failover never a key, a kill or a forced failover only a
+# reported loss (tests/torture/check.c, "The cluster").  Workloads besides the
 # plain one: same-token re-acquires and adopts, private keys tried right
 # after their release (under PSUBSCRIBE * listeners), the herd of
 # kept-alive locks, `redlock run` (the CLI, built with it) killed with
@@ -33,7 +45,9 @@
 #
 # Built in build-torture/ (Debug) with ASan + UBSan, so that the fault
 # paths are also checked for memory errors and leaks (in every forked
-# worker process too).  Environment: TORTURE_SECONDS (85); TORTURE_SANITIZE ("address,undefined"
+# worker process too).  Environment: TORTURE_SECONDS (85);
+# TORTURE_CLUSTER_SECONDS (the cluster's time, 40 by default; also when it
+# runs alone, where --duration would set it otherwise); TORTURE_SANITIZE ("address,undefined"
 # by default, in build-torture/; "" for a plain build in
 # build-torture-plain/; "thread" for TSan with clang in
 # build-torture-thread/); TORTURE_BUILD_DIR (a build directory already
@@ -97,7 +111,12 @@ if [ -n "$sanitize" ] && setarch "$(uname -m)" -R true 2>/dev/null; then
 fi
 
 cd "$dir"
+cluster=()
+if [ -n "${TORTURE_CLUSTER_SECONDS:-}" ]; then
+    cluster=(--cluster-duration "$TORTURE_CLUSTER_SECONDS")
+fi
 env ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
     UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
     TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}" \
-    "${wrap[@]}" "$dir/tests/redlock_torture" --duration "${TORTURE_SECONDS:-85}" "$@"
+    "${wrap[@]}" "$dir/tests/redlock_torture" --duration "${TORTURE_SECONDS:-85}" \
+    "${cluster[@]}" "$@"

@@ -32,6 +32,56 @@
  * strict (persistent nodes): every overlap must be explained, there must be
  * no silent loss, and fences must strictly increase in order of start.
  * Not strict: only unreported overlaps are violations.
+ *
+ * The cluster (scenario "cluster": one redis+cluster:// URL, three masters
+ * with a replica each, no persistence) is strict, and what it promises
+ * (README, "Redis Cluster") decides which faults may cost a lock:
+ *
+ *   exposed      = a section of key k whose [acq_call, end] meets the
+ *                  window of a kill -9 of the master serving k's slot, or
+ *                  of a CLUSTER FAILOVER FORCE of it: from 500 ms before
+ *                  the kill (the command) to 500 ms after the cluster was
+ *                  whole again (the killed node restarted as a replica; the
+ *                  old master a replica of the new one).  Replication is
+ *                  asynchronous: an acquire, renewal or extend the master
+ *                  acknowledged may never reach the replica that takes its
+ *                  place (nor may a release's delete or a fence's INCR),
+ *                  and a forced failover's old master takes writes until
+ *                  it hears of the new one.  Such a key is gone (or older)
+ *                  on the new master, where another client can take it,
+ *                  and its holder learns it at its next renewal, extend or
+ *                  release (README, "Sentinel" and "Redis Cluster": what a
+ *                  failover does to a held lock).  That is a node that
+ *                  forgot a key, as one restarted without persistence
+ *                  does, where only "never told" is a failure.  (Not
+ *                  T_F_UNREPLICATED, which is always a violation: there
+ *                  min_replicas 1 said OK although no replica could have
+ *                  the write.)  So an exposed section is judged as not
+ *                  strict: an overlap in which either of the
+ *                  two is exposed fails only when unreported, an exposed
+ *                  section's NOT_HELD before its validity ran out is no
+ *                  violation (counted), and neither is a fence that went
+ *                  back across an exposed section (a lost INCR).
+ *   outage       = a section of key k that met a time k's slot could not be
+ *                  served: a killed master's slots until its replica took
+ *                  over (every slot, when the cluster requires full
+ *                  coverage: it answers CLUSTERDOWN everywhere), or the
+ *                  pause of a manual CLUSTER FAILOVER (writes wait until the
+ *                  replica caught up: nothing acknowledged is lost, so
+ *                  overlaps stay strict).  Renewals fail meanwhile, and a
+ *                  kept-alive lock may run out of validity: allowed.
+ *   kept lost    = (T_KEEP_LOSSES) a kept-alive section neither exposed nor
+ *                  in an outage that was told of a loss (held 0, validity
+ *                  0, the callback, extend or release NOT_HELD): a
+ *                  violation.  Slot migrations (ASK, then MOVED), CLIENT
+ *                  KILL and SCRIPT FLUSH must never cost a lock, nor a
+ *                  kill or failover of another master than the key's when
+ *                  the cluster does not require full coverage.
+ *
+ * A manual failover (no FORCE) is thus no exposure: the replica takes over
+ * only once it has every write the master acknowledged, and the master
+ * redirects what it held back.  A migration is none either: MIGRATE moves
+ * a key with its ttl, atomically, and the slot keeps its master's replica.
  */
 #include "torture.h"
 
@@ -121,7 +171,11 @@ static void describe(FILE *out, const char *label, const t_rec *r, int64_t t0)
             r->flags & T_F_KEEPALIVE ? " keepalive" : "",
             r->flags & T_F_EXTENDED ? " extended" : "",
             r->flags & T_F_DETACHED ? " detached" : "",
-            r->flags & T_F_KILLED ? " (holder killed: end = the kill)" : "",
+            r->flags & T_F_KILLED ? " (holder killed: end = the kill)"
+            : r->flags & T_F_EXPOSED ? " (exposed: its master was killed "
+                                       "or failed over by force)"
+            : r->flags & T_F_OUTAGE ? " (in an outage of its slot)"
+                                    : "",
             rel_ms(r->acq_call, t0),
             rel_ms(r->start, t0), rel_ms(r->last_ok, t0),
             rel_ms(r->valid_until, t0), r->commits, rel_ms(r->lost_at, t0),
@@ -150,7 +204,7 @@ void t_check(const t_rec *recs, long n, int strict, t_result *res, FILE *out,
             v[m++] = &recs[i];
     qsort(v, (size_t)m, sizeof *v, cmp_rec);
 
-    long shown_overlap = 0, shown_silent = 0, shown_fence = 0;
+    long shown_overlap = 0, shown_silent = 0, shown_fence = 0, shown_lost = 0;
     for (long i = 0; i < m; i++) {
         const t_rec *a = v[i];
         res->sections++;
@@ -173,6 +227,26 @@ void t_check(const t_rec *recs, long n, int strict, t_result *res, FILE *out,
                 res->told_validity++;
         }
 
+        int a_exp = (a->flags & T_F_EXPOSED) != 0;
+        if (a_exp) {
+            res->exposed++;
+            res->exposed_told += reported(a);
+        } else if (a->flags & T_F_OUTAGE) {
+            res->outage++;
+            res->outage_lost += (a->flags & T_F_KEEPALIVE) && reported(a);
+        } else if ((a->flags & T_F_KEEPALIVE) && reported(a)) {
+            res->kept_lost++;
+            if (strict & T_KEEP_LOSSES) {
+                res->violations++;
+                if (out && shown_lost++ < max_details) {
+                    fprintf(out, "  LOST: a kept-alive lock was lost with no "
+                                 "kill or failover of its master while it "
+                                 "ran\n");
+                    describe(out, "section", a, t0);
+                }
+            }
+        }
+
         if (a->flags & T_F_UNREPLICATED) {
             res->unreplicated++;
             res->violations++;
@@ -187,7 +261,7 @@ void t_check(const t_rec *recs, long n, int strict, t_result *res, FILE *out,
         int64_t nh = not_held_at(a);
         if (nh != T_NEVER && nh + T_SLACK_NS < a->valid_until) {
             res->silent++;
-            if (strict) {
+            if ((strict & T_STRICT) && !a_exp) {
                 res->violations++;
                 if (out && shown_silent++ < max_details) {
                     fprintf(out,
@@ -212,7 +286,8 @@ void t_check(const t_rec *recs, long n, int strict, t_result *res, FILE *out,
             res->fence_pairs++;
             if (v[nx]->fence <= a->fence) {
                 res->fence_back++;
-                if (strict) {
+                if ((strict & T_STRICT) && !a_exp &&
+                    !(v[nx]->flags & T_F_EXPOSED)) {
                     res->violations++;
                     if (out && shown_fence++ < max_details) {
                         fprintf(out, "  FENCE WENT BACK: %" PRId64
@@ -237,17 +312,23 @@ void t_check(const t_rec *recs, long n, int strict, t_result *res, FILE *out,
             res->overlaps++;
             const char *kind;
             int bad;
+            /* An exposed section's key may have been lost by its master:
+             * judged as not strict (check.c's top comment). */
+            int pair_strict = (strict & T_STRICT) && !a_exp &&
+                              !(b->flags & T_F_EXPOSED);
+            if (!pair_strict && (strict & T_STRICT))
+                res->exposed_overlaps++;
             if (told_at(a) <= b->start || told_at(b) <= a->start) {
                 res->explained++;
                 continue;
             } else if (reported(a) || reported(b)) {
                 res->reported++;
                 kind = "reported later";
-                bad = strict;
+                bad = pair_strict;
             } else if (undeterminable(a) || undeterminable(b)) {
                 res->undetermined++;
                 kind = "undetermined (a release failed or was a detach)";
-                bad = strict;
+                bad = pair_strict;
             } else {
                 res->unreported++;
                 kind = "NEVER REPORTED";
@@ -270,6 +351,20 @@ void t_check(const t_rec *recs, long n, int strict, t_result *res, FILE *out,
         }
     }
     free(v);
+}
+
+void t_expose(t_rec *recs, long n, const t_window *w, int nw)
+{
+    for (long i = 0; i < n; i++) {
+        t_rec *r = &recs[i];
+        if (!atomic_load(&r->done) || r->key < 0 || r->key >= 32)
+            continue;
+        for (int j = 0; j < nw; j++)
+            if ((w[j].keys >> r->key & 1u) && r->acq_call <= w[j].to &&
+                r->end >= w[j].from)
+                r->flags |= w[j].kind == T_W_EXPOSED ? T_F_EXPOSED
+                                                      : T_F_OUTAGE;
+    }
 }
 
 /* ---- self-test ----------------------------------------------------------- */
@@ -312,6 +407,7 @@ int t_check_selftest(FILE *out)
     int bad = 0;
     t_result r;
     t_rec s[8];
+    memset(s, 0, sizeof s);
 
     /* Back to back, fences rising: nothing to say. */
     s[0] = mk(0, 100, 200, 300, REDLOCK_OK, 1);
@@ -413,6 +509,71 @@ int t_check_selftest(FILE *out)
     t_check(s, 1, 0, &r, NULL, 0, 0);
     bad |= expect(out, "unreplicated: count", r.unreplicated, 1);
     bad |= expect(out, "unreplicated: violations", r.violations, 1);
+
+    /* The cluster: windows flag the sections of their keys that met them. */
+    t_window win[2] = {{300 * MS, 400 * MS, 1u << 0, T_W_EXPOSED},
+                       {300 * MS, 400 * MS, 1u << 1, T_W_OUTAGE}};
+    s[0] = mk(0, 100, 350, 500, REDLOCK_OK, 0); /* key 0, meets it */
+    s[1] = mk(0, 401, 500, 600, REDLOCK_OK, 0); /* acquire called at 400 */
+    s[2] = mk(0, 402, 500, 600, REDLOCK_OK, 0); /* called after: no */
+    s[3] = mk(1, 100, 300, 500, REDLOCK_OK, 0); /* key 1, ends at from */
+    s[4] = mk(2, 100, 350, 500, REDLOCK_OK, 0); /* key 2: no window */
+    t_expose(s, 5, win, 2);
+    bad |= expect(out, "expose: met", (s[0].flags & T_F_EXPOSED) != 0, 1);
+    bad |= expect(out, "expose: called at the end", (s[1].flags & T_F_EXPOSED) != 0,
+                  1);
+    bad |= expect(out, "expose: after", s[2].flags & (T_F_EXPOSED | T_F_OUTAGE),
+                  0);
+    bad |= expect(out, "expose: outage", s[3].flags, T_F_OUTAGE);
+    bad |= expect(out, "expose: other key", s[4].flags, 0);
+
+    /* An exposed holder reported later (the next renewal found the key
+     * gone after another took it on the new master): no violation, even
+     * strict; never reported: a violation.  The second one not exposed. */
+    s[0] = mk(0, 100, 300, 350, REDLOCK_NOT_HELD, 5);
+    s[0].flags |= T_F_EXPOSED | T_F_KEEPALIVE;
+    s[0].cb_at = 280 * MS;
+    s[1] = mk(0, 255, 400, 500, REDLOCK_OK, 5); /* the counter went back */
+    t_check(s, 2, T_STRICT | T_KEEP_LOSSES, &r, NULL, 0, 0);
+    bad |= expect(out, "exposed: reported", r.reported, 1);
+    bad |= expect(out, "exposed: silent", r.silent, 1);
+    bad |= expect(out, "exposed: fence back", r.fence_back, 1);
+    bad |= expect(out, "exposed: exposed overlaps", r.exposed_overlaps, 1);
+    bad |= expect(out, "exposed: told", r.exposed_told, 1);
+    bad |= expect(out, "exposed: violations", r.violations, 0);
+    s[0].cb_at = T_NEVER;
+    s[0].release_st = REDLOCK_OK;
+    t_check(s, 2, T_STRICT | T_KEEP_LOSSES, &r, NULL, 0, 0);
+    bad |= expect(out, "exposed, never told: unreported", r.unreported, 1);
+    bad |= expect(out, "exposed, never told: violations", r.violations, 1);
+    /* The same without the flag: strict fails on all three. */
+    s[0].flags &= ~T_F_EXPOSED;
+    s[0].cb_at = 280 * MS;
+    s[0].release_st = REDLOCK_NOT_HELD;
+    t_check(s, 2, T_STRICT, &r, NULL, 0, 0);
+    bad |= expect(out, "not exposed: violations", r.violations, 3);
+    /* ... and with T_KEEP_LOSSES, the kept-alive loss too. */
+    t_check(s, 2, T_STRICT | T_KEEP_LOSSES, &r, NULL, 0, 0);
+    bad |= expect(out, "not exposed, kept lost: kept_lost", r.kept_lost, 1);
+    bad |= expect(out, "not exposed, kept lost: violations", r.violations, 4);
+
+    /* A kept-alive lock that ran out of validity (renewals failed) with no
+     * overlap: a violation with T_KEEP_LOSSES, unless in an outage. */
+    s[0] = mk(0, 100, 300, 250, REDLOCK_NOT_HELD, 0);
+    s[0].flags |= T_F_KEEPALIVE;
+    s[0].lost_at = 251 * MS;
+    t_check(s, 1, T_STRICT | T_KEEP_LOSSES, &r, NULL, 0, 0);
+    bad |= expect(out, "kept lost: violations", r.violations, 1);
+    t_check(s, 1, T_STRICT, &r, NULL, 0, 0);
+    bad |= expect(out, "kept lost, not asked: violations", r.violations, 0);
+    s[0].flags |= T_F_OUTAGE;
+    t_check(s, 1, T_STRICT | T_KEEP_LOSSES, &r, NULL, 0, 0);
+    bad |= expect(out, "kept lost in an outage: outage_lost", r.outage_lost, 1);
+    bad |= expect(out, "kept lost in an outage: violations", r.violations, 0);
+    /* In an outage, an overlap is still strict. */
+    s[1] = mk(0, 240, 400, 500, REDLOCK_OK, 0);
+    t_check(s, 2, T_STRICT | T_KEEP_LOSSES, &r, NULL, 0, 0);
+    bad |= expect(out, "outage overlap: violations", r.violations, 1);
 
     /* Incomplete records are skipped. */
     atomic_store(&s[2].done, 0);

@@ -6,6 +6,7 @@
  *   redlock_torture [--seed N] [--duration S] [--processes P] [--threads T]
  *                   [--keys K] [--nodes N] [--scenario A,B,...] [--log DIR]
  *                   [--probes yes|no|only] [--waiters W]
+ *                   [--cluster-duration S]
  *
  * First the probes (probes.c): short deterministic fault sequences, each
  * reproducing one way a lock was found to break, so that it fails every
@@ -20,6 +21,10 @@
  *                restarts.                                      strict
  *   1node-queue  1 node, AOF appendfsync always, fencing: the
  *                waiter queue (below).                          strict
+ *   cluster      a Redis Cluster, one redis+cluster:// URL
+ *                (below), 40 s of its own (--cluster-duration,
+ *                not a share of --duration).       strict (but exposed
+ *                                                  sections: below)
  *
  * How a run goes.  The driver starts the nodes (tests/support), maps a
  * shared log, forks P children and then injects faults on a schedule drawn
@@ -109,11 +114,55 @@
  * sections and handovers per second, waits that timed out, and the
  * longest time a key stayed free while waiters waited for it.
  *
+ * The cluster (scenario "cluster").  tests/support/cluster.h starts three
+ * masters with a replica each (no persistence; cluster-require-full-
+ * coverage yes or no, by the seed).  The workers (plain and same-token
+ * sections, as above) use one redis+cluster:// URL, N = 1; every other
+ * process has fencing, half of them min_replicas 1; the waiter queue is
+ * off on a cluster (README).  The keys (6 at least) are named so that two
+ * live on each master at the start, each in a slot of its own, every other
+ * one with a hash tag.  The injector, one fault at a time, draws from:
+ *   slot-migrate         a key's slot to another master in three steps:
+ *                        CLUSTER SETSLOT IMPORTING/MIGRATING, 20..500 ms,
+ *                        MIGRATE of its keys, 0.2..1.2 s, SETSLOT NODE,
+ *                        0.1..0.6 s; each step waits (1.5 s at most) until
+ *                        the lock is held, so that held and renewed locks
+ *                        meet ASK (keys moved, slot not yet) and MOVED;
+ *   slot-migrate-back    the same, then back again;
+ *   cluster-failover     CLUSTER FAILOVER on a master's replica (the
+ *                        master holds writes until the replica has them);
+ *   cluster-failover-force  CLUSTER FAILOVER FORCE, half the time after
+ *                        the replica's link was cut for 50..500 ms (it
+ *                        lacks the writes of that time: see cl_cut);
+ *   kill9-master         kill -9 a master (half the time after such a
+ *                        cut), wait until its replica took over, restart
+ *                        it 0..1 s later: a replica of its successor;
+ *   client-kill-normal, client-kill-pubsub, script-flush on a master.
+ * The injector records windows: an exposure (a kill or a forced failover
+ * of the master serving a key, from 500 ms before to 500 ms after the
+ * cluster is whole again) and an outage (a slot that could not be served:
+ * every slot from a kill until the promotion with full coverage required;
+ * the master's keys during a manual failover).  t_expose flags the
+ * sections that met them, and the checker (check.c, "The cluster") judges
+ * an exposed section as not strict: its key may be lost with its master,
+ * so an overlap with it fails only when never reported (a lost lock must
+ * be told, never two holders unreported), while everything else stays
+ * strict (a manual failover never loses a key: only its pause of the
+ * master's writes may outlast a lock's validity).  And a kept-alive
+ * section neither exposed nor in an outage must never be lost
+ * (T_KEEP_LOSSES): a migration, CLIENT KILL or SCRIPT FLUSH never cost a
+ * lock.  A same-token re-acquire refused
+ * after a kill or forced failover of the key's master is counted apart,
+ * not failed.  The summary gives migrations (and how often a lock was held
+ * when its keys moved and when the slot changed owner), failovers, kills,
+ * and the exposed and outage sections.
+ *
  * Exit status: 0 all scenarios passed, 1 a violation, 2 setup failed, 64
  * usage.
  */
 #include "torture.h"
 
+#include "cluster.h"
 #include "proxy.h"
 #include "redis_server.h"
 #include "redlock.h"
@@ -207,6 +256,9 @@ typedef struct scenario {
                          acquire needs to show a missing WAIT) */
     unsigned work;    /* W_* workloads */
     const char *what;
+    int cluster;      /* a Redis Cluster (tests/support/cluster.h), one
+                         redis+cluster:// URL; its own time, not a share of
+                         --duration (--cluster-duration) */
 } scenario;
 
 /* Workloads (--workloads), on top of the plain random sections. */
@@ -227,27 +279,41 @@ static const char *const work_names[] = {"same-token", "private", "herd",
 static const scenario scenarios[] = {
     {"1node-aof", 0, 0, 1, 1, 1, 22, 0, 1, 1, 0, 0, W_SAME | W_PRIVATE | W_CLI,
      "1 node (delay proxy, PSUBSCRIBE listener), AOF appendfsync always, "
-     "fencing: no overlap, fences rise"},
+     "fencing: no overlap, fences rise",
+     0},
     {"1node-mem", 0, 0, 0, 1, 0, 10, 0, 0, 0, 0, 0, W_SAME,
-     "1 node, no persistence, fencing: overlaps after restarts, reported"},
+     "1 node, no persistence, fencing: overlaps after restarts, reported",
+     0},
     {"Nnode-mem", 1, 0, 0, 0, 0, 14, 0, 0, 0, 0, 0, W_SAME,
-     "Redlock, no persistence: overlaps after majority restarts, reported"},
+     "Redlock, no persistence: overlaps after majority restarts, reported",
+     0},
     {"Nnode-aof", 1, 0, 1, 0, 1, 12, 0, 0, 0, 0, 0, W_SAME | W_PRIVATE,
-     "Redlock, AOF appendfsync always: no overlap"},
+     "Redlock, AOF appendfsync always: no overlap",
+     0},
     {"3node-minority", 1, 3, 1, 0, 1, 28, 0, 1, 1, 1, 0,
      W_SAME | W_PRIVATE | W_HERD,
      "Redlock over 3 nodes (delay proxies, PSUBSCRIBE listeners), AOF: one "
      "node at a time down, stalled or slow while many wait and thousands of "
-     "locks are kept alive: no overlap, no IO, no lost lock"},
+     "locks are kept alive: no overlap, no IO, no lost lock",
+     0},
     {"1node-replica", 0, 0, 1, 1, 1, 14, 1, 0, 0, 0, 12, W_SAME,
      "1 master with a replica, min_replicas 1, fencing, AOF: SCRIPT FLUSH "
-     "while the replica is stopped: no acquire without a replica's ack"},
+     "while the replica is stopped: no acquire without a replica's ack",
+     0},
     {"1node-queue", 0, 0, 1, 1, 1, 40, 0, 0, 2, 0, 0, W_QUEUE,
      "1 node, AOF appendfsync always, fencing: many waiter processes queue "
      "on a few keys while waiters are killed (and replaced) or stopped "
      "mid-wait and the node is stalled, restarted, its clients (pubsub "
      "too) killed: no overlap, fences rise, no lock left set past its "
-     "owner's ttl"},
+     "owner's ttl",
+     0},
+    {"cluster", 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 6, W_SAME,
+     "Redis Cluster, 3 masters + 3 replicas, one redis+cluster:// URL: the "
+     "keys' slots migrated in steps (ASK, then MOVED) and back, CLUSTER "
+     "FAILOVER with and without FORCE, a master killed and restarted: a "
+     "migration never costs a lock, a manual failover never a key, a kill "
+     "or a forced failover only a reported loss",
+     1},
 };
 #define NSCEN ((int)(sizeof scenarios / sizeof scenarios[0]))
 
@@ -265,6 +331,8 @@ typedef struct config {
     const char *self; /* this program (COMMAND of the CLI workload) */
     int probes;    /* 0 no, 1 yes, 2 only */
     int waiters;   /* processes of the queue workload */
+    double cluster_s; /* the cluster scenario's time (not a share) */
+    int cluster_set;  /* ... given (--cluster-duration): even alone */
 } config;
 
 /* ---- faults ---------------------------------------------------------------------- */
@@ -288,6 +356,15 @@ enum fault_kind {
     F_WAITER_KILL,   /* SIGKILL 1..4 waiter processes (queue), new ones
                         started in their place */
     F_WAITER_STOP,   /* SIGSTOP one waiter process 0.1..1.5 s (queue) */
+    /* The cluster's: */
+    F_MIGRATE,       /* a key's slot moved to another master in three steps
+                        (IMPORTING/MIGRATING, MIGRATE of its keys, SETSLOT
+                        NODE) with pauses between them */
+    F_MIGRATE_BACK,  /* the same, then back to where it was */
+    F_FAILOVER,      /* CLUSTER FAILOVER on a master's replica */
+    F_FAILOVER_FORCE,/* CLUSTER FAILOVER FORCE */
+    F_KILL_MASTER,   /* kill -9 a master, wait until its replica took over,
+                        restart it (a replica of its successor now) */
     NFAULT
 };
 
@@ -296,13 +373,15 @@ static const char *const fault_names[NFAULT] = {
     "client-kill-normal", "client-kill-pubsub", "client-pause",
     "script-flush", "debug-sleep", "minority-down", "minority-stall",
     "delay-conn", "replica-stop", "sigkill-redlock-run", "sigstop-short",
-    "sigkill-waiter", "sigstop-waiter"};
+    "sigkill-waiter", "sigstop-waiter", "slot-migrate", "slot-migrate-back",
+    "cluster-failover", "cluster-failover-force", "kill9-master"};
 
 /* Weights of the kinds, per scenario (in the order of scenarios[]):
- * restarts weigh more where they are what breaks the lock. */
+ * restarts weigh more where they are what breaks the lock.  (The
+ * cluster's kinds, after wstop, weigh 0 where a row stops short.) */
 static const int fault_weight[][NFAULT] = {
     /* kill maj stop ckill psub pause flush sleep down stall delay rep cli
-       short wkill wstop */
+       short wkill wstop mig migback fo force kmaster */
     {3, 0, 2, 2, 1, 2, 2, 2, 0, 0, 4, 0, 1, 0, 0, 0}, /* 1node-aof */
     {5, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0}, /* 1node-mem */
     {2, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0}, /* Nnode-mem */
@@ -310,6 +389,8 @@ static const int fault_weight[][NFAULT] = {
     {1, 0, 0, 2, 1, 1, 1, 1, 3, 4, 4, 0, 0, 0, 0, 0}, /* 3node-minority */
     {1, 0, 0, 1, 0, 0, 2, 0, 0, 0, 0, 5, 0, 0, 0, 0}, /* 1node-replica */
     {2, 0, 3, 3, 4, 1, 1, 1, 0, 0, 0, 0, 0, 4, 9, 2}, /* 1node-queue */
+    {0, 0, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6, 4, 3, 2, 3},
+    /* cluster */
 };
 _Static_assert(sizeof fault_weight / sizeof fault_weight[0] == NSCEN,
                "one row of fault weights per scenario");
@@ -320,6 +401,7 @@ typedef struct fault {
     unsigned nodes; /* bit mask */
     int ms;         /* its length, when it has one */
     int ok;
+    unsigned keys;  /* the cluster: the workload's keys it concerned */
     char note[48];
 } fault;
 
@@ -433,6 +515,13 @@ typedef struct shared {
     q_window q_win[Q_WINDOWS];
     _Atomic long q_nwin;
     q_slot q_slots[Q_SLOTS];
+    /* The cluster: the keys' names (chosen so that they spread over the
+     * masters; "" elsewhere: "torture:<k>"), and per key the end of the
+     * last window in which its master was killed or failed over by force
+     * (0: none; T_NEVER: one lasts). */
+    char keyname[MAX_KEYS][48];
+    _Atomic int64_t expo_end[MAX_KEYS];
+    _Atomic long same_refused_exposed;
     _Atomic int nmsg, nserver_msg;
     char msg[NMSG][200];
     long cap;
@@ -786,6 +875,15 @@ static void section(worker *w, redlock_lock *l, int k, int64_t ttl,
     append_rec(sh, &r);
 }
 
+/* The name of key k of the plain and same-token workloads. */
+static void key_name(const shared *sh, int k, char *buf, size_t len)
+{
+    if (k >= 0 && k < MAX_KEYS && sh->keyname[k][0])
+        snprintf(buf, len, "%s", sh->keyname[k]);
+    else
+        snprintf(buf, len, "torture:%d", k);
+}
+
 static int nkeys(const worker *w)
 {
     int k = w->cfg->keys > w->sc->keys ? w->cfg->keys : w->sc->keys;
@@ -820,7 +918,7 @@ static void plain_turn(worker *w)
         wait = 0;
     } else {
         k = (int)range(&w->rng, 0, nkeys(w) - 1);
-        snprintf(key, sizeof key, "torture:%d", k);
+        key_name(sh, k, key, sizeof key);
         wait = pick_wait(w);
     }
     int64_t ttl = range(&w->rng, TTL_MIN, TTL_MAX);
@@ -852,8 +950,8 @@ static void same_turn(worker *w)
     shared *sh = w->sh;
     int k = (int)range(&w->rng, 0, nkeys(w) - 1);
     group *g = &g_groups[k];
-    char key[32];
-    snprintf(key, sizeof key, "torture:%d", k);
+    char key[48];
+    key_name(sh, k, key, sizeof key);
     int64_t ttl = range(&w->rng, TTL_MIN, TTL_MAX);
     unsigned long live = group_live(g);
     int adopt = live && range(&w->rng, 0, 99) < 35;
@@ -882,7 +980,12 @@ static void same_turn(worker *w)
      * must succeed. */
     if ((st == REDLOCK_BUSY || st == REDLOCK_NOT_HELD) && live &&
         group_live(g) == live) {
-        if (atomic_fetch_add(&sh->same_refused, 1) < 2)
+        /* The cluster: unless its master was killed or failed over by
+         * force meanwhile (or the handle had yet to learn it: a ttl). */
+        int64_t e = atomic_load(&sh->expo_end[k]);
+        if (e != 0 && (e == T_NEVER || t_call <= e + TTL_MAX * MS))
+            atomic_fetch_add(&sh->same_refused_exposed, 1);
+        else if (atomic_fetch_add(&sh->same_refused, 1) < 2)
             note_msg(sh, "%s of a token another thread holds the key with: "
                          "%s: %s",
                      adopt ? "adopt" : "acquire_as", redlock_strerror(st),
@@ -1384,6 +1487,14 @@ static void child_main(shared *sh, const config *cfg, const scenario *sc,
     if ((sc->work & cfg->work & W_QUEUE) && proc % 6 == 5)
         o.fencing = 0;
     o.min_replicas = sc->replica ? 1 : 0;
+    /* The cluster: every other process without fencing (its acquires of a
+     * free key in a slot being migrated go by ASK to the importing master;
+     * a fencing one's script meets the fence counter still on the source:
+     * TRYAGAIN), and half of them WAIT for a replica. */
+    if (sc->cluster) {
+        o.fencing = proc % 2 == 0;
+        o.min_replicas = proc % 4 >= 2;
+    }
     o.on_lost = on_lost;
     o.on_lost_arg = NULL;
 
@@ -2223,7 +2334,36 @@ typedef struct cluster {
     char urls[MAX_NODES][64];/* what the clients use (through the proxies) */
     shared *sh;
     q_ctl *q;                /* the queue's waiters, when it has them */
+    struct cl_state *cs;     /* the cluster scenario: its Redis Cluster */
 } cluster;
+
+/* ---- the cluster scenario's Redis Cluster -------------------------------------- */
+
+/* Exposure windows begin this long before a kill or forced failover (a
+ * write the master acknowledged just before may not have reached the
+ * replica yet) and, like outages, end this long after the cluster was
+ * whole again (a renewal retried after it). */
+#define CL_MARGIN_MS 500
+#define CL_MAX_WINDOWS 4096
+/* Two node timeouts (cluster.h: 1000 ms) and a margin. */
+#define CL_REVOTE_MS 2500
+
+typedef struct cl_state {
+    rt_cluster rc;
+    int full_coverage;       /* cluster-require-full-coverage yes */
+    int64_t deadline;        /* the workers' */
+    int nkeys;
+    int slot[MAX_KEYS];      /* key k's slot (distinct) */
+    char name[MAX_KEYS][48];
+    t_window win[CL_MAX_WINDOWS];
+    int nwin;
+    /* What the injector did. */
+    long mig, mig_back, mig_keys, held_ask, held_moved;
+    long fo, fo_force, kills;
+    int64_t fo_max, promote_max; /* ns */
+    int64_t replaced_at[RT_CLUSTER_NODES]; /* a failover or kill of this
+                                              master ended then */
+} cl_state;
 
 static redisReply *cmd_reply(rt_server *s, const char *fmt, ...)
 {
@@ -2253,6 +2393,8 @@ static int replica_online(cluster *cl)
 
 static void cluster_stop(cluster *cl)
 {
+    if (cl->cs)
+        rt_cluster_stop(&cl->cs->rc);
     for (int i = 0; i < cl->n; i++) {
         t_proxy_stop(cl->px[i]);
         cl->px[i] = NULL;
@@ -2309,9 +2451,59 @@ static int cluster_start(cluster *cl, int n, int aof, int replica, int proxy)
     return 0;
 }
 
+/* The cluster scenario: a Redis Cluster (tests/support/cluster.h), with
+ * cluster-require-full-coverage as `full` says, and nkeys key names that
+ * spread over its three masters (key k on master k % 3 at the start, each
+ * in a slot of its own; every other one with a hash tag). */
+static int cluster_start_rc(cluster *cl, cl_state *cs, int nkeys, int full)
+{
+    static const char *const partial[] = {"--cluster-require-full-coverage",
+                                          "no", NULL};
+    memset(cl, 0, sizeof *cl);
+    memset(cs, 0, sizeof *cs);
+    cs->full_coverage = full;
+    if (rt_cluster_start_args(&cs->rc, full ? NULL : partial) != 0)
+        return -1;
+    cl->cs = cs;
+    cs->nkeys = nkeys;
+    short *owner = malloc(RT_CLUSTER_SLOTS * sizeof *owner);
+    if (!owner || rt_cluster_slot_map(&cs->rc, 0, owner) != 0) {
+        free(owner);
+        rt_cluster_stop(&cs->rc);
+        return -1;
+    }
+    for (int k = 0; k < nkeys; k++) {
+        for (int i = 0;; i++) {
+            char *nm = cs->name[k];
+            snprintf(nm, sizeof cs->name[k],
+                     k % 2 ? "{torture:%d.%d}:lock" : "torture:%d.%d", k, i);
+            int slot = rt_cluster_hash_slot(nm, strlen(nm)), used = 0;
+            for (int j = 0; j < k; j++)
+                used |= cs->slot[j] == slot;
+            if (!used && owner[slot] == k % RT_CLUSTER_MASTERS) {
+                cs->slot[k] = slot;
+                break;
+            }
+        }
+    }
+    free(owner);
+    return 0;
+}
+
 /* A node may be left stopped or dead by a failed fault: bring it back. */
 static void cluster_heal(cluster *cl)
 {
+    if (cl->cs) {
+        rt_cluster *rc = &cl->cs->rc;
+        for (int i = 0; i < RT_CLUSTER_NODES; i++) {
+            if (!rt_cluster_alive(rc, i))
+                rt_cluster_restart(rc, i);
+            else
+                rt_server_resume(&rc->srv[i]);
+        }
+        if (rt_cluster_wait_ok(rc, 15000) != 0)
+            printf("  the cluster did not settle after the faults\n");
+    }
     for (int i = 0; i < cl->n; i++) {
         if (cl->s[i].pid > 0)
             rt_server_resume(&cl->s[i]);
@@ -2381,11 +2573,377 @@ static int pick_kind(uint64_t *rng, int scen, unsigned allowed)
     return -1;
 }
 
+/* ---- the cluster's faults ------------------------------------------------------ */
+
+/* A window of kind T_W_* over keys, from `from` (an exposure from
+ * CL_MARGIN_MS before): its index, or -1 (none: no keys, or no room). */
+static int cl_open(cluster *cl, int kind, uint32_t keys, int64_t from)
+{
+    cl_state *cs = cl->cs;
+    if (!keys || cs->nwin >= CL_MAX_WINDOWS)
+        return -1;
+    t_window *w = &cs->win[cs->nwin];
+    w->from = from - (kind == T_W_EXPOSED ? CL_MARGIN_MS * MS : 0);
+    w->to = T_NEVER;
+    w->keys = keys;
+    w->kind = kind;
+    if (kind == T_W_EXPOSED)
+        for (int k = 0; k < cs->nkeys; k++)
+            if (keys >> k & 1u)
+                atomic_store(&cl->sh->expo_end[k], T_NEVER);
+    return cs->nwin++;
+}
+
+static void cl_close(cluster *cl, int i, int64_t to)
+{
+    cl_state *cs = cl->cs;
+    if (i < 0)
+        return;
+    t_window *w = &cs->win[i];
+    w->to = to + CL_MARGIN_MS * MS;
+    if (w->kind == T_W_EXPOSED)
+        for (int k = 0; k < cs->nkeys; k++)
+            if (w->keys >> k & 1u)
+                atomic_store(&cl->sh->expo_end[k], w->to);
+}
+
+/* The workload's keys whose slot master m serves now. */
+static uint32_t cl_keys_on(cl_state *cs, int m)
+{
+    uint32_t keys = 0;
+    for (int k = 0; k < cs->nkeys; k++)
+        if (rt_cluster_slot_owner(&cs->rc, cs->slot[k]) == m)
+            keys |= 1u << k;
+    return keys;
+}
+
+/* The running replica of master m, or -1. */
+static int cl_replica_of(cl_state *cs, int m)
+{
+    for (int i = 0; i < RT_CLUSTER_NODES; i++)
+        if (rt_cluster_alive(&cs->rc, i) &&
+            cs->rc.role[i] == RT_CLUSTER_REPLICA && cs->rc.master_of[i] == m)
+            return i;
+    return -1;
+}
+
+/* 1 when node i has key (ASKING first: it may be importing the slot). */
+static int cl_exists(cl_state *cs, int i, const char *key)
+{
+    redisReply *r = rt_cluster_cmd(&cs->rc, i, "ASKING");
+    if (r)
+        freeReplyObject(r);
+    r = rt_cluster_cmd(&cs->rc, i, "EXISTS %s", key);
+    int yes = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    if (r)
+        freeReplyObject(r);
+    return yes;
+}
+
+/* A pause of the injector, none after the deadline (the workers are
+ * done: a fault that runs past it only finishes). */
+static void cl_sleep(cl_state *cs, int ms)
+{
+    int64_t until = now_ns() + ms * MS;
+    if (until > cs->deadline)
+        until = cs->deadline;
+    sleep_ns(until - now_ns());
+}
+
+/* Wait (ms at most, not past the deadline) until node i has key: 1 when
+ * it does. */
+static int cl_wait_key(cl_state *cs, int i, const char *key, int ms)
+{
+    int64_t until = now_ns() + ms * MS;
+    if (until > cs->deadline)
+        until = cs->deadline;
+    for (;;) {
+        if (cl_exists(cs, i, key))
+            return 1;
+        if (now_ns() >= until)
+            return 0;
+        sleep_ms(5);
+    }
+}
+
+static int cl_cmd_ok(cl_state *cs, int i, const char *what)
+{
+    redisReply *r = rt_cluster_cmd(&cs->rc, i, what);
+    int ok = r && r->type != REDIS_REPLY_ERROR;
+    if (r)
+        freeReplyObject(r);
+    return ok;
+}
+
+/* A migration that failed half-way: finish it if its keys can move, else
+ * leave both nodes' slot stable (their keys where they are). */
+static void cl_unstick(cl_state *cs, int slot, int from, int to)
+{
+    if (rt_cluster_migrate_keys(&cs->rc, slot, from, to) >= 0 &&
+        rt_cluster_migrate_finish(&cs->rc, slot, to) == 0)
+        return;
+    redisReply *r = rt_cluster_cmd(&cs->rc, from, "CLUSTER SETSLOT %d STABLE",
+                                   slot);
+    if (r)
+        freeReplyObject(r);
+    r = rt_cluster_cmd(&cs->rc, to, "CLUSTER SETSLOT %d STABLE", slot);
+    if (r)
+        freeReplyObject(r);
+}
+
+/* Key k's slot from `from` to `to` in three steps, with pauses between
+ * them in which locks are taken and renewed: after IMPORTING/MIGRATING
+ * the keys are still on `from` (a free key's acquire goes by ASK to
+ * `to`); after MIGRATE they are on `to` (renewals: ASK); after SETSLOT
+ * NODE, MOVED.  The keys move, and the owner changes, while the lock is
+ * held when it is within 1.5 s (someone's: the workers keep it busy).
+ * 0 or -1. */
+static int cl_migrate_steps(cluster *cl, uint64_t *rng, int k, int from,
+                            int to)
+{
+    cl_state *cs = cl->cs;
+    rt_cluster *rc = &cs->rc;
+    int slot = cs->slot[k];
+    int ms1 = (int)range(rng, 20, 500), ms2 = (int)range(rng, 200, 1200),
+        ms3 = (int)range(rng, 100, 600);
+    char key[48];
+    key_name(cl->sh, k, key, sizeof key);
+    /* (Once MIGRATING, a free key is taken on `to`, by ASK: the lock on
+     * `from` must be there before.) */
+    cl_wait_key(cs, from, key, 1500);
+    if (rt_cluster_migrate_start(rc, slot, from, to) != 0) {
+        cl_unstick(cs, slot, from, to);
+        return -1;
+    }
+    cl_sleep(cs, ms1);
+    int held = cl_exists(cs, from, key);
+    int moved = rt_cluster_migrate_keys(rc, slot, from, to);
+    if (moved < 0) {
+        cl_unstick(cs, slot, from, to);
+        return -1;
+    }
+    cs->mig_keys += moved;
+    cs->held_ask += held && moved > 0;
+    cl_sleep(cs, ms2);
+    cs->held_moved += cl_wait_key(cs, to, key, 1500);
+    if (rt_cluster_migrate_finish(rc, slot, to) != 0) {
+        cl_unstick(cs, slot, from, to);
+        return -1;
+    }
+    cl_sleep(cs, ms3);
+    return 0;
+}
+
+/* Half the time, before a kill or a forced failover: master m's link to
+ * its replica r is cut and m goes on taking writes for 50..500 ms, which r
+ * then lacks when it takes over.  (A replica reconnects at once, with a
+ * partial resync: so r is first given a master user that does not exist,
+ * its link killed (CLIENT KILL TYPE replica), and its reconnections fail
+ * until cl_uncut.)  Returns the ms (0: not cut); drawn either way. */
+static int cl_cut(cl_state *cs, uint64_t *rng, int m, int r)
+{
+    int cut = (int)range(rng, 0, 1), ms = (int)range(rng, 50, 500);
+    if (!cut)
+        return 0;
+    if (!cl_cmd_ok(cs, r, "CONFIG SET masteruser torture-cut") ||
+        !cl_cmd_ok(cs, r, "CONFIG SET masterauth torture-cut") ||
+        !cl_cmd_ok(cs, m, "CLIENT KILL TYPE replica"))
+        return 0;
+    cl_sleep(cs, ms);
+    return ms;
+}
+
+/* r replicates again (when it is a replica). */
+static void cl_uncut(cl_state *cs, int r)
+{
+    redisReply *x = rt_cluster_cmd(&cs->rc, r, "CONFIG SET masteruser %s", "");
+    if (x)
+        freeReplyObject(x);
+    x = rt_cluster_cmd(&cs->rc, r, "CONFIG SET masterauth %s", "");
+    if (x)
+        freeReplyObject(x);
+}
+
+/* The running masters (by role[], refreshed): how many. */
+static int cl_masters(cl_state *cs, int *out)
+{
+    int n = 0;
+    rt_cluster_refresh(&cs->rc);
+    for (int i = 0; i < RT_CLUSTER_NODES; i++)
+        if (rt_cluster_alive(&cs->rc, i) &&
+            cs->rc.role[i] == RT_CLUSTER_MASTER)
+            out[n++] = i;
+    return n;
+}
+
+/* Inject one of the cluster's faults, synchronously: the cluster is whole
+ * again (every slot served, every node running, every replica linked)
+ * when it returns, unless the fault failed. */
+static void inject_cluster(cluster *cl, uint64_t *rng, int scen,
+                           unsigned allowed, fault *f)
+{
+    cl_state *cs = cl->cs;
+    rt_cluster *rc = &cs->rc;
+    f->kind = pick_kind(rng, scen, allowed);
+    f->ok = 1;
+    f->t = now_ns();
+    if (f->kind < 0)
+        return;
+    int masters[RT_CLUSTER_NODES];
+    int nm = cl_masters(cs, masters);
+    if (nm < 2) {
+        f->ok = 0;
+        snprintf(f->note, sizeof f->note, "%d master(s) running", nm);
+        return;
+    }
+    int m = masters[range(rng, 0, nm - 1)];
+    f->nodes = 1u << m;
+    /* The masters vote about a master's replacement once per two node
+     * timeouts (2 s here): a failover of m sooner after the last one is
+     * refused, and a manual one then holds m's writes back until it times
+     * out.  So the injector waits. */
+    if (f->kind == F_FAILOVER || f->kind == F_FAILOVER_FORCE ||
+        f->kind == F_KILL_MASTER) {
+        int64_t ok_at = cs->replaced_at[m] + CL_REVOTE_MS * MS;
+        if (cs->replaced_at[m] && ok_at > now_ns()) {
+            sleep_ns(ok_at - now_ns());
+            f->t = now_ns();
+        }
+    }
+    switch (f->kind) {
+    case F_CLIENT_KILL:
+        f->ok = cl_cmd_ok(cs, m, "CLIENT KILL TYPE normal");
+        break;
+    case F_KILL_PUBSUB:
+        f->ok = cl_cmd_ok(cs, m, "CLIENT KILL TYPE pubsub");
+        break;
+    case F_FLUSH:
+        f->ok = cl_cmd_ok(cs, m, "SCRIPT FLUSH");
+        break;
+    case F_MIGRATE:
+    case F_MIGRATE_BACK: {
+        int k = (int)range(rng, 0, cs->nkeys - 1);
+        int from = rt_cluster_slot_owner(rc, cs->slot[k]);
+        int to = -1, cand[RT_CLUSTER_NODES], nc = 0;
+        for (int i = 0; i < nm; i++)
+            if (masters[i] != from)
+                cand[nc++] = masters[i];
+        if (nc > 0)
+            to = cand[range(rng, 0, nc - 1)];
+        f->keys = 1u << k;
+        if (from < 0 || to < 0) {
+            f->ok = 0;
+            snprintf(f->note, sizeof f->note, "key %d: slot %d owner %d", k,
+                     cs->slot[k], from);
+            break;
+        }
+        f->nodes = 1u << from | 1u << to;
+        long ask = cs->held_ask, moved = cs->held_moved;
+        int back = f->kind == F_MIGRATE_BACK;
+        f->ok = cl_migrate_steps(cl, rng, k, from, to) == 0 &&
+                (!back || cl_migrate_steps(cl, rng, k, to, from) == 0);
+        f->ms = (int)((now_ns() - f->t) / MS);
+        cs->mig++;
+        cs->mig_back += back;
+        snprintf(f->note, sizeof f->note, "key %d slot %d: %d>%d%s%s%s", k,
+                 cs->slot[k], from, to, back ? ">" : "",
+                 back ? "back" : "",
+                 cs->held_ask > ask || cs->held_moved > moved
+                     ? ", moved held"
+                     : "");
+        break;
+    }
+    case F_FAILOVER:
+    case F_FAILOVER_FORCE: {
+        int force = f->kind == F_FAILOVER_FORCE;
+        int r = cl_replica_of(cs, m);
+        if (r < 0) {
+            f->ok = 0;
+            snprintf(f->note, sizeof f->note, "master %d: no replica", m);
+            break;
+        }
+        f->keys = cl_keys_on(cs, m);
+        f->nodes |= 1u << r;
+        /* A forced failover may lose what the replica had yet to get; a
+         * manual one holds the master's writes until it has them all. */
+        int w = cl_open(cl, force ? T_W_EXPOSED : T_W_OUTAGE, f->keys, f->t);
+        int cut = force ? cl_cut(cs, rng, m, r) : 0;
+        int64_t t = now_ns();
+        f->ok = rt_cluster_failover(rc, r, force ? "FORCE" : NULL, 15000) == 0;
+        if (cut)
+            cl_uncut(cs, r);
+        int64_t took = now_ns() - t;
+        cl_close(cl, w, now_ns());
+        cs->replaced_at[m] = now_ns();
+        f->ms = (int)(took / MS);
+        if (took > cs->fo_max)
+            cs->fo_max = took;
+        cs->fo++;
+        cs->fo_force += force;
+        snprintf(f->note, sizeof f->note, "%d now serves %d's slots%s", r, m,
+                 cut ? ", cut" : "");
+        if (cut)
+            snprintf(f->note + strlen(f->note), sizeof f->note - strlen(f->note),
+                     " %d ms", cut);
+        break;
+    }
+    case F_KILL_MASTER: {
+        int r = cl_replica_of(cs, m);
+        if (r < 0) {
+            f->ok = 0;
+            snprintf(f->note, sizeof f->note, "master %d: no replica", m);
+            break;
+        }
+        f->keys = cl_keys_on(cs, m);
+        uint32_t all = (uint32_t)((1u << cs->nkeys) - 1);
+        int we = cl_open(cl, T_W_EXPOSED, f->keys, f->t);
+        /* Full coverage required: every slot is refused (CLUSTERDOWN)
+         * from when the master is found failed until its replica took
+         * over. */
+        int wo = cs->full_coverage ? cl_open(cl, T_W_OUTAGE, all & ~f->keys,
+                                             f->t)
+                                   : -1;
+        int cut = cl_cut(cs, rng, m, r);
+        rt_cluster_kill(rc, m);
+        int64_t t = now_ns();
+        int p = rt_cluster_wait_promoted(rc, m, 20000);
+        int64_t took = now_ns() - t;
+        if (cut)
+            cl_uncut(cs, r);
+        cs->replaced_at[m] = now_ns();
+        cl_close(cl, wo, now_ns());
+        f->ms = (int)(took / MS);
+        if (took > cs->promote_max)
+            cs->promote_max = took;
+        cl_sleep(cs, (int)range(rng, 0, 1000)); /* the old master stays down */
+        f->ok = p >= 0;
+        f->ok &= rt_cluster_restart(rc, m) == 0;
+        f->ok &= rt_cluster_wait_ok(rc, 15000) == 0;
+        cl_close(cl, we, now_ns());
+        cs->kills++;
+        f->nodes |= 1u << r;
+        snprintf(f->note, sizeof f->note, "%d took over, %d back as replica%s",
+                 p, m, cut ? ", cut" : "");
+        if (cut)
+            snprintf(f->note + strlen(f->note), sizeof f->note - strlen(f->note),
+                     " %d ms", cut);
+        break;
+    }
+    default:
+        f->ok = 0; /* not a kind the cluster has */
+        break;
+    }
+}
+
 /* Inject one fault, synchronously (a stopped node is resumed, a killed one
  * restarted, before this returns). */
 static void inject(cluster *cl, uint64_t *rng, int scen, unsigned allowed,
                    fault *f)
 {
+    if (cl->cs) {
+        inject_cluster(cl, rng, scen, allowed, f);
+        return;
+    }
     const scenario *sc = &scenarios[scen];
     int node = (int)range(rng, 0, cl->n - 1);
     rt_server *s = &cl->s[node];
@@ -2710,15 +3268,29 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
     else
         snprintf(who, sizeof who, "%d processes x %d threads", cfg->procs,
                  cfg->threads);
-    printf("  %d node(s)%s%s%s%s, %s, %d keys, %.1f s, seed %" PRIu64 "\n",
-           n, sc->aof ? " with AOF appendfsync always" : ", no persistence",
-           sc->replica ? ", a replica (min_replicas 1)" : "",
-           sc->proxy ? ", delay proxies" : "",
-           psub == 2 ? ", a PSUBSCRIBE * listener for the second half"
-           : psub    ? ", PSUBSCRIBE * listeners"
-                     : "",
-           who,
-           cfg->keys > sc->keys ? cfg->keys : sc->keys, secs, cfg->seed);
+    int nk = cfg->keys > sc->keys ? cfg->keys : sc->keys;
+    if (nk > MAX_KEYS)
+        nk = MAX_KEYS;
+    uint64_t fs = sched_seed ^ UINT64_C(0xc0fe);
+    int full = (int)(splitmix(&fs) & 1);
+    if (sc->cluster)
+        printf("  1 node: a Redis Cluster of 3 masters with a replica each, "
+               "no persistence, cluster-require-full-coverage %s, %s, %d "
+               "keys, %.1f s, seed %" PRIu64 "\n",
+               full ? "yes" : "no", who, nk, secs, cfg->seed);
+    else
+        printf("  %d node(s)%s%s%s%s, %s, %d keys, %.1f s, seed %" PRIu64
+               "\n",
+               n, sc->aof ? " with AOF appendfsync always" : ", no persistence",
+               sc->replica ? ", a replica (min_replicas 1)" : "",
+               sc->proxy ? ", delay proxies" : "",
+               psub == 2 ? ", a PSUBSCRIBE * listener for the second half"
+               : psub    ? ", PSUBSCRIBE * listeners"
+                         : "",
+               who, nk, secs, cfg->seed);
+    if (sc->cluster)
+        printf("  clients: fencing in every other process, min_replicas 1 "
+               "in half of them; no waiter queue on a cluster\n");
     printf("  workloads: %s", queue ? "queue (no plain workers)" : "plain");
     for (int i = 0; i < NWORK; i++)
         if (work & (1u << i) && (1u << i) != W_QUEUE)
@@ -2729,16 +3301,26 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
     fflush(stdout);
 
     cluster cl;
-    if (cluster_start(&cl, n, sc->aof, sc->replica, sc->proxy) != 0) {
-        printf("  SETUP FAILED: cannot start %d redis-server(s)\n", n);
-        return 2;
-    }
+    static cl_state cs;
     const char *urls[MAX_NODES], *direct[MAX_NODES];
     int ports[MAX_NODES];
-    for (int i = 0; i < n; i++) {
-        urls[i] = cl.urls[i];
-        direct[i] = cl.s[i].url;
-        ports[i] = cl.s[i].port;
+    if (sc->cluster) {
+        if (cluster_start_rc(&cl, &cs, nk, full) != 0) {
+            printf("  SETUP FAILED: cannot start a Redis Cluster\n");
+            return 2;
+        }
+        urls[0] = direct[0] = cs.rc.url;
+        ports[0] = 0;
+    } else {
+        if (cluster_start(&cl, n, sc->aof, sc->replica, sc->proxy) != 0) {
+            printf("  SETUP FAILED: cannot start %d redis-server(s)\n", n);
+            return 2;
+        }
+        for (int i = 0; i < n; i++) {
+            urls[i] = cl.urls[i];
+            direct[i] = cl.s[i].url;
+            ports[i] = cl.s[i].port;
+        }
     }
 
     size_t size = sizeof(shared) + sizeof(t_rec) * (size_t)REC_CAP;
@@ -2753,6 +3335,11 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
     sh->t0 = now_ns();
     sh->deadline = sh->t0 + (int64_t)(secs * 1e9);
     cl.sh = sh;
+    if (cl.cs) {
+        cs.deadline = sh->deadline;
+        for (int k = 0; k < cs.nkeys; k++)
+            memcpy(sh->keyname[k], cs.name[k], sizeof sh->keyname[k]);
+    }
 
     fflush(stdout);
     fflush(stderr);
@@ -2826,11 +3413,13 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
     int nf = 0;
     uint64_t rng = sched_seed;
     int64_t quiet = 300 * MS; /* let the workers start */
+    /* (The cluster's faults last seconds: none begins in the last 2 s.) */
+    int64_t tail = (cl.cs ? 2000 : 200) * MS;
     while (nf < MAX_FAULTS) {
         int64_t gap = nf == 0 ? quiet
                       : queue ? range(&rng, 80, 450) * MS
                               : range(&rng, 150, 900) * MS;
-        if (now_ns() + gap >= sh->deadline - 200 * MS)
+        if (now_ns() + gap >= sh->deadline - tail)
             break;
         sleep_ns(gap);
         memset(&fl[nf], 0, sizeof fl[nf]);
@@ -2862,7 +3451,11 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
         nrec = sh->cap;
     t_result res;
     printf("  -- violations --\n");
-    t_check(sh->recs, nrec, sc->strict, &res, stdout, sh->t0, 10);
+    if (cl.cs)
+        t_expose(sh->recs, nrec, cs.win, cs.nwin);
+    t_check(sh->recs, nrec,
+            (sc->strict ? T_STRICT : 0) | (sc->cluster ? T_KEEP_LOSSES : 0),
+            &res, stdout, sh->t0, 10);
 
     long fk[NFAULT] = {0}, failed_faults = 0;
     for (int i = 0; i < nf; i++) {
@@ -2930,6 +3523,33 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
         printf("  replica   %ld acquires/extends OK while the replica was "
                "stopped\n",
                atomic_load(&sh->unreplicated));
+    if (cl.cs) {
+        printf("  keys     ");
+        for (int k = 0; k < cs.nkeys; k++)
+            printf(" %s (slot %d)", cs.name[k], cs.slot[k]);
+        printf("\n");
+        printf("  cluster   %ld migrations (%ld there and back), %ld keys "
+               "moved; a lock held when its slot's keys moved (renewals by "
+               "ASK from then) %ld times, when the slot changed owner "
+               "(MOVED) %ld times\n",
+               cs.mig, cs.mig_back, cs.mig_keys, cs.held_ask, cs.held_moved);
+        printf("  cluster   %ld failovers (%ld forced; the longest took %.0f "
+               "ms), %ld masters killed (a replica took over after %.0f ms "
+               "at most)\n",
+               cs.fo, cs.fo_force, (double)cs.fo_max / 1e6, cs.kills,
+               (double)cs.promote_max / 1e6);
+        printf("  exposure  %ld sections exposed to a kill or forced "
+               "failover of their master (%ld told of a loss; %ld overlaps "
+               "with one: reported is enough); %ld in an outage of their "
+               "slot (%ld kept alive and lost); %ld kept-alive sections lost "
+               "with neither\n",
+               res.exposed, res.exposed_told, res.exposed_overlaps,
+               res.outage, res.outage_lost, res.kept_lost);
+        if (work & W_SAME)
+            printf("  same tok  %ld re-acquires/adopts refused after a kill "
+                   "or forced failover of the key's master (allowed)\n",
+                   atomic_load(&sh->same_refused_exposed));
+    }
     if (work & W_CLI) {
         printf("  cli       %ld runs (exit 0 %ld, 69 %ld, 70 %ld, 75 %ld, "
                "other %ld, signal %ld, killed %ld); %ld COMMANDs, %ld "
@@ -3173,8 +3793,12 @@ static void usage(FILE *f)
             "yes|no|scenario]\n"
             "                       [--herd LOCKS] [--cli PATH] [--waiters "
             "W]\n"
-            "defaults: random seed (printed), 85 s shared by the scenarios, "
-            "4 x 4, 3 keys, 5 nodes,\n"
+            "                       [--cluster-duration S]\n"
+            "defaults: random seed (printed), 85 s shared by the scenarios "
+            "but cluster,\n"
+            "  which has 40 s of its own (--cluster-duration; alone, without "
+            "that: --duration),\n"
+            "  4 x 4, 3 keys (6 at least on the cluster), 5 nodes,\n"
             "  every workload and fault kind where its scenario has it, a "
             "herd of 1500 locks,\n"
             "  the CLI at ../tools/redlock beside this program, 24 waiter "
@@ -3261,7 +3885,7 @@ int main(int argc, char **argv)
     config cfg = {.duration_s = 85, .procs = 4, .threads = 4, .keys = 3,
                   .nodes = 5, .mask = (1u << NSCEN) - 1, .probes = 1,
                   .work = W_ALL, .faults = (1u << NFAULT) - 1, .psub = -1,
-                  .herd = 1500, .waiters = 24};
+                  .herd = 1500, .waiters = 24, .cluster_s = 40};
     static char self[4096], cli[4096];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
     if (sl > 0) {
@@ -3316,6 +3940,12 @@ int main(int argc, char **argv)
                        : strcmp(v, "scenario") == 0 ? -1
                                                     : -2;
             bad = cfg.psub == -2;
+        } else if (strcmp(a, "--cluster-duration") == 0) {
+            char *end;
+            cfg.cluster_s = strtod(v, &end);
+            cfg.cluster_set = 1;
+            bad = *end || end == v || !(cfg.cluster_s >= 1) ||
+                  cfg.cluster_s > 86400;
         } else if (strcmp(a, "--waiters") == 0) {
             bad = parse_int(v, 1, Q_MAX_WAITERS, &cfg.waiters);
         } else if (strcmp(a, "--herd") == 0) {
@@ -3357,9 +3987,9 @@ int main(int argc, char **argv)
            TTL_MIN, TTL_MAX, IO_MS);
     printf("reproduce the fault schedule with: --seed %" PRIu64
            " --duration %.0f --processes %d --threads %d --keys %d --nodes "
-           "%d --waiters %d\n",
+           "%d --waiters %d --cluster-duration %.0f\n",
            cfg.seed, cfg.duration_s, cfg.procs, cfg.threads, cfg.keys,
-           cfg.nodes, cfg.waiters);
+           cfg.nodes, cfg.waiters, cfg.cluster_s);
 
     int probes_failed = cfg.probes ? t_probes(stdout) : 0;
     if (cfg.probes == 2) {
@@ -3368,16 +3998,23 @@ int main(int argc, char **argv)
         return probes_failed ? 1 : 0;
     }
 
-    int weights = 0;
+    /* --duration is shared by weight; the cluster has its own time
+     * (its faults take seconds each), or --duration when alone. */
+    int weights = 0, others = 0;
     for (int i = 0; i < NSCEN; i++)
-        if (cfg.mask & (1u << i))
+        if (cfg.mask & (1u << i)) {
             weights += scenarios[i].weight;
+            others += !scenarios[i].cluster;
+        }
     totals tot = {0};
     int rc = 0;
     for (int i = 0; i < NSCEN; i++) {
         if (!(cfg.mask & (1u << i)))
             continue;
-        double secs = cfg.duration_s * scenarios[i].weight / weights;
+        double secs = !scenarios[i].cluster ? cfg.duration_s *
+                                                  scenarios[i].weight / weights
+                      : others || cfg.cluster_set ? cfg.cluster_s
+                                                  : cfg.duration_s;
         if (secs < 2)
             secs = 2;
         uint64_t s = cfg.seed + (uint64_t)i;

@@ -33,10 +33,34 @@ enum {
     T_F_UNREPLICATED = 128, /* acquired or extended (OK, min_replicas 1)
                                while the replica was stopped for the whole
                                call: no replica can have acknowledged it */
-    T_F_KILLED = 256        /* the holder's process was killed (SIGKILL)
+    T_F_KILLED = 256,       /* the holder's process was killed (SIGKILL)
                                inside: end = the kill, the lock left to
                                expire (recorded as a detach) */
+    T_F_EXPOSED = 512,      /* cluster: its key's master was killed or
+                               failed over with FORCE while it ran (set by
+                               t_expose): its key may be lost, see check.c */
+    T_F_OUTAGE = 1024       /* cluster: its key's slot could not be served
+                               for a while as it ran (a killed master with
+                               full coverage required, a manual failover's
+                               pause): it may run out of validity */
 };
+
+/* t_check's mode bits (strict is bit 0, as it always was). */
+#define T_STRICT 1
+#define T_KEEP_LOSSES 2 /* a kept-alive section neither exposed nor in an
+                           outage must never be lost (the cluster: a
+                           migration keeps every lock) */
+
+/* A time when a failover or a kill could take keys from their master
+ * (T_W_EXPOSED), or when their slot could not be served (T_W_OUTAGE): keys
+ * is a mask of key numbers (bit k: key k, k < 32).  to = T_NEVER: still
+ * lasting at the end. */
+enum { T_W_EXPOSED = 1, T_W_OUTAGE = 2 };
+typedef struct t_window {
+    int64_t from, to;
+    uint32_t keys;
+    int32_t kind;
+} t_window;
 
 /* Keys of the herd are numbered from here (the plain ones from 0). */
 #define T_HERD_KEY0 1000
@@ -85,25 +109,47 @@ typedef struct t_result {
     long same_token;      /* pairs of one process and token that intersect:
                              one holder, no overlap */
     long unreplicated;    /* T_F_UNREPLICATED sections */
+    /* The cluster (t_expose): */
+    long exposed;         /* sections flagged T_F_EXPOSED */
+    long exposed_told;    /* ... told of a loss (or release NOT_HELD) */
+    long exposed_overlaps;/* overlaps with an exposed section: judged as
+                             not strict (reported is enough) */
+    long outage;          /* sections flagged T_F_OUTAGE (not exposed) */
+    long outage_lost;     /* ... kept alive and lost */
+    long kept_lost;       /* kept alive, neither, and lost: with
+                             T_KEEP_LOSSES a violation */
     long violations;      /* what fails the scenario */
 } t_result;
 
 /*
- * Judge n records (not modified; complete ones only).  Sections of one
+ * Judge n records (not modified; complete ones only).  strict: a mask of
+ * T_STRICT and T_KEEP_LOSSES.  Sections of one
  * process with one token are one holder (a re-acquire by the token
  * succeeds, and the key is deleted by the last release of its handles):
  * they never overlap each other, but each of them may overlap a section of
  * another token.  A section flagged T_F_UNREPLICATED is always a
- * violation.  strict: the
+ * violation.  T_STRICT: the
  * nodes keep their keys across faults (AOF appendfsync always), so every
  * overlap must be explained, no loss may come before its validity ran out,
  * and fences (when non-zero) must strictly increase.  Not strict: overlaps
  * are allowed when the library reported them (told the holder, or its
- * release returned NOT_HELD).  Violations are described on out (at most
- * max_details of each kind), with times relative to t0.
+ * release returned NOT_HELD).  A section flagged T_F_EXPOSED (and any
+ * overlap or fence pair with one) is judged as not strict whatever the
+ * mode.  T_KEEP_LOSSES: a kept-alive section that is neither exposed nor
+ * in an outage and was told of a loss is a violation.  Violations are
+ * described on out (at most max_details of each kind), with times
+ * relative to t0.
  */
 void t_check(const t_rec *recs, long n, int strict, t_result *res, FILE *out,
              int64_t t0, int max_details);
+
+/*
+ * Flag the sections a window touched (the cluster): a section of key k
+ * whose [acq_call, end] meets [from, to] of a window with bit k gets
+ * T_F_EXPOSED or T_F_OUTAGE by the window's kind.  The windows come with
+ * their margins already applied.  Run before t_check.
+ */
+void t_expose(t_rec *recs, long n, const t_window *w, int nw);
 
 /* The checker's own test on made-up records: 0 when it classifies them as
  * it should.  Describes what went wrong on out. */
