@@ -18,6 +18,18 @@
 #                                  and reconnects after CLIENT KILL (resumed),
 #                                  TLS against plaintext.  Ratios: the TLS row
 #                                  against the plaintext rows of the same run
+#   bench/run.sh --scenario cluster --placement pinned
+#                                  Redis Cluster (scenario 8, not part of
+#                                  "all"): six redis-servers (3 masters, 3
+#                                  replicas, made a cluster by redis-cli);
+#                                  pairs/s on a redis+cluster:// URL against a
+#                                  redis:// URL and raw hiredis to the key's
+#                                  master, rotating rounds; then 200 slots
+#                                  migrated under the client: the first pair
+#                                  after each move (pays the MOVED) against
+#                                  the pairs after it, and the client's map
+#                                  reads (CLUSTER SLOTS, INFO commandstats).
+#                                  About 30 s; --migrations N to change
 #
 # Placement (on a 2-CPU machine, where the client and redis-server run
 # changes results threefold):

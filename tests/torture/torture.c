@@ -3290,7 +3290,7 @@ static int run_scenario(const config *cfg, const scenario *sc, double secs,
                who, nk, secs, cfg->seed);
     if (sc->cluster)
         printf("  clients: fencing in every other process, min_replicas 1 "
-               "in half of them; no waiter queue on a cluster\n");
+               "in half of them (the others use the waiter queue)\n");
     printf("  workloads: %s", queue ? "queue (no plain workers)" : "plain");
     for (int i = 0; i < NWORK; i++)
         if (work & (1u << i) && (1u << i) != W_QUEUE)
