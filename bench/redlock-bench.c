@@ -104,20 +104,23 @@
     "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 #define EXTEND_SHA "e95849a1757fe494b3c802dc09b717d0c074eb21"
 /* Scenario 8's baseline: the release script the library sends on a cluster
- * URL (src/scripts.c RELEASE_BODY with one key, the queue being off there:
- * GET, PUBSUB NUMSUB, DEL).  RELEASE_LUA above would PUBLISH, which a
- * cluster passes to all six nodes, a cost the library does not pay there.
- * Scenario 8 checks (SCRIPT EXISTS) that the library's script is this one. */
+ * URL (src/scripts.c RELEASE_BODY, with the queue: LPOP of an empty queue,
+ * PUBSUB SHARDNUMSUB of the key's shard channel, DEL).  RELEASE_LUA above
+ * would PUBLISH, which a cluster passes to all six nodes, a cost the
+ * library does not pay there.  Scenario 8 checks (SCRIPT EXISTS) that the
+ * library's script is this one, and sends it as the library does
+ * (raw_release_cluster). */
 #define CLUSTER_RELEASE_LUA                                                   \
-    "if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end "             \
+    "if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end "            \
     "if KEYS[2] then while true do "                                          \
     "local e = redis.call('lpop', KEYS[2]) "                                  \
     "if not e then redis.call('del', KEYS[1]) return 1 end "                  \
     "local t, s, id, tok = string.match(e, '^(%d+) (%d+) (%x+) (.+)$') "      \
     "local tn = tonumber(t) "                                                 \
-    "if t and tn >= 1 and tn <= 1099511627776 then local f = 0 "              \
+    "if t and tn >= 1 and tn <= 1099511627776 then local f = 0 "             \
     "if KEYS[3] then f = redis.call('incr', KEYS[3]) end "                    \
     "local ch = 'redlock:grant:' .. id local n = 0 "                          \
+    "if ARGV[4] then ch = ch .. ':' .. KEYS[2] end "                          \
     "local m = s .. ' ' .. f .. ' ' .. t .. ' ' .. #KEYS[1] .. ' ' .. KEYS[1] " \
     ".. tok "                                                                 \
     "if redis.REDIS_VERSION_NUM then n = redis.call('spublish', ch, m) "      \
@@ -125,12 +128,13 @@
     "n = redis.call('publish', ch, m) end "                                   \
     "if n > 0 then "                                                          \
     "redis.call('set', KEYS[1], tok, 'PX', t) return 1 end end end end "      \
-    "local ch = 'redlock:release:' .. KEYS[1] local n = redis.call("          \
-    "'pubsub', 'numsub', ch)[2] if n > 0 then redis.call('publish', ch, '') " \
+    "local sh = ARGV[4] local ch = sh or ('redlock:release:' .. KEYS[1]) "    \
+    "local n = redis.call('pubsub', sh and 'shardnumsub' or 'numsub', ch)[2] " \
+    "if n > 0 then redis.call(sh and 'spublish' or 'publish', ch, '') "       \
     "end if n > tonumber(ARGV[3] or '0') then redis.call('set', KEYS[1], "    \
     "'redlock:handoff', 'PX', ARGV[2]) else redis.call('del', KEYS[1]) "      \
     "end return 1"
-#define CLUSTER_RELEASE_SHA "e981af18c700e14348eb778d0a689eb7a77623d7"
+#define CLUSTER_RELEASE_SHA "a34a12c4d8f814b81621dc908c02f9fe5271559f"
 
 #define TTL_MS 10000       /* ttl of the locks of scenarios 1, 2, 3, 5 */
 #define S3_WAIT_MS 5000    /* wait of one acquire in scenario 3 */
@@ -356,6 +360,28 @@ static int raw_release_sha(redisContext *c, const char *sha, const char *key,
     return res;
 }
 
+/* The library's release on a cluster, for a key with a hash tag: the
+ * queue beside it, the shard channel as ARGV[4]. */
+static int raw_release_cluster(redisContext *c, const char *key,
+                               const char *token)
+{
+    redisReply *r = redisCommand(c, "EVALSHA %s 2 %s %s:redlock:q %s 50 0 "
+                                    "redlock:release:%s",
+                                 CLUSTER_RELEASE_SHA, key, key, token, key);
+    if (r == NULL) {
+        fprintf(stderr, "redlock-bench: raw EVALSHA: %s\n", c->errstr);
+        return -1;
+    }
+    int res = -1;
+    if (r->type == REDIS_REPLY_INTEGER)
+        res = r->integer == 1;
+    else
+        fprintf(stderr, "redlock-bench: raw EVALSHA answered type %d %s\n", r->type,
+                r->type == REDIS_REPLY_ERROR ? r->str : "");
+    freeReplyObject(r);
+    return res;
+}
+
 static int raw_release(redisContext *c, const char *key, const char *token)
 {
     return raw_release_sha(c, RELEASE_SHA, key, token);
@@ -477,7 +503,9 @@ static int raw_pairs_sha(redisContext *c, const char *sha, const char *key, unsi
     for (i = 0; !budget_done(&b, i, a); i++) {
         raw_token(token, sizeof token, id, (unsigned long)i);
         if (raw_acquire(c, key, token, TTL_MS) != 1 ||
-            raw_release_sha(c, sha, key, token) != 1) {
+            (strcmp(sha, CLUSTER_RELEASE_SHA) == 0
+                 ? raw_release_cluster(c, key, token)
+                 : raw_release_sha(c, sha, key, token)) != 1) {
             fprintf(stderr, "redlock-bench: raw pair on %s failed\n", key);
             return -1;
         }
