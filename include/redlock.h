@@ -559,8 +559,11 @@ REDLOCK_API const char *redlock_key(const redlock_lock *lock);
 
 /*
  * The fencing number taken with the lock when the client has fencing on:
- * strictly greater than that of every earlier holder of the key.  0
- * without fencing, for adopted locks, or for NULL.
+ * strictly greater than that of every earlier holder of the key, as long
+ * as the counter survives (a Sentinel or cluster failover that lost its
+ * last increments to asynchronous replication can give a number again;
+ * min_replicas narrows that).  0 without fencing, for adopted locks, or
+ * for NULL.
  */
 REDLOCK_API int64_t redlock_fence(const redlock_lock *lock);
 

@@ -5,7 +5,8 @@
  * at first, then from the masters it names: when unknown, after a master
  * failed (a connection error or timeout), and after a MOVED, in the same
  * round trip as the redirected command (cluster_io.c), so that a MOVED
- * costs one extra round trip and the next command none.  A MOVED also
+ * costs one extra round trip (and the map read's work) and the next
+ * command none.  A MOVED also
  * updates its own slot at once.  Masters are redlock__nodes of their own
  * (shards): their pools, slow flags and TLS sessions are per address.
  * Shards are made as addresses appear and kept until the client is freed,
