@@ -342,10 +342,9 @@ static int raw_acquire(redisContext *c, const char *key, const char *token, long
 }
 
 /* EVALSHA of the release script `sha`: 1 deleted, 0 not ours, -1 error. */
-static int raw_release_sha(redisContext *c, const char *sha, const char *key,
-                           const char *token)
+/* A release script's answer: 1 released, 0 not ours, -1 failed (said). */
+static int release_answer(redisContext *c, redisReply *r)
 {
-    redisReply *r = redisCommand(c, "EVALSHA %s 1 %s %s 50 0", sha, key, token);
     if (r == NULL) {
         fprintf(stderr, "redlock-bench: raw EVALSHA: %s\n", c->errstr);
         return -1;
@@ -360,26 +359,20 @@ static int raw_release_sha(redisContext *c, const char *sha, const char *key,
     return res;
 }
 
+static int raw_release_sha(redisContext *c, const char *sha, const char *key,
+                           const char *token)
+{
+    return release_answer(c, redisCommand(c, "EVALSHA %s 1 %s %s 50 0", sha, key, token));
+}
+
 /* The library's release on a cluster, for a key with a hash tag: the
  * queue beside it, the shard channel as ARGV[4]. */
 static int raw_release_cluster(redisContext *c, const char *key,
                                const char *token)
 {
-    redisReply *r = redisCommand(c, "EVALSHA %s 2 %s %s:redlock:q %s 50 0 "
-                                    "redlock:release:%s",
-                                 CLUSTER_RELEASE_SHA, key, key, token, key);
-    if (r == NULL) {
-        fprintf(stderr, "redlock-bench: raw EVALSHA: %s\n", c->errstr);
-        return -1;
-    }
-    int res = -1;
-    if (r->type == REDIS_REPLY_INTEGER)
-        res = r->integer == 1;
-    else
-        fprintf(stderr, "redlock-bench: raw EVALSHA answered type %d %s\n", r->type,
-                r->type == REDIS_REPLY_ERROR ? r->str : "");
-    freeReplyObject(r);
-    return res;
+    return release_answer(c, redisCommand(c, "EVALSHA %s 2 %s %s:redlock:q %s 50 0 "
+                                             "redlock:release:%s",
+                                          CLUSTER_RELEASE_SHA, key, key, token, key));
 }
 
 static int raw_release(redisContext *c, const char *key, const char *token)

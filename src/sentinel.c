@@ -35,55 +35,12 @@ struct redlock__sentinel {
     _Atomic int stale;
 };
 
-static int unreserved(unsigned char ch)
-{
-    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-           (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
-           ch == '~';
-}
-
-static void put_encoded(redlock__buf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (unreserved(ch)) {
-            b->data[b->len++] = (char)ch;
-        } else {
-            b->data[b->len++] = '%';
-            b->data[b->len++] = hex[ch >> 4];
-            b->data[b->len++] = hex[ch & 15];
-        }
-    }
-}
-
-/* A sentinel's node from a URL we write (percent-encoded credentials), so
- * that it is set up exactly as any node is (TLS included). */
+/* A sentinel's node, set up exactly as any node is (TLS included). */
 static redlock_status peer_init(redlock__node *peer, const redlock__node *n,
                                 int i, const char *user, const char *pw)
 {
-    const redlock__url *u = &n->url;
-    size_t cap = 64 + strlen(u->hosts[i]) +
-                 3 * ((user ? strlen(user) : 0) + (pw ? strlen(pw) : 0));
-    redlock__buf b = {malloc(cap), 0, cap};
-    if (!b.data)
-        return redlock__fail(REDLOCK_NOMEM, "out of memory");
-    b.len = (size_t)snprintf(b.data, cap, "%s://", u->tls ? "rediss" : "redis");
-    if (user || pw) {
-        if (user)
-            put_encoded(&b, user);
-        if (pw) {
-            b.data[b.len++] = ':';
-            put_encoded(&b, pw);
-        }
-        b.data[b.len++] = '@';
-    }
-    const char *h = u->hosts[i];
-    snprintf(b.data + b.len, cap - b.len,
-             strchr(h, ':') ? "[%s]:%d" : "%s:%d", h, u->ports[i]);
-    redlock_status st = redlock__node_init(peer, b.data, n->opts);
-    memset(b.data, 0, cap); /* it held the password */
-    free(b.data);
+    redlock_status st = redlock__node_init_at(peer, n, n->url.hosts[i],
+                                              n->url.ports[i], user, pw);
     if (st == REDLOCK_OK)
         peer->is_sentinel = 1;
     return st;

@@ -24,42 +24,6 @@
 
 /* ---- small utilities ------------------------------------------------------ */
 
-/* SIGPIPE blocked in this thread around socket I/O, and one raised by it
- * consumed (as redis_server.c does): a node killed under a cached
- * connection must not kill the test. */
-typedef struct {
-    sigset_t old;
-    int pending_before;
-} pipe_guard;
-
-static void pipe_block(pipe_guard *g)
-{
-    sigset_t set, pend;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, &g->old);
-    sigemptyset(&pend);
-    sigpending(&pend);
-    g->pending_before = sigismember(&pend, SIGPIPE) == 1;
-}
-
-static void pipe_unblock(pipe_guard *g)
-{
-    if (!g->pending_before && !sigismember(&g->old, SIGPIPE)) {
-        sigset_t set, pend;
-        sigemptyset(&pend);
-        sigpending(&pend);
-        if (sigismember(&pend, SIGPIPE) == 1) {
-            struct timespec zero = {0, 0};
-            sigemptyset(&set);
-            sigaddset(&set, SIGPIPE);
-            while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR) {
-            }
-        }
-    }
-    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-}
-
 static const char *tls_certdir(void)
 {
     const char *d = getenv("REDLOCK_TEST_TLS");
@@ -171,8 +135,8 @@ static redisContext *node_ctx(rt_cluster *c, int i, int *fresh)
 /* Send a formatted command to node i; see rt_cluster_cmd for the retry. */
 static redisReply *send_formatted(rt_cluster *c, int i, const char *cmd, size_t len)
 {
-    pipe_guard g;
-    pipe_block(&g);
+    rt_pipe_guard g;
+    rt_pipe_block(&g);
     redisReply *r = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
         int fresh;
@@ -194,7 +158,7 @@ static redisReply *send_formatted(rt_cluster *c, int i, const char *cmd, size_t 
         if (fresh || !gone)
             break;
     }
-    pipe_unblock(&g);
+    rt_pipe_unblock(&g);
     return r;
 }
 

@@ -60,15 +60,7 @@ static void reap(pid_t pid)
     }
 }
 
-/* Block SIGPIPE in this thread around socket I/O and consume one raised by
- * it, so a test never dies of a write to a closed connection and never
- * needs to change the process-wide disposition. */
-typedef struct {
-    sigset_t old;
-    int pending_before;
-} pipe_guard;
-
-static void pipe_block(pipe_guard *g)
+void rt_pipe_block(rt_pipe_guard *g)
 {
     sigset_t set, pend;
     sigemptyset(&set);
@@ -79,7 +71,7 @@ static void pipe_block(pipe_guard *g)
     g->pending_before = sigismember(&pend, SIGPIPE) == 1;
 }
 
-static void pipe_unblock(pipe_guard *g)
+void rt_pipe_unblock(rt_pipe_guard *g)
 {
     if (!g->pending_before && !sigismember(&g->old, SIGPIPE)) {
         sigset_t set, pend;
@@ -306,8 +298,8 @@ char *rt_url(const rt_server *s, char *buf, size_t len, const char *userinfo,
 static int answers_ping(const rt_server *s)
 {
     struct timeval tv = {0, 200 * 1000};
-    pipe_guard g;
-    pipe_block(&g);
+    rt_pipe_guard g;
+    rt_pipe_block(&g);
     int ok = 0;
     redisContext *c = connect_tv(s, tv);
     if (c != NULL && c->err == 0) {
@@ -319,7 +311,7 @@ static int answers_ping(const rt_server *s)
     }
     if (c != NULL)
         redisFree(c);
-    pipe_unblock(&g);
+    rt_pipe_unblock(&g);
     return ok;
 }
 
@@ -596,8 +588,8 @@ redisReply *rt_vcmd(rt_server *s, const char *user, const char *password,
         return NULL;
     int ms = s->cmd_timeout_ms > 0 ? s->cmd_timeout_ms : 2000;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    pipe_guard g;
-    pipe_block(&g);
+    rt_pipe_guard g;
+    rt_pipe_block(&g);
     redisReply *r = NULL;
     redisContext *c = connect_tv(s, tv);
     if (c == NULL || c->err != 0)
@@ -616,7 +608,7 @@ redisReply *rt_vcmd(rt_server *s, const char *user, const char *password,
 done:
     if (c != NULL)
         redisFree(c);
-    pipe_unblock(&g);
+    rt_pipe_unblock(&g);
     return r;
 }
 

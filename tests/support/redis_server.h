@@ -38,6 +38,7 @@
 #include <stdint.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <signal.h>
 #include <sys/types.h>
 
 #define RT_MAX_EXTRA_ARGS 32
@@ -154,6 +155,16 @@ char *rt_get(rt_server *s, const char *key);
 
 /* PTTL key: ms left, -1 no expiry, -2 no key, RT_PTTL_ERROR on failure. */
 long long rt_pttl(rt_server *s, const char *key);
+
+/* Block SIGPIPE in this thread around socket I/O and consume one raised
+ * by it, so a test never dies of a write to a closed connection and never
+ * needs to change the process-wide disposition. */
+typedef struct rt_pipe_guard {
+    sigset_t old;
+    int pending_before;
+} rt_pipe_guard;
+void rt_pipe_block(rt_pipe_guard *g);
+void rt_pipe_unblock(rt_pipe_guard *g);
 
 /* Monotonic milliseconds, and a sleep that restarts after signals: the
  * clock of every test's bounds. */
