@@ -123,7 +123,9 @@
     "if ARGV[4] then ch = ch .. ':' .. KEYS[2] end "                          \
     "local m = s .. ' ' .. f .. ' ' .. t .. ' ' .. #KEYS[1] .. ' ' .. KEYS[1] " \
     ".. tok "                                                                 \
-    "if redis.REDIS_VERSION_NUM then n = redis.call('spublish', ch, m) "      \
+    "if redis.REDIS_VERSION_NUM then "                                        \
+    "if redis.call('pubsub', 'shardnumsub', ch)[2] > 0 then "                 \
+    "n = redis.call('spublish', ch, m) end "                                  \
     "elseif redis.call('pubsub', 'numsub', ch)[2] > 0 then "                  \
     "n = redis.call('publish', ch, m) end "                                   \
     "if n > 0 then "                                                          \
@@ -134,7 +136,7 @@
     "end if n > tonumber(ARGV[3] or '0') then redis.call('set', KEYS[1], "    \
     "'redlock:handoff', 'PX', ARGV[2]) else redis.call('del', KEYS[1]) "      \
     "end return 1"
-#define CLUSTER_RELEASE_SHA "a34a12c4d8f814b81621dc908c02f9fe5271559f"
+#define CLUSTER_RELEASE_SHA "27f57118969233ed52bdc97a2188359c7679e715"
 
 #define TTL_MS 10000       /* ttl of the locks of scenarios 1, 2, 3, 5 */
 #define S3_WAIT_MS 5000    /* wait of one acquire in scenario 3 */

@@ -207,8 +207,15 @@ static int same_server(const redlock__url *a, const redlock__url *b)
 {
     if (a->is_unix || b->is_unix)
         return a->is_unix && b->is_unix && strcmp(a->path, b->path) == 0;
-    if (a->cluster != b->cluster || a->sentinel != b->sentinel)
+    if (a->sentinel != b->sentinel)
+        return 0; /* a sentinel is no data node */
+    if (a->cluster != b->cluster) { /* a plain URL to one of its seeds */
+        const redlock__url *k = a->cluster ? a : b, *p = a->cluster ? b : a;
+        for (int i = 0; i < k->nhosts; i++)
+            if (same_host(k->hosts[i], k->ports[i], p->host, p->port))
+                return 1;
         return 0;
+    }
     if (!a->cluster && !a->sentinel)
         return same_host(a->host, a->port, b->host, b->port);
     if (a->sentinel && strcmp(a->master, b->master) != 0)

@@ -212,7 +212,9 @@ int redlock__cluster_map(redlock__node *n, redlock__node *shard,
              i <= x->element[1]->integer; i++)
             owner[i] = (uint16_t)idx;
     }
+    int changed = 0;
     if (rc == 0) {
+        changed = memcmp(k->owner, owner, sizeof k->owner) != 0;
         memcpy(k->owner, owner, sizeof k->owner);
         k->known = 1;
         for (int i = 0; i < k->nshards; i++)
@@ -222,6 +224,8 @@ int redlock__cluster_map(redlock__node *n, redlock__node *shard,
     }
     pthread_mutex_unlock(&k->mu);
     free(owner);
+    if (changed && n->client) /* subscriptions follow the slots */
+        redlock__notify_moved(n->client);
     return rc;
 }
 
@@ -448,6 +452,8 @@ redlock__node *redlock__cluster_moved(redlock__node *n, unsigned slot,
     }
     pthread_mutex_unlock(&k->mu);
     atomic_store(&k->want_map, 1);
+    if (n->client)
+        redlock__notify_moved(n->client);
     return s;
 }
 

@@ -469,9 +469,25 @@ static void sync_watches(struct redlock_notifier *nf)
                 continue;
             }
         }
-        for (int i = 0; w->sch && i < c->nnodes; i++)
-            if (c->nodes[i].cluster && w->on[i] < 0)
-                place(nf, w, i);
+        for (int i = 0; w->sch && i < c->nnodes; i++) {
+            if (!c->nodes[i].cluster)
+                continue;
+            if (w->on[i] >= 0) {
+                /* The map moved the slot (a MOVED, a failover): leave the
+                 * old master, which may be a replica now and keep us,
+                 * with copies of what its master publishes. */
+                subconn *sc = &nf->subs[w->on[i]];
+                redlock__node *m = redlock__cluster_lookup(
+                    &c->nodes[i], redlock__key_slot(w->sch, w->schlen));
+                if (!m || m == sc->shard)
+                    continue;
+                int e = w->on[i];
+                if (sc->conn && queue_sub(sc->conn, w, 0, 1) != 0)
+                    drop_sub(nf, e);
+                reroute(nf, w, i);
+            }
+            place(nf, w, i);
+        }
     }
 }
 

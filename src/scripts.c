@@ -25,6 +25,13 @@
  * grant takes the next number.
  * (model/queue.pml: release)
  *
+ * A grant is published only to a subscriber of this very server
+ * (PUBSUB SHARDNUMSUB first): SPUBLISH is also copied to the server's
+ * replicas, and a waiter still subscribed on one (a master demoted by a
+ * failover keeps its subscribers) would take the copy of a grant whose
+ * SET was skipped for want of a receiver here for a lock it does not
+ * hold (the second black-box review: two holders after CLUSTER FAILOVER).
+ *
  * On a cluster (ARGV[4] given) the grant channel is
  * "redlock:grant:<client id>:<queue key>", in the queue's slot, which is
  * the key's: a script may SPUBLISH only there.
@@ -54,7 +61,9 @@
     "if ARGV[4] then ch = ch .. ':' .. KEYS[2] end "                          \
     "local m = s .. ' ' .. f .. ' ' .. t .. ' ' .. #KEYS[1] .. ' ' .. KEYS[1] " \
     ".. tok "                                                                 \
-    "if redis.REDIS_VERSION_NUM then n = redis.call('spublish', ch, m) "      \
+    "if redis.REDIS_VERSION_NUM then "                                        \
+    "if redis.call('pubsub', 'shardnumsub', ch)[2] > 0 then "                 \
+    "n = redis.call('spublish', ch, m) end "                                  \
     "elseif redis.call('pubsub', 'numsub', ch)[2] > 0 then "                  \
     "n = redis.call('publish', ch, m) end "                                   \
     "if n > 0 then "                                                          \
@@ -65,7 +74,7 @@
     "end if n > tonumber(ARGV[3] or '0') then redis.call('set', KEYS[1], "    \
     "'redlock:handoff', 'PX', ARGV[2]) else redis.call('del', KEYS[1]) "      \
     "end return 1"
-#define RELEASE_SHA "a34a12c4d8f814b81621dc908c02f9fe5271559f"
+#define RELEASE_SHA "27f57118969233ed52bdc97a2188359c7679e715"
 const redlock__script redlock__script_release = {"release", RELEASE_BODY,
                                                  RELEASE_SHA, 1};
 const redlock__script redlock__script_release_queued = {

@@ -226,6 +226,7 @@ static void bad_options(void **state)
         {"unix:///tmp/a.sock", "unix:///tmp/a.sock?db=2", "redis://h:1"},
         {"redis+cluster://a:1,b:2", "redis://b:2", "redis+cluster://c:3,b:2"},
         {"redis+sentinel://s:1,t:2/m", "redis://x:1", "redis+sentinel://t:2/m"},
+        {"redis+cluster://a:1,b:2", "redis://c:3", "redis://b:2"},
     };
     for (size_t i = 0; i < sizeof dups / sizeof dups[0]; i++) {
         assert_null(redlock_connect(dups[i], 3, NULL, &st));
