@@ -308,7 +308,9 @@ REDLOCK_API void redlock_options_init(redlock_options *opts);
  *                    answered do not know, seeds that are no cluster, or
  *                    two URLs that name the same server (host and port,
  *                    socket path, a seed or sentinel in common, whatever
- *                    the db: it would vote twice);
+ *                    the db: it would vote twice; as written, so a name
+ *                    and an address of one host, or its TCP port and its
+ *                    socket, are not caught);
  *   REDLOCK_IO       too few nodes reachable within the timeouts (for a
  *                    Sentinel URL: no sentinel answered, or the master it
  *                    named did not);
