@@ -343,37 +343,40 @@ redlock__node *redlock__cluster_route(redlock__node *n, unsigned slot,
                                       int64_t deadline_ns, redlock_status *st)
 {
     struct redlock__cluster *k = n->cluster;
+    int64_t now = redlock__now_ns(), at = atomic_load(&k->next_read_ns);
+    /* A stale map is read again by one thread at a time, at most every
+     * MAP_READ_GAP_NS; the others route by the old one meanwhile. */
+    int read = atomic_load(&k->stale) && now >= at &&
+               atomic_compare_exchange_strong(&k->next_read_ns, &at,
+                                              now + MAP_READ_GAP_NS);
     pthread_mutex_lock(&k->mu);
+    redlock__node *s = k->known && k->owner[slot % SLOTS] != NO_SHARD
+                           ? k->shards[k->owner[slot % SLOTS]]
+                           : NULL;
     int known = k->known;
     pthread_mutex_unlock(&k->mu);
-    int64_t now = redlock__now_ns(), at = atomic_load(&k->next_read_ns);
-    if (known && atomic_load(&k->stale) && now >= at &&
-        atomic_compare_exchange_strong(&k->next_read_ns, &at,
-                                       now + MAP_READ_GAP_NS))
-        known = 0; /* this thread reads it; others route by the old one */
-    if (!known && (*st = redlock__cluster_refresh(n, deadline_ns)) !=
-                      REDLOCK_OK) {
-        /* Keep the old map, if any: a refresh that failed is no reason
-         * to stop routing by it. */
-        pthread_mutex_lock(&k->mu);
-        known = k->known;
-        pthread_mutex_unlock(&k->mu);
-        if (!known)
+    if (!read && known) {
+        if (s)
+            return s;
+    } else {
+        /* Keep the old map when the read fails: a refresh that failed is
+         * no reason to stop routing by it. */
+        redlock_status rs = redlock__cluster_refresh(n, deadline_ns);
+        if (rs != REDLOCK_OK && !known) {
+            *st = rs;
             return NULL;
+        }
+        if (rs == REDLOCK_OK)
+            s = redlock__cluster_lookup(n, slot);
+        if (s)
+            return s;
     }
-    pthread_mutex_lock(&k->mu);
-    redlock__node *s = k->owner[slot % SLOTS] == NO_SHARD
-                           ? NULL
-                           : k->shards[k->owner[slot % SLOTS]];
-    pthread_mutex_unlock(&k->mu);
-    if (!s) {
-        atomic_store(&k->stale, 1);
-        *st = redlock__fail(REDLOCK_IO,
-                            "%s: slot %u has no master (the cluster is "
-                            "down or being resharded)",
-                            n->name, slot);
-    }
-    return s;
+    atomic_store(&k->stale, 1);
+    *st = redlock__fail(REDLOCK_IO,
+                        "%s: slot %u has no master (the cluster is down or "
+                        "being resharded)",
+                        n->name, slot);
+    return NULL;
 }
 
 redlock__node *redlock__cluster_lookup(redlock__node *n, unsigned slot)
@@ -518,8 +521,7 @@ size_t redlock__derived_name(const redlock_client *c, const char *key,
                              size_t keylen, const char *suffix, char *out)
 {
     size_t slen = strlen(suffix);
-    if (c->cluster_names && !redlock__key_has_tag(key, keylen) &&
-        redlock__cluster_name_ok(key, keylen))
+    if (c->cluster_names && redlock__cluster_name_ok(key, keylen))
         return redlock__cluster_name(key, keylen, suffix, out);
     memcpy(out, key, keylen);
     memcpy(out + keylen, suffix, slen);

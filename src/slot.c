@@ -100,24 +100,26 @@ int redlock__cluster_name_ok(const char *key, size_t keylen)
     return keylen > 0 && !memchr(key, '}', keylen);
 }
 
+/* The key as it stands in a name of its slot: itself when it has a hash
+ * tag (which then holds whatever follows, and the name still begins with
+ * the key, as ACL key patterns ("~locks:*") written for the key expect),
+ * else "{<key>}".  Returns the length written. */
+static size_t put_tagged(const char *key, size_t keylen, char *out)
+{
+    if (redlock__key_has_tag(key, keylen)) {
+        memcpy(out, key, keylen);
+        return keylen;
+    }
+    out[0] = '{';
+    memcpy(out + 1, key, keylen);
+    out[keylen + 1] = '}';
+    return keylen + 2;
+}
+
 size_t redlock__cluster_name(const char *key, size_t keylen,
                              const char *suffix, char *out)
 {
-    size_t slen = strlen(suffix);
-    size_t o = 0;
-
-    /* A tagged key keeps its tag whatever follows it, and the name then
-     * still begins with the key, as ACL key patterns ("~locks:*") written
-     * for the key expect. */
-    if (redlock__key_has_tag(key, keylen)) {
-        memcpy(out, key, keylen);
-        memcpy(out + keylen, suffix, slen);
-        return keylen + slen;
-    }
-    out[o++] = '{';
-    memcpy(out + o, key, keylen);
-    o += keylen;
-    out[o++] = '}';
+    size_t o = put_tagged(key, keylen, out), slen = strlen(suffix);
     memcpy(out + o, suffix, slen);
     return o + slen;
 }
@@ -126,16 +128,6 @@ size_t redlock__cluster_channel(const char *prefix, const char *key,
                                 size_t keylen, char *out)
 {
     size_t plen = strlen(prefix);
-    size_t o = plen;
-
     memcpy(out, prefix, plen);
-    if (redlock__key_has_tag(key, keylen)) {
-        memcpy(out + o, key, keylen);
-        return o + keylen;
-    }
-    out[o++] = '{';
-    memcpy(out + o, key, keylen);
-    o += keylen;
-    out[o++] = '}';
-    return o;
+    return plen + put_tagged(key, keylen, out + plen);
 }
